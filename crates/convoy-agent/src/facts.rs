@@ -1,0 +1,107 @@
+//! The host's facts, read from the running system (capacity may be set by flags, so one
+//! machine can stand in for hosts of different sizes).
+
+use std::path::Path;
+
+use convoy_core::host::HostFacts;
+
+#[derive(Debug, Clone)]
+pub struct FactSource {
+    pub state_dir: std::path::PathBuf,
+    pub capacity_cpus: Option<u32>,
+    pub capacity_memory_mib: Option<u64>,
+}
+
+impl FactSource {
+    pub fn collect(&self) -> HostFacts {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let total_mib = meminfo_kib(&meminfo, "MemTotal:") / 1024;
+        let available_mib = meminfo_kib(&meminfo, "MemAvailable:") / 1024;
+        HostFacts {
+            capacity_cpus: self.capacity_cpus.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+            }),
+            capacity_memory_mib: self.capacity_memory_mib.unwrap_or(total_mib),
+            load_cpus: load_average(),
+            load_memory_mib: total_mib.saturating_sub(available_mib),
+            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id")
+                .unwrap_or_else(|| "unknown".into()),
+            os: os_name(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            state_fs_free_bytes: free_bytes(&self.state_dir),
+        }
+    }
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn meminfo_kib(meminfo: &str, key: &str) -> u64 {
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn load_average() -> f64 {
+    read_trimmed("/proc/loadavg")
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn os_name() -> String {
+    let pretty = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        });
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| format!("{} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy()))
+        .unwrap_or_default();
+    match pretty {
+        Some(name) if !kernel.is_empty() => format!("{name} ({kernel})"),
+        Some(name) => name,
+        None => kernel,
+    }
+}
+
+fn free_bytes(path: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_come_from_the_running_system_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = FactSource {
+            state_dir: dir.path().into(),
+            capacity_cpus: Some(16),
+            capacity_memory_mib: None,
+        }
+        .collect();
+        assert_eq!(facts.capacity_cpus, 16);
+        assert!(facts.capacity_memory_mib > 0);
+        assert!(facts.state_fs_free_bytes > 0);
+        assert!(!facts.boot_id.is_empty());
+        assert_eq!(facts.agent_version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn meminfo_is_parsed() {
+        let text = "MemTotal:       16384 kB\nMemAvailable:    8192 kB\n";
+        assert_eq!(meminfo_kib(text, "MemTotal:"), 16384);
+        assert_eq!(meminfo_kib(text, "Missing:"), 0);
+    }
+}

@@ -1,0 +1,248 @@
+//! The agent's connection to its controller: enrol once, then heartbeat and take commands,
+//! reconnecting with backoff whenever the controller is away.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use convoy_api::agent::{CommandDelivery, Enrolment, Heartbeat};
+use convoy_api::hosts::CommandOutcome;
+use convoy_api::{Client, ClientError};
+use tracing::{info, warn};
+
+use crate::Args;
+use crate::commands::{Delivery, Runner};
+use crate::facts::FactSource;
+use crate::identity::{self, Identity};
+use crate::ledger::Ledger;
+
+/// Error code convoyd answers when it does not know the host credential.
+const UNKNOWN_CREDENTIAL: &str = "unknown_credential";
+/// How long one command poll is held open by the controller.
+const POLL_WAIT: Duration = Duration::from_secs(25);
+const DEFAULT_PING_INTERVAL: u64 = 10;
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("cannot create {}", args.state_dir.display()))?;
+    let facts = FactSource {
+        state_dir: args.state_dir.clone(),
+        capacity_cpus: args.capacity_cpus,
+        capacity_memory_mib: args.capacity_memory_mib,
+    };
+    let runner = Runner::new(Ledger::open(&args.state_dir)?, facts.clone());
+    let controller = Client::new(&args.controller)?;
+    let interval = Arc::new(AtomicU64::new(DEFAULT_PING_INTERVAL));
+
+    let identity = match identity::load(&args.state_dir, &args.hostname)? {
+        Some(identity) => {
+            info!(host = identity.hostname, "starting with the saved identity");
+            identity
+        }
+        None => enrol(&controller, &args, &facts, &interval).await?,
+    };
+    let client = controller.with_token(identity.credential);
+    info!(host = identity.hostname, controller = args.controller, "agent running");
+
+    tokio::select! {
+        result = heartbeats(client.clone(), facts, interval.clone()) => result,
+        result = take_commands(client, runner, interval) => result,
+        _ = shutdown_signal() => {
+            info!("stopping");
+            Ok(())
+        }
+    }
+}
+
+/// Grows the wait between attempts from 200 ms up to the ping interval, so a returning
+/// controller is found again within one interval.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            next: Duration::from_millis(200),
+        }
+    }
+
+    fn wait(&mut self, cap_seconds: u64) -> Duration {
+        let cap = Duration::from_secs(cap_seconds.max(1));
+        let now = self.next.min(cap);
+        self.next = (self.next * 2).min(cap);
+        now
+    }
+}
+
+async fn enrol(
+    controller: &Client,
+    args: &Args,
+    facts: &FactSource,
+    interval: &AtomicU64,
+) -> anyhow::Result<Identity> {
+    let token = std::fs::read_to_string(&args.enrol_token_file).with_context(|| {
+        format!(
+            "cannot read the enrolment token file {}",
+            args.enrol_token_file.display()
+        )
+    })?;
+    let mut backoff = Backoff::new();
+    loop {
+        let request = Enrolment {
+            enrolment_token: token.trim().to_string(),
+            hostname: args.hostname.clone(),
+            personality: args.personality,
+            zone: args.zone.clone(),
+            pod: args.pod.clone(),
+            cluster: args.cluster.clone(),
+            facts: facts.collect(),
+        };
+        match controller.enrol(&request).await {
+            Ok(accepted) => {
+                let identity = Identity {
+                    hostname: accepted.hostname,
+                    credential: accepted.credential,
+                };
+                identity::save(&args.state_dir, &identity)?;
+                interval.store(accepted.ping_interval_seconds, Ordering::Relaxed);
+                info!(host = identity.hostname, "enrolled");
+                return Ok(identity);
+            }
+            Err(ClientError::Api { status, message, .. }) if (400..500).contains(&status) => {
+                bail!("{message}")
+            }
+            Err(e) => {
+                let pause = backoff.wait(interval.load(Ordering::Relaxed));
+                warn!("enrolment: {e}; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+fn credential_revoked(error: &ClientError) -> bool {
+    matches!(error, ClientError::Api { code, .. } if code == UNKNOWN_CREDENTIAL)
+}
+
+async fn heartbeats(
+    client: Client,
+    facts: FactSource,
+    interval: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let mut backoff = Backoff::new();
+    let mut connected = None;
+    loop {
+        let facts_now = {
+            let facts = facts.clone();
+            tokio::task::spawn_blocking(move || facts.collect()).await?
+        };
+        let pause = match client.heartbeat(&Heartbeat { facts: facts_now }).await {
+            Ok(accepted) => {
+                interval.store(accepted.ping_interval_seconds, Ordering::Relaxed);
+                if connected != Some(true) {
+                    info!("connected to the controller");
+                }
+                connected = Some(true);
+                backoff = Backoff::new();
+                Duration::from_secs(accepted.ping_interval_seconds.max(1))
+            }
+            Err(e) if credential_revoked(&e) => bail!("{e}"),
+            Err(e) => {
+                if connected != Some(false) {
+                    warn!("heartbeat failed: {e}; retrying with backoff");
+                }
+                connected = Some(false);
+                backoff.wait(interval.load(Ordering::Relaxed))
+            }
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn take_commands(
+    client: Client,
+    runner: Runner,
+    interval: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    let mut backoff = Backoff::new();
+    loop {
+        match client.poll_commands(POLL_WAIT).await {
+            Ok(deliveries) => {
+                backoff = Backoff::new();
+                for delivery in deliveries {
+                    let (client, runner, interval) =
+                        (client.clone(), runner.clone(), interval.clone());
+                    tokio::spawn(async move {
+                        carry_out(client, runner, delivery, interval).await;
+                    });
+                }
+            }
+            Err(e) if credential_revoked(&e) => bail!("{e}"),
+            Err(_) => {
+                // The heartbeat loop reports the outage; just wait and poll again.
+                tokio::time::sleep(backoff.wait(interval.load(Ordering::Relaxed))).await;
+            }
+        }
+    }
+}
+
+/// Runs one delivery (or finds its recorded outcome) and reports the outcome. If reporting
+/// keeps failing the controller delivers the command again later and gets the recorded
+/// outcome then.
+async fn carry_out(client: Client, runner: Runner, delivery: CommandDelivery, interval: Arc<AtomicU64>) {
+    let outcome: CommandOutcome = match runner.handle(&delivery).await {
+        Ok(Delivery::Ran(outcome)) => {
+            info!(command = %delivery.id, kind = %delivery.kind, succeeded = outcome.succeeded, "command ran");
+            outcome
+        }
+        Ok(Delivery::Recorded(outcome)) => {
+            info!(command = %delivery.id, "command delivered again; reporting its recorded outcome");
+            outcome
+        }
+        Ok(Delivery::AlreadyRunning) => return,
+        Err(e) => {
+            warn!(command = %delivery.id, "cannot record the outcome: {e:#}");
+            return;
+        }
+    };
+    let mut backoff = Backoff::new();
+    for _ in 0..10 {
+        match client.report_outcome(delivery.id, &outcome).await {
+            Ok(()) => return,
+            Err(ClientError::Api { status, message, .. }) if (400..500).contains(&status) => {
+                warn!(command = %delivery.id, "the controller refused the outcome: {message}");
+                return;
+            }
+            Err(_) => tokio::time::sleep(backoff.wait(interval.load(Ordering::Relaxed))).await,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_ping_interval() {
+        let mut backoff = Backoff::new();
+        let waits: Vec<_> = (0..6).map(|_| backoff.wait(2)).collect();
+        assert_eq!(waits[0], Duration::from_millis(200));
+        assert_eq!(waits[1], Duration::from_millis(400));
+        assert_eq!(waits[5], Duration::from_secs(2));
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+    }
+}

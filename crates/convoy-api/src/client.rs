@@ -1,0 +1,311 @@
+//! A typed HTTP client for convoyd, used by the CLI, the agent and the tests.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::agent::{
+    CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat, HeartbeatAccepted,
+};
+use crate::auth::AuthRequest;
+use crate::error::ErrorBody;
+use crate::hosts::{Command, CommandOutcome, Host, HostList, NewCommand};
+use crate::users::{NewUser, User, UserList};
+use crate::{AUTH_HEADER, SUBJECT_TOKEN_HEADER};
+use convoy_core::command::CommandKind;
+
+/// Why a call to convoyd failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid controller URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot reach the controller at {url}: {reason}; check that convoyd runs there")]
+    Unreachable { url: String, reason: String },
+    /// The controller answered with an error status and its JSON error body.
+    #[error("{message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected reply from the controller at {url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+impl ClientError {
+    /// The HTTP status for an error answered by the controller.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to one convoyd. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// Default time a request may take, long polls excepted.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Client {
+    /// A client for the controller at `base_url` (`http://host:port`), without credentials.
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&base).map_err(|e| ClientError::InvalidUrl {
+            url: base_url.into(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ClientError::InvalidUrl {
+                url: base_url.into(),
+                reason: "the scheme must be http or https".into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ClientError::InvalidUrl {
+                url: base_url.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Client {
+            base,
+            http,
+            token: None,
+        })
+    }
+
+    /// The same client, sending `token` in `X-Auth-Token`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Exchanges a user name and password for a token (`POST /v3/auth/tokens`).
+    pub async fn login(&self, name: &str, password: &str) -> Result<String, ClientError> {
+        let url = format!("{}/v3/auth/tokens", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .json(&AuthRequest::password(name, password))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let response = self.check(response).await?;
+        response
+            .headers()
+            .get(SUBJECT_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Protocol {
+                url,
+                reason: format!("no {SUBJECT_TOKEN_HEADER} header in the reply"),
+            })
+    }
+
+    /// Keystone version discovery (`GET /v3`); answers as soon as convoyd serves requests.
+    pub async fn identity_version(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, "/v3", None::<&()>).await
+    }
+
+    pub async fn hosts(&self) -> Result<Vec<Host>, ClientError> {
+        let list: HostList = self.call(Method::GET, "/v1/hosts", None::<&()>).await?;
+        Ok(list.hosts)
+    }
+
+    pub async fn host(&self, hostname: &str) -> Result<Host, ClientError> {
+        self.call(Method::GET, &format!("/v1/hosts/{hostname}"), None::<&()>)
+            .await
+    }
+
+    pub async fn lock_host(&self, hostname: &str) -> Result<Host, ClientError> {
+        self.call(Method::POST, &format!("/v1/hosts/{hostname}/lock"), None::<&()>)
+            .await
+    }
+
+    pub async fn unlock_host(&self, hostname: &str) -> Result<Host, ClientError> {
+        self.call(Method::POST, &format!("/v1/hosts/{hostname}/unlock"), None::<&()>)
+            .await
+    }
+
+    pub async fn delete_host(&self, hostname: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &format!("/v1/hosts/{hostname}"))
+            .await
+    }
+
+    /// Sends a command to a host's agent and waits up to `wait` for its outcome.
+    pub async fn run_command(
+        &self,
+        hostname: &str,
+        kind: CommandKind,
+        wait: Duration,
+    ) -> Result<Command, ClientError> {
+        let path = format!(
+            "/v1/hosts/{hostname}/commands?wait_seconds={}",
+            wait.as_secs()
+        );
+        self.call_with_timeout(
+            Method::POST,
+            &path,
+            Some(&NewCommand { kind }),
+            wait + REQUEST_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, ClientError> {
+        let list: UserList = self.call(Method::GET, "/v1/users", None::<&()>).await?;
+        Ok(list.users)
+    }
+
+    pub async fn add_user(&self, user: &NewUser) -> Result<User, ClientError> {
+        self.call(Method::POST, "/v1/users", Some(user)).await
+    }
+
+    pub async fn delete_user(&self, name: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &format!("/v1/users/{name}"))
+            .await
+    }
+
+    // --- the agent's side of the protocol ---
+
+    pub async fn enrol(&self, enrolment: &Enrolment) -> Result<EnrolmentAccepted, ClientError> {
+        self.call(Method::POST, "/v1/agent/enrol", Some(enrolment))
+            .await
+    }
+
+    pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<HeartbeatAccepted, ClientError> {
+        self.call(Method::POST, "/v1/agent/heartbeat", Some(heartbeat))
+            .await
+    }
+
+    /// Waits up to `wait` for commands addressed to this agent's host.
+    pub async fn poll_commands(&self, wait: Duration) -> Result<Vec<CommandDelivery>, ClientError> {
+        let path = format!("/v1/agent/commands?wait_seconds={}", wait.as_secs());
+        let batch: CommandBatch = self
+            .call_with_timeout(Method::GET, &path, None::<&()>, wait + REQUEST_TIMEOUT)
+            .await?;
+        Ok(batch.commands)
+    }
+
+    pub async fn report_outcome(&self, id: Uuid, outcome: &CommandOutcome) -> Result<(), ClientError> {
+        let _: Command = self
+            .call(
+                Method::POST,
+                &format!("/v1/agent/commands/{id}/outcome"),
+                Some(outcome),
+            )
+            .await?;
+        Ok(())
+    }
+
+    // --- plumbing ---
+
+    /// Sends a request and decodes a JSON reply.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        self.call_with_timeout(method, path, body, REQUEST_TIMEOUT)
+            .await
+    }
+
+    async fn call_with_timeout<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let response = self.send(method, path, body, timeout).await?;
+        let url = response.url().to_string();
+        response.json::<T>().await.map_err(|e| ClientError::Protocol {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    async fn call_empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
+        self.send(method, path, None::<&()>, REQUEST_TIMEOUT).await?;
+        Ok(())
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(timeout);
+        if let Some(token) = &self.token {
+            request = request.header(AUTH_HEADER, token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.check(response).await
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let url = response.url().to_string();
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+            }),
+            Err(_) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: status_code_name(status),
+                message: format!("{url} answered {status}"),
+            }),
+        }
+    }
+
+    fn unreachable(&self, error: reqwest::Error) -> ClientError {
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            reason = inner.to_string();
+            source = inner.source();
+        }
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            reason,
+        }
+    }
+}
+
+fn status_code_name(status: StatusCode) -> String {
+    status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_lowercase()
+        .replace(' ', "_")
+}

@@ -1,0 +1,68 @@
+//! Hosts as operators see them, and the commands sent to them.
+
+use convoy_core::command::{CommandKind, CommandState};
+use convoy_core::host::{Administrative, Availability, Operational, Personality};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A host of the site. Field names are the same here, in `convoy host ... --format json` and
+/// in the tables' column names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub hostname: String,
+    pub personality: Personality,
+    pub administrative: Administrative,
+    pub operational: Operational,
+    pub availability: Availability,
+    pub zone: Option<String>,
+    pub pod: Option<String>,
+    pub cluster: Option<String>,
+    pub capacity_cpus: u32,
+    pub capacity_memory_mib: u64,
+    pub load_cpus: f64,
+    pub load_memory_mib: u64,
+    pub boot_id: String,
+    pub os: String,
+    pub agent_version: String,
+    pub state_fs_free_bytes: u64,
+    pub last_seen: Option<Timestamp>,
+    pub enrolled_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostList {
+    pub hosts: Vec<Host>,
+}
+
+/// `POST /v1/hosts/{name}/commands` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCommand {
+    pub kind: CommandKind,
+}
+
+/// A command and, once the agent reported it, its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: Uuid,
+    pub hostname: String,
+    pub kind: CommandKind,
+    pub state: CommandState,
+    pub created_at: Timestamp,
+    pub dispatched_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub outcome: Option<CommandOutcome>,
+}
+
+/// What the agent reports for a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandOutcome {
+    pub succeeded: bool,
+    /// One line for operators: what happened, or why it failed.
+    pub message: String,
+    /// Structured result (the facts for `facts`, the agent's clock for `ping`).
+    #[serde(default)]
+    pub output: serde_json::Value,
+}

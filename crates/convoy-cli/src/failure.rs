@@ -1,0 +1,73 @@
+//! How the CLI fails: one line on stderr, exit code 2 for bad input, 1 for everything else.
+
+use std::process::ExitCode;
+
+use convoy_api::ClientError;
+
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// The user asked for something invalid (exit 2).
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// Something failed (exit 1).
+    pub fn failed(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    pub fn report(self) -> ExitCode {
+        let line = self.message.replace('\n', " ");
+        eprintln!("error: {line}");
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        match &e {
+            // The controller refused the request as given: bad input, unknown names, conflicts.
+            ClientError::Api { status, .. } if (400..500).contains(status) && *status != 401 && *status != 403 => {
+                Failure::bad_input(e.to_string())
+            }
+            ClientError::InvalidUrl { .. } => Failure::bad_input(e.to_string()),
+            _ => Failure::failed(e.to_string()),
+        }
+    }
+}
+
+/// A command line clap refused: its first line (the reason), exit 2. Help and version are
+/// printed as clap renders them.
+pub fn usage(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = error.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ");
+    eprintln!("error: {first} (see --help)");
+    ExitCode::from(2)
+}

@@ -1,0 +1,85 @@
+//! `convoy`: the command-line client of Convoy.
+
+mod commands;
+mod connection;
+mod failure;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::connection::ConnectionArgs;
+use crate::failure::Failure;
+use crate::output::OutputArgs;
+
+/// Convoy: rolling software updates across a distributed cloud.
+///
+/// Talks to a convoyd at --url (or CONVOY_URL) with a token (--token, CONVOY_TOKEN) or a user
+/// name and password (--username/--password, CONVOY_USERNAME/CONVOY_PASSWORD).
+#[derive(Debug, Parser)]
+#[command(name = "convoy", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The site's hosts: list, show, lock, unlock, delete, ping, facts.
+    #[command(subcommand)]
+    Host(commands::host::HostCommand),
+    /// Users and their roles (admin only).
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Log in and print a token to use as CONVOY_TOKEN.
+    Token,
+    /// Start a controller and three agents in a temporary directory and show them.
+    Demo(commands::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return failure::usage(e),
+    };
+    convoy_api::install_crypto_provider();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return Failure::failed(format!("cannot start the async runtime: {e}")).report(),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let out = cli.output.resolve()?;
+    match cli.command {
+        Command::Host(command) => command.run(&cli.connection, &out).await,
+        Command::User(command) => command.run(&cli.connection, &out).await,
+        Command::Token => {
+            let client = cli.connection.client().await?;
+            let token = cli.connection.token_of(&client).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Demo(args) => args.run(&cli.connection).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

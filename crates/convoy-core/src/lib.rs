@@ -1,0 +1,10 @@
+//! Convoy's domain: the types every other crate speaks and the rules over them, written as
+//! pure functions. Nothing here performs IO, reads the clock or needs an async runtime; callers
+//! pass `now` in.
+
+pub mod command;
+pub mod host;
+pub mod role;
+pub mod validation;
+
+pub use validation::ValidationError;

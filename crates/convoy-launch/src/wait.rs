@@ -1,0 +1,53 @@
+//! Waiting on a condition with a deadline, never a bare sleep.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::LaunchError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    pub fn after(total: Duration) -> Self {
+        Deadline {
+            at: Instant::now() + total,
+            total,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    pub fn timeout(&self, what: impl Into<String>) -> LaunchError {
+        LaunchError::Timeout {
+            what: what.into(),
+            seconds: self.total.as_secs(),
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails once `deadline` passes.
+pub async fn wait_until<T, F, Fut>(
+    deadline: Deadline,
+    what: &str,
+    mut check: F,
+) -> Result<T, LaunchError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if deadline.passed() {
+            return Err(deadline.timeout(what));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

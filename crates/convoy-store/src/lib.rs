@@ -1,0 +1,89 @@
+//! Persistence for convoyd: the [`Store`] trait, the records it reads and writes, and the
+//! SQLite implementation (the embedded default).
+
+mod records;
+mod sqlite;
+
+pub use records::{CommandRecord, HostEnrolment, HostRecord, TokenOwner, UserRecord};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use convoy_core::host::{Administrative, HostFacts};
+use jiff::{SignedDuration, Timestamp};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row would duplicate one that exists (`what` names it).
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    #[error("unsupported database URL {url:?}: {reason}")]
+    UnsupportedUrl { url: String, reason: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything convoyd keeps. Each method is one transaction: it either happens entirely or
+/// not at all, and once it returns the change survives a crash.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // users and tokens
+    async fn insert_user(&self, user: &UserRecord) -> Result<()>;
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>>;
+    async fn users(&self) -> Result<Vec<UserRecord>>;
+    /// Deletes a user and every token issued to them; false if there was none.
+    async fn delete_user(&self, name: &str) -> Result<bool>;
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        user_name: &str,
+        issued_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    async fn token_owner(&self, token_hash: &str) -> Result<Option<TokenOwner>>;
+    /// Forgets tokens that expired before `now`; returns how many.
+    async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64>;
+
+    // hosts
+    /// Records an enrolled host, or re-enrols a known one: its identity, facts and credential
+    /// are replaced, its administrative state is kept.
+    async fn enrol_host(&self, enrolment: &HostEnrolment) -> Result<HostRecord>;
+    async fn host(&self, hostname: &str) -> Result<Option<HostRecord>>;
+    async fn host_by_credential(&self, credential_hash: &str) -> Result<Option<HostRecord>>;
+    async fn hosts(&self) -> Result<Vec<HostRecord>>;
+    async fn record_heartbeat(&self, hostname: &str, facts: &HostFacts, now: Timestamp) -> Result<()>;
+    async fn set_administrative(
+        &self,
+        hostname: &str,
+        state: Administrative,
+    ) -> Result<Option<HostRecord>>;
+    /// Forgets a host, its credential and its commands; false if there was none.
+    async fn delete_host(&self, hostname: &str) -> Result<bool>;
+
+    // commands
+    async fn insert_command(&self, command: &CommandRecord) -> Result<()>;
+    async fn command(&self, id: &str) -> Result<Option<CommandRecord>>;
+    /// Marks the host's unfinished commands that are due (see
+    /// [`convoy_core::command::due_for_delivery`]) as dispatched at `now` and returns them.
+    async fn dispatch_due_commands(
+        &self,
+        hostname: &str,
+        now: Timestamp,
+        redeliver_after: SignedDuration,
+    ) -> Result<Vec<CommandRecord>>;
+    /// Records a command's outcome once; a repeated report leaves the first one in place.
+    /// Returns the command, or None if the host has no such command.
+    async fn complete_command(
+        &self,
+        hostname: &str,
+        id: &str,
+        outcome_json: &str,
+        now: Timestamp,
+    ) -> Result<Option<CommandRecord>>;
+}

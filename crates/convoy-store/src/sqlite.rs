@@ -1,0 +1,403 @@
+//! The SQLite store: one file in the data directory, WAL journal, full fsync on commit.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use convoy_core::command::due_for_delivery;
+use convoy_core::host::{Administrative, HostFacts};
+use jiff::{SignedDuration, Timestamp};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+
+use crate::{
+    CommandRecord, HostEnrolment, HostRecord, Result, Store, StoreError, TokenOwner, UserRecord,
+};
+
+/// The embedded default store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `sqlite:PATH`) and
+    /// brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl {
+                url: url.into(),
+                reason: "this build of convoyd stores its data in SQLite; use sqlite://PATH".into(),
+            });
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the caller hears of it, even across power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn time(table: &'static str, ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+fn opt_time(table: &'static str, ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(|ms| time(table, ms)).transpose()
+}
+
+fn parse<T: FromStr>(table: &'static str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+fn conflict(error: sqlx::Error, what: impl Into<String>) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            what: what.into(),
+        },
+        _ => StoreError::Database(error),
+    }
+}
+
+fn user_from(row: &SqliteRow) -> Result<UserRecord> {
+    Ok(UserRecord {
+        name: row.try_get("name")?,
+        role: parse("users", row.try_get::<&str, _>("role")?)?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: time("users", row.try_get("created_at")?)?,
+    })
+}
+
+fn host_from(row: &SqliteRow) -> Result<HostRecord> {
+    Ok(HostRecord {
+        hostname: row.try_get("hostname")?,
+        personality: parse("hosts", row.try_get::<&str, _>("personality")?)?,
+        zone: row.try_get("zone")?,
+        pod: row.try_get("pod")?,
+        cluster: row.try_get("cluster")?,
+        administrative: parse("hosts", row.try_get::<&str, _>("administrative")?)?,
+        facts: HostFacts {
+            capacity_cpus: row.try_get::<i64, _>("capacity_cpus")? as u32,
+            capacity_memory_mib: row.try_get::<i64, _>("capacity_memory_mib")? as u64,
+            load_cpus: row.try_get("load_cpus")?,
+            load_memory_mib: row.try_get::<i64, _>("load_memory_mib")? as u64,
+            boot_id: row.try_get("boot_id")?,
+            os: row.try_get("os")?,
+            agent_version: row.try_get("agent_version")?,
+            state_fs_free_bytes: row.try_get::<i64, _>("state_fs_free_bytes")? as u64,
+        },
+        last_seen: opt_time("hosts", row.try_get("last_seen")?)?,
+        enrolled_at: time("hosts", row.try_get("enrolled_at")?)?,
+    })
+}
+
+fn command_from(row: &SqliteRow) -> Result<CommandRecord> {
+    Ok(CommandRecord {
+        id: row.try_get("id")?,
+        hostname: row.try_get("hostname")?,
+        kind: parse("commands", row.try_get::<&str, _>("kind")?)?,
+        created_at: time("commands", row.try_get("created_at")?)?,
+        dispatched_at: opt_time("commands", row.try_get("dispatched_at")?)?,
+        completed_at: opt_time("commands", row.try_get("completed_at")?)?,
+        outcome: row.try_get("outcome")?,
+    })
+}
+
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(millis(user.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("user {:?}", user.name)))?;
+        Ok(())
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query("SELECT * FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        user_name: &str,
+        issued_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (token_hash, user_name, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_name)
+        .bind(millis(issued_at))
+        .bind(millis(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token_owner(&self, token_hash: &str) -> Result<Option<TokenOwner>> {
+        let row = sqlx::query(
+            "SELECT u.*, t.expires_at AS token_expires_at FROM tokens t \
+             JOIN users u ON u.name = t.user_name WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(TokenOwner {
+                user: user_from(&row)?,
+                expires_at: time("tokens", row.try_get("token_expires_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn enrol_host(&self, e: &HostEnrolment) -> Result<HostRecord> {
+        let row = sqlx::query(
+            "INSERT INTO hosts (hostname, personality, zone, pod, cluster, administrative, \
+               credential_hash, capacity_cpus, capacity_memory_mib, load_cpus, load_memory_mib, \
+               boot_id, os, agent_version, state_fs_free_bytes, last_seen, enrolled_at) \
+             VALUES ($1, $2, $3, $4, $5, 'unlocked', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+             ON CONFLICT (hostname) DO UPDATE SET \
+               personality = excluded.personality, zone = excluded.zone, pod = excluded.pod, \
+               cluster = excluded.cluster, credential_hash = excluded.credential_hash, \
+               capacity_cpus = excluded.capacity_cpus, \
+               capacity_memory_mib = excluded.capacity_memory_mib, \
+               load_cpus = excluded.load_cpus, load_memory_mib = excluded.load_memory_mib, \
+               boot_id = excluded.boot_id, os = excluded.os, \
+               agent_version = excluded.agent_version, \
+               state_fs_free_bytes = excluded.state_fs_free_bytes, last_seen = excluded.last_seen \
+             RETURNING *",
+        )
+        .bind(&e.hostname)
+        .bind(e.personality.as_str())
+        .bind(&e.zone)
+        .bind(&e.pod)
+        .bind(&e.cluster)
+        .bind(&e.credential_hash)
+        .bind(i64::from(e.facts.capacity_cpus))
+        .bind(e.facts.capacity_memory_mib as i64)
+        .bind(e.facts.load_cpus)
+        .bind(e.facts.load_memory_mib as i64)
+        .bind(&e.facts.boot_id)
+        .bind(&e.facts.os)
+        .bind(&e.facts.agent_version)
+        .bind(e.facts.state_fs_free_bytes as i64)
+        .bind(millis(e.now))
+        .fetch_one(&self.pool)
+        .await?;
+        host_from(&row)
+    }
+
+    async fn host(&self, hostname: &str) -> Result<Option<HostRecord>> {
+        let row = sqlx::query("SELECT * FROM hosts WHERE hostname = $1")
+            .bind(hostname)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(host_from).transpose()
+    }
+
+    async fn host_by_credential(&self, credential_hash: &str) -> Result<Option<HostRecord>> {
+        let row = sqlx::query("SELECT * FROM hosts WHERE credential_hash = $1")
+            .bind(credential_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(host_from).transpose()
+    }
+
+    async fn hosts(&self) -> Result<Vec<HostRecord>> {
+        let rows = sqlx::query("SELECT * FROM hosts ORDER BY hostname")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(host_from).collect()
+    }
+
+    async fn record_heartbeat(&self, hostname: &str, f: &HostFacts, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
+               load_memory_mib = $5, boot_id = $6, os = $7, agent_version = $8, \
+               state_fs_free_bytes = $9, last_seen = $10 \
+             WHERE hostname = $1",
+        )
+        .bind(hostname)
+        .bind(i64::from(f.capacity_cpus))
+        .bind(f.capacity_memory_mib as i64)
+        .bind(f.load_cpus)
+        .bind(f.load_memory_mib as i64)
+        .bind(&f.boot_id)
+        .bind(&f.os)
+        .bind(&f.agent_version)
+        .bind(f.state_fs_free_bytes as i64)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_administrative(
+        &self,
+        hostname: &str,
+        state: Administrative,
+    ) -> Result<Option<HostRecord>> {
+        let row = sqlx::query("UPDATE hosts SET administrative = $2 WHERE hostname = $1 RETURNING *")
+            .bind(hostname)
+            .bind(state.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(host_from).transpose()
+    }
+
+    async fn delete_host(&self, hostname: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM hosts WHERE hostname = $1")
+            .bind(hostname)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_command(&self, c: &CommandRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO commands (id, hostname, kind, created_at, dispatched_at, completed_at, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.id)
+        .bind(&c.hostname)
+        .bind(c.kind.as_str())
+        .bind(millis(c.created_at))
+        .bind(c.dispatched_at.map(millis))
+        .bind(c.completed_at.map(millis))
+        .bind(&c.outcome)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("command {}", c.id)))?;
+        Ok(())
+    }
+
+    async fn command(&self, id: &str) -> Result<Option<CommandRecord>> {
+        let row = sqlx::query("SELECT * FROM commands WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(command_from).transpose()
+    }
+
+    async fn dispatch_due_commands(
+        &self,
+        hostname: &str,
+        now: Timestamp,
+        redeliver_after: SignedDuration,
+    ) -> Result<Vec<CommandRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM commands WHERE hostname = $1 AND completed_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(hostname)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut dispatched = Vec::new();
+        for row in &rows {
+            let mut command = command_from(row)?;
+            if !due_for_delivery(command.dispatched_at, now, redeliver_after) {
+                continue;
+            }
+            // Compare-and-set, so two concurrent polls never both take the same delivery.
+            let taken = sqlx::query(
+                "UPDATE commands SET dispatched_at = $3 \
+                 WHERE id = $1 AND completed_at IS NULL AND dispatched_at IS $2",
+            )
+            .bind(&command.id)
+            .bind(command.dispatched_at.map(millis))
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1 {
+                command.dispatched_at = Some(now);
+                dispatched.push(command);
+            }
+        }
+        Ok(dispatched)
+    }
+
+    async fn complete_command(
+        &self,
+        hostname: &str,
+        id: &str,
+        outcome_json: &str,
+        now: Timestamp,
+    ) -> Result<Option<CommandRecord>> {
+        sqlx::query(
+            "UPDATE commands SET completed_at = $3, outcome = $4 \
+             WHERE id = $1 AND hostname = $2 AND completed_at IS NULL",
+        )
+        .bind(id)
+        .bind(hostname)
+        .bind(millis(now))
+        .bind(outcome_json)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM commands WHERE id = $1 AND hostname = $2")
+            .bind(id)
+            .bind(hostname)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(command_from).transpose()
+    }
+}

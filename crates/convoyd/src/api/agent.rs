@@ -1,0 +1,152 @@
+//! The agent gateway: enrolment, heartbeats, command delivery by long poll, outcomes.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use convoy_api::agent::{
+    CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat, HeartbeatAccepted,
+};
+use convoy_api::hosts::{Command, CommandOutcome};
+use convoy_core::validation::validate_name;
+use convoy_store::HostEnrolment;
+use serde::Deserialize;
+
+use super::extract::{AgentHost, ApiJson, ApiQuery};
+use super::{ApiError, views};
+use crate::secrets;
+use crate::state::AppState;
+
+fn interval_seconds(state: &AppState) -> u64 {
+    state.ping_interval.as_secs() as u64
+}
+
+/// `POST /v1/agent/enrol`. A wrong token is refused before anything is stored.
+pub async fn enrol(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<Enrolment>,
+) -> Result<Json<EnrolmentAccepted>, ApiError> {
+    if secrets::token_hash(&request.enrolment_token) != *state.enrolment_token_hash {
+        tracing::warn!(host = request.hostname, "enrolment refused: wrong enrolment token");
+        return Err(ApiError::unauthorized(
+            "enrolment refused: wrong enrolment token; use the controller's DATA_DIR/agent-token",
+        ));
+    }
+    validate_name("hostname", &request.hostname)?;
+    for (field, value) in [
+        ("zone", &request.zone),
+        ("pod", &request.pod),
+        ("cluster", &request.cluster),
+    ] {
+        if let Some(value) = value {
+            validate_name(field, value)?;
+        }
+    }
+    let credential = secrets::generate("cvh_", 32);
+    let known = state.store.host(&request.hostname).await?.is_some();
+    let record = state
+        .store
+        .enrol_host(&HostEnrolment {
+            hostname: request.hostname.clone(),
+            personality: request.personality,
+            zone: request.zone,
+            pod: request.pod,
+            cluster: request.cluster,
+            credential_hash: secrets::token_hash(&credential),
+            facts: request.facts,
+            now: crate::clock::now(),
+        })
+        .await?;
+    tracing::info!(
+        host = record.hostname,
+        personality = record.personality.as_str(),
+        "{}",
+        if known { "host re-enrolled; its previous credential is revoked" } else { "host enrolled" }
+    );
+    Ok(Json(EnrolmentAccepted {
+        hostname: record.hostname,
+        credential,
+        ping_interval_seconds: interval_seconds(&state),
+    }))
+}
+
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    AgentHost(host): AgentHost,
+    ApiJson(request): ApiJson<Heartbeat>,
+) -> Result<Json<HeartbeatAccepted>, ApiError> {
+    state
+        .store
+        .record_heartbeat(&host.hostname, &request.facts, crate::clock::now())
+        .await?;
+    Ok(Json(HeartbeatAccepted {
+        ping_interval_seconds: interval_seconds(&state),
+    }))
+}
+
+/// Longest an agent's poll is held open.
+const MAX_POLL_SECONDS: u64 = 60;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollQuery {
+    #[serde(default)]
+    wait_seconds: u64,
+}
+
+/// `GET /v1/agent/commands?wait_seconds=N`: the host's due commands, waiting up to N seconds
+/// for one to arrive.
+pub async fn poll_commands(
+    State(state): State<AppState>,
+    AgentHost(host): AgentHost,
+    ApiQuery(query): ApiQuery<PollQuery>,
+) -> Result<Json<CommandBatch>, ApiError> {
+    if query.wait_seconds > MAX_POLL_SECONDS {
+        return Err(ApiError::invalid(
+            "wait_seconds",
+            format!("must be at most {MAX_POLL_SECONDS}"),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait_seconds);
+    let signal = state.wakeups.host(&host.hostname);
+    loop {
+        let woken = signal.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let due = state
+            .store
+            .dispatch_due_commands(&host.hostname, crate::clock::now(), state.redeliver_after)
+            .await?;
+        if !due.is_empty() || tokio::time::Instant::now() >= deadline {
+            let commands = due
+                .into_iter()
+                .map(|c| -> Result<CommandDelivery, ApiError> {
+                    Ok(CommandDelivery {
+                        id: c.id.parse().map_err(ApiError::internal)?,
+                        kind: c.kind,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            return Ok(Json(CommandBatch { commands }));
+        }
+        let _ = tokio::time::timeout_at(deadline, woken).await;
+    }
+}
+
+/// `POST /v1/agent/commands/{id}/outcome`. Reporting again is harmless: the first outcome
+/// stays.
+pub async fn report_outcome(
+    State(state): State<AppState>,
+    AgentHost(host): AgentHost,
+    Path(id): Path<String>,
+    ApiJson(outcome): ApiJson<CommandOutcome>,
+) -> Result<Json<Command>, ApiError> {
+    let json = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
+    let record = state
+        .store
+        .complete_command(&host.hostname, &id, &json, crate::clock::now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("command {id} of host {:?}", host.hostname)))?;
+    state.wakeups.outcomes().notify_waiters();
+    Ok(Json(views::command(record)?))
+}

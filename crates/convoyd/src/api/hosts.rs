@@ -1,0 +1,170 @@
+//! `/v1/hosts`: the inventory, lock and unlock, forgetting a host, and commands to its agent.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use convoy_api::hosts::{Command, Host, HostList, NewCommand};
+use convoy_core::host::{Administrative, Availability};
+use convoy_store::CommandRecord;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::extract::{ApiJson, ApiQuery};
+use super::{ApiError, views};
+use crate::state::AppState;
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<HostList>, ApiError> {
+    let now = crate::clock::now();
+    let hosts = state
+        .store
+        .hosts()
+        .await?
+        .into_iter()
+        .map(|record| views::host(record, now, state.ping_interval))
+        .collect();
+    Ok(Json(HostList { hosts }))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+) -> Result<Json<Host>, ApiError> {
+    find(&state, &hostname).await.map(Json)
+}
+
+async fn find(state: &AppState, hostname: &str) -> Result<Host, ApiError> {
+    let record = state
+        .store
+        .host(hostname)
+        .await?
+        .ok_or_else(|| host_not_found(hostname))?;
+    Ok(views::host(record, crate::clock::now(), state.ping_interval))
+}
+
+fn host_not_found(hostname: &str) -> ApiError {
+    ApiError::not_found(format!("host {hostname:?}"))
+}
+
+pub async fn lock(
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+) -> Result<Json<Host>, ApiError> {
+    set_administrative(&state, &hostname, Administrative::Locked).await
+}
+
+pub async fn unlock(
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+) -> Result<Json<Host>, ApiError> {
+    set_administrative(&state, &hostname, Administrative::Unlocked).await
+}
+
+/// Lock and unlock state the desired administrative state, so repeating one is harmless.
+async fn set_administrative(
+    state: &AppState,
+    hostname: &str,
+    desired: Administrative,
+) -> Result<Json<Host>, ApiError> {
+    let record = state
+        .store
+        .set_administrative(hostname, desired)
+        .await?
+        .ok_or_else(|| host_not_found(hostname))?;
+    tracing::info!(host = hostname, state = desired.as_str(), "administrative state set");
+    Ok(Json(views::host(record, crate::clock::now(), state.ping_interval)))
+}
+
+/// Forgets a host. A host in service is refused: lock it first (or let it go offline), as
+/// StarlingX requires before `host-delete`.
+pub async fn forget(
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let host = find(&state, &hostname).await?;
+    if host.administrative == Administrative::Unlocked
+        && host.availability == Availability::Available
+    {
+        return Err(ApiError::conflict(format!(
+            "host {hostname:?} is unlocked and available; lock it before deleting it"
+        )));
+    }
+    if !state.store.delete_host(&hostname).await? {
+        return Err(host_not_found(&hostname));
+    }
+    state.wakeups.forget_host(&hostname);
+    tracing::info!(host = hostname, "host deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Longest a request may wait for a command's outcome.
+const MAX_WAIT_SECONDS: u64 = 60;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    #[serde(default)]
+    wait_seconds: u64,
+}
+
+/// `POST /v1/hosts/{hostname}/commands?wait_seconds=N`: queues a command for the host's agent
+/// and, if asked, waits up to N seconds for its outcome. Replies 201 with the command as it
+/// stands (its outcome is null if the agent has not answered yet).
+pub async fn send_command(
+    State(state): State<AppState>,
+    Path(hostname): Path<String>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    ApiJson(request): ApiJson<NewCommand>,
+) -> Result<(StatusCode, Json<Command>), ApiError> {
+    if query.wait_seconds > MAX_WAIT_SECONDS {
+        return Err(ApiError::invalid(
+            "wait_seconds",
+            format!("must be at most {MAX_WAIT_SECONDS}"),
+        ));
+    }
+    find(&state, &hostname).await?;
+    let id = Uuid::new_v4().to_string();
+    state
+        .store
+        .insert_command(&CommandRecord {
+            id: id.clone(),
+            hostname: hostname.clone(),
+            kind: request.kind,
+            created_at: crate::clock::now(),
+            dispatched_at: None,
+            completed_at: None,
+            outcome: None,
+        })
+        .await?;
+    state.wakeups.wake_host(&hostname);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait_seconds);
+    loop {
+        let outcomes = state.wakeups.outcomes().notified();
+        tokio::pin!(outcomes);
+        outcomes.as_mut().enable();
+        let record = state
+            .store
+            .command(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("command {id}")))?;
+        if record.completed_at.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok((StatusCode::CREATED, Json(views::command(record)?)));
+        }
+        let _ = tokio::time::timeout_at(deadline, outcomes).await;
+    }
+}
+
+pub async fn show_command(
+    State(state): State<AppState>,
+    Path((hostname, id)): Path<(String, String)>,
+) -> Result<Json<Command>, ApiError> {
+    let record = state
+        .store
+        .command(&id)
+        .await?
+        .filter(|c| c.hostname == hostname)
+        .ok_or_else(|| ApiError::not_found(format!("command {id} of host {hostname:?}")))?;
+    Ok(Json(views::command(record)?))
+}

@@ -1,0 +1,148 @@
+//! Keystone v3, the subset StarlingX clients need: version discovery and password/token login.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use convoy_api::SUBJECT_TOKEN_HEADER;
+use convoy_api::auth::{AuthRequest, DomainRef, NamedRef, RoleRef, TokenInfo, TokenResponse};
+use convoy_store::UserRecord;
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::ApiError;
+use super::extract::ApiJson;
+use crate::secrets;
+use crate::state::AppState;
+
+pub async fn versions(headers: HeaderMap) -> Json<serde_json::Value> {
+    let base = base_url(&headers);
+    Json(json!({
+        "versions": [
+            {"id": "v1", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/v1/")}]},
+            {"id": "v3.14", "status": "stable", "links": [{"rel": "self", "href": format!("{base}/v3/")}]}
+        ]
+    }))
+}
+
+pub async fn discovery(headers: HeaderMap) -> Json<serde_json::Value> {
+    let base = base_url(&headers);
+    Json(json!({
+        "version": {
+            "id": "v3.14",
+            "status": "stable",
+            "updated": "2020-04-07T00:00:00Z",
+            "links": [{"rel": "self", "href": format!("{base}/v3/")}],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
+        }
+    }))
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `POST /v3/auth/tokens`: password or token method. Replies 201 with the token in
+/// `X-Subject-Token`.
+pub async fn issue_token(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<AuthRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let identity = request.auth.identity;
+    let user = if identity.methods.iter().any(|m| m == "password") {
+        let password = identity
+            .password
+            .ok_or_else(|| ApiError::invalid("auth.identity.password", "is required for the password method"))?;
+        login_with_password(&state, password.user.name, password.user.password).await?
+    } else if identity.methods.iter().any(|m| m == "token") {
+        let token = identity
+            .token
+            .ok_or_else(|| ApiError::invalid("auth.identity.token", "is required for the token method"))?;
+        let owner = state
+            .store
+            .token_owner(&secrets::token_hash(&token.id))
+            .await?
+            .filter(|owner| owner.expires_at > crate::clock::now())
+            .ok_or_else(|| ApiError::unauthorized("authentication failed: unknown or expired token; log in again"))?;
+        owner.user
+    } else {
+        return Err(ApiError::invalid(
+            "auth.identity.methods",
+            "must contain \"password\" or \"token\"",
+        ));
+    };
+
+    let now = crate::clock::now();
+    let expires_at = now + state.token_ttl;
+    let token = secrets::generate("cvt_", 32);
+    state.store.purge_expired_tokens(now).await?;
+    state
+        .store
+        .insert_token(&secrets::token_hash(&token), &user.name, now, expires_at)
+        .await?;
+
+    let body = TokenResponse {
+        token: TokenInfo {
+            methods: identity.methods,
+            expires_at: keystone_time(expires_at),
+            issued_at: keystone_time(now),
+            user: NamedRef {
+                id: user.name.clone(),
+                name: user.name.clone(),
+                domain: default_domain(),
+            },
+            project: NamedRef {
+                id: "convoy".into(),
+                name: "admin".into(),
+                domain: default_domain(),
+            },
+            roles: vec![RoleRef {
+                id: user.role.as_str().into(),
+                name: user.role.as_str().into(),
+            }],
+            catalog: vec![],
+        },
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        SUBJECT_TOKEN_HEADER,
+        HeaderValue::from_str(&token).map_err(ApiError::internal)?,
+    );
+    Ok((StatusCode::CREATED, headers, Json(body)))
+}
+
+async fn login_with_password(
+    state: &AppState,
+    name: String,
+    password: String,
+) -> Result<UserRecord, ApiError> {
+    let user = state.store.user(&name).await?;
+    let phc = match &user {
+        Some(user) => user.password_hash.clone(),
+        None => state.decoy_password_hash.to_string(),
+    };
+    let matches =
+        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc)).await?;
+    match user {
+        Some(user) if matches => Ok(user),
+        _ => Err(ApiError::unauthorized(
+            "authentication failed: wrong user name or password",
+        )),
+    }
+}
+
+fn default_domain() -> DomainRef {
+    DomainRef {
+        id: "default".into(),
+        name: "Default".into(),
+    }
+}
+
+/// Keystone writes times with microseconds and a `Z`.
+fn keystone_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
+}

@@ -1,0 +1,65 @@
+//! `/v1/users`: user management, for admins only.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use convoy_api::users::{NewUser, User, UserList};
+use convoy_core::role::Role;
+use convoy_core::validation::{validate_name, validate_password};
+use convoy_store::UserRecord;
+
+use super::extract::{ApiJson, Caller};
+use super::{ApiError, views};
+use crate::secrets;
+use crate::state::AppState;
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<UserList>, ApiError> {
+    caller.require(Role::Admin)?;
+    let users = state.store.users().await?.into_iter().map(views::user).collect();
+    Ok(Json(UserList { users }))
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    caller.require(Role::Admin)?;
+    validate_name("name", &request.name)?;
+    validate_password("password", &request.password)?;
+    if state.store.user(&request.name).await?.is_some() {
+        return Err(ApiError::conflict(format!("user {:?} already exists", request.name)));
+    }
+    let password = request.password;
+    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+        .await?
+        .map_err(ApiError::internal)?;
+    let record = UserRecord {
+        name: request.name,
+        role: request.role,
+        password_hash: hash,
+        created_at: crate::clock::now(),
+    };
+    state.store.insert_user(&record).await?;
+    tracing::info!(user = record.name, role = record.role.as_str(), by = caller.name, "user added");
+    Ok((StatusCode::CREATED, Json(views::user(record))))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    // Refusing to delete oneself keeps at least one admin: only an admin deletes users.
+    if name == caller.name {
+        return Err(ApiError::conflict(
+            "you cannot delete your own user; another admin can",
+        ));
+    }
+    if !state.store.delete_user(&name).await? {
+        return Err(ApiError::not_found(format!("user {name:?}")));
+    }
+    tracing::info!(user = name, by = caller.name, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,98 @@
+//! `convoyd`: the Convoy site controller daemon.
+
+mod api;
+mod clock;
+mod config;
+mod data_dir;
+mod secrets;
+mod state;
+mod telemetry;
+mod wakeups;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::config::{Args, Settings};
+use crate::state::AppState;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::resolve(&args) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("convoyd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    convoy_api::install_crypto_provider();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("convoyd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("convoyd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let site = data_dir::prepare(&settings).await?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let state = AppState::new(Arc::new(site.store), site.enrolment_token, &settings);
+    let app = api::router(state, &settings);
+    info!(
+        address = %address,
+        data_dir = %settings.data_dir.display(),
+        "convoyd listening on http://{address}"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        info!("shutting down");
+        let _ = stop_tx.send(());
+    });
+    // Agents hold long polls open; give open requests a moment, then stop regardless.
+    tokio::select! {
+        served = server => served.context("the HTTP server stopped")?,
+        _ = async {
+            let _ = stop_rx.await;
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        } => {}
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,41 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use convoy_store::Store;
+use jiff::SignedDuration;
+
+use crate::config::Settings;
+use crate::secrets;
+use crate::wakeups::Wakeups;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// SHA-256 of the agent enrolment token; compared by hash so the comparison does not leak
+    /// the token through timing.
+    pub enrolment_token_hash: Arc<str>,
+    pub ping_interval: SignedDuration,
+    pub token_ttl: SignedDuration,
+    /// A dispatched command without an outcome after this long is delivered again.
+    pub redeliver_after: SignedDuration,
+    pub wakeups: Arc<Wakeups>,
+    /// Verified against when a login names an unknown user, so that answering takes as long as
+    /// for a known one.
+    pub decoy_password_hash: Arc<str>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, enrolment_token: String, settings: &Settings) -> Self {
+        let decoy = secrets::hash_password(&secrets::generate_password()).unwrap_or_default();
+        AppState {
+            store,
+            enrolment_token_hash: secrets::token_hash(&enrolment_token).into(),
+            ping_interval: settings.ping_interval,
+            token_ttl: settings.token_ttl,
+            redeliver_after: SignedDuration::from_secs(30).max(settings.ping_interval * 3),
+            wakeups: Arc::new(Wakeups::default()),
+            decoy_password_hash: decoy.into(),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! In-memory wake-ups between requests: a new command wakes its host's long poll, a reported
+//! outcome wakes whoever waits for it. Only a hint: the store is always re-read after waking.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    hosts: Mutex<HashMap<String, Arc<Notify>>>,
+    outcomes: Notify,
+}
+
+impl Wakeups {
+    /// The signal a host's long poll waits on.
+    pub fn host(&self, hostname: &str) -> Arc<Notify> {
+        let mut hosts = self.hosts.lock().expect("wakeups lock poisoned");
+        hosts.entry(hostname.to_string()).or_default().clone()
+    }
+
+    pub fn wake_host(&self, hostname: &str) {
+        self.host(hostname).notify_waiters();
+    }
+
+    /// The signal raised whenever any command's outcome is recorded.
+    pub fn outcomes(&self) -> &Notify {
+        &self.outcomes
+    }
+
+    pub fn forget_host(&self, hostname: &str) {
+        let mut hosts = self.hosts.lock().expect("wakeups lock poisoned");
+        if let Some(notify) = hosts.remove(hostname) {
+            notify.notify_waiters();
+        }
+    }
+}
