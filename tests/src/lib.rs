@@ -1,1 +1,296 @@
+//! The end-to-end harness: a real `convoyd` and real `convoy-agent`s on loopback, each site in
+//! its own temporary directory, driven through the real `convoy` CLI or the typed client.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`; `scripts/test` does
+//! it). Every wait is a condition polled until a deadline.
 
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use convoy_api::Client;
+use convoy_api::hosts::Host;
+use convoy_core::host::{Availability, Personality};
+use convoy_launch::{
+    AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
+    free_port, wait_until,
+};
+use tempfile::TempDir;
+
+pub use convoy_launch;
+
+/// The ping interval the tests run with, in seconds.
+pub const PING_INTERVAL: u64 = 1;
+
+/// A site under test. Dropping it kills every process; if the test is failing, the logs'
+/// tails are printed first.
+pub struct Site {
+    pub dir: TempDir,
+    pub binaries: Binaries,
+    pub controller: ControllerProcess,
+    pub agents: Vec<AgentProcess>,
+    admin_token: String,
+}
+
+/// One host to start an agent for.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    pub hostname: &'static str,
+    pub personality: Personality,
+    pub zone: Option<&'static str>,
+    pub pod: Option<&'static str>,
+    pub cluster: Option<&'static str>,
+}
+
+impl HostSpec {
+    pub fn new(hostname: &'static str, personality: Personality) -> Self {
+        HostSpec {
+            hostname,
+            personality,
+            zone: None,
+            pod: None,
+            cluster: None,
+        }
+    }
+}
+
+/// The usual three hosts: one controller and two workers in one cluster.
+pub fn three_hosts() -> Vec<HostSpec> {
+    let mut hosts = vec![
+        HostSpec::new("controller-0", Personality::Controller),
+        HostSpec::new("worker-0", Personality::Worker),
+        HostSpec::new("worker-1", Personality::Worker),
+    ];
+    for host in &mut hosts {
+        host.zone = Some("zone-a");
+        host.pod = Some("pod-1");
+        host.cluster = Some("cluster-1");
+    }
+    hosts
+}
+
+impl Site {
+    /// A controller (with `config` as its settings file, if given) and no agents.
+    pub async fn controller_only(config: Option<&str>) -> Site {
+        convoy_api::install_crypto_provider();
+        let dir = tempfile::Builder::new()
+            .prefix("convoy-e2e-")
+            .tempdir()
+            .expect("temporary directory");
+        let binaries = Binaries::locate().expect("binaries built");
+        let mut extra_args = vec![];
+        if let Some(config) = config {
+            let path = dir.path().join("convoyd.toml");
+            std::fs::write(&path, config).expect("write config");
+            extra_args = vec!["--config".into(), path.display().to_string()];
+        }
+        let controller = ControllerProcess::start(
+            &binaries,
+            ControllerOptions {
+                data_dir: dir.path().join("controller"),
+                port: free_port().expect("free port"),
+                ping_interval: PING_INTERVAL,
+                extra_args,
+            },
+        )
+        .await
+        .expect("convoyd starts");
+        let password = controller.admin_password().expect("admin password");
+        let admin_token = Client::new(&controller.url())
+            .unwrap()
+            .login("admin", &password)
+            .await
+            .expect("admin logs in");
+        Site {
+            dir,
+            binaries,
+            controller,
+            agents: vec![],
+            admin_token,
+        }
+    }
+
+    /// A controller and one agent per host, all enrolled and available.
+    pub async fn with_hosts(hosts: &[HostSpec]) -> Site {
+        let mut site = Site::controller_only(None).await;
+        for host in hosts {
+            site.start_agent(host);
+        }
+        site.wait_available(hosts.len()).await;
+        site
+    }
+
+    pub fn start_agent(&mut self, host: &HostSpec) {
+        let mut options = AgentOptions::new(
+            host.hostname,
+            host.personality,
+            &self.dir.path().join("hosts"),
+        );
+        options.zone = host.zone.map(Into::into);
+        options.pod = host.pod.map(Into::into);
+        options.cluster = host.cluster.map(Into::into);
+        options.capacity_cpus = Some(4);
+        options.capacity_memory_mib = Some(8192);
+        let agent =
+            AgentProcess::start(&self.binaries, &self.controller, options).expect("agent starts");
+        self.agents.push(agent);
+    }
+
+    pub fn agent(&mut self, hostname: &str) -> &mut AgentProcess {
+        self.agents
+            .iter_mut()
+            .find(|a| a.hostname() == hostname)
+            .expect("agent of that host")
+    }
+
+    /// A client logged in as admin.
+    pub fn admin(&self) -> Client {
+        Client::new(&self.controller.url())
+            .unwrap()
+            .with_token(&self.admin_token)
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    pub fn url(&self) -> String {
+        self.controller.url()
+    }
+
+    /// Waits until `count` hosts are known and all available.
+    pub async fn wait_available(&self, count: usize) -> Vec<Host> {
+        let admin = self.admin();
+        wait_until(
+            Deadline::after(Duration::from_secs(30)),
+            &format!("{count} available hosts"),
+            || async {
+                let hosts = admin.hosts().await.ok()?;
+                (hosts.len() == count
+                    && hosts
+                        .iter()
+                        .all(|h| h.availability == Availability::Available))
+                .then_some(hosts)
+            },
+        )
+        .await
+        .expect("hosts become available")
+    }
+
+    /// Waits until `hostname` has the given availability; returns how long it took.
+    pub async fn wait_availability(
+        &self,
+        hostname: &str,
+        wanted: Availability,
+        within: Duration,
+    ) -> Duration {
+        let admin = self.admin();
+        let started = std::time::Instant::now();
+        wait_until(
+            Deadline::after(within),
+            &format!("{hostname} to be {wanted:?}"),
+            || async {
+                let host = admin.host(hostname).await.ok()?;
+                (host.availability == wanted).then_some(())
+            },
+        )
+        .await
+        .expect("availability changes");
+        started.elapsed()
+    }
+
+    /// Runs the real `convoy` CLI against this site, authenticated as admin.
+    pub async fn convoy(&self, args: &[&str]) -> CliRun {
+        self.convoy_as(&[("CONVOY_TOKEN", self.admin_token.as_str())], args)
+            .await
+    }
+
+    /// Runs the real `convoy` CLI with only the given environment for credentials.
+    pub async fn convoy_as(&self, env: &[(&str, &str)], args: &[&str]) -> CliRun {
+        run_cli(&self.binaries.convoy, &self.url(), env, args).await
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- convoyd log ({}):\n{}",
+                self.controller.log().display(),
+                tail(self.controller.log())
+            );
+            for agent in &self.agents {
+                eprintln!("--- {} log:\n{}", agent.hostname(), tail(agent.log()));
+            }
+        }
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Waits until the agent's process has exited on its own.
+pub async fn wait_exited(agent: &mut AgentProcess, within: Duration) {
+    let deadline = Deadline::after(within);
+    while agent.check_running().is_ok() {
+        assert!(
+            !deadline.passed(),
+            "{} still running after {within:?}",
+            agent.hostname()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a CLI run printed and how it exited.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "convoy failed: {self:?}");
+        &self.stdout
+    }
+
+    /// Parses stdout as JSON (after asserting success).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    /// Asserts failure with `code` and a single line on stderr, and returns that line.
+    pub fn fails(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "unexpected exit code: {self:?}");
+        let line = self.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "stderr must be one line: {self:?}");
+        line
+    }
+}
+
+pub async fn run_cli(binary: &Path, url: &str, env: &[(&str, &str)], args: &[&str]) -> CliRun {
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .args(args)
+        .env_remove("CONVOY_TOKEN")
+        .env_remove("CONVOY_USERNAME")
+        .env_remove("CONVOY_PASSWORD")
+        .env("CONVOY_URL", url)
+        .envs(env.iter().copied())
+        .kill_on_drop(true);
+    let output: Output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("convoy finishes within 60s")
+        .expect("convoy runs");
+    CliRun {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -102,10 +102,7 @@ mod tests {
             panic!("the first delivery must run");
         };
         // A restarted agent has a new runner over the same state directory.
-        let restarted = Runner::new(
-            Ledger::open(dir.path()).unwrap(),
-            runner.facts.clone(),
-        );
+        let restarted = Runner::new(Ledger::open(dir.path()).unwrap(), runner.facts.clone());
         let Delivery::Recorded(again) = restarted.handle(&delivery).await.unwrap() else {
             panic!("a repeat must be answered from the record");
         };

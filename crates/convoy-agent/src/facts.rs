@@ -63,7 +63,13 @@ fn os_name() -> String {
                 .map(|v| v.trim_matches('"').to_string())
         });
     let kernel = nix::sys::utsname::uname()
-        .map(|u| format!("{} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy()))
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.release().to_string_lossy()
+            )
+        })
         .unwrap_or_default();
     match pretty {
         Some(name) if !kernel.is_empty() => format!("{name} ({kernel})"),
@@ -74,7 +80,7 @@ fn os_name() -> String {
 
 fn free_bytes(path: &Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
         .unwrap_or(0)
 }
 

@@ -40,7 +40,10 @@ pub fn load(state_dir: &Path, hostname: &str) -> anyhow::Result<Option<Identity>
 
 /// Saves the identity atomically, readable by the agent's user only.
 pub fn save(state_dir: &Path, identity: &Identity) -> anyhow::Result<()> {
-    write_durably(&path(state_dir), serde_json::to_vec_pretty(identity)?.as_slice())
+    write_durably(
+        &path(state_dir),
+        serde_json::to_vec_pretty(identity)?.as_slice(),
+    )
 }
 
 /// Writes a file so that a crash leaves the old contents or the new, never a torn file:

@@ -29,9 +29,11 @@ impl Ledger {
     /// The recorded outcome of command `id`, if it ran to an end before.
     pub fn outcome(&self, id: Uuid) -> anyhow::Result<Option<CommandOutcome>> {
         match std::fs::read(self.path(id)) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is corrupt", self.path(id).display())
-            })?)),
+            Ok(bytes) => {
+                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("{} is corrupt", self.path(id).display())
+                })?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", self.path(id).display())),
         }

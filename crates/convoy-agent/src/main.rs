@@ -51,7 +51,9 @@ pub struct Args {
 }
 
 fn parse_personality(value: &str) -> Result<Personality, String> {
-    value.parse().map_err(|e: convoy_core::ValidationError| e.reason)
+    value
+        .parse()
+        .map_err(|e: convoy_core::ValidationError| e.reason)
 }
 
 fn main() -> ExitCode {

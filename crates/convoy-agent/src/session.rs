@@ -43,7 +43,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => enrol(&controller, &args, &facts, &interval).await?,
     };
     let client = controller.with_token(identity.credential);
-    info!(host = identity.hostname, controller = args.controller, "agent running");
+    info!(
+        host = identity.hostname,
+        controller = args.controller,
+        "agent running"
+    );
 
     tokio::select! {
         result = heartbeats(client.clone(), facts, interval.clone()) => result,
@@ -110,7 +114,9 @@ async fn enrol(
                 info!(host = identity.hostname, "enrolled");
                 return Ok(identity);
             }
-            Err(ClientError::Api { status, message, .. }) if (400..500).contains(&status) => {
+            Err(ClientError::Api {
+                status, message, ..
+            }) if (400..500).contains(&status) => {
                 bail!("{message}")
             }
             Err(e) => {
@@ -191,7 +197,12 @@ async fn take_commands(
 /// Runs one delivery (or finds its recorded outcome) and reports the outcome. If reporting
 /// keeps failing the controller delivers the command again later and gets the recorded
 /// outcome then.
-async fn carry_out(client: Client, runner: Runner, delivery: CommandDelivery, interval: Arc<AtomicU64>) {
+async fn carry_out(
+    client: Client,
+    runner: Runner,
+    delivery: CommandDelivery,
+    interval: Arc<AtomicU64>,
+) {
     let outcome: CommandOutcome = match runner.handle(&delivery).await {
         Ok(Delivery::Ran(outcome)) => {
             info!(command = %delivery.id, kind = %delivery.kind, succeeded = outcome.succeeded, "command ran");
@@ -211,7 +222,9 @@ async fn carry_out(client: Client, runner: Runner, delivery: CommandDelivery, in
     for _ in 0..10 {
         match client.report_outcome(delivery.id, &outcome).await {
             Ok(()) => return,
-            Err(ClientError::Api { status, message, .. }) if (400..500).contains(&status) => {
+            Err(ClientError::Api {
+                status, message, ..
+            }) if (400..500).contains(&status) => {
                 warn!(command = %delivery.id, "the controller refused the outcome: {message}");
                 return;
             }

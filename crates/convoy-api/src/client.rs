@@ -133,13 +133,21 @@ impl Client {
     }
 
     pub async fn lock_host(&self, hostname: &str) -> Result<Host, ClientError> {
-        self.call(Method::POST, &format!("/v1/hosts/{hostname}/lock"), None::<&()>)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/v1/hosts/{hostname}/lock"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn unlock_host(&self, hostname: &str) -> Result<Host, ClientError> {
-        self.call(Method::POST, &format!("/v1/hosts/{hostname}/unlock"), None::<&()>)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/v1/hosts/{hostname}/unlock"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn delete_host(&self, hostname: &str) -> Result<(), ClientError> {
@@ -163,6 +171,16 @@ impl Client {
             &path,
             Some(&NewCommand { kind }),
             wait + REQUEST_TIMEOUT,
+        )
+        .await
+    }
+
+    /// A command sent to a host, with its outcome once reported.
+    pub async fn command(&self, hostname: &str, id: &str) -> Result<Command, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/hosts/{hostname}/commands/{id}"),
+            None::<&()>,
         )
         .await
     }
@@ -202,7 +220,11 @@ impl Client {
         Ok(batch.commands)
     }
 
-    pub async fn report_outcome(&self, id: Uuid, outcome: &CommandOutcome) -> Result<(), ClientError> {
+    pub async fn report_outcome(
+        &self,
+        id: Uuid,
+        outcome: &CommandOutcome,
+    ) -> Result<(), ClientError> {
         let _: Command = self
             .call(
                 Method::POST,
@@ -235,14 +257,18 @@ impl Client {
     ) -> Result<T, ClientError> {
         let response = self.send(method, path, body, timeout).await?;
         let url = response.url().to_string();
-        response.json::<T>().await.map_err(|e| ClientError::Protocol {
-            url,
-            reason: e.to_string(),
-        })
+        response
+            .json::<T>()
+            .await
+            .map_err(|e| ClientError::Protocol {
+                url,
+                reason: e.to_string(),
+            })
     }
 
     async fn call_empty(&self, method: Method, path: &str) -> Result<(), ClientError> {
-        self.send(method, path, None::<&()>, REQUEST_TIMEOUT).await?;
+        self.send(method, path, None::<&()>, REQUEST_TIMEOUT)
+            .await?;
         Ok(())
     }
 

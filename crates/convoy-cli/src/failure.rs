@@ -38,7 +38,9 @@ impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         match &e {
             // The controller refused the request as given: bad input, unknown names, conflicts.
-            ClientError::Api { status, .. } if (400..500).contains(status) && *status != 401 && *status != 403 => {
+            ClientError::Api { status, .. }
+                if (400..500).contains(status) && *status != 401 && *status != 403 =>
+            {
                 Failure::bad_input(e.to_string())
             }
             ClientError::InvalidUrl { .. } => Failure::bad_input(e.to_string()),
@@ -53,7 +55,9 @@ pub fn usage(error: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
         error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
         let _ = error.print();
         return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
@@ -62,12 +66,17 @@ pub fn usage(error: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    // clap's reason is its first paragraph (some reasons list arguments on further lines);
+    // the usage and tips that follow are left to --help.
     let rendered = error.render().to_string();
-    let first = rendered
+    let reason: Vec<&str> = rendered
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid command line")
-        .trim_start_matches("error: ");
-    eprintln!("error: {first} (see --help)");
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let reason = reason.join(" ");
+    let reason = reason.trim_start_matches("error: ");
+    eprintln!("error: {reason} (see --help)");
     ExitCode::from(2)
 }

@@ -49,10 +49,8 @@ impl Output {
     /// A list of records. Tables show `default_columns` unless --column says otherwise; JSON
     /// and YAML show every field unless --column says otherwise.
     pub fn list<T: Serialize>(&self, items: &[T], default_columns: &[&str]) -> Result<(), Failure> {
-        let rows: Vec<Map<String, Value>> = items
-            .iter()
-            .map(to_object)
-            .collect::<Result<_, _>>()?;
+        let rows: Vec<Map<String, Value>> =
+            items.iter().map(to_object).collect::<Result<_, _>>()?;
         let all: Vec<String> = match rows.first() {
             Some(row) => row.keys().cloned().collect(),
             None => default_columns.iter().map(|c| c.to_string()).collect(),
@@ -113,7 +111,11 @@ impl Output {
         }
     }
 
-    fn columns_for(&self, all: &[String], default: Option<&[&str]>) -> Result<Vec<String>, Failure> {
+    fn columns_for(
+        &self,
+        all: &[String],
+        default: Option<&[&str]>,
+    ) -> Result<Vec<String>, Failure> {
         if !self.columns.is_empty() {
             if let Some(unknown) = self.columns.iter().find(|c| !all.contains(c)) {
                 return Err(Failure::bad_input(format!(
@@ -180,7 +182,10 @@ fn yaml<T: Serialize>(value: &T) -> Result<String, Failure> {
 /// quietly, as it would for any Unix tool.
 pub fn emit(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

@@ -56,9 +56,7 @@ impl FromStr for Personality {
             .ok_or_else(|| {
                 ValidationError::new(
                     "personality",
-                    format!(
-                        "{s:?} is not one of controller, worker, storage, controller+worker"
-                    ),
+                    format!("{s:?} is not one of controller, worker, storage, controller+worker"),
                 )
             })
     }
@@ -170,10 +168,19 @@ mod tests {
     fn offline_after_three_missed_heartbeats() {
         let ping = SignedDuration::from_secs(10);
         assert_eq!(availability(None, at(0), ping), Availability::Offline);
-        assert_eq!(availability(Some(at(0)), at(30), ping), Availability::Available);
-        assert_eq!(availability(Some(at(0)), at(31), ping), Availability::Offline);
+        assert_eq!(
+            availability(Some(at(0)), at(30), ping),
+            Availability::Available
+        );
+        assert_eq!(
+            availability(Some(at(0)), at(31), ping),
+            Availability::Offline
+        );
         // A heartbeat stamped slightly ahead of the reader's clock is still fresh.
-        assert_eq!(availability(Some(at(5)), at(0), ping), Availability::Available);
+        assert_eq!(
+            availability(Some(at(5)), at(0), ping),
+            Availability::Available
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                ValidationError::new("role", format!("{s:?} is not one of admin, operator, reader"))
+                ValidationError::new(
+                    "role",
+                    format!("{s:?} is not one of admin, operator, reader"),
+                )
             })
     }
 }

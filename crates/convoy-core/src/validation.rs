@@ -39,7 +39,10 @@ pub fn validate_name(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.len() > MAX_NAME_LEN {
         return Err(ValidationError::new(
             field,
-            format!("must be at most {MAX_NAME_LEN} characters, got {}", value.len()),
+            format!(
+                "must be at most {MAX_NAME_LEN} characters, got {}",
+                value.len()
+            ),
         ));
     }
     let first = value.chars().next().unwrap_or('-');

@@ -62,7 +62,14 @@ impl Binaries {
         };
         let dir = Self::default_dir()?;
         let mut command = std::process::Command::new(cargo);
-        command.args(["build", "--quiet", "--bin", "convoyd", "--bin", "convoy-agent"]);
+        command.args([
+            "build",
+            "--quiet",
+            "--bin",
+            "convoyd",
+            "--bin",
+            "convoy-agent",
+        ]);
         if dir.file_name().is_some_and(|n| n == "release") {
             command.arg("--release");
         }
@@ -72,7 +79,9 @@ impl Binaries {
         if status.success() {
             Ok(())
         } else {
-            Err(LaunchError::Build(format!("cargo build exited with {status}")))
+            Err(LaunchError::Build(format!(
+                "cargo build exited with {status}"
+            )))
         }
     }
 }

@@ -8,12 +8,14 @@ mod wait;
 
 pub use binaries::Binaries;
 pub use process::{AgentOptions, AgentProcess, ControllerOptions, ControllerProcess};
-pub use wait::{wait_until, Deadline};
+pub use wait::{Deadline, wait_until};
 
 /// Why a site could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("cannot find {name} in {dir}; build the workspace first: cargo build --workspace --bins")]
+    #[error(
+        "cannot find {name} in {dir}; build the workspace first: cargo build --workspace --bins"
+    )]
     MissingBinary { name: &'static str, dir: String },
     #[error("building the binaries failed: {0}")]
     Build(String),

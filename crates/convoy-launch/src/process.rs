@@ -188,9 +188,11 @@ impl ControllerProcess {
     }
 
     pub fn admin_password(&self) -> Result<String, LaunchError> {
-        Ok(std::fs::read_to_string(self.options.data_dir.join("admin-password"))?
-            .trim()
-            .to_string())
+        Ok(
+            std::fs::read_to_string(self.options.data_dir.join("admin-password"))?
+                .trim()
+                .to_string(),
+        )
     }
 
     pub fn agent_token_file(&self) -> PathBuf {
@@ -302,7 +304,11 @@ impl AgentProcess {
             .arg(o.personality.as_str())
             .arg("--state-dir")
             .arg(&o.state_dir);
-        for (flag, value) in [("--zone", &o.zone), ("--pod", &o.pod), ("--cluster", &o.cluster)] {
+        for (flag, value) in [
+            ("--zone", &o.zone),
+            ("--pod", &o.pod),
+            ("--cluster", &o.cluster),
+        ] {
             if let Some(value) = value {
                 command.arg(flag).arg(value);
             }

@@ -57,7 +57,12 @@ pub trait Store: Send + Sync + 'static {
     async fn host(&self, hostname: &str) -> Result<Option<HostRecord>>;
     async fn host_by_credential(&self, credential_hash: &str) -> Result<Option<HostRecord>>;
     async fn hosts(&self) -> Result<Vec<HostRecord>>;
-    async fn record_heartbeat(&self, hostname: &str, facts: &HostFacts, now: Timestamp) -> Result<()>;
+    async fn record_heartbeat(
+        &self,
+        hostname: &str,
+        facts: &HostFacts,
+        now: Timestamp,
+    ) -> Result<()>;
     async fn set_administrative(
         &self,
         hostname: &str,

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use convoy_core::command::due_for_delivery;
 use convoy_core::host::{Administrative, HostFacts};
 use jiff::{SignedDuration, Timestamp};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::Row;
 
 use crate::{
     CommandRecord, HostEnrolment, HostRecord, Result, Store, StoreError, TokenOwner, UserRecord,
@@ -76,9 +76,9 @@ where
 
 fn conflict(error: sqlx::Error, what: impl Into<String>) -> StoreError {
     match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            what: what.into(),
-        },
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { what: what.into() }
+        }
         _ => StoreError::Database(error),
     }
 }
@@ -126,7 +126,6 @@ fn command_from(row: &SqliteRow) -> Result<CommandRecord> {
         outcome: row.try_get("outcome")?,
     })
 }
-
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -298,11 +297,12 @@ impl Store for SqliteStore {
         hostname: &str,
         state: Administrative,
     ) -> Result<Option<HostRecord>> {
-        let row = sqlx::query("UPDATE hosts SET administrative = $2 WHERE hostname = $1 RETURNING *")
-            .bind(hostname)
-            .bind(state.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("UPDATE hosts SET administrative = $2 WHERE hostname = $1 RETURNING *")
+                .bind(hostname)
+                .bind(state.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(host_from).transpose()
     }
 

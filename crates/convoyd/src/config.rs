@@ -117,13 +117,8 @@ impl Settings {
 fn read_file(path: &Path) -> Result<FileSettings, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("config: cannot read {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        format!(
-            "config: {}: {}",
-            path.display(),
-            e.message().trim_end()
-        )
-    })
+    toml::from_str(&text)
+        .map_err(|e| format!("config: {}: {}", path.display(), e.message().trim_end()))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, String> {

@@ -45,12 +45,18 @@ impl DemoArgs {
                 temp = tempfile::Builder::new()
                     .prefix("convoy-demo-")
                     .tempdir()
-                    .map_err(|e| Failure::failed(format!("cannot create a temporary directory: {e}")))?;
+                    .map_err(|e| {
+                        Failure::failed(format!("cannot create a temporary directory: {e}"))
+                    })?;
                 temp.path().to_path_buf()
             }
         };
 
-        println!("Starting convoyd and {} agents in {}", HOSTS.len(), root.display());
+        println!(
+            "Starting convoyd and {} agents in {}",
+            HOSTS.len(),
+            root.display()
+        );
         let port = free_port().map_err(|e| Failure::failed(e.to_string()))?;
         let controller = ControllerProcess::start(
             &binaries,
@@ -85,7 +91,9 @@ impl DemoArgs {
             || async {
                 let hosts = client.hosts().await.ok()?;
                 (hosts.len() == HOSTS.len()
-                    && hosts.iter().all(|h| h.availability == Availability::Available))
+                    && hosts
+                        .iter()
+                        .all(|h| h.availability == Availability::Available))
                 .then_some(())
             },
         )

@@ -95,6 +95,9 @@ async fn command(
     if outcome.succeeded {
         Ok(())
     } else {
-        Err(Failure::failed(format!("{kind} on {hostname} failed: {}", outcome.message)))
+        Err(Failure::failed(format!(
+            "{kind} on {hostname} failed: {}",
+            outcome.message
+        )))
     }
 }

@@ -34,7 +34,9 @@ pub enum UserCommand {
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {
-    value.parse().map_err(|e: convoy_core::ValidationError| e.reason)
+    value
+        .parse()
+        .map_err(|e: convoy_core::ValidationError| e.reason)
 }
 
 impl UserCommand {
@@ -79,7 +81,10 @@ impl UserCommand {
 fn new_password(file: Option<PathBuf>, stdin: bool) -> Result<(String, bool), Failure> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            Failure::bad_input(format!("--password-file: cannot read {}: {e}", path.display()))
+            Failure::bad_input(format!(
+                "--password-file: cannot read {}: {e}",
+                path.display()
+            ))
         })?;
         return Ok((text.trim_end_matches(['\n', '\r']).to_string(), false));
     }

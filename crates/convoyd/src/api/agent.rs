@@ -27,7 +27,10 @@ pub async fn enrol(
     ApiJson(request): ApiJson<Enrolment>,
 ) -> Result<Json<EnrolmentAccepted>, ApiError> {
     if secrets::token_hash(&request.enrolment_token) != *state.enrolment_token_hash {
-        tracing::warn!(host = request.hostname, "enrolment refused: wrong enrolment token");
+        tracing::warn!(
+            host = request.hostname,
+            "enrolment refused: wrong enrolment token"
+        );
         return Err(ApiError::unauthorized(
             "enrolment refused: wrong enrolment token; use the controller's DATA_DIR/agent-token",
         ));
@@ -61,7 +64,11 @@ pub async fn enrol(
         host = record.hostname,
         personality = record.personality.as_str(),
         "{}",
-        if known { "host re-enrolled; its previous credential is revoked" } else { "host enrolled" }
+        if known {
+            "host re-enrolled; its previous credential is revoked"
+        } else {
+            "host enrolled"
+        }
     );
     Ok(Json(EnrolmentAccepted {
         hostname: record.hostname,

@@ -35,7 +35,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -50,9 +54,7 @@ impl ApiError {
         Self::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!(
-                "forbidden: this needs the {required} role; user {user:?} has the {has} role"
-            ),
+            format!("forbidden: this needs the {required} role; user {user:?} has the {has} role"),
         )
     }
 

@@ -1,13 +1,13 @@
 //! Extractors: JSON bodies and query strings whose errors name the field, the authenticated
 //! user (`Caller`) and the authenticated agent (`AgentHost`).
 
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::body::Bytes;
 use convoy_api::AUTH_HEADER;
 use convoy_core::role::Role;
 use convoy_store::HostRecord;
@@ -43,6 +43,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Parses a JSON document into `T`, turning serde's error into `"<field>: <reason>"`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would also read a struct from an array; every Convoy body is an object.
+    if let Some(first) = bytes.trim_ascii_start().first()
+        && *first != b'{'
+    {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -175,7 +181,9 @@ pub async fn authenticate_user(
         .store
         .token_owner(&token_hash(token))
         .await?
-        .ok_or_else(|| ApiError::unauthorized("authentication failed: unknown token; log in again"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("authentication failed: unknown token; log in again")
+        })?;
     if owner.expires_at <= crate::clock::now() {
         return Err(ApiError::unauthorized(format!(
             "authentication failed: the token expired at {}; log in again",
@@ -208,7 +216,9 @@ impl FromRequestParts<AppState> for AgentHost {
             .get(AUTH_HEADER)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {
-                ApiError::unauthorized("authentication required: send the host credential in X-Auth-Token")
+                ApiError::unauthorized(
+                    "authentication required: send the host credential in X-Auth-Token",
+                )
             })?;
         let host = state
             .store
@@ -254,7 +264,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert_eq!(message(r#"{"inner": {"cpus": 1}}"#), "name: is required");
-        assert_eq!(message(r#"{"name": "a", "inner": {}}"#), "inner.cpus: is required");
+        assert_eq!(
+            message(r#"{"name": "a", "inner": {}}"#),
+            "inner.cpus: is required"
+        );
         assert!(
             message(r#"{"name": "a", "inner": {"cpus": "x"}}"#)
                 .starts_with("inner.cpus: invalid type: string \"x\", expected u32")
@@ -273,6 +286,6 @@ mod tests {
             message(r#"{"name": "a", "inner": {"cpus": 1}} x"#),
             "body: unexpected data after the JSON document"
         );
-        assert!(message("[1]").starts_with("body: invalid type"));
+        assert_eq!(message("[1]"), "body: must be a JSON object");
     }
 }

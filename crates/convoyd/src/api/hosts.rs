@@ -40,7 +40,11 @@ async fn find(state: &AppState, hostname: &str) -> Result<Host, ApiError> {
         .host(hostname)
         .await?
         .ok_or_else(|| host_not_found(hostname))?;
-    Ok(views::host(record, crate::clock::now(), state.ping_interval))
+    Ok(views::host(
+        record,
+        crate::clock::now(),
+        state.ping_interval,
+    ))
 }
 
 fn host_not_found(hostname: &str) -> ApiError {
@@ -72,8 +76,16 @@ async fn set_administrative(
         .set_administrative(hostname, desired)
         .await?
         .ok_or_else(|| host_not_found(hostname))?;
-    tracing::info!(host = hostname, state = desired.as_str(), "administrative state set");
-    Ok(Json(views::host(record, crate::clock::now(), state.ping_interval)))
+    tracing::info!(
+        host = hostname,
+        state = desired.as_str(),
+        "administrative state set"
+    );
+    Ok(Json(views::host(
+        record,
+        crate::clock::now(),
+        state.ping_interval,
+    )))
 }
 
 /// Forgets a host. A host in service is refused: lock it first (or let it go offline), as

@@ -54,20 +54,27 @@ pub async fn issue_token(
 ) -> Result<impl IntoResponse, ApiError> {
     let identity = request.auth.identity;
     let user = if identity.methods.iter().any(|m| m == "password") {
-        let password = identity
-            .password
-            .ok_or_else(|| ApiError::invalid("auth.identity.password", "is required for the password method"))?;
+        let password = identity.password.ok_or_else(|| {
+            ApiError::invalid(
+                "auth.identity.password",
+                "is required for the password method",
+            )
+        })?;
         login_with_password(&state, password.user.name, password.user.password).await?
     } else if identity.methods.iter().any(|m| m == "token") {
-        let token = identity
-            .token
-            .ok_or_else(|| ApiError::invalid("auth.identity.token", "is required for the token method"))?;
+        let token = identity.token.ok_or_else(|| {
+            ApiError::invalid("auth.identity.token", "is required for the token method")
+        })?;
         let owner = state
             .store
             .token_owner(&secrets::token_hash(&token.id))
             .await?
             .filter(|owner| owner.expires_at > crate::clock::now())
-            .ok_or_else(|| ApiError::unauthorized("authentication failed: unknown or expired token; log in again"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "authentication failed: unknown or expired token; log in again",
+                )
+            })?;
         owner.user
     } else {
         return Err(ApiError::invalid(

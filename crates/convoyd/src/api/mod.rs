@@ -22,11 +22,17 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     // Routes for users: every request carries a valid token.
     let user_routes = Router::new()
         .route("/v1/hosts", get(hosts::list))
-        .route("/v1/hosts/{hostname}", get(hosts::show).delete(hosts::forget))
+        .route(
+            "/v1/hosts/{hostname}",
+            get(hosts::show).delete(hosts::forget),
+        )
         .route("/v1/hosts/{hostname}/lock", post(hosts::lock))
         .route("/v1/hosts/{hostname}/unlock", post(hosts::unlock))
         .route("/v1/hosts/{hostname}/commands", post(hosts::send_command))
-        .route("/v1/hosts/{hostname}/commands/{id}", get(hosts::show_command))
+        .route(
+            "/v1/hosts/{hostname}/commands/{id}",
+            get(hosts::show_command),
+        )
         .route("/v1/users", get(users::list).post(users::add))
         .route("/v1/users/{name}", delete(users::remove))
         .route_layer(middleware::from_fn_with_state(
@@ -40,7 +46,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/agent/enrol", post(agent::enrol))
         .route("/v1/agent/heartbeat", post(agent::heartbeat))
         .route("/v1/agent/commands", get(agent::poll_commands))
-        .route("/v1/agent/commands/{id}/outcome", post(agent::report_outcome));
+        .route(
+            "/v1/agent/commands/{id}/outcome",
+            post(agent::report_outcome),
+        );
 
     let public_routes = Router::new()
         .route("/", get(identity::versions))

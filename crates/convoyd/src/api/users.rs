@@ -13,9 +13,18 @@ use super::{ApiError, views};
 use crate::secrets;
 use crate::state::AppState;
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<UserList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<UserList>, ApiError> {
     caller.require(Role::Admin)?;
-    let users = state.store.users().await?.into_iter().map(views::user).collect();
+    let users = state
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .map(views::user)
+        .collect();
     Ok(Json(UserList { users }))
 }
 
@@ -28,7 +37,10 @@ pub async fn add(
     validate_name("name", &request.name)?;
     validate_password("password", &request.password)?;
     if state.store.user(&request.name).await?.is_some() {
-        return Err(ApiError::conflict(format!("user {:?} already exists", request.name)));
+        return Err(ApiError::conflict(format!(
+            "user {:?} already exists",
+            request.name
+        )));
     }
     let password = request.password;
     let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
@@ -41,7 +53,12 @@ pub async fn add(
         created_at: crate::clock::now(),
     };
     state.store.insert_user(&record).await?;
-    tracing::info!(user = record.name, role = record.role.as_str(), by = caller.name, "user added");
+    tracing::info!(
+        user = record.name,
+        role = record.role.as_str(),
+        by = caller.name,
+        "user added"
+    );
     Ok((StatusCode::CREATED, Json(views::user(record))))
 }
 

@@ -1,0 +1,191 @@
+//! One story through every Store method, run against a fresh SQLite file. A later backend
+//! (PostgreSQL) runs the same story.
+
+use convoy_core::command::CommandKind;
+use convoy_core::host::{Administrative, HostFacts, Personality};
+use convoy_core::role::Role;
+use convoy_store::{CommandRecord, HostEnrolment, SqliteStore, Store, StoreError, UserRecord};
+use jiff::{SignedDuration, Timestamp};
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn facts(load: f64) -> HostFacts {
+    HostFacts {
+        capacity_cpus: 8,
+        capacity_memory_mib: 16384,
+        load_cpus: load,
+        load_memory_mib: 512,
+        boot_id: "boot-1".into(),
+        os: "Debian".into(),
+        agent_version: "0.1.0".into(),
+        state_fs_free_bytes: 1 << 40,
+    }
+}
+
+async fn story(store: &dyn Store) {
+    // Users and tokens.
+    let admin = UserRecord {
+        name: "admin".into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$x".into(),
+        created_at: at(0),
+    };
+    store.insert_user(&admin).await.unwrap();
+    assert!(matches!(
+        store.insert_user(&admin).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.user("admin").await.unwrap(), Some(admin.clone()));
+    assert_eq!(store.user("nobody").await.unwrap(), None);
+    store
+        .insert_token("h1", "admin", at(0), at(10))
+        .await
+        .unwrap();
+    store
+        .insert_token("h2", "admin", at(0), at(100))
+        .await
+        .unwrap();
+    let owner = store.token_owner("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (owner.user.name.as_str(), owner.expires_at),
+        ("admin", at(10))
+    );
+    assert_eq!(store.purge_expired_tokens(at(50)).await.unwrap(), 1);
+    assert!(store.token_owner("h1").await.unwrap().is_none());
+    assert!(store.token_owner("h2").await.unwrap().is_some());
+
+    // Hosts: enrol, heartbeat, lock, re-enrol keeps the administrative state.
+    let enrolment = HostEnrolment {
+        hostname: "worker-0".into(),
+        personality: Personality::Worker,
+        zone: Some("z".into()),
+        pod: None,
+        cluster: Some("c".into()),
+        credential_hash: "cred-1".into(),
+        facts: facts(0.5),
+        now: at(1),
+    };
+    let host = store.enrol_host(&enrolment).await.unwrap();
+    assert_eq!(host.administrative, Administrative::Unlocked);
+    assert_eq!(host.last_seen, Some(at(1)));
+    store
+        .record_heartbeat("worker-0", &facts(1.5), at(2))
+        .await
+        .unwrap();
+    let host = store.host_by_credential("cred-1").await.unwrap().unwrap();
+    assert_eq!((host.facts.load_cpus, host.last_seen), (1.5, Some(at(2))));
+    let locked = store
+        .set_administrative("worker-0", Administrative::Locked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(locked.administrative, Administrative::Locked);
+    assert!(
+        store
+            .set_administrative("nope", Administrative::Locked)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store
+        .enrol_host(&HostEnrolment {
+            credential_hash: "cred-2".into(),
+            now: at(5),
+            ..enrolment.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.administrative, Administrative::Locked);
+    assert_eq!(again.enrolled_at, at(1));
+    assert!(store.host_by_credential("cred-1").await.unwrap().is_none());
+
+    // Commands: delivered once, again only after the redelivery delay, completed once.
+    let command = CommandRecord {
+        id: "c1".into(),
+        hostname: "worker-0".into(),
+        kind: CommandKind::Ping,
+        created_at: at(10),
+        dispatched_at: None,
+        completed_at: None,
+        outcome: None,
+    };
+    store.insert_command(&command).await.unwrap();
+    let again_after = SignedDuration::from_secs(30);
+    let first = store
+        .dispatch_due_commands("worker-0", at(11), again_after)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].dispatched_at, Some(at(11)));
+    assert!(
+        store
+            .dispatch_due_commands("worker-0", at(20), again_after)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .dispatch_due_commands("worker-0", at(41), again_after)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let done = store
+        .complete_command("worker-0", "c1", r#"{"first":true}"#, at(42))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.outcome.as_deref(), Some(r#"{"first":true}"#));
+    let repeat = store
+        .complete_command("worker-0", "c1", r#"{"second":true}"#, at(43))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(repeat.outcome.as_deref(), Some(r#"{"first":true}"#));
+    assert_eq!(repeat.completed_at, Some(at(42)));
+    assert!(
+        store
+            .complete_command("other", "c1", "{}", at(44))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .dispatch_due_commands("worker-0", at(100), again_after)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Deleting a host forgets its commands; deleting a user forgets their tokens.
+    assert!(store.delete_host("worker-0").await.unwrap());
+    assert!(!store.delete_host("worker-0").await.unwrap());
+    assert!(store.command("c1").await.unwrap().is_none());
+    assert!(store.delete_user("admin").await.unwrap());
+    assert!(store.token_owner("h2").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn sqlite_store_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("convoy.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    story(&store).await;
+    // Reopening runs no migration twice and keeps the data.
+    drop(store);
+    let reopened = SqliteStore::open(&url).await.unwrap();
+    assert!(reopened.users().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn other_databases_are_refused_with_a_clear_message() {
+    let err = SqliteStore::open("postgres://localhost/convoy")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("use sqlite://PATH"), "{err}");
+}

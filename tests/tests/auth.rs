@@ -1,0 +1,245 @@
+//! Authentication and roles: who may do what, and what they are told when they may not.
+
+use std::time::Duration;
+
+use convoy_api::agent::{Enrolment, HostFacts};
+use convoy_api::users::NewUser;
+use convoy_api::{Client, ClientError};
+use convoy_core::host::Personality;
+use convoy_core::role::Role;
+use convoy_e2e::convoy_launch::{Deadline, wait_until};
+use convoy_e2e::{Site, three_hosts};
+
+fn api_error(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
+    match result {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status, code, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn facts() -> HostFacts {
+    HostFacts {
+        capacity_cpus: 1,
+        capacity_memory_mib: 1024,
+        load_cpus: 0.0,
+        load_memory_mib: 0,
+        boot_id: "b".into(),
+        os: "test".into(),
+        agent_version: "0".into(),
+        state_fs_free_bytes: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_enrolment_token_is_refused_and_stores_nothing() {
+    let site = Site::controller_only(None).await;
+    let anonymous = Client::new(&site.url()).unwrap();
+    let (status, _, message) = api_error(
+        anonymous
+            .enrol(&Enrolment {
+                enrolment_token: "cve_wrong".into(),
+                hostname: "intruder".into(),
+                personality: Personality::Worker,
+                zone: None,
+                pod: None,
+                cluster: None,
+                facts: facts(),
+            })
+            .await,
+    );
+    assert_eq!(status, 401);
+    assert!(message.contains("wrong enrolment token"), "{message}");
+    assert!(site.admin().hosts().await.unwrap().is_empty());
+
+    // A real agent with a wrong token file exits with that message and no host appears.
+    let mut site = site;
+    std::fs::write(site.controller.agent_token_file(), "cve_not_the_token\n").unwrap();
+    site.start_agent(&three_hosts()[1]);
+    convoy_e2e::wait_exited(site.agent("worker-0"), Duration::from_secs(10)).await;
+    let log = std::fs::read_to_string(site.agent("worker-0").log()).unwrap();
+    assert!(log.contains("wrong enrolment token"), "{log}");
+    assert!(site.admin().hosts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused() {
+    let site = Site::with_hosts(&three_hosts()[..1]).await;
+    let anonymous = Client::new(&site.url()).unwrap();
+
+    let (status, _, message) = api_error(anonymous.hosts().await);
+    assert_eq!(status, 401);
+    assert!(message.contains("authentication required"), "{message}");
+    let (status, _, message) = api_error(
+        anonymous
+            .clone()
+            .with_token("cvt_forged")
+            .lock_host("controller-0")
+            .await,
+    );
+    assert_eq!(status, 401);
+    assert!(message.contains("unknown token"), "{message}");
+    let (status, _, message) = api_error(anonymous.login("admin", "not-the-password").await);
+    assert_eq!(status, 401);
+    assert!(message.contains("wrong user name or password"), "{message}");
+    let (status, ..) = api_error(anonymous.login("nobody", "whatever-password").await);
+    assert_eq!(status, 401);
+    // Nothing changed.
+    let host = site.admin().host("controller-0").await.unwrap();
+    assert_eq!(host.administrative.as_str(), "unlocked");
+
+    // The CLI says so in one line, exit 1.
+    let cli = site.convoy_as(&[], &["host", "list"]).await;
+    assert!(cli.fails(2).contains("no credentials"), "{cli:?}");
+    let cli = site
+        .convoy_as(
+            &[
+                ("CONVOY_USERNAME", "admin"),
+                ("CONVOY_PASSWORD", "wrong-password"),
+            ],
+            &["host", "list"],
+        )
+        .await;
+    assert!(cli.fails(1).contains("authentication failed"), "{cli:?}");
+    let cli = site
+        .convoy_as(
+            &[("CONVOY_TOKEN", "cvt_forged")],
+            &["host", "lock", "controller-0"],
+        )
+        .await;
+    assert!(cli.fails(1).contains("authentication failed"), "{cli:?}");
+    let password = site.controller.admin_password().unwrap();
+    let cli = site
+        .convoy_as(
+            &[("CONVOY_USERNAME", "admin"), ("CONVOY_PASSWORD", &password)],
+            &["host", "list", "-f", "value", "-c", "hostname"],
+        )
+        .await;
+    assert_eq!(cli.ok(), "controller-0\n");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let site = Site::controller_only(Some("token_ttl_seconds = 1\n")).await;
+    let token = site.admin_token().to_string();
+    let client = Client::new(&site.url()).unwrap().with_token(&token);
+    let message = wait_until(
+        Deadline::after(Duration::from_secs(10)),
+        "the token to expire",
+        || async {
+            match client.hosts().await {
+                Err(ClientError::Api {
+                    status: 401,
+                    message,
+                    ..
+                }) => Some(message),
+                _ => None,
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(message.contains("expired"), "{message}");
+    let cli = site.convoy(&["host", "list"]).await;
+    assert!(cli.fails(1).contains("expired"), "{cli:?}");
+}
+
+#[tokio::test]
+async fn roles_limit_what_users_may_do() {
+    let site = Site::with_hosts(&three_hosts()[..2]).await;
+    let admin = site.admin();
+    for (name, role) in [("rita", Role::Reader), ("otto", Role::Operator)] {
+        admin
+            .add_user(&NewUser {
+                name: name.into(),
+                password: format!("{name}-password"),
+                role,
+            })
+            .await
+            .unwrap();
+    }
+    let login = |name: &'static str| {
+        let url = site.url();
+        async move {
+            let client = Client::new(&url).unwrap();
+            let token = client
+                .login(name, &format!("{name}-password"))
+                .await
+                .unwrap();
+            client.with_token(token)
+        }
+    };
+    let reader = login("rita").await;
+    let operator = login("otto").await;
+
+    // A reader reads, and may not lock: 403 naming the role, nothing changed.
+    assert_eq!(reader.hosts().await.unwrap().len(), 2);
+    let (status, code, message) = api_error(reader.lock_host("worker-0").await);
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    assert!(
+        message.contains("needs the operator role") && message.contains("reader"),
+        "{message}"
+    );
+    assert_eq!(
+        admin
+            .host("worker-0")
+            .await
+            .unwrap()
+            .administrative
+            .as_str(),
+        "unlocked"
+    );
+    let cli = site
+        .convoy_as(
+            &[
+                ("CONVOY_USERNAME", "rita"),
+                ("CONVOY_PASSWORD", "rita-password"),
+            ],
+            &["host", "lock", "worker-0"],
+        )
+        .await;
+    assert!(cli.fails(1).contains("needs the operator role"), "{cli:?}");
+
+    // An operator locks hosts but does not manage users.
+    operator.lock_host("worker-0").await.unwrap();
+    let (status, _, message) = api_error(operator.users().await);
+    assert_eq!(status, 403);
+    assert!(message.contains("needs the admin role"), "{message}");
+    let (status, ..) = api_error(
+        operator
+            .add_user(&NewUser {
+                name: "mallory".into(),
+                password: "mallory-password".into(),
+                role: Role::Admin,
+            })
+            .await,
+    );
+    assert_eq!(status, 403);
+    assert_eq!(admin.users().await.unwrap().len(), 3);
+
+    // Admins manage users through the CLI; a deleted user's tokens stop working.
+    let added = site
+        .convoy(&["user", "add", "paula", "--role", "operator", "-f", "json"])
+        .await;
+    assert_eq!(added.json()["role"], "operator");
+    assert!(added.stderr.contains("password for paula: "), "{added:?}");
+    let dup = site
+        .convoy(&["user", "add", "paula", "--role", "reader"])
+        .await;
+    assert!(dup.fails(2).contains("already exists"), "{dup:?}");
+    let list = site
+        .convoy(&["user", "list", "-f", "value", "-c", "name"])
+        .await;
+    assert_eq!(list.ok(), "admin\notto\npaula\nrita\n");
+    site.convoy(&["user", "delete", "rita"]).await.ok();
+    let (status, ..) = api_error(reader.hosts().await);
+    assert_eq!(status, 401);
+    let own = site.convoy(&["user", "delete", "admin"]).await;
+    assert!(
+        own.fails(2).contains("cannot delete your own user"),
+        "{own:?}"
+    );
+}

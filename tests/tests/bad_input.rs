@@ -1,0 +1,314 @@
+//! Bad input gets a 4xx with `{"error": {"code", "message": "<field>: <reason>"}}` and changes
+//! nothing.
+
+use convoy_e2e::{Site, three_hosts};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Raw {
+    async fn send(&self, method: Method, path: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("X-Auth-Token", &self.token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: error body is not JSON ({e}): {text:?}"));
+        (status, body)
+    }
+
+    /// Asserts a 4xx JSON error whose message starts with `prefix`.
+    async fn refused(&self, method: Method, path: &str, body: &str, status: u16, prefix: &str) {
+        let (got, error) = self.send(method, path, body).await;
+        assert_eq!(got, status, "{path} {body}: {error}");
+        let message = error["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{error}"));
+        assert!(error["error"]["code"].is_string(), "{error}");
+        assert!(
+            message.starts_with(prefix),
+            "{path} {body}: expected {prefix:?}, got {message:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_naming_the_field_and_change_nothing() {
+    let site = Site::with_hosts(&three_hosts()[..1]).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: site.url(),
+        token: site.admin_token().to_string(),
+    };
+    let users_before = site.admin().users().await.unwrap();
+    let hosts_before = site.admin().hosts().await.unwrap();
+    let post = Method::POST;
+
+    // Users.
+    raw.refused(post.clone(), "/v1/users", "{", 400, "body: malformed JSON")
+        .await;
+    raw.refused(post.clone(), "/v1/users", "", 400, "body: malformed JSON")
+        .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"{"name": "u1", "role": "reader"}"#,
+        400,
+        "password: is required",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"{"name": "u1", "password": "long-enough", "role": "reader", "shell": "/bin/sh"}"#,
+        400,
+        "shell: unknown field",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"{"name": 7, "password": "long-enough", "role": "reader"}"#,
+        400,
+        "name: invalid type",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"{"name": "u1", "password": "long-enough", "role": "root"}"#,
+        400,
+        "role: unknown variant `root`",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"{"name": "a/b", "password": "long-enough", "role": "reader"}"#,
+        400,
+        "name: contains '/'",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"{"name": "u1", "password": "short", "role": "reader"}"#,
+        400,
+        "password: must be at least 8",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"["u1"]"#,
+        400,
+        "body: must be a JSON object",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/users",
+        r#"{"name": "u1", "password": "long-enough", "role": "reader"} {}"#,
+        400,
+        "body: unexpected data",
+    )
+    .await;
+    let huge =
+        json!({"name": "u1", "password": "x".repeat(300 * 1024), "role": "reader"}).to_string();
+    raw.refused(post.clone(), "/v1/users", &huge, 413, "body: larger than")
+        .await;
+
+    // Commands.
+    raw.refused(
+        post.clone(),
+        "/v1/hosts/controller-0/commands",
+        r#"{"kind": "reboot"}"#,
+        400,
+        "kind: unknown variant `reboot`",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/hosts/controller-0/commands",
+        r#"{}"#,
+        400,
+        "kind: is required",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/hosts/controller-0/commands?wait_seconds=soon",
+        r#"{"kind": "ping"}"#,
+        400,
+        "wait_seconds: ",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/hosts/controller-0/commands?wait_seconds=3600",
+        r#"{"kind": "ping"}"#,
+        400,
+        "wait_seconds: must be at most 60",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/hosts/controller-0/commands?colour=red",
+        r#"{"kind": "ping"}"#,
+        400,
+        "colour: ",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/hosts/nowhere/commands",
+        r#"{"kind": "ping"}"#,
+        404,
+        "host \"nowhere\" not found",
+    )
+    .await;
+
+    // Login.
+    raw.refused(
+        post.clone(),
+        "/v3/auth/tokens",
+        r#"{"auth": {}}"#,
+        400,
+        "auth.identity: is required",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v3/auth/tokens",
+        r#"{"auth": {"identity": {"methods": ["totp"]}}}"#,
+        400,
+        "auth.identity.methods: must contain",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v3/auth/tokens",
+        r#"{"auth": {"identity": {"methods": ["password"]}}}"#,
+        400,
+        "auth.identity.password: is required",
+    )
+    .await;
+
+    // Enrolment: a valid token with bad fields stores nothing.
+    let token = std::fs::read_to_string(site.controller.agent_token_file()).unwrap();
+    let facts = json!({"capacity_cpus": 1, "capacity_memory_mib": 1, "load_cpus": 0.0, "load_memory_mib": 0,
+        "boot_id": "b", "os": "o", "agent_version": "v", "state_fs_free_bytes": 1});
+    let enrol = |hostname: &str, personality: &str, facts: &Value| {
+        json!({"enrolment_token": token.trim(), "hostname": hostname, "personality": personality, "facts": facts}).to_string()
+    };
+    raw.refused(
+        post.clone(),
+        "/v1/agent/enrol",
+        &enrol("bad host", "worker", &facts),
+        400,
+        "hostname: contains ' '",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/agent/enrol",
+        &enrol("h1", "router", &facts),
+        400,
+        "personality: unknown variant `router`",
+    )
+    .await;
+    let mut no_cpus = facts.clone();
+    no_cpus.as_object_mut().unwrap().remove("capacity_cpus");
+    raw.refused(
+        post.clone(),
+        "/v1/agent/enrol",
+        &enrol("h1", "worker", &no_cpus),
+        400,
+        "facts.capacity_cpus: is required",
+    )
+    .await;
+    let mut negative = facts.clone();
+    negative["capacity_cpus"] = json!(-1);
+    raw.refused(
+        post.clone(),
+        "/v1/agent/enrol",
+        &enrol("h1", "worker", &negative),
+        400,
+        "facts.capacity_cpus: invalid value",
+    )
+    .await;
+    // A user token is not a host credential.
+    raw.refused(
+        post.clone(),
+        "/v1/agent/heartbeat",
+        r#"{"facts": {}}"#,
+        401,
+        "authentication failed: the controller does not know this host credential",
+    )
+    .await;
+
+    // Unknown routes and methods answer in JSON too.
+    raw.refused(
+        Method::GET,
+        "/v1/nothing-here",
+        "",
+        404,
+        "no route /v1/nothing-here",
+    )
+    .await;
+    raw.refused(Method::PUT, "/v1/hosts", "", 405, "/v1/hosts does not take")
+        .await;
+
+    assert_eq!(site.admin().users().await.unwrap(), users_before);
+    let hosts_after = site.admin().hosts().await.unwrap();
+    assert_eq!(
+        hosts_after.iter().map(|h| &h.hostname).collect::<Vec<_>>(),
+        hosts_before.iter().map(|h| &h.hostname).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn the_cli_refuses_bad_arguments_in_one_line_with_exit_code_2() {
+    let site = Site::controller_only(None).await;
+    let cases: &[(&[&str], &str)] = &[
+        (&["host", "frobnicate"], "unrecognized subcommand"),
+        (&["host", "list", "--format", "xml"], "invalid value 'xml'"),
+        (
+            &["host", "list", "--column", "colour"],
+            "--column: unknown column \"colour\"",
+        ),
+        (
+            &["user", "add", "bob", "--role", "root"],
+            "is not one of admin, operator, reader",
+        ),
+        (&["user", "add", "bob"], "--role <ROLE>"),
+        (&["host", "ping", "x", "--wait", "0"], "--wait"),
+        (&["host", "show", "missing"], "host \"missing\" not found"),
+        (
+            &["--url", "ftp://x", "host", "list"],
+            "the scheme must be http or https",
+        ),
+    ];
+    for (args, expected) in cases {
+        let run = site.convoy(args).await;
+        let line = run.fails(2);
+        assert!(line.starts_with("error: "), "{args:?}: {line}");
+        assert!(
+            line.contains(expected),
+            "{args:?}: expected {expected:?} in {line:?}"
+        );
+    }
+    assert_eq!(site.admin().users().await.unwrap().len(), 1);
+}
