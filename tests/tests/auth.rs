@@ -31,6 +31,7 @@ fn facts() -> HostFacts {
         os: "test".into(),
         agent_version: "0".into(),
         state_fs_free_bytes: 1,
+        maintenance: false,
     }
 }
 

@@ -3,13 +3,14 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use convoy_api::agent::CommandDelivery;
+use convoy_api::agent::{CommandDelivery, HookPresenceRequest, HookRequest, MaintenanceState};
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::facts::FactSource;
+use crate::hooks::Hooks;
 use crate::ledger::Ledger;
 
 /// Runs deliveries: answers repeats from the ledger and never runs one id twice at once.
@@ -17,6 +18,7 @@ use crate::ledger::Ledger;
 pub struct Runner {
     ledger: Ledger,
     facts: FactSource,
+    hooks: Hooks,
     in_flight: Arc<Mutex<HashSet<Uuid>>>,
 }
 
@@ -31,10 +33,11 @@ pub enum Delivery {
 }
 
 impl Runner {
-    pub fn new(ledger: Ledger, facts: FactSource) -> Self {
+    pub fn new(ledger: Ledger, facts: FactSource, hooks: Hooks) -> Self {
         Runner {
             ledger,
             facts,
+            hooks,
             in_flight: Arc::default(),
         }
     }
@@ -46,15 +49,15 @@ impl Runner {
         if !self.in_flight.lock().expect("lock").insert(delivery.id) {
             return Ok(Delivery::AlreadyRunning);
         }
-        let outcome = self.execute(delivery.kind).await;
+        let outcome = self.execute(delivery).await;
         let recorded = self.ledger.record(delivery.id, &outcome);
         self.in_flight.lock().expect("lock").remove(&delivery.id);
         recorded?;
         Ok(Delivery::Ran(outcome))
     }
 
-    async fn execute(&self, kind: CommandKind) -> CommandOutcome {
-        match kind {
+    async fn execute(&self, delivery: &CommandDelivery) -> CommandOutcome {
+        match delivery.kind {
             CommandKind::Ping => CommandOutcome {
                 succeeded: true,
                 message: "pong".into(),
@@ -75,8 +78,68 @@ impl Runner {
                     },
                 }
             }
+            CommandKind::RunHook => match payload::<HookRequest>(delivery) {
+                Ok(request) => {
+                    let run = self.hooks.run(delivery.id, &request).await;
+                    CommandOutcome {
+                        succeeded: run.error.is_none(),
+                        message: match &run.error {
+                            Some(error) => error.clone(),
+                            None => format!("{} ran", request.stage),
+                        },
+                        output: serde_json::to_value(&run).unwrap_or_default(),
+                    }
+                }
+                Err(refused) => refused,
+            },
+            CommandKind::CheckHook => match payload::<HookPresenceRequest>(delivery) {
+                Ok(request) => {
+                    let presence = self.hooks.presence(request.stage);
+                    CommandOutcome {
+                        succeeded: true,
+                        message: match &presence.script {
+                            Some(script) => format!("{} is {script}", request.stage),
+                            None => format!("no {} script", request.stage),
+                        },
+                        output: serde_json::to_value(&presence).unwrap_or_default(),
+                    }
+                }
+                Err(refused) => refused,
+            },
+            CommandKind::EnterMaintenance | CommandKind::ExitMaintenance => {
+                let on = delivery.kind == CommandKind::EnterMaintenance;
+                match self.facts.maintenance.set(on) {
+                    Ok(()) => CommandOutcome {
+                        succeeded: true,
+                        message: if on {
+                            "in maintenance"
+                        } else {
+                            "out of maintenance"
+                        }
+                        .into(),
+                        output: serde_json::to_value(MaintenanceState { maintenance: on })
+                            .unwrap_or_default(),
+                    },
+                    Err(e) => CommandOutcome {
+                        succeeded: false,
+                        message: format!("cannot record the maintenance state: {e:#}"),
+                        output: serde_json::Value::Null,
+                    },
+                }
+            }
         }
     }
+}
+
+/// The delivery's payload as `T`, or the outcome that refuses it.
+fn payload<T: serde::de::DeserializeOwned>(
+    delivery: &CommandDelivery,
+) -> Result<T, CommandOutcome> {
+    serde_json::from_value(delivery.payload.clone()).map_err(|e| CommandOutcome {
+        succeeded: false,
+        message: format!("bad {} payload: {e}", delivery.kind),
+        output: serde_json::Value::Null,
+    })
 }
 
 #[cfg(test)]
@@ -86,27 +149,81 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_delivery_is_answered_from_the_record() {
         let dir = tempfile::tempdir().unwrap();
-        let runner = Runner::new(
-            Ledger::open(dir.path()).unwrap(),
-            FactSource {
-                state_dir: dir.path().into(),
-                capacity_cpus: None,
-                capacity_memory_mib: None,
-            },
-        );
+        let runner = runner_in(dir.path());
         let delivery = CommandDelivery {
             id: Uuid::new_v4(),
             kind: CommandKind::Ping,
+            payload: serde_json::Value::Null,
         };
         let Delivery::Ran(first) = runner.handle(&delivery).await.unwrap() else {
             panic!("the first delivery must run");
         };
         // A restarted agent has a new runner over the same state directory.
-        let restarted = Runner::new(Ledger::open(dir.path()).unwrap(), runner.facts.clone());
+        let restarted = runner_in(dir.path());
         let Delivery::Recorded(again) = restarted.handle(&delivery).await.unwrap() else {
             panic!("a repeat must be answered from the record");
         };
         // The recorded agent_time proves the command did not run a second time.
         assert_eq!(first, again);
+    }
+
+    #[tokio::test]
+    async fn maintenance_is_entered_and_left_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = runner_in(dir.path());
+        for (kind, expected) in [
+            (CommandKind::EnterMaintenance, true),
+            (CommandKind::ExitMaintenance, false),
+        ] {
+            let delivery = CommandDelivery {
+                id: Uuid::new_v4(),
+                kind,
+                payload: serde_json::Value::Null,
+            };
+            let Delivery::Ran(outcome) = runner.handle(&delivery).await.unwrap() else {
+                panic!("runs");
+            };
+            assert!(outcome.succeeded);
+            assert_eq!(outcome.output["maintenance"], expected);
+            assert_eq!(runner_in(dir.path()).facts.collect().maintenance, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_payload_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivery = CommandDelivery {
+            id: Uuid::new_v4(),
+            kind: CommandKind::RunHook,
+            payload: serde_json::json!({"stage": "Nope"}),
+        };
+        let Delivery::Ran(outcome) = runner_in(dir.path()).handle(&delivery).await.unwrap() else {
+            panic!("runs");
+        };
+        assert!(!outcome.succeeded);
+        assert!(
+            outcome.message.starts_with("bad run-hook payload"),
+            "{}",
+            outcome.message
+        );
+    }
+
+    pub(crate) fn runner_in(dir: &std::path::Path) -> Runner {
+        Runner::new(
+            Ledger::open(dir).unwrap(),
+            FactSource {
+                state_dir: dir.into(),
+                capacity_cpus: None,
+                capacity_memory_mib: None,
+                load_cpus: None,
+                load_memory_mib: None,
+                maintenance: crate::maintenance::MaintenanceFlag::new(dir),
+            },
+            Hooks {
+                hooks_dir: None,
+                jobs_dir: dir.join("jobs"),
+                agent_binary: std::path::PathBuf::from("convoy-agent"),
+            },
+        )
     }
 }

@@ -5,11 +5,16 @@ use std::path::Path;
 
 use convoy_core::host::HostFacts;
 
+use crate::maintenance::MaintenanceFlag;
+
 #[derive(Debug, Clone)]
 pub struct FactSource {
     pub state_dir: std::path::PathBuf,
     pub capacity_cpus: Option<u32>,
     pub capacity_memory_mib: Option<u64>,
+    pub load_cpus: Option<f64>,
+    pub load_memory_mib: Option<u64>,
+    pub maintenance: MaintenanceFlag,
 }
 
 impl FactSource {
@@ -22,13 +27,16 @@ impl FactSource {
                 std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
             }),
             capacity_memory_mib: self.capacity_memory_mib.unwrap_or(total_mib),
-            load_cpus: load_average(),
-            load_memory_mib: total_mib.saturating_sub(available_mib),
+            load_cpus: self.load_cpus.unwrap_or_else(load_average),
+            load_memory_mib: self
+                .load_memory_mib
+                .unwrap_or_else(|| total_mib.saturating_sub(available_mib)),
             boot_id: read_trimmed("/proc/sys/kernel/random/boot_id")
                 .unwrap_or_else(|| "unknown".into()),
             os: os_name(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
             state_fs_free_bytes: free_bytes(&self.state_dir),
+            maintenance: self.maintenance.get(),
         }
     }
 }
@@ -95,9 +103,14 @@ mod tests {
             state_dir: dir.path().into(),
             capacity_cpus: Some(16),
             capacity_memory_mib: None,
+            load_cpus: Some(2.5),
+            load_memory_mib: None,
+            maintenance: MaintenanceFlag::new(dir.path()),
         }
         .collect();
         assert_eq!(facts.capacity_cpus, 16);
+        assert_eq!(facts.load_cpus, 2.5);
+        assert!(!facts.maintenance);
         assert!(facts.capacity_memory_mib > 0);
         assert!(facts.state_fs_free_bytes > 0);
         assert!(!facts.boot_id.is_empty());

@@ -3,8 +3,10 @@
 
 mod commands;
 mod facts;
+mod hooks;
 mod identity;
 mod ledger;
+mod maintenance;
 mod session;
 
 use std::path::PathBuf;
@@ -48,6 +50,12 @@ pub struct Args {
     /// Memory this host offers, in MiB [default: detected].
     #[arg(long)]
     pub capacity_memory_mib: Option<u64>,
+    /// CPU load to report instead of the measured load average (for simulated hosts).
+    #[arg(long)]
+    pub load_cpus: Option<f64>,
+    /// Memory in use to report, in MiB, instead of the measured value (for simulated hosts).
+    #[arg(long)]
+    pub load_memory_mib: Option<u64>,
 }
 
 fn parse_personality(value: &str) -> Result<Personality, String> {

@@ -14,8 +14,10 @@ use tracing::{info, warn};
 use crate::Args;
 use crate::commands::{Delivery, Runner};
 use crate::facts::FactSource;
+use crate::hooks::Hooks;
 use crate::identity::{self, Identity};
 use crate::ledger::Ledger;
+use crate::maintenance::MaintenanceFlag;
 
 /// Error code convoyd answers when it does not know the host credential.
 const UNKNOWN_CREDENTIAL: &str = "unknown_credential";
@@ -30,8 +32,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         state_dir: args.state_dir.clone(),
         capacity_cpus: args.capacity_cpus,
         capacity_memory_mib: args.capacity_memory_mib,
+        load_cpus: args.load_cpus,
+        load_memory_mib: args.load_memory_mib,
+        maintenance: MaintenanceFlag::new(&args.state_dir),
     };
-    let runner = Runner::new(Ledger::open(&args.state_dir)?, facts.clone());
+    let hooks = Hooks {
+        hooks_dir: args.hooks_dir.clone(),
+        jobs_dir: args.state_dir.join("jobs"),
+        agent_binary: std::env::current_exe().context("cannot find the agent's own executable")?,
+    };
+    let runner = Runner::new(Ledger::open(&args.state_dir)?, facts.clone(), hooks);
     let controller = Client::new(&args.controller)?;
     let interval = Arc::new(AtomicU64::new(DEFAULT_PING_INTERVAL));
 
@@ -172,9 +182,12 @@ async fn take_commands(
     runner: Runner,
     interval: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
+    // A new session per run of the agent: the controller hands this run every command an
+    // earlier run was given and did not answer.
+    let session = uuid::Uuid::new_v4().simple().to_string();
     let mut backoff = Backoff::new();
     loop {
-        match client.poll_commands(POLL_WAIT).await {
+        match client.poll_commands(&session, POLL_WAIT).await {
             Ok(deliveries) => {
                 backoff = Backoff::new();
                 for delivery in deliveries {

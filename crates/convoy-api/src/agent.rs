@@ -2,6 +2,7 @@
 //! controller; commands reach them through a long poll (`GET /v1/agent/commands?wait_seconds=N`).
 
 use convoy_core::command::CommandKind;
+use convoy_core::hook::HookStage;
 use convoy_core::host::Personality;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -52,6 +53,40 @@ pub struct HeartbeatAccepted {
 pub struct CommandDelivery {
     pub id: Uuid,
     pub kind: CommandKind,
+    /// The command's arguments; the shape depends on `kind` (e.g. [`HookRequest`]).
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+/// Payload of `run-hook`: run the stage's script with these extra arguments (no shell), killing
+/// its whole process group after `timeout_seconds`. The outcome's `output` is a
+/// [`convoy_core::hook::HookRun`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookRequest {
+    pub stage: HookStage,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub timeout_seconds: u64,
+}
+
+/// Payload of `check-hook`. The outcome's `output` is a [`HookPresence`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookPresenceRequest {
+    pub stage: HookStage,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookPresence {
+    /// The script that would run, if the stage has one.
+    pub script: Option<String>,
+}
+
+/// The `output` of `enter-maintenance` and `exit-maintenance`: the state the agent now keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaintenanceState {
+    pub maintenance: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -211,9 +211,17 @@ impl Client {
             .await
     }
 
-    /// Waits up to `wait` for commands addressed to this agent's host.
-    pub async fn poll_commands(&self, wait: Duration) -> Result<Vec<CommandDelivery>, ClientError> {
-        let path = format!("/v1/agent/commands?wait_seconds={}", wait.as_secs());
+    /// Waits up to `wait` for commands addressed to this agent's host. `session` identifies
+    /// this run of the agent: commands delivered to an earlier run come again at once.
+    pub async fn poll_commands(
+        &self,
+        session: &str,
+        wait: Duration,
+    ) -> Result<Vec<CommandDelivery>, ClientError> {
+        let path = format!(
+            "/v1/agent/commands?session={session}&wait_seconds={}",
+            wait.as_secs()
+        );
         let batch: CommandBatch = self
             .call_with_timeout(Method::GET, &path, None::<&()>, wait + REQUEST_TIMEOUT)
             .await?;

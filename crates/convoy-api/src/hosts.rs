@@ -48,6 +48,8 @@ pub struct Command {
     pub id: Uuid,
     pub hostname: String,
     pub kind: CommandKind,
+    #[serde(default)]
+    pub payload: serde_json::Value,
     pub state: CommandState,
     pub created_at: Timestamp,
     pub dispatched_at: Option<Timestamp>,

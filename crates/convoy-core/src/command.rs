@@ -19,15 +19,34 @@ pub enum CommandKind {
     Ping,
     /// Collect and return the host's facts (capacity, load, software, disk).
     Facts,
+    /// Run one operator hook script (payload: `HookRequest`).
+    RunHook,
+    /// Say whether a hook script exists (payload: `HookPresenceRequest`).
+    CheckHook,
+    /// Put the host into maintenance; the agent keeps the state across restarts.
+    EnterMaintenance,
+    /// Take the host out of maintenance.
+    ExitMaintenance,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 2] = [CommandKind::Ping, CommandKind::Facts];
+    pub const ALL: [CommandKind; 6] = [
+        CommandKind::Ping,
+        CommandKind::Facts,
+        CommandKind::RunHook,
+        CommandKind::CheckHook,
+        CommandKind::EnterMaintenance,
+        CommandKind::ExitMaintenance,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             CommandKind::Ping => "ping",
             CommandKind::Facts => "facts",
+            CommandKind::RunHook => "run-hook",
+            CommandKind::CheckHook => "check-hook",
+            CommandKind::EnterMaintenance => "enter-maintenance",
+            CommandKind::ExitMaintenance => "exit-maintenance",
         }
     }
 }
@@ -45,7 +64,10 @@ impl FromStr for CommandKind {
         CommandKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| ValidationError::new("kind", format!("{s:?} is not one of ping, facts")))
+            .ok_or_else(|| {
+                let names: Vec<&str> = CommandKind::ALL.iter().map(|k| k.as_str()).collect();
+                ValidationError::new("kind", format!("{s:?} is not one of {}", names.join(", ")))
+            })
     }
 }
 
@@ -70,17 +92,28 @@ pub fn command_state(dispatched_at: Option<Timestamp>, completed: bool) -> Comma
     }
 }
 
-/// Whether an unfinished command should be handed to the agent on its next poll: never
-/// delivered, or delivered longer ago than `redeliver_after` without an outcome (the poll
-/// response may have been lost, or the agent restarted).
+/// A delivery of a command: when, and to which run of the agent (each agent process polls
+/// with a session id of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dispatch<'a> {
+    pub at: Timestamp,
+    pub session: &'a str,
+}
+
+/// Whether an unfinished command should be handed to the agent polling as `session`: never
+/// delivered; delivered to an earlier run of the agent (it restarted, and what it did is in its
+/// record); or delivered longer ago than `redeliver_after` without an outcome (the poll
+/// response may have been lost).
 pub fn due_for_delivery(
-    dispatched_at: Option<Timestamp>,
+    dispatched: Option<Dispatch<'_>>,
+    session: &str,
     now: Timestamp,
     redeliver_after: SignedDuration,
 ) -> bool {
-    match dispatched_at {
+    match dispatched {
         None => true,
-        Some(at) => now.duration_since(at) >= redeliver_after,
+        Some(d) if d.session != session => true,
+        Some(d) => now.duration_since(d.at) >= redeliver_after,
     }
 }
 
@@ -95,9 +128,23 @@ mod tests {
     #[test]
     fn undelivered_commands_are_due_and_delivered_ones_wait() {
         let again = SignedDuration::from_secs(30);
-        assert!(due_for_delivery(None, at(0), again));
-        assert!(!due_for_delivery(Some(at(0)), at(29), again));
-        assert!(due_for_delivery(Some(at(0)), at(30), again));
+        let to_a = Some(Dispatch {
+            at: at(0),
+            session: "a",
+        });
+        assert!(due_for_delivery(None, "a", at(0), again));
+        assert!(!due_for_delivery(to_a, "a", at(29), again));
+        assert!(due_for_delivery(to_a, "a", at(30), again));
+    }
+
+    #[test]
+    fn a_restarted_agent_gets_its_unfinished_commands_at_once() {
+        let again = SignedDuration::from_secs(30);
+        let to_a = Some(Dispatch {
+            at: at(0),
+            session: "a",
+        });
+        assert!(due_for_delivery(to_a, "b", at(1), again));
     }
 
     #[test]

@@ -219,4 +219,7 @@ pub struct HostFacts {
     pub agent_version: String,
     /// Free bytes on the filesystem holding the agent's state directory.
     pub state_fs_free_bytes: u64,
+    /// Whether the host is in maintenance, as the agent keeps it.
+    #[serde(default)]
+    pub maintenance: bool,
 }

@@ -3,6 +3,7 @@
 //! pass `now` in.
 
 pub mod command;
+pub mod hook;
 pub mod host;
 pub mod role;
 pub mod validation;

@@ -74,11 +74,12 @@ pub trait Store: Send + Sync + 'static {
     // commands
     async fn insert_command(&self, command: &CommandRecord) -> Result<()>;
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>>;
-    /// Marks the host's unfinished commands that are due (see
+    /// Marks the host's unfinished commands that are due for `session` (see
     /// [`convoy_core::command::due_for_delivery`]) as dispatched at `now` and returns them.
     async fn dispatch_due_commands(
         &self,
         hostname: &str,
+        session: &str,
         now: Timestamp,
         redeliver_after: SignedDuration,
     ) -> Result<Vec<CommandRecord>>;

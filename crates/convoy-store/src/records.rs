@@ -52,8 +52,12 @@ pub struct CommandRecord {
     pub id: String,
     pub hostname: String,
     pub kind: CommandKind,
+    /// The command's arguments as JSON (`null` for none).
+    pub payload: String,
     pub created_at: Timestamp,
     pub dispatched_at: Option<Timestamp>,
+    /// The agent session the last delivery went to.
+    pub dispatched_session: Option<String>,
     pub completed_at: Option<Timestamp>,
     /// The agent's outcome as JSON, once reported.
     pub outcome: Option<String>,

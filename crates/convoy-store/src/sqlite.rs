@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use convoy_core::command::due_for_delivery;
+use convoy_core::command::{Dispatch, due_for_delivery};
 use convoy_core::host::{Administrative, HostFacts};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Row;
@@ -109,6 +109,7 @@ fn host_from(row: &SqliteRow) -> Result<HostRecord> {
             os: row.try_get("os")?,
             agent_version: row.try_get("agent_version")?,
             state_fs_free_bytes: row.try_get::<i64, _>("state_fs_free_bytes")? as u64,
+            maintenance: row.try_get("maintenance")?,
         },
         last_seen: opt_time("hosts", row.try_get("last_seen")?)?,
         enrolled_at: time("hosts", row.try_get("enrolled_at")?)?,
@@ -120,8 +121,10 @@ fn command_from(row: &SqliteRow) -> Result<CommandRecord> {
         id: row.try_get("id")?,
         hostname: row.try_get("hostname")?,
         kind: parse("commands", row.try_get::<&str, _>("kind")?)?,
+        payload: row.try_get("payload")?,
         created_at: time("commands", row.try_get("created_at")?)?,
         dispatched_at: opt_time("commands", row.try_get("dispatched_at")?)?,
+        dispatched_session: row.try_get("dispatched_session")?,
         completed_at: opt_time("commands", row.try_get("completed_at")?)?,
         outcome: row.try_get("outcome")?,
     })
@@ -214,8 +217,8 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "INSERT INTO hosts (hostname, personality, zone, pod, cluster, administrative, \
                credential_hash, capacity_cpus, capacity_memory_mib, load_cpus, load_memory_mib, \
-               boot_id, os, agent_version, state_fs_free_bytes, last_seen, enrolled_at) \
-             VALUES ($1, $2, $3, $4, $5, 'unlocked', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+               boot_id, os, agent_version, state_fs_free_bytes, last_seen, enrolled_at, maintenance) \
+             VALUES ($1, $2, $3, $4, $5, 'unlocked', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) \
              ON CONFLICT (hostname) DO UPDATE SET \
                personality = excluded.personality, zone = excluded.zone, pod = excluded.pod, \
                cluster = excluded.cluster, credential_hash = excluded.credential_hash, \
@@ -224,7 +227,8 @@ impl Store for SqliteStore {
                load_cpus = excluded.load_cpus, load_memory_mib = excluded.load_memory_mib, \
                boot_id = excluded.boot_id, os = excluded.os, \
                agent_version = excluded.agent_version, \
-               state_fs_free_bytes = excluded.state_fs_free_bytes, last_seen = excluded.last_seen \
+               state_fs_free_bytes = excluded.state_fs_free_bytes, last_seen = excluded.last_seen, \
+               maintenance = excluded.maintenance \
              RETURNING *",
         )
         .bind(&e.hostname)
@@ -242,6 +246,7 @@ impl Store for SqliteStore {
         .bind(&e.facts.agent_version)
         .bind(e.facts.state_fs_free_bytes as i64)
         .bind(millis(e.now))
+        .bind(e.facts.maintenance)
         .fetch_one(&self.pool)
         .await?;
         host_from(&row)
@@ -274,7 +279,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
                load_memory_mib = $5, boot_id = $6, os = $7, agent_version = $8, \
-               state_fs_free_bytes = $9, last_seen = $10 \
+               state_fs_free_bytes = $9, last_seen = $10, maintenance = $11 \
              WHERE hostname = $1",
         )
         .bind(hostname)
@@ -287,6 +292,7 @@ impl Store for SqliteStore {
         .bind(&f.agent_version)
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
+        .bind(f.maintenance)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -316,14 +322,17 @@ impl Store for SqliteStore {
 
     async fn insert_command(&self, c: &CommandRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO commands (id, hostname, kind, created_at, dispatched_at, completed_at, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO commands (id, hostname, kind, payload, created_at, dispatched_at, \
+               dispatched_session, completed_at, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&c.id)
         .bind(&c.hostname)
         .bind(c.kind.as_str())
+        .bind(&c.payload)
         .bind(millis(c.created_at))
         .bind(c.dispatched_at.map(millis))
+        .bind(&c.dispatched_session)
         .bind(c.completed_at.map(millis))
         .bind(&c.outcome)
         .execute(&self.pool)
@@ -343,6 +352,7 @@ impl Store for SqliteStore {
     async fn dispatch_due_commands(
         &self,
         hostname: &str,
+        session: &str,
         now: Timestamp,
         redeliver_after: SignedDuration,
     ) -> Result<Vec<CommandRecord>> {
@@ -355,21 +365,27 @@ impl Store for SqliteStore {
         let mut dispatched = Vec::new();
         for row in &rows {
             let mut command = command_from(row)?;
-            if !due_for_delivery(command.dispatched_at, now, redeliver_after) {
+            let last = match (command.dispatched_at, command.dispatched_session.as_deref()) {
+                (Some(at), Some(session)) => Some(Dispatch { at, session }),
+                _ => None,
+            };
+            if !due_for_delivery(last, session, now, redeliver_after) {
                 continue;
             }
             // Compare-and-set, so two concurrent polls never both take the same delivery.
             let taken = sqlx::query(
-                "UPDATE commands SET dispatched_at = $3 \
+                "UPDATE commands SET dispatched_at = $3, dispatched_session = $4 \
                  WHERE id = $1 AND completed_at IS NULL AND dispatched_at IS $2",
             )
             .bind(&command.id)
             .bind(command.dispatched_at.map(millis))
             .bind(millis(now))
+            .bind(session)
             .execute(&self.pool)
             .await?;
             if taken.rows_affected() == 1 {
                 command.dispatched_at = Some(now);
+                command.dispatched_session = Some(session.to_string());
                 dispatched.push(command);
             }
         }

@@ -21,6 +21,7 @@ fn facts(load: f64) -> HostFacts {
         os: "Debian".into(),
         agent_version: "0.1.0".into(),
         state_fs_free_bytes: 1 << 40,
+        maintenance: false,
     }
 }
 
@@ -106,29 +107,31 @@ async fn story(store: &dyn Store) {
         id: "c1".into(),
         hostname: "worker-0".into(),
         kind: CommandKind::Ping,
+        payload: "null".into(),
         created_at: at(10),
         dispatched_at: None,
+        dispatched_session: None,
         completed_at: None,
         outcome: None,
     };
     store.insert_command(&command).await.unwrap();
     let again_after = SignedDuration::from_secs(30);
     let first = store
-        .dispatch_due_commands("worker-0", at(11), again_after)
+        .dispatch_due_commands("worker-0", "s1", at(11), again_after)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].dispatched_at, Some(at(11)));
     assert!(
         store
-            .dispatch_due_commands("worker-0", at(20), again_after)
+            .dispatch_due_commands("worker-0", "s1", at(20), again_after)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         store
-            .dispatch_due_commands("worker-0", at(41), again_after)
+            .dispatch_due_commands("worker-0", "s1", at(41), again_after)
             .await
             .unwrap()
             .len(),
@@ -154,9 +157,29 @@ async fn story(store: &dyn Store) {
             .unwrap()
             .is_none()
     );
+    // A new run of the agent (session s2) gets an unfinished command at once.
+    let command2 = CommandRecord {
+        id: "c2".into(),
+        ..command.clone()
+    };
+    store.insert_command(&command2).await.unwrap();
+    let to_s1 = store
+        .dispatch_due_commands("worker-0", "s1", at(50), again_after)
+        .await
+        .unwrap();
+    assert_eq!(to_s1.len(), 1);
+    let to_s2 = store
+        .dispatch_due_commands("worker-0", "s2", at(51), again_after)
+        .await
+        .unwrap();
+    assert_eq!(to_s2[0].dispatched_session.as_deref(), Some("s2"));
+    store
+        .complete_command("worker-0", "c2", "{}", at(52))
+        .await
+        .unwrap();
     assert!(
         store
-            .dispatch_due_commands("worker-0", at(100), again_after)
+            .dispatch_due_commands("worker-0", "s1", at(100), again_after)
             .await
             .unwrap()
             .is_empty()

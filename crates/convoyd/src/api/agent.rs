@@ -97,6 +97,8 @@ const MAX_POLL_SECONDS: u64 = 60;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollQuery {
+    /// Identifies this run of the agent (see `due_for_delivery`).
+    session: String,
     #[serde(default)]
     wait_seconds: u64,
 }
@@ -108,6 +110,9 @@ pub async fn poll_commands(
     AgentHost(host): AgentHost,
     ApiQuery(query): ApiQuery<PollQuery>,
 ) -> Result<Json<CommandBatch>, ApiError> {
+    if query.session.is_empty() || query.session.len() > 64 {
+        return Err(ApiError::invalid("session", "must be 1 to 64 characters"));
+    }
     if query.wait_seconds > MAX_POLL_SECONDS {
         return Err(ApiError::invalid(
             "wait_seconds",
@@ -122,7 +127,12 @@ pub async fn poll_commands(
         woken.as_mut().enable();
         let due = state
             .store
-            .dispatch_due_commands(&host.hostname, crate::clock::now(), state.redeliver_after)
+            .dispatch_due_commands(
+                &host.hostname,
+                &query.session,
+                crate::clock::now(),
+                state.redeliver_after,
+            )
             .await?;
         if !due.is_empty() || tokio::time::Instant::now() >= deadline {
             let commands = due
@@ -131,6 +141,7 @@ pub async fn poll_commands(
                     Ok(CommandDelivery {
                         id: c.id.parse().map_err(ApiError::internal)?,
                         kind: c.kind,
+                        payload: serde_json::from_str(&c.payload).map_err(ApiError::internal)?,
                     })
                 })
                 .collect::<Result<_, _>>()?;

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use convoy_api::hosts::{Command, Host, HostList, NewCommand};
+use convoy_core::command::CommandKind;
 use convoy_core::host::{Administrative, Availability};
 use convoy_store::CommandRecord;
 use serde::Deserialize;
@@ -135,6 +136,15 @@ pub async fn send_command(
             format!("must be at most {MAX_WAIT_SECONDS}"),
         ));
     }
+    if !matches!(request.kind, CommandKind::Ping | CommandKind::Facts) {
+        return Err(ApiError::invalid(
+            "kind",
+            format!(
+                "only ping and facts are sent directly; {} runs as part of a strategy",
+                request.kind
+            ),
+        ));
+    }
     find(&state, &hostname).await?;
     let id = Uuid::new_v4().to_string();
     state
@@ -143,8 +153,10 @@ pub async fn send_command(
             id: id.clone(),
             hostname: hostname.clone(),
             kind: request.kind,
+            payload: "null".into(),
             created_at: crate::clock::now(),
             dispatched_at: None,
+            dispatched_session: None,
             completed_at: None,
             outcome: None,
         })

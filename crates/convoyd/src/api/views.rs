@@ -54,6 +54,7 @@ pub fn command(record: CommandRecord) -> Result<Command, ApiError> {
         state: command_state(record.dispatched_at, record.completed_at.is_some()),
         hostname: record.hostname,
         kind: record.kind,
+        payload: serde_json::from_str(&record.payload).map_err(ApiError::internal)?,
         created_at: record.created_at,
         dispatched_at: record.dispatched_at,
         completed_at: record.completed_at,
