@@ -2,10 +2,13 @@
 //! pure functions. Nothing here performs IO, reads the clock or needs an async runtime; callers
 //! pass `now` in.
 
+pub mod capacity;
 pub mod command;
 pub mod hook;
 pub mod host;
+pub mod phases;
 pub mod role;
+pub mod strategy;
 pub mod validation;
 
 pub use validation::ValidationError;

@@ -1,0 +1,237 @@
+//! Strategies: the one engine every orchestration runs on.
+//!
+//! A strategy is created (validated and planned; nothing runs), applied, maybe aborted, and
+//! deleted. Planning gives each step a stage; the [`engine`] decides which steps run when;
+//! each kind's phase machine (see [`crate::phases`]) drives one step through its phases.
+
+pub mod engine;
+pub mod planner;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ValidationError;
+
+/// The kinds of strategy Convoy runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyKind {
+    RollingMaintenance,
+}
+
+impl StrategyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::RollingMaintenance => "rolling-maintenance",
+        }
+    }
+}
+
+impl fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StrategyKind {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rolling-maintenance" => Ok(StrategyKind::RollingMaintenance),
+            other => Err(ValidationError::new("type", format!("{other:?} is not a strategy type"))),
+        }
+    }
+}
+
+/// Strategy states, with dcmanager's exact strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StrategyState {
+    #[serde(rename = "initial")]
+    Initial,
+    #[serde(rename = "applying")]
+    Applying,
+    #[serde(rename = "abort requested")]
+    AbortRequested,
+    #[serde(rename = "aborting")]
+    Aborting,
+    #[serde(rename = "complete")]
+    Complete,
+    #[serde(rename = "aborted")]
+    Aborted,
+    #[serde(rename = "failed")]
+    Failed,
+    #[serde(rename = "deleting")]
+    Deleting,
+}
+
+impl StrategyState {
+    pub const ALL: [StrategyState; 8] = [
+        StrategyState::Initial,
+        StrategyState::Applying,
+        StrategyState::AbortRequested,
+        StrategyState::Aborting,
+        StrategyState::Complete,
+        StrategyState::Aborted,
+        StrategyState::Failed,
+        StrategyState::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyState::Initial => "initial",
+            StrategyState::Applying => "applying",
+            StrategyState::AbortRequested => "abort requested",
+            StrategyState::Aborting => "aborting",
+            StrategyState::Complete => "complete",
+            StrategyState::Aborted => "aborted",
+            StrategyState::Failed => "failed",
+            StrategyState::Deleting => "deleting",
+        }
+    }
+
+    /// The strategy has ended; it can only be deleted.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            StrategyState::Complete | StrategyState::Aborted | StrategyState::Failed
+        )
+    }
+
+    /// The driver is working on it.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            StrategyState::Applying | StrategyState::AbortRequested | StrategyState::Aborting
+        )
+    }
+
+    /// The legal transitions (dcmanager §4.1, with `failed` reached only once in-flight steps
+    /// have finished their cleanup).
+    pub fn can_become(self, next: StrategyState) -> bool {
+        use StrategyState::*;
+        match (self, next) {
+            (Initial, Applying) => true,
+            (Applying, AbortRequested) => true,
+            (AbortRequested, Aborting) => true,
+            (Applying | Aborting, Complete | Aborted | Failed) => true,
+            (Initial | Complete | Aborted | Failed, Deleting) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for StrategyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StrategyState {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StrategyState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| ValidationError::new("state", format!("{s:?} is not a strategy state")))
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Terminal {
+    Complete,
+    Failed,
+    Aborted,
+    /// Left alone on purpose (exit 70, no maintenance script, forced past a failure); the
+    /// details say why.
+    Skipped,
+}
+
+impl Terminal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Terminal::Complete => "complete",
+            Terminal::Failed => "failed",
+            Terminal::Aborted => "aborted",
+            Terminal::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Terminal> {
+        [Terminal::Complete, Terminal::Failed, Terminal::Aborted, Terminal::Skipped]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// A step's end and the reason shown in its details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ending {
+    pub state: Terminal,
+    pub reason: String,
+}
+
+impl Ending {
+    pub fn new(state: Terminal, reason: impl Into<String>) -> Self {
+        Ending {
+            state,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The state a strategy ends in once every step has ended (dcmanager's rule): any failed step
+/// fails it; else any aborted step aborts it; else it is complete (skipped steps count as done).
+pub fn final_state(endings: impl IntoIterator<Item = Terminal>) -> StrategyState {
+    let mut aborted = false;
+    for ending in endings {
+        match ending {
+            Terminal::Failed => return StrategyState::Failed,
+            Terminal::Aborted => aborted = true,
+            Terminal::Complete | Terminal::Skipped => {}
+        }
+    }
+    if aborted {
+        StrategyState::Aborted
+    } else {
+        StrategyState::Complete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_use_dcmanager_strings() {
+        for state in StrategyState::ALL {
+            assert_eq!(state.as_str().parse::<StrategyState>(), Ok(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        assert_eq!(StrategyState::AbortRequested.as_str(), "abort requested");
+    }
+
+    #[test]
+    fn final_state_follows_the_rule() {
+        use Terminal::*;
+        assert_eq!(final_state([Complete, Skipped]), StrategyState::Complete);
+        assert_eq!(final_state([Complete, Aborted]), StrategyState::Aborted);
+        assert_eq!(final_state([Aborted, Failed, Complete]), StrategyState::Failed);
+        assert_eq!(final_state([]), StrategyState::Complete);
+    }
+
+    #[test]
+    fn only_legal_transitions_are_allowed() {
+        use StrategyState::*;
+        assert!(Initial.can_become(Applying));
+        assert!(!Initial.can_become(Complete));
+        assert!(!Complete.can_become(Applying));
+        assert!(Failed.can_become(Deleting));
+        assert!(!Applying.can_become(Deleting));
+        assert!(!AbortRequested.can_become(Complete));
+    }
+}
