@@ -13,7 +13,13 @@ use crate::agent::{
 use crate::auth::AuthRequest;
 use crate::error::ErrorBody;
 use crate::hosts::{Command, CommandOutcome, Host, HostList, NewCommand};
+use crate::strategies::{
+    ActionName, Cluster, ClusterList, MaintenanceReport, NewRollingMaintenance, Step,
+    StepDetail, StepList, Strategy, StrategyAction,
+};
 use crate::users::{NewUser, User, UserList};
+
+const RM_PATH: &str = "/v1/rolling-maintenance-strategy";
 use crate::{AUTH_HEADER, SUBJECT_TOKEN_HEADER};
 use convoy_core::command::CommandKind;
 
@@ -197,6 +203,55 @@ impl Client {
     pub async fn delete_user(&self, name: &str) -> Result<(), ClientError> {
         self.call_empty(Method::DELETE, &format!("/v1/users/{name}"))
             .await
+    }
+
+    // --- strategies ---
+
+    pub async fn create_rolling_maintenance(
+        &self,
+        request: &NewRollingMaintenance,
+    ) -> Result<Strategy, ClientError> {
+        self.call(Method::POST, RM_PATH, Some(request)).await
+    }
+
+    pub async fn rolling_maintenance(&self) -> Result<Strategy, ClientError> {
+        self.call(Method::GET, RM_PATH, None::<&()>).await
+    }
+
+    pub async fn rolling_maintenance_action(&self, action: ActionName) -> Result<Strategy, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("{RM_PATH}/actions"),
+            Some(&StrategyAction { action }),
+        )
+        .await
+    }
+
+    pub async fn delete_rolling_maintenance(&self) -> Result<Strategy, ClientError> {
+        self.call(Method::DELETE, RM_PATH, None::<&()>).await
+    }
+
+    pub async fn rolling_maintenance_report(&self) -> Result<MaintenanceReport, ClientError> {
+        self.call(Method::GET, &format!("{RM_PATH}/report"), None::<&()>)
+            .await
+    }
+
+    /// The steps of whichever strategy the controller runs.
+    pub async fn strategy_steps(&self) -> Result<Vec<Step>, ClientError> {
+        let list: StepList = self
+            .call(Method::GET, "/v1/strategy-steps", None::<&()>)
+            .await?;
+        Ok(list.strategy_steps)
+    }
+
+    pub async fn strategy_step(&self, target: &str) -> Result<StepDetail, ClientError> {
+        self.call(Method::GET, &format!("/v1/strategy-steps/{target}"), None::<&()>)
+            .await
+    }
+
+    pub async fn clusters(&self) -> Result<Vec<Cluster>, ClientError> {
+        let list: ClusterList = self.call(Method::GET, "/v1/clusters", None::<&()>).await?;
+        Ok(list.clusters)
     }
 
     // --- the agent's side of the protocol ---

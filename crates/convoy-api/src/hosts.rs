@@ -15,6 +15,8 @@ pub struct Host {
     pub administrative: Administrative,
     pub operational: Operational,
     pub availability: Availability,
+    /// `in-service`, or `maintenance` while a rolling maintenance works on the host.
+    pub state: String,
     pub zone: Option<String>,
     pub pod: Option<String>,
     pub cluster: Option<String>,

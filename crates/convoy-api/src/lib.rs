@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod hosts;
+pub mod strategies;
 pub mod users;
 
 pub use client::{Client, ClientError};

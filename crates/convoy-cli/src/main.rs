@@ -36,6 +36,18 @@ enum Command {
     /// Users and their roles (admin only).
     #[command(subcommand)]
     User(commands::user::UserCommand),
+    /// Clusters and their state.
+    #[command(subcommand)]
+    Cluster(commands::cluster::ClusterCommand),
+    /// Rolling maintenance of hosts with operator hook scripts, as a strategy.
+    #[command(subcommand)]
+    RollingMaintenanceStrategy(commands::rolling_maintenance::StrategyCommand),
+    /// Create, apply and follow a rolling maintenance in one command.
+    #[command(subcommand)]
+    RollingMaintenance(commands::rolling_maintenance::OneShotCommand),
+    /// The steps of the controller's strategy.
+    #[command(subcommand)]
+    StrategyStep(commands::strategy_step::StepCommand),
     /// Log in and print a token to use as CONVOY_TOKEN.
     Token,
     /// Start a controller and three agents in a temporary directory and show them.
@@ -63,6 +75,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Host(command) => command.run(&cli.connection, &out).await,
         Command::User(command) => command.run(&cli.connection, &out).await,
+        Command::Cluster(command) => command.run(&cli.connection, &out).await,
+        Command::RollingMaintenanceStrategy(command) => command.run(&cli.connection, &out).await,
+        Command::RollingMaintenance(command) => command.run(&cli.connection, &out).await,
+        Command::StrategyStep(command) => command.run(&cli.connection, &out).await,
         Command::Token => {
             let client = cli.connection.client().await?;
             let token = cli.connection.token_of(&client).await?;

@@ -104,6 +104,10 @@ impl Output {
         Ok(())
     }
 
+    pub fn is_table(&self) -> bool {
+        self.format == Format::Table
+    }
+
     /// A line for people (tables only; machine formats stay parseable).
     pub fn note(&self, text: &str) {
         if self.format == Format::Table {

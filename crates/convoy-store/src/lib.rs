@@ -4,11 +4,15 @@
 mod records;
 mod sqlite;
 
-pub use records::{CommandRecord, HostEnrolment, HostRecord, TokenOwner, UserRecord};
+pub use records::{
+    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PhaseRecord, StepRecord, StepWrite,
+    StrategyRecord, TokenOwner, UserRecord,
+};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use convoy_core::host::{Administrative, HostFacts};
+use convoy_core::strategy::StrategyState;
 use jiff::{SignedDuration, Timestamp};
 
 /// Why a store operation failed.
@@ -92,4 +96,35 @@ pub trait Store: Send + Sync + 'static {
         outcome_json: &str,
         now: Timestamp,
     ) -> Result<Option<CommandRecord>>;
+
+    // strategies
+    /// Stores a new strategy and its steps. Fails with `Conflict` naming the existing strategy
+    /// when there is one: a controller runs one strategy at a time.
+    async fn create_strategy(&self, strategy: &StrategyRecord, steps: &[StepRecord]) -> Result<()>;
+    async fn strategy(&self) -> Result<Option<StrategyRecord>>;
+    /// The strategy's steps in plan order.
+    async fn steps(&self, strategy_id: &str) -> Result<Vec<StepRecord>>;
+    /// The phases of every step, in the order they started.
+    async fn phases(&self, strategy_id: &str) -> Result<Vec<PhaseRecord>>;
+    /// Moves the strategy from `from` to `to` if it is still in `from`; false otherwise.
+    async fn set_strategy_state(
+        &self,
+        strategy_id: &str,
+        from: StrategyState,
+        to: StrategyState,
+        details: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Writes a step's change with the phase records and command it implies, atomically.
+    async fn write_step(&self, strategy_id: &str, write: &StepWrite) -> Result<()>;
+    /// Removes the strategy with its steps and phases; false if there was none.
+    async fn delete_strategy(&self, strategy_id: &str) -> Result<bool>;
+
+    // clusters
+    async fn clusters(&self) -> Result<Vec<ClusterRecord>>;
+    /// Disables a cluster on behalf of `by` (a strategy id); harmless if already disabled.
+    async fn disable_cluster(&self, name: &str, by: &str, now: Timestamp) -> Result<()>;
+    /// Enables again the clusters `by` disabled (all of them, or only `name`); returns their
+    /// names.
+    async fn enable_clusters(&self, by: &str, name: Option<&str>, now: Timestamp) -> Result<Vec<String>>;
 }

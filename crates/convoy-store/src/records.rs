@@ -3,6 +3,7 @@
 use convoy_core::command::CommandKind;
 use convoy_core::host::{Administrative, HostFacts, Personality};
 use convoy_core::role::Role;
+use convoy_core::strategy::{StrategyKind, StrategyState};
 use jiff::Timestamp;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,4 +62,78 @@ pub struct CommandRecord {
     pub completed_at: Option<Timestamp>,
     /// The agent's outcome as JSON, once reported.
     pub outcome: Option<String>,
+}
+
+/// The strategy a controller runs (at most one at a time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyRecord {
+    pub id: String,
+    pub kind: StrategyKind,
+    pub state: StrategyState,
+    pub max_parallel: u32,
+    pub stop_on_failure: bool,
+    /// The kind's own options as JSON (scope, forced, timeout, payload...).
+    pub options: String,
+    pub details: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One step: one target driven through the phases of the strategy's kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub target: String,
+    /// Order in the plan.
+    pub position: u32,
+    pub stage: u32,
+    /// The group the target belongs to (a host's cluster).
+    pub group: Option<String>,
+    /// `initial`, the current phase, or `complete`, `failed`, `aborted`, `skipped`.
+    pub state: String,
+    /// The sweep phase has passed.
+    pub swept: bool,
+    pub details: String,
+    /// JSON of the ending decided before a cleanup began.
+    pub pending_end: Option<String>,
+    /// The agent command carrying the current phase's action.
+    pub command_id: Option<String>,
+    pub phase_started_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What happened in one phase of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseRecord {
+    pub target: String,
+    pub phase: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `succeeded`, `avoid-maintenance`, `no-script` or `failed`, once finished.
+    pub result: Option<String>,
+    pub details: String,
+    /// The action's output as JSON (a hook's exit code, stdout and stderr).
+    pub output: String,
+}
+
+/// A step's change, written in one transaction with what it implies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepWrite {
+    pub step: StepRecord,
+    /// The phase that just ended.
+    pub finished_phase: Option<PhaseRecord>,
+    /// The phase that now begins.
+    pub started_phase: Option<PhaseRecord>,
+    /// The command that performs the new phase on the host's agent.
+    pub command: Option<CommandRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRecord {
+    pub name: String,
+    pub enabled: bool,
+    pub disabled_by: Option<String>,
+    pub updated_at: Timestamp,
 }

@@ -14,8 +14,10 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    CommandRecord, HostEnrolment, HostRecord, Result, Store, StoreError, TokenOwner, UserRecord,
+    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PhaseRecord, Result, StepRecord,
+    StepWrite, Store, StoreError, StrategyRecord, TokenOwner, UserRecord,
 };
+use convoy_core::strategy::StrategyState;
 
 /// The embedded default store.
 #[derive(Debug, Clone)]
@@ -128,6 +130,143 @@ fn command_from(row: &SqliteRow) -> Result<CommandRecord> {
         completed_at: opt_time("commands", row.try_get("completed_at")?)?,
         outcome: row.try_get("outcome")?,
     })
+}
+
+fn strategy_from(row: &SqliteRow) -> Result<StrategyRecord> {
+    Ok(StrategyRecord {
+        id: row.try_get("id")?,
+        kind: parse("strategy", row.try_get::<&str, _>("kind")?)?,
+        state: parse("strategy", row.try_get::<&str, _>("state")?)?,
+        max_parallel: row.try_get::<i64, _>("max_parallel")? as u32,
+        stop_on_failure: row.try_get("stop_on_failure")?,
+        options: row.try_get("options")?,
+        details: row.try_get("details")?,
+        created_at: time("strategy", row.try_get("created_at")?)?,
+        updated_at: time("strategy", row.try_get("updated_at")?)?,
+    })
+}
+
+fn step_from(row: &SqliteRow) -> Result<StepRecord> {
+    Ok(StepRecord {
+        target: row.try_get("target")?,
+        position: row.try_get::<i64, _>("position")? as u32,
+        stage: row.try_get::<i64, _>("stage")? as u32,
+        group: row.try_get("grp")?,
+        state: row.try_get("state")?,
+        swept: row.try_get("swept")?,
+        details: row.try_get("details")?,
+        pending_end: row.try_get("pending_end")?,
+        command_id: row.try_get("command_id")?,
+        phase_started_at: opt_time("strategy_steps", row.try_get("phase_started_at")?)?,
+        started_at: opt_time("strategy_steps", row.try_get("started_at")?)?,
+        finished_at: opt_time("strategy_steps", row.try_get("finished_at")?)?,
+        created_at: time("strategy_steps", row.try_get("created_at")?)?,
+        updated_at: time("strategy_steps", row.try_get("updated_at")?)?,
+    })
+}
+
+fn phase_from(row: &SqliteRow) -> Result<PhaseRecord> {
+    Ok(PhaseRecord {
+        target: row.try_get("target")?,
+        phase: row.try_get("phase")?,
+        started_at: time("step_phases", row.try_get("started_at")?)?,
+        finished_at: opt_time("step_phases", row.try_get("finished_at")?)?,
+        result: row.try_get("result")?,
+        details: row.try_get("details")?,
+        output: row.try_get("output")?,
+    })
+}
+
+fn cluster_from(row: &SqliteRow) -> Result<ClusterRecord> {
+    Ok(ClusterRecord {
+        name: row.try_get("name")?,
+        enabled: row.try_get::<&str, _>("state")? == "enabled",
+        disabled_by: row.try_get("disabled_by")?,
+        updated_at: time("clusters", row.try_get("updated_at")?)?,
+    })
+}
+
+async fn upsert_step<'c, E>(executor: E, strategy_id: &str, s: &StepRecord) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO strategy_steps (strategy_id, target, position, stage, grp, state, swept, \
+           details, pending_end, command_id, phase_started_at, started_at, finished_at, \
+           created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (strategy_id, target) DO UPDATE SET \
+           state = excluded.state, swept = excluded.swept, details = excluded.details, \
+           pending_end = excluded.pending_end, command_id = excluded.command_id, \
+           phase_started_at = excluded.phase_started_at, started_at = excluded.started_at, \
+           finished_at = excluded.finished_at, updated_at = excluded.updated_at",
+    )
+    .bind(strategy_id)
+    .bind(&s.target)
+    .bind(i64::from(s.position))
+    .bind(i64::from(s.stage))
+    .bind(&s.group)
+    .bind(&s.state)
+    .bind(s.swept)
+    .bind(&s.details)
+    .bind(&s.pending_end)
+    .bind(&s.command_id)
+    .bind(s.phase_started_at.map(millis))
+    .bind(s.started_at.map(millis))
+    .bind(s.finished_at.map(millis))
+    .bind(millis(s.created_at))
+    .bind(millis(s.updated_at))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_phase<'c, E>(executor: E, strategy_id: &str, p: &PhaseRecord) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO step_phases (strategy_id, target, phase, started_at, finished_at, result, \
+           details, output) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (strategy_id, target, phase) DO UPDATE SET \
+           started_at = excluded.started_at, finished_at = excluded.finished_at, \
+           result = excluded.result, details = excluded.details, output = excluded.output",
+    )
+    .bind(strategy_id)
+    .bind(&p.target)
+    .bind(&p.phase)
+    .bind(millis(p.started_at))
+    .bind(p.finished_at.map(millis))
+    .bind(&p.result)
+    .bind(&p.details)
+    .bind(&p.output)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+async fn insert_command<'c, E>(executor: E, c: &CommandRecord) -> std::result::Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO commands (id, hostname, kind, payload, created_at, dispatched_at, \
+           dispatched_session, completed_at, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&c.id)
+    .bind(&c.hostname)
+    .bind(c.kind.as_str())
+    .bind(&c.payload)
+    .bind(millis(c.created_at))
+    .bind(c.dispatched_at.map(millis))
+    .bind(&c.dispatched_session)
+    .bind(c.completed_at.map(millis))
+    .bind(&c.outcome)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -321,24 +460,9 @@ impl Store for SqliteStore {
     }
 
     async fn insert_command(&self, c: &CommandRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO commands (id, hostname, kind, payload, created_at, dispatched_at, \
-               dispatched_session, completed_at, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&c.id)
-        .bind(&c.hostname)
-        .bind(c.kind.as_str())
-        .bind(&c.payload)
-        .bind(millis(c.created_at))
-        .bind(c.dispatched_at.map(millis))
-        .bind(&c.dispatched_session)
-        .bind(c.completed_at.map(millis))
-        .bind(&c.outcome)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, format!("command {}", c.id)))?;
-        Ok(())
+        insert_command(&self.pool, c)
+            .await
+            .map_err(|e| conflict(e, format!("command {}", c.id)))
     }
 
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>> {
@@ -415,5 +539,149 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(command_from).transpose()
+    }
+
+    async fn create_strategy(&self, strategy: &StrategyRecord, steps: &[StepRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO strategy (slot, id, kind, state, max_parallel, stop_on_failure, options, \
+               details, created_at, updated_at) \
+             VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (slot) DO NOTHING",
+        )
+        .bind(&strategy.id)
+        .bind(strategy.kind.as_str())
+        .bind(strategy.state.as_str())
+        .bind(i64::from(strategy.max_parallel))
+        .bind(strategy.stop_on_failure)
+        .bind(&strategy.options)
+        .bind(&strategy.details)
+        .bind(millis(strategy.created_at))
+        .bind(millis(strategy.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            let existing = sqlx::query("SELECT * FROM strategy WHERE slot = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            let existing = strategy_from(&existing)?;
+            return Err(StoreError::Conflict {
+                what: format!(
+                    "a {} strategy (state {})",
+                    existing.kind, existing.state
+                ),
+            });
+        }
+        for step in steps {
+            upsert_step(&mut *tx, &strategy.id, step).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn strategy(&self) -> Result<Option<StrategyRecord>> {
+        let row = sqlx::query("SELECT * FROM strategy WHERE slot = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(strategy_from).transpose()
+    }
+
+    async fn steps(&self, strategy_id: &str) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query("SELECT * FROM strategy_steps WHERE strategy_id = $1 ORDER BY position")
+            .bind(strategy_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(step_from).collect()
+    }
+
+    async fn phases(&self, strategy_id: &str) -> Result<Vec<PhaseRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM step_phases WHERE strategy_id = $1 ORDER BY started_at, rowid",
+        )
+        .bind(strategy_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(phase_from).collect()
+    }
+
+    async fn set_strategy_state(
+        &self,
+        strategy_id: &str,
+        from: StrategyState,
+        to: StrategyState,
+        details: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE strategy SET state = $3, details = $4, updated_at = $5 \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(strategy_id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(details)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn write_step(&self, strategy_id: &str, write: &StepWrite) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        upsert_step(&mut *tx, strategy_id, &write.step).await?;
+        for phase in [&write.finished_phase, &write.started_phase].into_iter().flatten() {
+            upsert_phase(&mut *tx, strategy_id, phase).await?;
+        }
+        if let Some(command) = &write.command {
+            insert_command(&mut *tx, command)
+                .await
+                .map_err(|e| conflict(e, format!("command {}", command.id)))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_strategy(&self, strategy_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM strategy WHERE id = $1")
+            .bind(strategy_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn clusters(&self) -> Result<Vec<ClusterRecord>> {
+        let rows = sqlx::query("SELECT * FROM clusters ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(cluster_from).collect()
+    }
+
+    async fn disable_cluster(&self, name: &str, by: &str, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO clusters (name, state, disabled_by, updated_at) \
+             VALUES ($1, 'disabled', $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET state = 'disabled', disabled_by = $2, updated_at = $3 \
+             WHERE clusters.state = 'enabled'",
+        )
+        .bind(name)
+        .bind(by)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn enable_clusters(&self, by: &str, name: Option<&str>, now: Timestamp) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "UPDATE clusters SET state = 'enabled', disabled_by = NULL, updated_at = $3 \
+             WHERE disabled_by = $1 AND ($2 IS NULL OR name = $2) RETURNING name",
+        )
+        .bind(by)
+        .bind(name)
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("name").map_err(StoreError::from))
+            .collect()
     }
 }

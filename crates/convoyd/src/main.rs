@@ -6,6 +6,7 @@ mod config;
 mod data_dir;
 mod secrets;
 mod state;
+mod strategy;
 mod telemetry;
 mod wakeups;
 
@@ -55,6 +56,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
     let state = AppState::new(Arc::new(site.store), site.enrolment_token, &settings);
+    strategy::driver::spawn(state.clone());
     let app = api::router(state, &settings);
     info!(
         address = %address,

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 pub struct Wakeups {
     hosts: Mutex<HashMap<String, Arc<Notify>>>,
     outcomes: Notify,
+    strategy: Notify,
 }
 
 impl Wakeups {
@@ -26,6 +27,11 @@ impl Wakeups {
     /// The signal raised whenever any command's outcome is recorded.
     pub fn outcomes(&self) -> &Notify {
         &self.outcomes
+    }
+
+    /// The signal raised when an operator changes the strategy (create, apply, abort).
+    pub fn strategy(&self) -> &Notify {
+        &self.strategy
     }
 
     pub fn forget_host(&self, hostname: &str) {

@@ -16,6 +16,7 @@ pub const LIST_COLUMNS: &[&str] = &[
     "administrative",
     "operational",
     "availability",
+    "state",
     "zone",
     "pod",
     "cluster",

@@ -1,5 +1,8 @@
 //! One module per subcommand.
 
+pub mod cluster;
 pub mod demo;
 pub mod host;
+pub mod rolling_maintenance;
+pub mod strategy_step;
 pub mod user;

@@ -1,10 +1,12 @@
 //! The REST API: routes, authentication and the agent gateway.
 
 mod agent;
+mod clusters;
 mod error;
 mod extract;
 mod hosts;
 mod identity;
+mod strategies;
 mod users;
 mod views;
 
@@ -35,6 +37,23 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/v1/users", get(users::list).post(users::add))
         .route("/v1/users/{name}", delete(users::remove))
+        .route("/v1/clusters", get(clusters::list))
+        .route(
+            "/v1/rolling-maintenance-strategy",
+            get(strategies::show)
+                .post(strategies::create)
+                .delete(strategies::delete),
+        )
+        .route(
+            "/v1/rolling-maintenance-strategy/actions",
+            post(strategies::action),
+        )
+        .route(
+            "/v1/rolling-maintenance-strategy/report",
+            get(strategies::report),
+        )
+        .route("/v1/strategy-steps", get(strategies::steps))
+        .route("/v1/strategy-steps/{target}", get(strategies::step))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             extract::authenticate_user,

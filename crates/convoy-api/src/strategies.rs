@@ -1,0 +1,159 @@
+//! Strategies, their steps, rolling maintenance's options and report, and clusters.
+
+use convoy_core::strategy::planner::Scope;
+use convoy_core::strategy::{StrategyKind, StrategyState};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/rolling-maintenance-strategy` body. Exactly one of hosts, clusters, pods, zones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRollingMaintenance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zones: Option<Vec<String>>,
+    /// Failures skip the host instead of failing the strategy.
+    #[serde(default)]
+    pub forced: bool,
+    /// Time limit of each stage on each host [default: 1800].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// Words appended to every hook's arguments (split on whitespace; no shell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// Hosts of a cluster maintained at once [default: 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_hosts: Option<u32>,
+    #[serde(default)]
+    pub stop_on_failure: bool,
+}
+
+/// The options a rolling-maintenance strategy keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollingMaintenanceOptions {
+    pub scope: Scope,
+    pub forced: bool,
+    pub timeout_seconds: u64,
+    pub payload: Option<String>,
+}
+
+/// A strategy as the API shows it. `options` holds the kind's own settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Strategy {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: StrategyKind,
+    pub state: StrategyState,
+    pub max_parallel: u32,
+    pub stop_on_failure: bool,
+    pub options: serde_json::Value,
+    pub details: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// `POST /v1/rolling-maintenance-strategy/actions` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyAction {
+    pub action: ActionName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionName {
+    Apply,
+    Abort,
+}
+
+/// One step of a strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The host (or, at a System Controller, the subcloud) the step drives.
+    pub target: String,
+    pub stage: u32,
+    /// `initial`, the current phase, or `complete`, `failed`, `aborted`, `skipped`.
+    pub state: String,
+    pub details: String,
+    /// The target's group (a host's cluster).
+    pub group: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepList {
+    pub strategy_steps: Vec<Step>,
+}
+
+/// What happened in one phase of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRun {
+    pub phase: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub result: Option<String>,
+    pub details: String,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `GET /v1/strategy-steps/{target}`: the step and its phases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepDetail {
+    #[serde(flatten)]
+    pub step: Step,
+    pub phases: Vec<PhaseRun>,
+}
+
+/// `GET /v1/rolling-maintenance-strategy/report`, shaped like CloudStack's response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaintenanceReport {
+    pub state: StrategyState,
+    pub success: bool,
+    pub details: String,
+    pub hosts_updated: Vec<HostUpdated>,
+    pub hosts_skipped: Vec<HostSkipped>,
+    pub hosts_failed: Vec<HostSkipped>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostUpdated {
+    pub hostname: String,
+    /// When the host began entering maintenance.
+    pub start: Timestamp,
+    /// When it was out of maintenance again.
+    pub end: Option<Timestamp>,
+    /// Standard output of its Maintenance hook.
+    pub output: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSkipped {
+    pub hostname: String,
+    pub reason: String,
+}
+
+/// A cluster: the hosts that share it, and whether a strategy has disabled it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    /// `enabled` or `disabled`.
+    pub state: String,
+    /// The strategy that disabled it.
+    pub disabled_by: Option<String>,
+    pub hosts: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterList {
+    pub clusters: Vec<Cluster>,
+}

@@ -1,0 +1,340 @@
+//! `/v1/rolling-maintenance-strategy` and `/v1/strategy-steps`: creating, applying, aborting
+//! and deleting the controller's strategy, and watching its steps.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use convoy_api::strategies::{
+    ActionName, HostSkipped, HostUpdated, MaintenanceReport, NewRollingMaintenance, PhaseRun,
+    RollingMaintenanceOptions, Step, StepDetail, StepList, Strategy, StrategyAction,
+};
+use convoy_core::hook::HookRun;
+use convoy_core::host::{Administrative, Availability, availability};
+use convoy_core::phases::rolling_maintenance::Phase;
+use convoy_core::role::Role;
+use convoy_core::strategy::planner::{InventoryHost, Scope, plan_rolling_maintenance};
+use convoy_core::strategy::{StrategyKind, StrategyState, Terminal};
+use convoy_core::validation::validate_name;
+use convoy_store::{StepRecord, StoreError, StrategyRecord};
+use uuid::Uuid;
+
+use super::ApiError;
+use super::extract::{ApiJson, Caller};
+use crate::clock;
+use crate::state::AppState;
+
+/// CloudStack's default stage timeout.
+const DEFAULT_TIMEOUT_SECONDS: u64 = 1800;
+const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+const MAX_PAYLOAD_BYTES: usize = 4096;
+
+fn view(record: &StrategyRecord) -> Result<Strategy, ApiError> {
+    Ok(Strategy {
+        id: record.id.clone(),
+        kind: record.kind,
+        state: record.state,
+        max_parallel: record.max_parallel,
+        stop_on_failure: record.stop_on_failure,
+        options: serde_json::from_str(&record.options).map_err(ApiError::internal)?,
+        details: record.details.clone(),
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    })
+}
+
+fn step_view(record: &StepRecord) -> Step {
+    Step {
+        target: record.target.clone(),
+        stage: record.stage,
+        state: record.state.clone(),
+        details: record.details.clone(),
+        group: record.group.clone(),
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    }
+}
+
+/// The controller's strategy if it is a rolling maintenance.
+async fn current(state: &AppState) -> Result<StrategyRecord, ApiError> {
+    state
+        .store
+        .strategy()
+        .await?
+        .filter(|s| s.kind == StrategyKind::RollingMaintenance)
+        .ok_or_else(|| ApiError::not_found("rolling-maintenance strategy"))
+}
+
+/// `POST /v1/rolling-maintenance-strategy`: validates and plans; nothing runs.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<NewRollingMaintenance>,
+) -> Result<(StatusCode, Json<Strategy>), ApiError> {
+    caller.require(Role::Operator)?;
+    let scope = Scope::from_options(request.hosts, request.clusters, request.pods, request.zones)?;
+    for name in scope.names() {
+        validate_name(scope.field(), name)?;
+    }
+    let ping = state.ping_interval.as_secs() as u64;
+    let timeout = request.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+    if timeout <= ping {
+        return Err(ApiError::invalid(
+            "timeout_seconds",
+            format!("must be greater than the ping interval ({ping} s), got {timeout}"),
+        ));
+    }
+    if timeout > MAX_TIMEOUT_SECONDS {
+        return Err(ApiError::invalid(
+            "timeout_seconds",
+            format!("must be at most {MAX_TIMEOUT_SECONDS}"),
+        ));
+    }
+    if let Some(payload) = &request.payload
+        && (payload.len() > MAX_PAYLOAD_BYTES || payload.contains('\0'))
+    {
+        return Err(ApiError::invalid(
+            "payload",
+            format!("must be at most {MAX_PAYLOAD_BYTES} bytes of text"),
+        ));
+    }
+    let max_parallel = request.max_parallel_hosts.unwrap_or(1);
+
+    let now = clock::now();
+    let hosts = state.store.hosts().await?;
+    let inventory: Vec<InventoryHost> = hosts
+        .iter()
+        .map(|h| InventoryHost {
+            hostname: h.hostname.clone(),
+            zone: h.zone.clone(),
+            pod: h.pod.clone(),
+            cluster: h.cluster.clone(),
+            unfit: if availability(h.last_seen, now, state.ping_interval) == Availability::Offline {
+                Some("offline".into())
+            } else if h.administrative == Administrative::Locked {
+                Some("locked".into())
+            } else if h.facts.maintenance {
+                Some("already in maintenance".into())
+            } else {
+                None
+            },
+        })
+        .collect();
+    let plan = plan_rolling_maintenance(&inventory, &scope, max_parallel, request.forced)?;
+
+    let options = RollingMaintenanceOptions {
+        scope,
+        forced: request.forced,
+        timeout_seconds: timeout,
+        payload: request.payload,
+    };
+    let record = StrategyRecord {
+        id: Uuid::new_v4().to_string(),
+        kind: StrategyKind::RollingMaintenance,
+        state: StrategyState::Initial,
+        max_parallel,
+        stop_on_failure: request.stop_on_failure,
+        options: serde_json::to_string(&options).map_err(ApiError::internal)?,
+        details: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let steps: Vec<StepRecord> = plan
+        .into_iter()
+        .enumerate()
+        .map(|(position, planned)| StepRecord {
+            target: planned.target,
+            position: position as u32,
+            stage: planned.stage,
+            group: planned.cluster,
+            state: match planned.skipped {
+                Some(_) => Terminal::Skipped.as_str().into(),
+                None => "initial".into(),
+            },
+            swept: false,
+            details: planned.skipped.unwrap_or_default(),
+            pending_end: None,
+            command_id: None,
+            phase_started_at: None,
+            started_at: None,
+            finished_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    match state.store.create_strategy(&record, &steps).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { what }) => {
+            return Err(ApiError::conflict(format!(
+                "{what} already exists; a controller runs one strategy at a time (delete it first)"
+            )));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    tracing::info!(strategy = record.id, steps = steps.len(), by = caller.name, "rolling-maintenance strategy created");
+    Ok((StatusCode::CREATED, Json(view(&record)?)))
+}
+
+pub async fn show(State(state): State<AppState>) -> Result<Json<Strategy>, ApiError> {
+    Ok(Json(view(&current(&state).await?)?))
+}
+
+/// `POST /v1/rolling-maintenance-strategy/actions` with `{"action": "apply" | "abort"}`.
+pub async fn action(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<StrategyAction>,
+) -> Result<Json<Strategy>, ApiError> {
+    caller.require(Role::Operator)?;
+    let strategy = current(&state).await?;
+    let (from, to, refusal) = match request.action {
+        ActionName::Apply => (
+            StrategyState::Initial,
+            StrategyState::Applying,
+            "only an initial strategy can be applied",
+        ),
+        ActionName::Abort => (
+            StrategyState::Applying,
+            StrategyState::AbortRequested,
+            "only an applying strategy can be aborted",
+        ),
+    };
+    if !state
+        .store
+        .set_strategy_state(&strategy.id, from, to, &strategy.details, clock::now())
+        .await?
+    {
+        let now = current(&state).await?;
+        return Err(ApiError::conflict(format!(
+            "the strategy is {}; {refusal}",
+            now.state
+        )));
+    }
+    tracing::info!(strategy = strategy.id, action = ?request.action, by = caller.name, "strategy action");
+    state.wakeups.strategy().notify_waiters();
+    Ok(Json(view(&current(&state).await?)?))
+}
+
+/// `DELETE /v1/rolling-maintenance-strategy`: only when it is not running.
+pub async fn delete(State(state): State<AppState>, caller: Caller) -> Result<Json<Strategy>, ApiError> {
+    caller.require(Role::Operator)?;
+    let strategy = current(&state).await?;
+    let now = clock::now();
+    if strategy.state.is_active()
+        || !state
+            .store
+            .set_strategy_state(&strategy.id, strategy.state, StrategyState::Deleting, &strategy.details, now)
+            .await?
+    {
+        return Err(ApiError::conflict(format!(
+            "the strategy is {}; abort it and wait for it to end before deleting it",
+            strategy.state
+        )));
+    }
+    // Whatever it disabled is enabled again before it is forgotten.
+    state.store.enable_clusters(&strategy.id, None, now).await?;
+    state.store.delete_strategy(&strategy.id).await?;
+    tracing::info!(strategy = strategy.id, by = caller.name, "strategy deleted");
+    let mut deleted = view(&strategy)?;
+    deleted.state = StrategyState::Deleting;
+    deleted.updated_at = now;
+    Ok(Json(deleted))
+}
+
+/// `GET /v1/strategy-steps`: the steps of whichever strategy the controller runs.
+pub async fn steps(State(state): State<AppState>) -> Result<Json<StepList>, ApiError> {
+    let Some(strategy) = state.store.strategy().await? else {
+        return Ok(Json(StepList { strategy_steps: vec![] }));
+    };
+    let steps = state.store.steps(&strategy.id).await?;
+    Ok(Json(StepList {
+        strategy_steps: steps.iter().map(step_view).collect(),
+    }))
+}
+
+/// `GET /v1/strategy-steps/{target}`: one step with the output of each of its phases.
+pub async fn step(
+    State(state): State<AppState>,
+    Path(target): Path<String>,
+) -> Result<Json<StepDetail>, ApiError> {
+    let not_found = || ApiError::not_found(format!("strategy step {target:?}"));
+    let strategy = state.store.strategy().await?.ok_or_else(not_found)?;
+    let steps = state.store.steps(&strategy.id).await?;
+    let step = steps.iter().find(|s| s.target == target).ok_or_else(not_found)?;
+    let phases = state
+        .store
+        .phases(&strategy.id)
+        .await?
+        .into_iter()
+        .filter(|p| p.target == target)
+        .map(|p| {
+            let run: Option<HookRun> = serde_json::from_str(&p.output).ok();
+            PhaseRun {
+                phase: p.phase,
+                started_at: p.started_at,
+                finished_at: p.finished_at,
+                result: p.result,
+                details: p.details,
+                exit_code: run.as_ref().and_then(|r| r.exit_code),
+                stdout: run.as_ref().map(|r| r.stdout.clone()).unwrap_or_default(),
+                stderr: run.as_ref().map(|r| r.stderr.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(Json(StepDetail {
+        step: step_view(step),
+        phases,
+    }))
+}
+
+/// `GET /v1/rolling-maintenance-strategy/report`: hosts updated and skipped, like CloudStack's
+/// response (plus the failed ones).
+pub async fn report(State(state): State<AppState>) -> Result<Json<MaintenanceReport>, ApiError> {
+    let strategy = current(&state).await?;
+    let steps = state.store.steps(&strategy.id).await?;
+    let phases = state.store.phases(&strategy.id).await?;
+    let phase_of = |target: &str, phase: Phase| {
+        phases
+            .iter()
+            .find(|p| p.target == target && p.phase == phase.as_str())
+    };
+    let mut report = MaintenanceReport {
+        state: strategy.state,
+        success: strategy.state == StrategyState::Complete,
+        details: if strategy.state == StrategyState::Complete {
+            "OK".into()
+        } else {
+            strategy.details.clone()
+        },
+        hosts_updated: vec![],
+        hosts_skipped: vec![],
+        hosts_failed: vec![],
+    };
+    for step in &steps {
+        // Updated: its Maintenance hook ran to success.
+        if let Some(maintenance) = phase_of(&step.target, Phase::Maintenance)
+            .filter(|p| p.result.as_deref() == Some("succeeded"))
+        {
+            let start = phase_of(&step.target, Phase::EnterMaintenance).map_or(maintenance.started_at, |p| p.started_at);
+            let end = phase_of(&step.target, Phase::ExitMaintenance).and_then(|p| p.finished_at);
+            let run: Option<HookRun> = serde_json::from_str(&maintenance.output).ok();
+            report.hosts_updated.push(HostUpdated {
+                hostname: step.target.clone(),
+                start,
+                end,
+                output: run.map(|r| r.stdout).unwrap_or_default(),
+            });
+        }
+        let entry = HostSkipped {
+            hostname: step.target.clone(),
+            reason: step.details.clone(),
+        };
+        match Terminal::parse(&step.state) {
+            Some(Terminal::Skipped) => report.hosts_skipped.push(entry),
+            Some(Terminal::Failed) => report.hosts_failed.push(entry),
+            _ => {}
+        }
+    }
+    Ok(Json(report))
+}

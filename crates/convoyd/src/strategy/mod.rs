@@ -1,0 +1,5 @@
+//! Running strategies: the driver that persists, dispatches, waits and feeds results back into
+//! the pure engine and phase machines of convoy-core.
+
+pub mod driver;
+pub mod rolling_maintenance;
