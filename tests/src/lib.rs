@@ -40,6 +40,8 @@ pub struct HostSpec {
     pub zone: Option<&'static str>,
     pub pod: Option<&'static str>,
     pub cluster: Option<&'static str>,
+    /// CPU load the agent reports (capacity is 4 CPUs, 8192 MiB).
+    pub load_cpus: f64,
 }
 
 impl HostSpec {
@@ -50,8 +52,26 @@ impl HostSpec {
             zone: None,
             pod: None,
             cluster: None,
+            load_cpus: 0.0,
         }
     }
+}
+
+/// `count` workers named `worker-0`, `worker-1`, ... in zone-a, pod-1, cluster-1.
+pub fn workers(count: usize) -> Vec<HostSpec> {
+    const NAMES: [&str; 8] = [
+        "worker-0", "worker-1", "worker-2", "worker-3", "worker-4", "worker-5", "worker-6",
+        "worker-7",
+    ];
+    NAMES[..count]
+        .iter()
+        .map(|name| HostSpec {
+            zone: Some("zone-a"),
+            pod: Some("pod-1"),
+            cluster: Some("cluster-1"),
+            ..HostSpec::new(name, Personality::Worker)
+        })
+        .collect()
 }
 
 /// The usual three hosts: one controller and two workers in one cluster.
@@ -131,6 +151,16 @@ impl Site {
         options.cluster = host.cluster.map(Into::into);
         options.capacity_cpus = Some(4);
         options.capacity_memory_mib = Some(8192);
+        let hooks = self.hooks_dir(host.hostname);
+        std::fs::create_dir_all(&hooks).expect("hooks dir");
+        options.extra_args = vec![
+            "--hooks-dir".into(),
+            hooks.display().to_string(),
+            "--load-cpus".into(),
+            host.load_cpus.to_string(),
+            "--load-memory-mib".into(),
+            "0".into(),
+        ];
         let agent =
             AgentProcess::start(&self.binaries, &self.controller, options).expect("agent starts");
         self.agents.push(agent);
@@ -231,6 +261,87 @@ fn tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
+
+impl Site {
+    /// The hooks directory of a host's agent.
+    pub fn hooks_dir(&self, hostname: &str) -> std::path::PathBuf {
+        self.dir.path().join("hooks").join(hostname)
+    }
+
+    /// The file every standard hook appends `<host> <Stage> <args...>` to.
+    pub fn hook_log(&self) -> std::path::PathBuf {
+        self.dir.path().join("hooks.log")
+    }
+
+    /// Writes an executable `#!/bin/sh` hook for a host's stage. `{log}`, `{host}` and
+    /// `{stage}` in `body` are replaced.
+    pub fn write_hook(&self, hostname: &str, stage: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.hooks_dir(hostname).join(stage);
+        let body = body
+            .replace("{log}", &self.hook_log().display().to_string())
+            .replace("{host}", hostname)
+            .replace("{stage}", stage)
+            .replace("{dir}", &self.dir.path().display().to_string());
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write hook");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod hook");
+    }
+
+    /// The four stages, each logging its line and printing `<Stage> done on <host>`.
+    pub fn write_standard_hooks(&self, hostname: &str) {
+        for stage in [
+            "PreFlight",
+            "PreMaintenance",
+            "Maintenance",
+            "PostMaintenance",
+        ] {
+            self.write_hook(hostname, stage, STANDARD_HOOK);
+        }
+    }
+
+    /// The hook log's lines, each split into words.
+    pub fn hook_lines(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.hook_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    }
+
+    /// Waits until the strategy reaches a terminal state and returns it.
+    pub async fn wait_strategy_end(&self, within: Duration) -> convoy_api::strategies::Strategy {
+        let admin = self.admin();
+        wait_until(Deadline::after(within), "the strategy to end", || async {
+            let strategy = admin.rolling_maintenance().await.ok()?;
+            strategy.state.is_terminal().then_some(strategy)
+        })
+        .await
+        .expect("the strategy ends")
+    }
+
+    /// Waits until the step of `target` is in `state`.
+    pub async fn wait_step_state(&self, target: &str, state: &str, within: Duration) {
+        let admin = self.admin();
+        wait_until(
+            Deadline::after(within),
+            &format!("step {target} to be {state}"),
+            || async {
+                let steps = admin.strategy_steps().await.ok()?;
+                steps
+                    .iter()
+                    .any(|s| s.target == target && s.state == state)
+                    .then_some(())
+            },
+        )
+        .await
+        .expect("the step reaches the state");
+    }
+}
+
+/// A hook that logs `<host> <Stage> <args...>` and prints a line.
+pub const STANDARD_HOOK: &str =
+    "echo \"{host} {stage} $*\" >> {log}\necho \"{stage} done on {host}\"";
 
 /// Waits until the agent's process has exited on its own.
 pub async fn wait_exited(agent: &mut AgentProcess, within: Duration) {

@@ -14,8 +14,8 @@ use crate::auth::AuthRequest;
 use crate::error::ErrorBody;
 use crate::hosts::{Command, CommandOutcome, Host, HostList, NewCommand};
 use crate::strategies::{
-    ActionName, Cluster, ClusterList, MaintenanceReport, NewRollingMaintenance, Step,
-    StepDetail, StepList, Strategy, StrategyAction,
+    ActionName, Cluster, ClusterList, MaintenanceReport, NewRollingMaintenance, Step, StepDetail,
+    StepList, Strategy, StrategyAction,
 };
 use crate::users::{NewUser, User, UserList};
 
@@ -218,7 +218,10 @@ impl Client {
         self.call(Method::GET, RM_PATH, None::<&()>).await
     }
 
-    pub async fn rolling_maintenance_action(&self, action: ActionName) -> Result<Strategy, ClientError> {
+    pub async fn rolling_maintenance_action(
+        &self,
+        action: ActionName,
+    ) -> Result<Strategy, ClientError> {
         self.call(
             Method::POST,
             &format!("{RM_PATH}/actions"),
@@ -245,8 +248,12 @@ impl Client {
     }
 
     pub async fn strategy_step(&self, target: &str) -> Result<StepDetail, ClientError> {
-        self.call(Method::GET, &format!("/v1/strategy-steps/{target}"), None::<&()>)
-            .await
+        self.call(
+            Method::GET,
+            &format!("/v1/strategy-steps/{target}"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn clusters(&self) -> Result<Vec<Cluster>, ClientError> {

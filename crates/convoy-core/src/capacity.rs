@@ -73,12 +73,23 @@ mod tests {
 
     #[test]
     fn the_load_must_fit_in_the_others_spare_capacity_together() {
-        let inventory = [host("a", 4.0, 3.0), host("b", 4.0, 2.0), host("c", 4.0, 2.0)];
+        let inventory = [
+            host("a", 4.0, 3.0),
+            host("b", 4.0, 2.0),
+            host("c", 4.0, 2.0),
+        ];
         // a's 3 CPUs fit in b's 2 spare and c's 2 spare together, not in either alone.
         assert_eq!(can_absorb(&inventory[0], &inventory), Ok(()));
-        let inventory = [host("a", 4.0, 4.0), host("b", 4.0, 2.0), host("c", 4.0, 3.0)];
+        let inventory = [
+            host("a", 4.0, 4.0),
+            host("b", 4.0, 2.0),
+            host("c", 4.0, 3.0),
+        ];
         let err = can_absorb(&inventory[0], &inventory).unwrap_err();
-        assert!(err.contains("needs 4.0 CPUs") && err.contains("have 3.0 CPUs"), "{err}");
+        assert!(
+            err.contains("needs 4.0 CPUs") && err.contains("have 3.0 CPUs"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -89,7 +100,10 @@ mod tests {
         elsewhere.cluster = Some("c2".into());
         let inventory = [host("a", 4.0, 1.0), locked, elsewhere];
         let err = can_absorb(&inventory[0], &inventory).unwrap_err();
-        assert!(err.starts_with("no other in-service host in cluster c1"), "{err}");
+        assert!(
+            err.starts_with("no other in-service host in cluster c1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -61,12 +61,16 @@ pub trait Store: Send + Sync + 'static {
     async fn host(&self, hostname: &str) -> Result<Option<HostRecord>>;
     async fn host_by_credential(&self, credential_hash: &str) -> Result<Option<HostRecord>>;
     async fn hosts(&self) -> Result<Vec<HostRecord>>;
+    /// Records a heartbeat's facts. The maintenance flag is not taken from heartbeats (one
+    /// collected before a change could arrive after it) but from `set_maintenance`.
     async fn record_heartbeat(
         &self,
         hostname: &str,
         facts: &HostFacts,
         now: Timestamp,
     ) -> Result<()>;
+    /// Records the maintenance state the host's agent confirmed.
+    async fn set_maintenance(&self, hostname: &str, maintenance: bool) -> Result<()>;
     async fn set_administrative(
         &self,
         hostname: &str,
@@ -126,5 +130,10 @@ pub trait Store: Send + Sync + 'static {
     async fn disable_cluster(&self, name: &str, by: &str, now: Timestamp) -> Result<()>;
     /// Enables again the clusters `by` disabled (all of them, or only `name`); returns their
     /// names.
-    async fn enable_clusters(&self, by: &str, name: Option<&str>, now: Timestamp) -> Result<Vec<String>>;
+    async fn enable_clusters(
+        &self,
+        by: &str,
+        name: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<String>>;
 }

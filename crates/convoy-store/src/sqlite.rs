@@ -246,7 +246,10 @@ where
     Ok(())
 }
 
-async fn insert_command<'c, E>(executor: E, c: &CommandRecord) -> std::result::Result<(), sqlx::Error>
+async fn insert_command<'c, E>(
+    executor: E,
+    c: &CommandRecord,
+) -> std::result::Result<(), sqlx::Error>
 where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
 {
@@ -418,7 +421,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
                load_memory_mib = $5, boot_id = $6, os = $7, agent_version = $8, \
-               state_fs_free_bytes = $9, last_seen = $10, maintenance = $11 \
+               state_fs_free_bytes = $9, last_seen = $10 \
              WHERE hostname = $1",
         )
         .bind(hostname)
@@ -431,9 +434,17 @@ impl Store for SqliteStore {
         .bind(&f.agent_version)
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
-        .bind(f.maintenance)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn set_maintenance(&self, hostname: &str, maintenance: bool) -> Result<()> {
+        sqlx::query("UPDATE hosts SET maintenance = $2 WHERE hostname = $1")
+            .bind(hostname)
+            .bind(maintenance)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -565,10 +576,7 @@ impl Store for SqliteStore {
                 .await?;
             let existing = strategy_from(&existing)?;
             return Err(StoreError::Conflict {
-                what: format!(
-                    "a {} strategy (state {})",
-                    existing.kind, existing.state
-                ),
+                what: format!("a {} strategy (state {})", existing.kind, existing.state),
             });
         }
         for step in steps {
@@ -586,10 +594,11 @@ impl Store for SqliteStore {
     }
 
     async fn steps(&self, strategy_id: &str) -> Result<Vec<StepRecord>> {
-        let rows = sqlx::query("SELECT * FROM strategy_steps WHERE strategy_id = $1 ORDER BY position")
-            .bind(strategy_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM strategy_steps WHERE strategy_id = $1 ORDER BY position")
+                .bind(strategy_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(step_from).collect()
     }
 
@@ -628,7 +637,10 @@ impl Store for SqliteStore {
     async fn write_step(&self, strategy_id: &str, write: &StepWrite) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         upsert_step(&mut *tx, strategy_id, &write.step).await?;
-        for phase in [&write.finished_phase, &write.started_phase].into_iter().flatten() {
+        for phase in [&write.finished_phase, &write.started_phase]
+            .into_iter()
+            .flatten()
+        {
             upsert_phase(&mut *tx, strategy_id, phase).await?;
         }
         if let Some(command) = &write.command {
@@ -670,7 +682,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn enable_clusters(&self, by: &str, name: Option<&str>, now: Timestamp) -> Result<Vec<String>> {
+    async fn enable_clusters(
+        &self,
+        by: &str,
+        name: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "UPDATE clusters SET state = 'enabled', disabled_by = NULL, updated_at = $3 \
              WHERE disabled_by = $1 AND ($2 IS NULL OR name = $2) RETURNING name",

@@ -4,7 +4,11 @@
 use convoy_core::command::CommandKind;
 use convoy_core::host::{Administrative, HostFacts, Personality};
 use convoy_core::role::Role;
-use convoy_store::{CommandRecord, HostEnrolment, SqliteStore, Store, StoreError, UserRecord};
+use convoy_core::strategy::{StrategyKind, StrategyState};
+use convoy_store::{
+    CommandRecord, HostEnrolment, PhaseRecord, SqliteStore, StepRecord, StepWrite, Store,
+    StoreError, StrategyRecord, UserRecord,
+};
 use jiff::{SignedDuration, Timestamp};
 
 fn at(secs: i64) -> Timestamp {
@@ -185,12 +189,199 @@ async fn story(store: &dyn Store) {
             .is_empty()
     );
 
+    // Maintenance comes from the agent's confirmation, not from heartbeats.
+    store.set_maintenance("worker-0", true).await.unwrap();
+    store
+        .record_heartbeat("worker-0", &facts(0.1), at(60))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .host("worker-0")
+            .await
+            .unwrap()
+            .unwrap()
+            .facts
+            .maintenance
+    );
+    store.set_maintenance("worker-0", false).await.unwrap();
+
+    strategy_story(store).await;
+
     // Deleting a host forgets its commands; deleting a user forgets their tokens.
     assert!(store.delete_host("worker-0").await.unwrap());
     assert!(!store.delete_host("worker-0").await.unwrap());
     assert!(store.command("c1").await.unwrap().is_none());
     assert!(store.delete_user("admin").await.unwrap());
     assert!(store.token_owner("h2").await.unwrap().is_none());
+}
+
+async fn strategy_story(store: &dyn Store) {
+    let strategy = StrategyRecord {
+        id: "s1".into(),
+        kind: StrategyKind::RollingMaintenance,
+        state: StrategyState::Initial,
+        max_parallel: 2,
+        stop_on_failure: true,
+        options: "{}".into(),
+        details: String::new(),
+        created_at: at(100),
+        updated_at: at(100),
+    };
+    let step = |target: &str, position: u32| StepRecord {
+        target: target.into(),
+        position,
+        stage: 1,
+        group: Some("c".into()),
+        state: "initial".into(),
+        swept: false,
+        details: String::new(),
+        pending_end: None,
+        command_id: None,
+        phase_started_at: None,
+        started_at: None,
+        finished_at: None,
+        created_at: at(100),
+        updated_at: at(100),
+    };
+    store
+        .create_strategy(&strategy, &[step("worker-0", 0), step("b", 1)])
+        .await
+        .unwrap();
+    // One strategy at a time.
+    let second = StrategyRecord {
+        id: "s2".into(),
+        ..strategy.clone()
+    };
+    let err = store.create_strategy(&second, &[]).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a rolling-maintenance strategy (state initial) already exists"
+    );
+    assert_eq!(store.strategy().await.unwrap(), Some(strategy.clone()));
+    let targets: Vec<String> = store
+        .steps("s1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(targets, ["worker-0", "b"]);
+
+    // State changes are compare-and-set.
+    assert!(
+        store
+            .set_strategy_state(
+                "s1",
+                StrategyState::Initial,
+                StrategyState::Applying,
+                "",
+                at(101)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_strategy_state(
+                "s1",
+                StrategyState::Initial,
+                StrategyState::Applying,
+                "",
+                at(102)
+            )
+            .await
+            .unwrap()
+    );
+
+    // A step's change, its phases and its command are written together.
+    let mut running = step("worker-0", 0);
+    running.state = "pre-flight".into();
+    running.command_id = Some("c9".into());
+    running.phase_started_at = Some(at(103));
+    let phase = PhaseRecord {
+        target: "worker-0".into(),
+        phase: "pre-flight".into(),
+        started_at: at(103),
+        finished_at: None,
+        result: None,
+        details: String::new(),
+        output: "null".into(),
+    };
+    let command = CommandRecord {
+        id: "c9".into(),
+        hostname: "worker-0".into(),
+        kind: CommandKind::RunHook,
+        payload: r#"{"stage":"PreFlight","args":[],"timeout_seconds":5}"#.into(),
+        created_at: at(103),
+        dispatched_at: None,
+        dispatched_session: None,
+        completed_at: None,
+        outcome: None,
+    };
+    store
+        .write_step(
+            "s1",
+            &StepWrite {
+                step: running.clone(),
+                finished_phase: None,
+                started_phase: Some(phase.clone()),
+                command: Some(command.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.steps("s1").await.unwrap()[0], running);
+    assert_eq!(store.phases("s1").await.unwrap(), [phase.clone()]);
+    assert_eq!(
+        store.command("c9").await.unwrap().unwrap().payload,
+        command.payload
+    );
+    // A write that fails (the command exists) changes nothing.
+    let mut later = running.clone();
+    later.state = "check-script".into();
+    assert!(
+        store
+            .write_step(
+                "s1",
+                &StepWrite {
+                    step: later,
+                    finished_phase: None,
+                    started_phase: None,
+                    command: Some(command)
+                }
+            )
+            .await
+            .is_err()
+    );
+    assert_eq!(store.steps("s1").await.unwrap()[0].state, "pre-flight");
+
+    // Clusters: disabled by a strategy, enabled again only for it.
+    store.disable_cluster("c", "s1", at(104)).await.unwrap();
+    store.disable_cluster("c", "other", at(105)).await.unwrap();
+    let clusters = store.clusters().await.unwrap();
+    assert!(!clusters[0].enabled);
+    assert_eq!(clusters[0].disabled_by.as_deref(), Some("s1"));
+    assert!(
+        store
+            .enable_clusters("other", None, at(106))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .enable_clusters("s1", Some("c"), at(107))
+            .await
+            .unwrap(),
+        ["c"]
+    );
+    assert!(store.clusters().await.unwrap()[0].enabled);
+
+    assert!(store.delete_strategy("s1").await.unwrap());
+    assert!(store.strategy().await.unwrap().is_none());
+    assert!(store.steps("s1").await.unwrap().is_empty());
+    assert!(store.phases("s1").await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -16,7 +16,10 @@ impl ClusterCommand {
     pub async fn run(self, connection: &ConnectionArgs, out: &Output) -> Result<(), Failure> {
         let client = connection.authenticated().await?;
         match self {
-            ClusterCommand::List => out.list(&client.clusters().await?, &["name", "state", "hosts", "disabled_by"]),
+            ClusterCommand::List => out.list(
+                &client.clusters().await?,
+                &["name", "state", "hosts", "disabled_by"],
+            ),
         }
     }
 }

@@ -85,12 +85,18 @@ impl StrategyCommand {
             StrategyCommand::Create(args) => {
                 out.one(&client.create_rolling_maintenance(&args.request()).await?)
             }
-            StrategyCommand::Show { report: false } => out.one(&client.rolling_maintenance().await?),
+            StrategyCommand::Show { report: false } => {
+                out.one(&client.rolling_maintenance().await?)
+            }
             StrategyCommand::Show { report: true } => {
                 show_report(out, &client.rolling_maintenance_report().await?)
             }
-            StrategyCommand::Apply => out.one(&client.rolling_maintenance_action(ActionName::Apply).await?),
-            StrategyCommand::Abort => out.one(&client.rolling_maintenance_action(ActionName::Abort).await?),
+            StrategyCommand::Apply => {
+                out.one(&client.rolling_maintenance_action(ActionName::Apply).await?)
+            }
+            StrategyCommand::Abort => {
+                out.one(&client.rolling_maintenance_action(ActionName::Abort).await?)
+            }
             StrategyCommand::Delete => out.one(&client.delete_rolling_maintenance().await?),
         }
     }
@@ -126,7 +132,11 @@ impl OneShotCommand {
             Err(Failure::failed(format!(
                 "the rolling maintenance ended {}{}",
                 report.state,
-                if report.details.is_empty() { String::new() } else { format!(": {}", report.details) }
+                if report.details.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", report.details)
+                }
             )))
         }
     }
@@ -141,8 +151,10 @@ pub async fn follow(client: &Client, out: &Output) -> Result<MaintenanceReport, 
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} hosts  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} hosts  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     loop {
@@ -150,11 +162,21 @@ pub async fn follow(client: &Client, out: &Output) -> Result<MaintenanceReport, 
         let steps = client.strategy_steps().await?;
         let done = steps
             .iter()
-            .filter(|s| matches!(s.state.as_str(), "complete" | "failed" | "aborted" | "skipped"))
+            .filter(|s| {
+                matches!(
+                    s.state.as_str(),
+                    "complete" | "failed" | "aborted" | "skipped"
+                )
+            })
             .count();
         let running: Vec<String> = steps
             .iter()
-            .filter(|s| !matches!(s.state.as_str(), "initial" | "complete" | "failed" | "aborted" | "skipped"))
+            .filter(|s| {
+                !matches!(
+                    s.state.as_str(),
+                    "initial" | "complete" | "failed" | "aborted" | "skipped"
+                )
+            })
             .map(|s| format!("{}: {}", s.target, s.state))
             .collect();
         bar.set_length(steps.len() as u64);
@@ -177,10 +199,17 @@ pub fn show_report(out: &Output, report: &MaintenanceReport) -> Result<(), Failu
         "Rolling maintenance {}: success={} details={}",
         report.state,
         report.success,
-        if report.details.is_empty() { "-" } else { &report.details }
+        if report.details.is_empty() {
+            "-"
+        } else {
+            &report.details
+        }
     ));
     out.note("\nHosts updated:");
-    out.list(&report.hosts_updated, &["hostname", "start", "end", "output"])?;
+    out.list(
+        &report.hosts_updated,
+        &["hostname", "start", "end", "output"],
+    )?;
     out.note("\nHosts skipped:");
     out.list(&report.hosts_skipped, &["hostname", "reason"])?;
     if !report.hosts_failed.is_empty() {

@@ -20,7 +20,14 @@ impl StepCommand {
         match self {
             StepCommand::List => out.list(
                 &client.strategy_steps().await?,
-                &["target", "stage", "state", "details", "started_at", "finished_at"],
+                &[
+                    "target",
+                    "stage",
+                    "state",
+                    "details",
+                    "started_at",
+                    "finished_at",
+                ],
             ),
             StepCommand::Show { target } => {
                 let detail = client.strategy_step(&target).await?;
@@ -31,7 +38,16 @@ impl StepCommand {
                 out.note("\nPhases:");
                 out.list(
                     &detail.phases,
-                    &["phase", "result", "exit_code", "started_at", "finished_at", "details", "stdout", "stderr"],
+                    &[
+                        "phase",
+                        "result",
+                        "exit_code",
+                        "started_at",
+                        "finished_at",
+                        "details",
+                        "stdout",
+                        "stderr",
+                    ],
                 )
             }
         }

@@ -89,7 +89,9 @@ impl FromStr for Phase {
         Phase::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| ValidationError::new("phase", format!("{s:?} is not a rolling-maintenance phase")))
+            .ok_or_else(|| {
+                ValidationError::new("phase", format!("{s:?} is not a rolling-maintenance phase"))
+            })
     }
 }
 
@@ -119,7 +121,9 @@ pub enum PhaseResult {
 pub enum Next {
     Phase(Phase),
     /// Take the host out of maintenance, then end as `then`.
-    Cleanup { then: Ending },
+    Cleanup {
+        then: Ending,
+    },
     /// The sweep passed; the step waits for its stage.
     AwaitStage,
     End(Ending),
@@ -140,7 +144,14 @@ pub struct Context<'a> {
 
 /// A failure: skips the host under `forced`, fails the step otherwise.
 fn failure(forced: bool, reason: String) -> Ending {
-    Ending::new(if forced { Terminal::Skipped } else { Terminal::Failed }, reason)
+    Ending::new(
+        if forced {
+            Terminal::Skipped
+        } else {
+            Terminal::Failed
+        },
+        reason,
+    )
 }
 
 /// The step's next move after `phase` ended with `result`.
@@ -165,9 +176,10 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
         (Phase::PreMaintenance, AvoidMaintenance) => {
             skip("Pre-maintenance stage set to avoid maintenance")
         }
-        (Phase::PreMaintenance, Failed(r)) => {
-            Next::End(failure(cx.forced, format!("Pre-maintenance script failed: {r}")))
-        }
+        (Phase::PreMaintenance, Failed(r)) => Next::End(failure(
+            cx.forced,
+            format!("Pre-maintenance script failed: {r}"),
+        )),
 
         (Phase::CapacityCheck, Failed(r)) => Next::End(failure(
             cx.forced,
@@ -182,7 +194,10 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
 
         (Phase::Maintenance, Succeeded | AvoidMaintenance) => Next::Phase(Phase::ExitMaintenance),
         (Phase::Maintenance, NoScript) => Next::Cleanup {
-            then: failure(cx.forced, "There is no maintenance script on the host".into()),
+            then: failure(
+                cx.forced,
+                "There is no maintenance script on the host".into(),
+            ),
         },
         (Phase::Maintenance, Failed(r)) => Next::Cleanup {
             then: failure(cx.forced, format!("Maintenance script failed: {r}")),
@@ -198,9 +213,10 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
             None => Next::Phase(Phase::PostMaintenance),
         },
 
-        (Phase::PostMaintenance, Failed(r)) => {
-            Next::End(failure(cx.forced, format!("Post-maintenance script failed: {r}")))
-        }
+        (Phase::PostMaintenance, Failed(r)) => Next::End(failure(
+            cx.forced,
+            format!("Post-maintenance script failed: {r}"),
+        )),
         (Phase::PostMaintenance, _) => Next::End(Ending::new(Terminal::Complete, "")),
     };
     if cx.stopping { stop(phase, next) } else { next }
@@ -222,7 +238,10 @@ fn stop(finished: Phase, next: Next) -> Next {
                 format!("Stopped after {finished}; the host was taken out of maintenance"),
             ),
         },
-        Next::Phase(_) => Next::End(Ending::new(Terminal::Aborted, format!("Stopped after {finished}"))),
+        Next::Phase(_) => Next::End(Ending::new(
+            Terminal::Aborted,
+            format!("Stopped after {finished}"),
+        )),
         other => other,
     }
 }
@@ -233,7 +252,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn cx(forced: bool, stopping: bool) -> Context<'static> {
-        Context { hostname: "worker-1", forced, stopping, pending: None }
+        Context {
+            hostname: "worker-1",
+            forced,
+            stopping,
+            pending: None,
+        }
     }
 
     fn run(forced: bool, results: impl Fn(Phase) -> PhaseResult) -> (Vec<Phase>, Ending) {
@@ -241,7 +265,10 @@ mod tests {
         let mut pending: Option<Ending> = None;
         let mut phase = Phase::PreFlight;
         loop {
-            let context = Context { pending: pending.as_ref(), ..cx(forced, false) };
+            let context = Context {
+                pending: pending.as_ref(),
+                ..cx(forced, false)
+            };
             match after(phase, results(phase), context) {
                 Next::AwaitStage => phase = Phase::FIRST,
                 Next::Phase(p) => phase = p,
@@ -264,36 +291,80 @@ mod tests {
 
     #[test]
     fn a_failed_maintenance_still_leaves_maintenance_and_skips_post_maintenance() {
-        let results = |p| if p == Phase::Maintenance { PhaseResult::Failed("exit code 3".into()) } else { PhaseResult::Succeeded };
+        let results = |p| {
+            if p == Phase::Maintenance {
+                PhaseResult::Failed("exit code 3".into())
+            } else {
+                PhaseResult::Succeeded
+            }
+        };
         let (phases, ending) = run(false, results);
         assert_eq!(phases.last(), Some(&Phase::ExitMaintenance));
         assert!(!phases.contains(&Phase::PostMaintenance));
-        assert_eq!(ending, Ending::new(Terminal::Failed, "Maintenance script failed: exit code 3"));
+        assert_eq!(
+            ending,
+            Ending::new(Terminal::Failed, "Maintenance script failed: exit code 3")
+        );
         let (_, forced) = run(true, results);
         assert_eq!(forced.state, Terminal::Skipped);
     }
 
     #[test]
     fn exit_code_70_skips_with_cloudstacks_reasons() {
-        let (phases, ending) = run(false, |p| if p == Phase::PreFlight { PhaseResult::AvoidMaintenance } else { PhaseResult::Succeeded });
+        let (phases, ending) = run(false, |p| {
+            if p == Phase::PreFlight {
+                PhaseResult::AvoidMaintenance
+            } else {
+                PhaseResult::Succeeded
+            }
+        });
         assert_eq!(phases, [Phase::PreFlight]);
-        assert_eq!(ending, Ending::new(Terminal::Skipped, "Pre-flight stage set to avoid maintenance"));
-        let (phases, ending) = run(false, |p| if p == Phase::PreMaintenance { PhaseResult::AvoidMaintenance } else { PhaseResult::Succeeded });
+        assert_eq!(
+            ending,
+            Ending::new(
+                Terminal::Skipped,
+                "Pre-flight stage set to avoid maintenance"
+            )
+        );
+        let (phases, ending) = run(false, |p| {
+            if p == Phase::PreMaintenance {
+                PhaseResult::AvoidMaintenance
+            } else {
+                PhaseResult::Succeeded
+            }
+        });
         assert!(!phases.contains(&Phase::EnterMaintenance));
-        assert_eq!(ending.reason, "Pre-maintenance stage set to avoid maintenance");
+        assert_eq!(
+            ending.reason,
+            "Pre-maintenance stage set to avoid maintenance"
+        );
     }
 
     #[test]
     fn a_missing_maintenance_script_skips_the_host() {
-        let (phases, ending) = run(false, |p| if p == Phase::CheckScript { PhaseResult::NoScript } else { PhaseResult::Succeeded });
+        let (phases, ending) = run(false, |p| {
+            if p == Phase::CheckScript {
+                PhaseResult::NoScript
+            } else {
+                PhaseResult::Succeeded
+            }
+        });
         assert_eq!(phases, [Phase::PreFlight, Phase::CheckScript]);
-        assert_eq!(ending, Ending::new(Terminal::Skipped, "There is no maintenance script on the host"));
+        assert_eq!(
+            ending,
+            Ending::new(
+                Terminal::Skipped,
+                "There is no maintenance script on the host"
+            )
+        );
     }
 
     #[test]
     fn missing_optional_hooks_are_skipped_stages() {
         let (_, ending) = run(false, |p| match p {
-            Phase::PreFlight | Phase::PreMaintenance | Phase::PostMaintenance => PhaseResult::NoScript,
+            Phase::PreFlight | Phase::PreMaintenance | Phase::PostMaintenance => {
+                PhaseResult::NoScript
+            }
             _ => PhaseResult::Succeeded,
         });
         assert_eq!(ending.state, Terminal::Complete);
@@ -301,21 +372,47 @@ mod tests {
 
     #[test]
     fn a_capacity_refusal_names_the_host() {
-        let (_, ending) = run(false, |p| if p == Phase::CapacityCheck { PhaseResult::Failed("no room".into()) } else { PhaseResult::Succeeded });
-        assert_eq!(ending, Ending::new(Terminal::Failed, "Capacity check failed for worker-1: no room"));
+        let (_, ending) = run(false, |p| {
+            if p == Phase::CapacityCheck {
+                PhaseResult::Failed("no room".into())
+            } else {
+                PhaseResult::Succeeded
+            }
+        });
+        assert_eq!(
+            ending,
+            Ending::new(
+                Terminal::Failed,
+                "Capacity check failed for worker-1: no room"
+            )
+        );
     }
 
     #[test]
     fn a_stop_in_maintenance_cleans_up_first() {
         let next = after(Phase::Maintenance, PhaseResult::Succeeded, cx(false, true));
         assert!(matches!(next, Next::Cleanup { then } if then.state == Terminal::Aborted));
-        let next = after(Phase::PreMaintenance, PhaseResult::Succeeded, cx(false, true));
+        let next = after(
+            Phase::PreMaintenance,
+            PhaseResult::Succeeded,
+            cx(false, true),
+        );
         assert!(matches!(next, Next::End(e) if e.state == Terminal::Aborted));
         let pending = Ending::new(Terminal::Aborted, "Stopped after maintenance");
-        let next = after(Phase::ExitMaintenance, PhaseResult::Succeeded, Context { pending: Some(&pending), ..cx(false, true) });
+        let next = after(
+            Phase::ExitMaintenance,
+            PhaseResult::Succeeded,
+            Context {
+                pending: Some(&pending),
+                ..cx(false, true)
+            },
+        );
         assert_eq!(next, Next::End(pending.clone()));
         // After a stop a sweep still just waits; the engine decides what happens to waiters.
-        assert_eq!(after(Phase::PreFlight, PhaseResult::Succeeded, cx(false, true)), Next::AwaitStage);
+        assert_eq!(
+            after(Phase::PreFlight, PhaseResult::Succeeded, cx(false, true)),
+            Next::AwaitStage
+        );
     }
 
     fn any_result() -> impl Strategy<Value = PhaseResult> {

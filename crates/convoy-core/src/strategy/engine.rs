@@ -58,7 +58,9 @@ impl EngineView<'_> {
     }
 
     fn all_done(&self) -> bool {
-        self.steps.iter().all(|s| matches!(s.progress, Progress::Done(_)))
+        self.steps
+            .iter()
+            .all(|s| matches!(s.progress, Progress::Done(_)))
     }
 
     fn any_failed(&self) -> bool {
@@ -149,7 +151,11 @@ fn decide_applying(view: &EngineView<'_>) -> Vec<Decision> {
     else {
         return vec![];
     };
-    let ready = if view.sweep { Progress::Swept } else { Progress::Pending };
+    let ready = if view.sweep {
+        Progress::Swept
+    } else {
+        Progress::Pending
+    };
     view.steps
         .iter()
         .enumerate()
@@ -180,54 +186,118 @@ mod tests {
 
     #[test]
     fn the_first_stage_starts_up_to_max_parallel() {
-        let steps = [step(1, Progress::Pending), step(1, Progress::Pending), step(1, Progress::Pending), step(2, Progress::Pending)];
-        let v = EngineView { max_parallel: 2, ..view(StrategyState::Applying, &steps) };
+        let steps = [
+            step(1, Progress::Pending),
+            step(1, Progress::Pending),
+            step(1, Progress::Pending),
+            step(2, Progress::Pending),
+        ];
+        let v = EngineView {
+            max_parallel: 2,
+            ..view(StrategyState::Applying, &steps)
+        };
         assert_eq!(decide(&v), [Decision::StartStep(0), Decision::StartStep(1)]);
     }
 
     #[test]
     fn a_stage_waits_for_the_previous_one() {
-        let steps = [step(1, Progress::Done(Terminal::Complete)), step(1, Progress::Running), step(2, Progress::Pending)];
+        let steps = [
+            step(1, Progress::Done(Terminal::Complete)),
+            step(1, Progress::Running),
+            step(2, Progress::Pending),
+        ];
         assert_eq!(decide(&view(StrategyState::Applying, &steps)), []);
     }
 
     #[test]
     fn the_sweep_runs_on_every_step_first() {
-        let steps = [step(1, Progress::Swept), step(2, Progress::Pending), step(3, Progress::Pending)];
-        let v = EngineView { sweep: true, max_parallel: 1, ..view(StrategyState::Applying, &steps) };
+        let steps = [
+            step(1, Progress::Swept),
+            step(2, Progress::Pending),
+            step(3, Progress::Pending),
+        ];
+        let v = EngineView {
+            sweep: true,
+            max_parallel: 1,
+            ..view(StrategyState::Applying, &steps)
+        };
         assert_eq!(decide(&v), [Decision::StartSweep(1)]);
         let steps = [step(1, Progress::Swept), step(2, Progress::Swept)];
-        let v = EngineView { sweep: true, ..view(StrategyState::Applying, &steps) };
+        let v = EngineView {
+            sweep: true,
+            ..view(StrategyState::Applying, &steps)
+        };
         assert_eq!(decide(&v), [Decision::StartStep(0)]);
     }
 
     #[test]
     fn a_failed_sweep_cancels_everything_once_running_sweeps_end() {
-        let steps = [step(1, Progress::Done(Terminal::Failed)), step(1, Progress::Sweeping), step(2, Progress::Pending)];
-        let v = EngineView { sweep: true, ..view(StrategyState::Applying, &steps) };
+        let steps = [
+            step(1, Progress::Done(Terminal::Failed)),
+            step(1, Progress::Sweeping),
+            step(2, Progress::Pending),
+        ];
+        let v = EngineView {
+            sweep: true,
+            ..view(StrategyState::Applying, &steps)
+        };
         assert!(v.stopping());
         assert_eq!(decide(&v), []);
-        let steps = [step(1, Progress::Done(Terminal::Failed)), step(1, Progress::Swept), step(2, Progress::Pending)];
-        let v = EngineView { sweep: true, ..view(StrategyState::Applying, &steps) };
+        let steps = [
+            step(1, Progress::Done(Terminal::Failed)),
+            step(1, Progress::Swept),
+            step(2, Progress::Pending),
+        ];
+        let v = EngineView {
+            sweep: true,
+            ..view(StrategyState::Applying, &steps)
+        };
         assert_eq!(decide(&v), [Decision::Become(StrategyState::Failed)]);
     }
 
     #[test]
     fn stop_on_failure_starts_nothing_new() {
-        let steps = [step(1, Progress::Done(Terminal::Failed)), step(1, Progress::Running), step(1, Progress::Pending)];
-        let v = EngineView { stop_on_failure: true, max_parallel: 3, ..view(StrategyState::Applying, &steps) };
+        let steps = [
+            step(1, Progress::Done(Terminal::Failed)),
+            step(1, Progress::Running),
+            step(1, Progress::Pending),
+        ];
+        let v = EngineView {
+            stop_on_failure: true,
+            max_parallel: 3,
+            ..view(StrategyState::Applying, &steps)
+        };
         assert_eq!(decide(&v), []);
-        let steps = [step(1, Progress::Done(Terminal::Failed)), step(1, Progress::Done(Terminal::Aborted)), step(1, Progress::Pending)];
-        let v = EngineView { stop_on_failure: true, ..view(StrategyState::Applying, &steps) };
+        let steps = [
+            step(1, Progress::Done(Terminal::Failed)),
+            step(1, Progress::Done(Terminal::Aborted)),
+            step(1, Progress::Pending),
+        ];
+        let v = EngineView {
+            stop_on_failure: true,
+            ..view(StrategyState::Applying, &steps)
+        };
         assert_eq!(decide(&v), [Decision::Become(StrategyState::Failed)]);
     }
 
     #[test]
     fn without_stop_on_failure_the_rest_goes_on_and_the_end_is_failed() {
-        let steps = [step(1, Progress::Done(Terminal::Failed)), step(2, Progress::Pending)];
-        assert_eq!(decide(&view(StrategyState::Applying, &steps)), [Decision::StartStep(1)]);
-        let steps = [step(1, Progress::Done(Terminal::Failed)), step(2, Progress::Done(Terminal::Complete))];
-        assert_eq!(decide(&view(StrategyState::Applying, &steps)), [Decision::Become(StrategyState::Failed)]);
+        let steps = [
+            step(1, Progress::Done(Terminal::Failed)),
+            step(2, Progress::Pending),
+        ];
+        assert_eq!(
+            decide(&view(StrategyState::Applying, &steps)),
+            [Decision::StartStep(1)]
+        );
+        let steps = [
+            step(1, Progress::Done(Terminal::Failed)),
+            step(2, Progress::Done(Terminal::Complete)),
+        ];
+        assert_eq!(
+            decide(&view(StrategyState::Applying, &steps)),
+            [Decision::Become(StrategyState::Failed)]
+        );
     }
 
     #[test]
@@ -235,12 +305,24 @@ mod tests {
         let steps = [step(1, Progress::Running), step(2, Progress::Pending)];
         assert_eq!(
             decide(&view(StrategyState::AbortRequested, &steps)),
-            [Decision::AbortPending(1), Decision::Become(StrategyState::Aborting)]
+            [
+                Decision::AbortPending(1),
+                Decision::Become(StrategyState::Aborting)
+            ]
         );
-        let steps = [step(1, Progress::Running), step(2, Progress::Done(Terminal::Aborted))];
+        let steps = [
+            step(1, Progress::Running),
+            step(2, Progress::Done(Terminal::Aborted)),
+        ];
         assert_eq!(decide(&view(StrategyState::Aborting, &steps)), []);
-        let steps = [step(1, Progress::Done(Terminal::Complete)), step(2, Progress::Done(Terminal::Aborted))];
-        assert_eq!(decide(&view(StrategyState::Aborting, &steps)), [Decision::Become(StrategyState::Aborted)]);
+        let steps = [
+            step(1, Progress::Done(Terminal::Complete)),
+            step(2, Progress::Done(Terminal::Aborted)),
+        ];
+        assert_eq!(
+            decide(&view(StrategyState::Aborting, &steps)),
+            [Decision::Become(StrategyState::Aborted)]
+        );
     }
 
     /// Drives random strategies to their end with random step outcomes, checking the
@@ -253,7 +335,10 @@ mod tests {
         outcomes: &[u8],
         abort_at: Option<usize>,
     ) -> Result<(), TestCaseError> {
-        let mut steps: Vec<StepView> = stages.iter().map(|&stage| step(stage, Progress::Pending)).collect();
+        let mut steps: Vec<StepView> = stages
+            .iter()
+            .map(|&stage| step(stage, Progress::Pending))
+            .collect();
         let mut state = StrategyState::Applying;
         let mut started = vec![false; steps.len()];
         let mut dice = outcomes.iter().cycle();
@@ -261,7 +346,13 @@ mod tests {
             if Some(round) == abort_at && state == StrategyState::Applying {
                 state = StrategyState::AbortRequested;
             }
-            let v = EngineView { state, stop_on_failure, max_parallel, sweep, steps: &steps };
+            let v = EngineView {
+                state,
+                stop_on_failure,
+                max_parallel,
+                sweep,
+                steps: &steps,
+            };
             let decisions = decide(&v);
             for decision in &decisions {
                 match *decision {
@@ -271,13 +362,23 @@ mod tests {
                     }
                     Decision::StartStep(i) => {
                         // No step of an earlier stage is still unfinished.
-                        prop_assert!(steps.iter().all(|s| s.stage >= steps[i].stage || matches!(s.progress, Progress::Done(_))));
-                        prop_assert!(!sweep || steps.iter().all(|s| !matches!(s.progress, Progress::Pending | Progress::Sweeping)));
+                        prop_assert!(steps.iter().all(|s| s.stage >= steps[i].stage
+                            || matches!(s.progress, Progress::Done(_))));
+                        prop_assert!(
+                            !sweep
+                                || steps.iter().all(|s| !matches!(
+                                    s.progress,
+                                    Progress::Pending | Progress::Sweeping
+                                ))
+                        );
                         steps[i].progress = Progress::Running;
                         started[i] = true;
                     }
                     Decision::AbortPending(i) => {
-                        prop_assert!(matches!(steps[i].progress, Progress::Pending | Progress::Swept));
+                        prop_assert!(matches!(
+                            steps[i].progress,
+                            Progress::Pending | Progress::Swept
+                        ));
                         steps[i].progress = Progress::Done(Terminal::Aborted);
                     }
                     Decision::Become(next) => {
@@ -286,13 +387,19 @@ mod tests {
                     }
                 }
             }
-            let running = steps.iter().filter(|s| matches!(s.progress, Progress::Sweeping | Progress::Running)).count();
+            let running = steps
+                .iter()
+                .filter(|s| matches!(s.progress, Progress::Sweeping | Progress::Running))
+                .count();
             prop_assert!(running <= max_parallel.max(1));
             if state.is_terminal() {
                 // Nothing is in flight, and every step whose stage started has ended (a step
                 // that only passed its sweep stays pending, like any step never started).
                 for (i, s) in steps.iter().enumerate() {
-                    prop_assert!(!matches!(s.progress, Progress::Sweeping | Progress::Running), "{s:?}");
+                    prop_assert!(
+                        !matches!(s.progress, Progress::Sweeping | Progress::Running),
+                        "{s:?}"
+                    );
                     if started[i] {
                         prop_assert!(matches!(s.progress, Progress::Done(_)), "{s:?}");
                     }
@@ -300,7 +407,10 @@ mod tests {
                 return Ok(());
             }
             // Finish one running step with a random outcome.
-            if let Some(i) = steps.iter().position(|s| matches!(s.progress, Progress::Sweeping | Progress::Running)) {
+            if let Some(i) = steps
+                .iter()
+                .position(|s| matches!(s.progress, Progress::Sweeping | Progress::Running))
+            {
                 let roll = *dice.next().unwrap_or(&0) % 4;
                 steps[i].progress = match (steps[i].progress, roll) {
                     (Progress::Sweeping, 0) => Progress::Done(Terminal::Failed),

@@ -40,7 +40,10 @@ impl FromStr for StrategyKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "rolling-maintenance" => Ok(StrategyKind::RollingMaintenance),
-            other => Err(ValidationError::new("type", format!("{other:?} is not a strategy type"))),
+            other => Err(ValidationError::new(
+                "type",
+                format!("{other:?} is not a strategy type"),
+            )),
         }
     }
 }
@@ -162,9 +165,14 @@ impl Terminal {
     }
 
     pub fn parse(s: &str) -> Option<Terminal> {
-        [Terminal::Complete, Terminal::Failed, Terminal::Aborted, Terminal::Skipped]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            Terminal::Complete,
+            Terminal::Failed,
+            Terminal::Aborted,
+            Terminal::Skipped,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 
@@ -220,7 +228,10 @@ mod tests {
         use Terminal::*;
         assert_eq!(final_state([Complete, Skipped]), StrategyState::Complete);
         assert_eq!(final_state([Complete, Aborted]), StrategyState::Aborted);
-        assert_eq!(final_state([Aborted, Failed, Complete]), StrategyState::Failed);
+        assert_eq!(
+            final_state([Aborted, Failed, Complete]),
+            StrategyState::Failed
+        );
         assert_eq!(final_state([]), StrategyState::Complete);
     }
 

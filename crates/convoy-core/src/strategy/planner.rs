@@ -45,7 +45,10 @@ impl Scope {
             )
         })?;
         if scope.names().is_empty() {
-            return Err(ValidationError::new(scope.field(), "must name at least one"));
+            return Err(ValidationError::new(
+                scope.field(),
+                "must name at least one",
+            ));
         }
         Ok(scope)
     }
@@ -98,7 +101,10 @@ pub fn plan_rolling_maintenance(
     forced: bool,
 ) -> Result<Vec<PlannedStep>, ValidationError> {
     if max_parallel < 1 {
-        return Err(ValidationError::new("max_parallel_hosts", "must be at least 1"));
+        return Err(ValidationError::new(
+            "max_parallel_hosts",
+            "must be at least 1",
+        ));
     }
     let field = scope.field();
     let key = |host: &InventoryHost| -> Option<String> {
@@ -111,7 +117,11 @@ pub fn plan_rolling_maintenance(
     };
     let wanted: BTreeSet<&str> = scope.names().iter().map(String::as_str).collect();
     let known: BTreeSet<String> = inventory.iter().filter_map(key).collect();
-    let unknown: Vec<&str> = wanted.iter().copied().filter(|n| !known.contains(*n)).collect();
+    let unknown: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|n| !known.contains(*n))
+        .collect();
     if !unknown.is_empty() {
         let what = &field[..field.len() - 1];
         return Err(ValidationError::new(
@@ -127,7 +137,11 @@ pub fn plan_rolling_maintenance(
     if !forced {
         let unfit: Vec<String> = in_scope
             .iter()
-            .filter_map(|h| h.unfit.as_ref().map(|why| format!("{} is {why}", h.hostname)))
+            .filter_map(|h| {
+                h.unfit
+                    .as_ref()
+                    .map(|why| format!("{} is {why}", h.hostname))
+            })
             .collect();
         if !unfit.is_empty() {
             return Err(ValidationError::new(
@@ -143,7 +157,10 @@ pub fn plan_rolling_maintenance(
     // BTreeMap orders clusters by name; None (no cluster) sorts first, so move it last.
     let mut by_cluster: BTreeMap<Option<&str>, Vec<&InventoryHost>> = BTreeMap::new();
     for host in in_scope {
-        by_cluster.entry(host.cluster.as_deref()).or_default().push(host);
+        by_cluster
+            .entry(host.cluster.as_deref())
+            .or_default()
+            .push(host);
     }
     let mut groups: Vec<(Option<&str>, Vec<&InventoryHost>)> = by_cluster.into_iter().collect();
     let unclustered_first = groups.first().is_some_and(|(c, _)| c.is_none());
@@ -202,7 +219,8 @@ mod tests {
     fn exactly_one_scope() {
         let err = Scope::from_options(None, None, None, None).unwrap_err();
         assert_eq!(err.field, "scope");
-        let err = Scope::from_options(Some(names(&["a"])), Some(names(&["c"])), None, None).unwrap_err();
+        let err =
+            Scope::from_options(Some(names(&["a"])), Some(names(&["c"])), None, None).unwrap_err();
         assert_eq!(err.field, "scope");
         let err = Scope::from_options(Some(vec![]), None, None, None).unwrap_err();
         assert_eq!(err.to_string(), "hosts: must name at least one");
@@ -221,7 +239,9 @@ mod tests {
             host("w0", None),
             host("w4", Some("beta")),
         ];
-        let plan = plan_rolling_maintenance(&inventory, &Scope::Zones(names(&["zone-a"])), 2, false).unwrap();
+        let plan =
+            plan_rolling_maintenance(&inventory, &Scope::Zones(names(&["zone-a"])), 2, false)
+                .unwrap();
         let got: Vec<(&str, u32, Option<&str>)> = plan
             .iter()
             .map(|s| (s.target.as_str(), s.stage, s.cluster.as_deref()))
@@ -241,9 +261,16 @@ mod tests {
     #[test]
     fn unknown_names_are_refused_all_of_them() {
         let inventory = [host("w1", Some("c1"))];
-        let err = plan_rolling_maintenance(&inventory, &Scope::Hosts(names(&["w9", "w1", "w8"])), 1, false).unwrap_err();
+        let err = plan_rolling_maintenance(
+            &inventory,
+            &Scope::Hosts(names(&["w9", "w1", "w8"])),
+            1,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), r#"hosts: unknown host "w8", "w9""#);
-        let err = plan_rolling_maintenance(&inventory, &Scope::Clusters(names(&["c2"])), 1, false).unwrap_err();
+        let err = plan_rolling_maintenance(&inventory, &Scope::Clusters(names(&["c2"])), 1, false)
+            .unwrap_err();
         assert_eq!(err.to_string(), r#"clusters: unknown cluster "c2""#);
     }
 
@@ -262,7 +289,9 @@ mod tests {
 
     #[test]
     fn max_parallel_must_be_positive() {
-        let err = plan_rolling_maintenance(&[host("w1", None)], &Scope::Hosts(names(&["w1"])), 0, false).unwrap_err();
+        let err =
+            plan_rolling_maintenance(&[host("w1", None)], &Scope::Hosts(names(&["w1"])), 0, false)
+                .unwrap_err();
         assert_eq!(err.field, "max_parallel_hosts");
     }
 

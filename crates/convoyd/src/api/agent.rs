@@ -6,8 +6,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use convoy_api::agent::{
     CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat, HeartbeatAccepted,
+    MaintenanceState,
 };
 use convoy_api::hosts::{Command, CommandOutcome};
+use convoy_core::command::CommandKind;
 use convoy_core::validation::validate_name;
 use convoy_store::HostEnrolment;
 use serde::Deserialize;
@@ -165,6 +167,19 @@ pub async fn report_outcome(
         .complete_command(&host.hostname, &id, &json, crate::clock::now())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("command {id} of host {:?}", host.hostname)))?;
+    // The agent confirmed a maintenance change: the host's state follows at once.
+    if outcome.succeeded
+        && let Ok(confirmed) = serde_json::from_value::<MaintenanceState>(outcome.output.clone())
+        && matches!(
+            record.kind,
+            CommandKind::EnterMaintenance | CommandKind::ExitMaintenance
+        )
+    {
+        state
+            .store
+            .set_maintenance(&host.hostname, confirmed.maintenance)
+            .await?;
+    }
     state.wakeups.outcomes().notify_waiters();
     Ok(Json(views::command(record)?))
 }

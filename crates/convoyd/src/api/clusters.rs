@@ -25,13 +25,20 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ClusterList>, Ap
         }
     }
     for record in state.store.clusters().await? {
-        let cluster = clusters.entry(record.name.clone()).or_insert_with(|| Cluster {
-            name: record.name.clone(),
-            state: String::new(),
-            disabled_by: None,
-            hosts: 0,
-        });
-        cluster.state = if record.enabled { "enabled" } else { "disabled" }.into();
+        let cluster = clusters
+            .entry(record.name.clone())
+            .or_insert_with(|| Cluster {
+                name: record.name.clone(),
+                state: String::new(),
+                disabled_by: None,
+                hosts: 0,
+            });
+        cluster.state = if record.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+        .into();
         cluster.disabled_by = record.disabled_by;
     }
     Ok(Json(ClusterList {

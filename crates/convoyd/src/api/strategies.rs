@@ -172,7 +172,12 @@ pub async fn create(
         }
         Err(other) => return Err(other.into()),
     }
-    tracing::info!(strategy = record.id, steps = steps.len(), by = caller.name, "rolling-maintenance strategy created");
+    tracing::info!(
+        strategy = record.id,
+        steps = steps.len(),
+        by = caller.name,
+        "rolling-maintenance strategy created"
+    );
     Ok((StatusCode::CREATED, Json(view(&record)?)))
 }
 
@@ -217,14 +222,23 @@ pub async fn action(
 }
 
 /// `DELETE /v1/rolling-maintenance-strategy`: only when it is not running.
-pub async fn delete(State(state): State<AppState>, caller: Caller) -> Result<Json<Strategy>, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Strategy>, ApiError> {
     caller.require(Role::Operator)?;
     let strategy = current(&state).await?;
     let now = clock::now();
     if strategy.state.is_active()
         || !state
             .store
-            .set_strategy_state(&strategy.id, strategy.state, StrategyState::Deleting, &strategy.details, now)
+            .set_strategy_state(
+                &strategy.id,
+                strategy.state,
+                StrategyState::Deleting,
+                &strategy.details,
+                now,
+            )
             .await?
     {
         return Err(ApiError::conflict(format!(
@@ -245,7 +259,9 @@ pub async fn delete(State(state): State<AppState>, caller: Caller) -> Result<Jso
 /// `GET /v1/strategy-steps`: the steps of whichever strategy the controller runs.
 pub async fn steps(State(state): State<AppState>) -> Result<Json<StepList>, ApiError> {
     let Some(strategy) = state.store.strategy().await? else {
-        return Ok(Json(StepList { strategy_steps: vec![] }));
+        return Ok(Json(StepList {
+            strategy_steps: vec![],
+        }));
     };
     let steps = state.store.steps(&strategy.id).await?;
     Ok(Json(StepList {
@@ -261,7 +277,10 @@ pub async fn step(
     let not_found = || ApiError::not_found(format!("strategy step {target:?}"));
     let strategy = state.store.strategy().await?.ok_or_else(not_found)?;
     let steps = state.store.steps(&strategy.id).await?;
-    let step = steps.iter().find(|s| s.target == target).ok_or_else(not_found)?;
+    let step = steps
+        .iter()
+        .find(|s| s.target == target)
+        .ok_or_else(not_found)?;
     let phases = state
         .store
         .phases(&strategy.id)
@@ -316,7 +335,8 @@ pub async fn report(State(state): State<AppState>) -> Result<Json<MaintenanceRep
         if let Some(maintenance) = phase_of(&step.target, Phase::Maintenance)
             .filter(|p| p.result.as_deref() == Some("succeeded"))
         {
-            let start = phase_of(&step.target, Phase::EnterMaintenance).map_or(maintenance.started_at, |p| p.started_at);
+            let start = phase_of(&step.target, Phase::EnterMaintenance)
+                .map_or(maintenance.started_at, |p| p.started_at);
             let end = phase_of(&step.target, Phase::ExitMaintenance).and_then(|p| p.finished_at);
             let run: Option<HookRun> = serde_json::from_str(&maintenance.output).ok();
             report.hosts_updated.push(HostUpdated {

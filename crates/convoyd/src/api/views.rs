@@ -18,7 +18,12 @@ pub fn host(record: HostRecord, now: Timestamp, ping_interval: SignedDuration) -
         administrative: record.administrative,
         operational: operational(record.administrative, availability),
         availability,
-        state: if record.facts.maintenance { "maintenance" } else { "in-service" }.into(),
+        state: if record.facts.maintenance {
+            "maintenance"
+        } else {
+            "in-service"
+        }
+        .into(),
         zone: record.zone,
         pod: record.pod,
         cluster: record.cluster,

@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::strategies::RollingMaintenanceOptions;
-use convoy_core::phases::rolling_maintenance::{self as rm, Action, Context, Next, Phase, PhaseResult};
+use convoy_core::phases::rolling_maintenance::{
+    self as rm, Action, Context, Next, Phase, PhaseResult,
+};
 use convoy_core::strategy::engine::{Decision, EngineView, Progress, StepView, decide};
 use convoy_core::strategy::{Ending, StrategyKind, StrategyState, Terminal};
 use convoy_store::{CommandRecord, PhaseRecord, StepRecord, StepWrite, StrategyRecord};
@@ -19,7 +21,9 @@ use jiff::Timestamp;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::rolling_maintenance::{capacity_check, command_for, phase_timeout, result_name, result_of};
+use super::rolling_maintenance::{
+    capacity_check, command_for, phase_timeout, result_name, result_of,
+};
 use crate::clock;
 use crate::state::AppState;
 
@@ -70,9 +74,12 @@ async fn tick(app: &AppState) -> anyhow::Result<Option<Duration>> {
         StrategyKind::RollingMaintenance => {
             let options: RollingMaintenanceOptions = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
-            RollingMaintenance { app, options: &options }
-                .tick(&mut strategy, now)
-                .await
+            RollingMaintenance {
+                app,
+                options: &options,
+            }
+            .tick(&mut strategy, now)
+            .await
         }
     }
 }
@@ -124,7 +131,11 @@ fn views(steps: &[StepRecord]) -> Vec<StepView> {
 }
 
 impl RollingMaintenance<'_> {
-    async fn tick(&self, strategy: &mut StrategyRecord, now: Timestamp) -> anyhow::Result<Option<Duration>> {
+    async fn tick(
+        &self,
+        strategy: &mut StrategyRecord,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<Duration>> {
         let store = &self.app.store;
         let mut steps = store.steps(&strategy.id).await?;
         let hosts = store.hosts().await?;
@@ -142,13 +153,21 @@ impl RollingMaintenance<'_> {
                             .filter(|s| {
                                 matches!(
                                     s.state.parse::<Phase>(),
-                                    Ok(Phase::EnterMaintenance | Phase::Maintenance | Phase::ExitMaintenance)
+                                    Ok(Phase::EnterMaintenance
+                                        | Phase::Maintenance
+                                        | Phase::ExitMaintenance)
                                 )
                             })
                             .map(|s| s.target.as_str())
                             .collect();
                         (
-                            capacity_check(&steps[i].target, &hosts, &leaving, now, self.app.ping_interval),
+                            capacity_check(
+                                &steps[i].target,
+                                &hosts,
+                                &leaving,
+                                now,
+                                self.app.ping_interval,
+                            ),
                             serde_json::Value::Null,
                         )
                     }
@@ -175,8 +194,16 @@ impl RollingMaintenance<'_> {
                 };
                 let views = views(&steps);
                 let stopping = engine_view(strategy, &views).stopping();
-                self.advance(strategy, &mut steps[i], phase, result, output, stopping, now)
-                    .await?;
+                self.advance(
+                    strategy,
+                    &mut steps[i],
+                    phase,
+                    result,
+                    output,
+                    stopping,
+                    now,
+                )
+                .await?;
             }
         }
 
@@ -189,12 +216,16 @@ impl RollingMaintenance<'_> {
             }
             for decision in decisions {
                 match decision {
-                    Decision::StartSweep(i) => self.begin(strategy, &mut steps[i], Phase::SWEEP, None, now).await?,
+                    Decision::StartSweep(i) => {
+                        self.begin(strategy, &mut steps[i], Phase::SWEEP, None, now)
+                            .await?
+                    }
                     Decision::StartStep(i) => {
                         if let Some(cluster) = steps[i].group.clone() {
                             store.disable_cluster(&cluster, &strategy.id, now).await?;
                         }
-                        self.begin(strategy, &mut steps[i], Phase::FIRST, None, now).await?;
+                        self.begin(strategy, &mut steps[i], Phase::FIRST, None, now)
+                            .await?;
                     }
                     Decision::AbortPending(i) => {
                         let ending = Ending::new(Terminal::Aborted, "Aborted before it started");
@@ -223,11 +254,18 @@ impl RollingMaintenance<'_> {
             if cluster.disabled_by.as_deref() != Some(strategy.id.as_str()) {
                 continue;
             }
-            let members: Vec<&StepRecord> = steps.iter().filter(|s| s.group.as_deref() == Some(&cluster.name)).collect();
+            let members: Vec<&StepRecord> = steps
+                .iter()
+                .filter(|s| s.group.as_deref() == Some(&cluster.name))
+                .collect();
             let busy = members.iter().any(|s| progress(s) == Progress::Running);
-            let done = members.iter().all(|s| matches!(progress(s), Progress::Done(_)));
+            let done = members
+                .iter()
+                .all(|s| matches!(progress(s), Progress::Done(_)));
             if !busy && (done || stopping) {
-                store.enable_clusters(&strategy.id, Some(&cluster.name), now).await?;
+                store
+                    .enable_clusters(&strategy.id, Some(&cluster.name), now)
+                    .await?;
                 info!(cluster = cluster.name, "cluster enabled again");
             }
         }
@@ -244,7 +282,11 @@ impl RollingMaintenance<'_> {
             return Ok(None);
         };
         let Some(command) = self.app.store.command(id).await? else {
-            warn!(step = step.target, command = id, "the step's command is missing");
+            warn!(
+                step = step.target,
+                command = id,
+                "the step's command is missing"
+            );
             return Ok(Some(CommandOutcome {
                 succeeded: false,
                 message: "the command for this phase was lost (the host was deleted?)".into(),
@@ -297,7 +339,8 @@ impl RollingMaintenance<'_> {
             Next::Phase(next) => self.begin(strategy, step, next, Some(finished), now).await,
             Next::Cleanup { then } => {
                 step.pending_end = Some(serde_json::to_string(&then)?);
-                self.begin(strategy, step, Phase::ExitMaintenance, Some(finished), now).await
+                self.begin(strategy, step, Phase::ExitMaintenance, Some(finished), now)
+                    .await
             }
             Next::AwaitStage => {
                 step.state = "initial".into();
@@ -348,7 +391,8 @@ impl RollingMaintenance<'_> {
             output: "null".into(),
         };
         let has_command = command.is_some();
-        self.write(strategy, step, finished, Some(started), command).await?;
+        self.write(strategy, step, finished, Some(started), command)
+            .await?;
         if has_command {
             self.app.wakeups.wake_host(&step.target);
         }
@@ -363,7 +407,12 @@ impl RollingMaintenance<'_> {
         finished: Option<PhaseRecord>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        info!(step = step.target, state = ending.state.as_str(), reason = ending.reason, "step ended");
+        info!(
+            step = step.target,
+            state = ending.state.as_str(),
+            reason = ending.reason,
+            "step ended"
+        );
         step.state = ending.state.as_str().into();
         step.details = ending.reason;
         step.command_id = None;

@@ -14,7 +14,10 @@ use convoy_store::HostRecord;
 use jiff::{SignedDuration, Timestamp};
 
 /// The agent command that performs `phase`, or None for a phase the controller performs.
-pub fn command_for(phase: Phase, options: &RollingMaintenanceOptions) -> Option<(CommandKind, serde_json::Value)> {
+pub fn command_for(
+    phase: Phase,
+    options: &RollingMaintenanceOptions,
+) -> Option<(CommandKind, serde_json::Value)> {
     let args: Vec<String> = options
         .payload
         .as_deref()
@@ -44,7 +47,11 @@ pub fn command_for(phase: Phase, options: &RollingMaintenanceOptions) -> Option<
 
 /// How long the controller waits for a phase's outcome: the stage timeout, plus (for hooks,
 /// which the agent itself kills at the timeout) time for the agent to report the kill.
-pub fn phase_timeout(phase: Phase, options: &RollingMaintenanceOptions, ping: SignedDuration) -> SignedDuration {
+pub fn phase_timeout(
+    phase: Phase,
+    options: &RollingMaintenanceOptions,
+    ping: SignedDuration,
+) -> SignedDuration {
     let stage = SignedDuration::from_secs(options.timeout_seconds as i64);
     match phase.action() {
         Action::RunHook(_) => stage + ping * 2 + SignedDuration::from_secs(10),
@@ -64,11 +71,13 @@ pub fn result_of(phase: Phase, outcome: &CommandOutcome) -> PhaseResult {
             },
             Err(_) => PhaseResult::Failed(outcome.message.clone()),
         },
-        Action::CheckHook(_) => match serde_json::from_value::<HookPresence>(outcome.output.clone()) {
-            Ok(HookPresence { script: Some(_) }) if outcome.succeeded => PhaseResult::Succeeded,
-            Ok(HookPresence { script: None }) if outcome.succeeded => PhaseResult::NoScript,
-            _ => PhaseResult::Failed(outcome.message.clone()),
-        },
+        Action::CheckHook(_) => {
+            match serde_json::from_value::<HookPresence>(outcome.output.clone()) {
+                Ok(HookPresence { script: Some(_) }) if outcome.succeeded => PhaseResult::Succeeded,
+                Ok(HookPresence { script: None }) if outcome.succeeded => PhaseResult::NoScript,
+                _ => PhaseResult::Failed(outcome.message.clone()),
+            }
+        }
         _ if outcome.succeeded => PhaseResult::Succeeded,
         _ => PhaseResult::Failed(outcome.message.clone()),
     }
