@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 #[tokio::test]
-async fn the_demo_shows_three_available_hosts() {
+async fn the_demo_shows_its_hosts_and_maintains_them() {
     let binaries = convoy_e2e::convoy_launch::Binaries::locate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = tokio::time::timeout(
@@ -32,4 +32,15 @@ async fn the_demo_shows_three_available_hosts() {
         assert!(row.contains("available"), "{row}");
     }
     assert!(stdout.contains("export CONVOY_URL="), "{stdout}");
+    // It also ran a rolling maintenance over its hosts and printed the report.
+    assert!(
+        stdout.contains("Rolling maintenance complete: success=true details=OK"),
+        "{stdout}"
+    );
+    for host in ["controller-0", "worker-0", "worker-1"] {
+        assert!(
+            stdout.contains(&format!("updating packages on {host}")),
+            "{stdout}"
+        );
+    }
 }

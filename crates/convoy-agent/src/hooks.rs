@@ -1,11 +1,70 @@
-//! Operator hook scripts. (Being written: resolution, the supervisor that survives agent
-//! restarts, timeouts that kill the whole process group.)
+//! Operator hook scripts: finding a stage's script and running it so that an agent restart
+//! never loses, repeats or invents its outcome.
+//!
+//! A hook runs under a supervisor: this binary again, as `convoy-agent supervise-hook`, in its
+//! own process group, so it outlives the agent that started it. Each run has a job directory,
+//! `<state-dir>/jobs/<command-id>/`:
+//!
+//! - `job.lock`: the supervisor holds an exclusive `flock` on it for its whole life, so "the
+//!   lock is held" means "a supervisor is alive".
+//! - `started`: written (durably) under the lock before the hook is spawned, so once it exists
+//!   the hook may have run and must never be started again.
+//! - `stdout`, `stderr`: the hook's output.
+//! - `result.json`: the [`HookRun`], written atomically when the hook has ended.
+//! - `supervisor.log`: the supervisor's own messages.
+//!
+//! The hook leads its own process group; at its timeout the whole group gets SIGTERM, then
+//! SIGKILL after a grace period. After a normal exit, whatever the hook left running (a daemon
+//! it started) is left alone.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use convoy_api::agent::{HookPresence, HookRequest};
 use convoy_core::hook::{HookRun, HookStage};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
 use uuid::Uuid;
+
+use crate::identity::write_durably;
+
+/// The hidden subcommand that runs one hook under supervision.
+pub const SUPERVISE_SUBCOMMAND: &str = "supervise-hook";
+/// Tells the hook which stage it runs for (one script may serve several stages).
+pub const STAGE_ENV: &str = "CONVOY_HOOK_STAGE";
+
+const LOCK_FILE: &str = "job.lock";
+const STARTED_FILE: &str = "started";
+const RESULT_FILE: &str = "result.json";
+const STDOUT_FILE: &str = "stdout";
+const STDERR_FILE: &str = "stderr";
+const SUPERVISOR_LOG: &str = "supervisor.log";
+
+/// How long a timed-out hook's process group has between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+/// How often the agent looks whether an earlier agent's supervisor has finished.
+const POLL: Duration = Duration::from_millis(100);
+/// How much of the end of each output stream a [`HookRun`] carries.
+const TAIL_CAP: usize = 16 * 1024;
+/// exec fails with ETXTBSY while any process still has the file open for writing (a script
+/// being saved, or a process forked elsewhere that has not reached its own exec yet): retry.
+const TEXT_BUSY_RETRIES: u32 = 20;
+const TEXT_BUSY_PAUSE: Duration = Duration::from_millis(25);
+
+/// The outcome reported when a hook may have started but nobody saw it end.
+pub const LOST: &str =
+    "the hook's supervisor ended without recording an outcome; the hook may or may not have run";
 
 /// Where hooks live and where their runs are recorded.
 #[derive(Debug, Clone)]
@@ -16,20 +75,1026 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    pub fn presence(&self, _stage: HookStage) -> HookPresence {
-        HookPresence { script: None }
+    pub fn presence(&self, stage: HookStage) -> HookPresence {
+        HookPresence {
+            script: self.script(stage).map(|path| path.display().to_string()),
+        }
     }
 
-    pub async fn run(&self, _id: Uuid, _request: &HookRequest) -> HookRun {
-        HookRun {
-            script: None,
-            exit_code: None,
-            signal: None,
-            timed_out: false,
-            stdout: String::new(),
-            stderr: String::new(),
-            duration_ms: 0,
-            error: Some("hooks are not implemented yet".into()),
+    /// Runs the stage's hook for command `id`, or, if this command already has a job (an
+    /// earlier agent run started it), reports that job's outcome without running it again.
+    pub async fn run(&self, id: Uuid, request: &HookRequest) -> HookRun {
+        let job = self.jobs_dir.join(id.to_string());
+        // Set once this call has run a supervisor: the job is then never started afresh.
+        let mut ran: Option<(PathBuf, ExitStatus)> = None;
+        let mut waiting_logged = false;
+        loop {
+            let state = match inspect_job(&job).await {
+                Ok(state) => state,
+                Err(e) => return failed(None, format!("{e:#}")),
+            };
+            match state {
+                JobState::Recorded(run) => return run,
+                JobState::Running => {
+                    if ran.is_none() && !waiting_logged {
+                        info!(command = %id, "a hook supervisor from an earlier agent run is still running; waiting for it");
+                        waiting_logged = true;
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+                JobState::Abandoned { script } => {
+                    warn!(command = %id, "{LOST}");
+                    return failed(script, LOST.into());
+                }
+                JobState::Fresh => {
+                    if let Some((script, status)) = ran {
+                        return failed(Some(display(&script)), never_started(&job, status));
+                    }
+                    let Some(script) = self.script(request.stage) else {
+                        return no_script();
+                    };
+                    match self.run_supervisor(&job, &script, request).await {
+                        Ok(status) => ran = Some((script, status)),
+                        Err(e) => return failed(Some(display(&script)), format!("{e:#}")),
+                    }
+                }
+            }
         }
+    }
+
+    fn script(&self, stage: HookStage) -> Option<PathBuf> {
+        find_script(self.hooks_dir.as_deref()?, stage)
+    }
+
+    /// Starts the supervisor for a fresh job and waits for it to exit.
+    async fn run_supervisor(
+        &self,
+        job: &Path,
+        script: &Path,
+        request: &HookRequest,
+    ) -> anyhow::Result<ExitStatus> {
+        let log = {
+            let job = job.to_path_buf();
+            tokio::task::spawn_blocking(move || create_job_dir(&job)).await??
+        };
+        let mut command = self.supervisor_command(job, script, request);
+        command.stdout(log.try_clone()?).stderr(log);
+        let mut child = spawn_retrying(|| command.spawn()).await.with_context(|| {
+            format!(
+                "cannot start the hook supervisor {}",
+                self.agent_binary.display()
+            )
+        })?;
+        Ok(child.wait().await?)
+    }
+
+    /// `<agent> supervise-hook --job-dir DIR --stage STAGE --timeout SECS -- SCRIPT ARGS...`
+    fn supervisor_command(
+        &self,
+        job: &Path,
+        script: &Path,
+        request: &HookRequest,
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.agent_binary);
+        command
+            .arg(SUPERVISE_SUBCOMMAND)
+            .arg("--job-dir")
+            .arg(job)
+            .arg("--stage")
+            .arg(request.stage.as_str())
+            .arg("--timeout")
+            .arg(request.timeout_seconds.to_string())
+            .arg("--")
+            .arg(script)
+            .args(&request.args)
+            .stdin(Stdio::null())
+            // Its own process group: a Ctrl-C or a kill aimed at the agent's group must not
+            // take the supervisor (and the record of the hook's outcome) with it.
+            .process_group(0);
+        command
+    }
+}
+
+/// The hook for `stage`: the first regular file among `<Stage>`, `<Stage>.sh`, `<Stage>.py`.
+fn find_script(hooks_dir: &Path, stage: HookStage) -> Option<PathBuf> {
+    let found = stage
+        .candidate_file_names()
+        .into_iter()
+        .map(|name| hooks_dir.join(name))
+        .find(|path| std::fs::metadata(path).is_ok_and(|m| m.is_file()))?;
+    // Absolute, because the hook runs with the hooks directory as its working directory.
+    Some(std::path::absolute(&found).unwrap_or(found))
+}
+
+/// What a job directory says about a command's hook.
+#[derive(Debug)]
+enum JobState {
+    /// Ended; this is its outcome.
+    Recorded(HookRun),
+    /// A supervisor holds the lock: it is still running.
+    Running,
+    /// Started, but its supervisor is gone without an outcome.
+    Abandoned { script: Option<String> },
+    /// Never started.
+    Fresh,
+}
+
+async fn inspect_job(job: &Path) -> anyhow::Result<JobState> {
+    let job = job.to_path_buf();
+    tokio::task::spawn_blocking(move || inspect_job_now(&job)).await?
+}
+
+fn inspect_job_now(job: &Path) -> anyhow::Result<JobState> {
+    if let Some(run) = read_result(job)? {
+        return Ok(JobState::Recorded(run));
+    }
+    let lock = match try_lock(job, false)? {
+        Locked::No => return Ok(JobState::Running),
+        Locked::Yes(lock) => Some(lock),
+        Locked::NoLockFile => None,
+    };
+    // Look again while holding the lock: the supervisor may have finished since the first look.
+    let state = if let Some(run) = read_result(job)? {
+        JobState::Recorded(run)
+    } else if let Some(started) = read_started(job)? {
+        JobState::Abandoned {
+            script: started.script,
+        }
+    } else {
+        JobState::Fresh
+    };
+    drop(lock);
+    Ok(state)
+}
+
+enum Locked {
+    Yes(Flock<File>),
+    /// Someone else holds it.
+    No,
+    /// No supervisor ever created the lock file.
+    NoLockFile,
+}
+
+/// Takes the job's lock without waiting; `create` makes the lock file if it is missing.
+fn try_lock(job: &Path, create: bool) -> anyhow::Result<Locked> {
+    let path = job.join(LOCK_FILE);
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(&path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(Locked::NoLockFile),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Locked::Yes(lock)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(Locked::No),
+        Err((_, e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+fn read_result(job: &Path) -> anyhow::Result<Option<HookRun>> {
+    let path = job.join(RESULT_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is corrupt", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The `started` marker's contents, for the report if the supervisor is lost.
+#[derive(Debug, Serialize, Deserialize)]
+struct Started {
+    supervisor_pid: u32,
+    script: Option<String>,
+}
+
+fn read_started(job: &Path) -> anyhow::Result<Option<Started>> {
+    let path = job.join(STARTED_FILE);
+    match std::fs::read(&path) {
+        // The marker's existence is what counts; unreadable contents only lose the script name.
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Started {
+            supervisor_pid: 0,
+            script: None,
+        }))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Creates the job directory durably and opens the supervisor's log in it.
+fn create_job_dir(job: &Path) -> anyhow::Result<File> {
+    std::fs::create_dir_all(job).with_context(|| format!("cannot create {}", job.display()))?;
+    if let Some(jobs_dir) = job.parent() {
+        File::open(jobs_dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("cannot sync {}", jobs_dir.display()))?;
+    }
+    let log = job.join(SUPERVISOR_LOG);
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))
+}
+
+async fn spawn_retrying<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut attempts = 0;
+    loop {
+        match spawn() {
+            Err(e) if is_text_busy(&e) && attempts < TEXT_BUSY_RETRIES => {
+                attempts += 1;
+                tokio::time::sleep(TEXT_BUSY_PAUSE).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_text_busy(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(Errno::ETXTBSY as i32)
+}
+
+/// Why a supervisor that this agent ran did not start the hook, from its log.
+fn never_started(job: &Path, status: ExitStatus) -> String {
+    let log = std::fs::read_to_string(job.join(SUPERVISOR_LOG)).unwrap_or_default();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    format!("the hook supervisor exited ({status}) before starting the hook: {last}")
+}
+
+/// The stage has no script: the controller skips it.
+fn no_script() -> HookRun {
+    HookRun {
+        error: None,
+        ..failed(None, String::new())
+    }
+}
+
+fn failed(script: Option<String>, error: String) -> HookRun {
+    HookRun {
+        script,
+        exit_code: None,
+        signal: None,
+        timed_out: false,
+        stdout: String::new(),
+        stderr: String::new(),
+        duration_ms: 0,
+        error: Some(error),
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The supervisor: plain blocking code in its own process, no async runtime.
+
+/// `convoy-agent supervise-hook`: started by the agent, never by hand.
+#[derive(Debug, clap::Args)]
+pub struct SuperviseArgs {
+    /// The job directory (`<state-dir>/jobs/<command-id>`).
+    #[arg(long)]
+    pub job_dir: PathBuf,
+    #[arg(long, value_parser = parse_stage)]
+    pub stage: HookStage,
+    /// Seconds before the hook's process group is terminated.
+    #[arg(long)]
+    pub timeout: u64,
+    /// The script and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<OsString>,
+}
+
+fn parse_stage(value: &str) -> Result<HookStage, String> {
+    HookStage::ALL
+        .into_iter()
+        .find(|stage| stage.as_str() == value)
+        .ok_or_else(|| format!("unknown hook stage {value:?}"))
+}
+
+pub fn supervise_main(args: SuperviseArgs) -> ExitCode {
+    let Some((script, hook_args)) = args.command.split_first() else {
+        eprintln!("convoy-agent {SUPERVISE_SUBCOMMAND}: no script given");
+        return ExitCode::from(2);
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    match supervise(
+        &args.job_dir,
+        args.stage,
+        timeout,
+        Path::new(script),
+        hook_args,
+    ) {
+        Ok(Some(_)) => ExitCode::SUCCESS,
+        Ok(None) => {
+            eprintln!(
+                "convoy-agent {SUPERVISE_SUBCOMMAND}: {} is or was run by another supervisor; not running it again",
+                args.job_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("convoy-agent {SUPERVISE_SUBCOMMAND}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Claims the job, runs the hook and records its outcome. `None`: another supervisor holds
+/// the job, or one already started it, so this one must not run it.
+pub fn supervise(
+    job_dir: &Path,
+    stage: HookStage,
+    timeout: Duration,
+    script: &Path,
+    args: &[OsString],
+) -> anyhow::Result<Option<HookRun>> {
+    let Some(_lock) = claim(job_dir, script)? else {
+        return Ok(None);
+    };
+    let run = run_hook(job_dir, stage, timeout, script, args);
+    write_durably(
+        &job_dir.join(RESULT_FILE),
+        &serde_json::to_vec_pretty(&run)?,
+    )?;
+    Ok(Some(run))
+}
+
+/// Takes the job's lock (kept until the returned guard drops, i.e. for the supervisor's
+/// life) and writes `started`, unless the job is held or was started before.
+fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Flock<File>>> {
+    let Locked::Yes(lock) = try_lock(job_dir, true)? else {
+        return Ok(None);
+    };
+    let started = job_dir.join(STARTED_FILE);
+    if started.try_exists()? || job_dir.join(RESULT_FILE).try_exists()? {
+        return Ok(None);
+    }
+    let marker = Started {
+        supervisor_pid: std::process::id(),
+        script: Some(display(script)),
+    };
+    write_durably(&started, &serde_json::to_vec(&marker)?)?;
+    Ok(Some(lock))
+}
+
+/// Runs the hook to its end (or kills it at its timeout) and describes how it ended.
+fn run_hook(
+    job_dir: &Path,
+    stage: HookStage,
+    timeout: Duration,
+    script: &Path,
+    args: &[OsString],
+) -> HookRun {
+    let begun = Instant::now();
+    let ended = spawn_and_wait(job_dir, stage, timeout, script, args);
+    let duration_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (status, timed_out, error) = match ended {
+        Ok((status, timed_out)) => (Some(status), timed_out, None),
+        Err(e) => (None, false, Some(format!("{e:#}"))),
+    };
+    HookRun {
+        script: Some(display(script)),
+        exit_code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        timed_out,
+        stdout: tail(&job_dir.join(STDOUT_FILE)),
+        stderr: tail(&job_dir.join(STDERR_FILE)),
+        duration_ms,
+        error,
+    }
+}
+
+/// Spawns the hook as the leader of a new process group and waits for it; at the timeout
+/// the whole group is stopped. Returns the exit status and whether it timed out.
+fn spawn_and_wait(
+    job_dir: &Path,
+    stage: HookStage,
+    timeout: Duration,
+    script: &Path,
+    args: &[OsString],
+) -> anyhow::Result<(ExitStatus, bool)> {
+    let dir = script.parent().context("the script has no directory")?;
+    let mut command = std::process::Command::new(script);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env(STAGE_ENV, stage.as_str())
+        .stdin(Stdio::null())
+        .stdout(create_output(&job_dir.join(STDOUT_FILE))?)
+        .stderr(create_output(&job_dir.join(STDERR_FILE))?)
+        // Leader of its own group, so a timeout can kill everything the hook forked.
+        .process_group(0);
+    let child = spawn_blocking_retrying(|| command.spawn())
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+    let exited = wait_in_thread(child);
+    match exited.recv_timeout(timeout) {
+        Ok(status) => Ok((status?, false)),
+        Err(mpsc::RecvTimeoutError::Timeout) => Ok((stop_group(group, &exited)?, true)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => bail!("lost track of the hook process"),
+    }
+}
+
+fn create_output(path: &Path) -> anyhow::Result<File> {
+    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn spawn_blocking_retrying<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut attempts = 0;
+    loop {
+        match spawn() {
+            Err(e) if is_text_busy(&e) && attempts < TEXT_BUSY_RETRIES => {
+                attempts += 1;
+                std::thread::sleep(TEXT_BUSY_PAUSE);
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Reaps the hook in a thread, so the caller can wait with a timeout and so the leader is
+/// reaped (not left a zombie in its group) as soon as it exits.
+fn wait_in_thread(mut child: std::process::Child) -> mpsc::Receiver<io::Result<ExitStatus>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait());
+    });
+    receiver
+}
+
+/// SIGTERM to the group, up to [`GRACE`] for it to go, then SIGKILL; returns the leader's
+/// exit status.
+fn stop_group(
+    group: Pid,
+    exited: &mpsc::Receiver<io::Result<ExitStatus>>,
+) -> anyhow::Result<ExitStatus> {
+    // ESRCH only means the group is already gone.
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + GRACE;
+    while group_alive(group) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if group_alive(group) {
+        let _ = killpg(group, Signal::SIGKILL);
+    }
+    Ok(exited.recv().context("lost track of the hook process")??)
+}
+
+fn group_alive(group: Pid) -> bool {
+    killpg(group, None).is_ok()
+}
+
+/// The last [`TAIL_CAP`] bytes of an output file, saying so when earlier output was cut.
+fn tail(path: &Path) -> String {
+    let read = || -> io::Result<(Vec<u8>, u64)> {
+        let mut file = File::open(path)?;
+        let skipped = file.metadata()?.len().saturating_sub(TAIL_CAP as u64);
+        file.seek(SeekFrom::Start(skipped))?;
+        let mut bytes = Vec::new();
+        file.take(TAIL_CAP as u64).read_to_end(&mut bytes)?;
+        Ok((bytes, skipped))
+    };
+    match read() {
+        Ok((bytes, skipped)) => tail_text(&bytes, skipped),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => format!("[cannot read {}: {e}]", path.display()),
+    }
+}
+
+fn tail_text(bytes: &[u8], skipped: u64) -> String {
+    if skipped == 0 {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    // The cut may fall inside a UTF-8 character: start at the next character boundary.
+    let start = bytes
+        .iter()
+        .position(|b| b & 0xC0 != 0x80)
+        .unwrap_or(bytes.len());
+    format!(
+        "[truncated: the first {} bytes are not shown]\n{}",
+        skipped + start as u64,
+        String::from_utf8_lossy(&bytes[start..])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::OnceLock;
+
+    use convoy_core::hook::HookVerdict;
+    use nix::sys::signal::kill;
+
+    use super::*;
+
+    /// Writes an executable `#!/bin/sh` script.
+    fn write_script(path: &Path, body: &str) {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o755)
+            .open(path)
+            .unwrap();
+        file.write_all(format!("#!/bin/sh\n{body}\n").as_bytes())
+            .unwrap();
+    }
+
+    /// A state directory with a hooks directory in it.
+    struct Site {
+        dir: tempfile::TempDir,
+    }
+
+    impl Site {
+        fn new() -> Site {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("hooks")).unwrap();
+            Site { dir }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        fn hooks_dir(&self) -> PathBuf {
+            self.path("hooks")
+        }
+
+        fn hook(&self, name: &str, body: &str) -> PathBuf {
+            let path = self.hooks_dir().join(name);
+            write_script(&path, body);
+            path
+        }
+
+        /// A fresh `Hooks`, as a (re)started agent builds it.
+        fn hooks(&self) -> Hooks {
+            Hooks {
+                hooks_dir: Some(self.hooks_dir()),
+                jobs_dir: self.path("jobs"),
+                agent_binary: supervisor_binary().to_path_buf(),
+            }
+        }
+
+        fn job(&self, id: Uuid) -> PathBuf {
+            self.path("jobs").join(id.to_string())
+        }
+
+        fn lines(&self, name: &str) -> Vec<String> {
+            std::fs::read_to_string(self.path(name))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    fn request(stage: HookStage, args: &[&str], timeout_seconds: u64) -> HookRequest {
+        HookRequest {
+            stage,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            timeout_seconds,
+        }
+    }
+
+    /// Stands in for the agent binary: unit tests cannot reach the built `convoy-agent`
+    /// (Cargo sets CARGO_BIN_EXE_* for integration tests only), so this script runs the test
+    /// binary's `supervisor_process` test, which parses the same command line and calls
+    /// `supervise_main` in a separate process, exactly as `convoy-agent supervise-hook` does.
+    fn supervisor_binary() -> &'static Path {
+        static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
+        WRAPPER.get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let name = exe.to_str().unwrap();
+            assert!(!name.contains('\''), "{name}");
+            // Next to the test binary; written to a private name and renamed, so test
+            // processes running side by side never execute a half-written file.
+            let path = PathBuf::from(format!("{name}-supervisor"));
+            let tmp = PathBuf::from(format!("{name}-supervisor.{}", std::process::id()));
+            write_script(
+                &tmp,
+                &format!(
+                    "exec '{name}' --exact --ignored --quiet --test-threads=1 \
+                     hooks::tests::supervisor_process -- \"$@\""
+                ),
+            );
+            std::fs::rename(&tmp, &path).unwrap();
+            path
+        })
+    }
+
+    #[test]
+    #[ignore = "the hook supervisor process of the run() tests; they start it themselves"]
+    fn supervisor_process() -> ExitCode {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let Some(at) = argv.iter().position(|a| a == SUPERVISE_SUBCOMMAND) else {
+            return ExitCode::SUCCESS;
+        };
+        let argv = std::iter::once(OsString::from("convoy-agent")).chain(argv[at..].to_vec());
+        match crate::parse_invocation(argv) {
+            Ok(crate::Invocation::Internal(crate::Internal::SuperviseHook(args))) => {
+                supervise_main(args)
+            }
+            other => panic!("not a supervisor command line: {other:?}"),
+        }
+    }
+
+    /// Waits up to 10 s for `condition`; false if it never held.
+    fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if condition() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        condition()
+    }
+
+    async fn eventually_async(mut condition: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if condition() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        condition()
+    }
+
+    /// The process is gone. A zombie counts as gone: where init does not reap orphans (some
+    /// containers), a killed orphan stays a zombie, which runs nothing.
+    fn gone(pid: i32) -> bool {
+        if kill(Pid::from_raw(pid), None).is_err() {
+            return true;
+        }
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    fn pid_in(path: &Path) -> i32 {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_first_regular_file_among_the_candidates_is_the_hook() {
+        let site = Site::new();
+        let hooks = site.hooks();
+        let dir = site.hooks_dir();
+        assert_eq!(hooks.presence(HookStage::PreFlight).script, None);
+        // A directory by the first name does not count.
+        std::fs::create_dir(dir.join("PreFlight")).unwrap();
+        site.hook("PreFlight.py", "exit 0");
+        let shown = |stage| hooks.presence(stage).script;
+        assert_eq!(
+            shown(HookStage::PreFlight),
+            Some(display(&dir.join("PreFlight.py")))
+        );
+        site.hook("PreFlight.sh", "exit 0");
+        assert_eq!(
+            shown(HookStage::PreFlight),
+            Some(display(&dir.join("PreFlight.sh")))
+        );
+        std::fs::remove_dir(dir.join("PreFlight")).unwrap();
+        site.hook("PreFlight", "exit 0");
+        assert_eq!(
+            shown(HookStage::PreFlight),
+            Some(display(&dir.join("PreFlight")))
+        );
+        assert_eq!(shown(HookStage::Maintenance), None);
+    }
+
+    #[tokio::test]
+    async fn without_a_hooks_dir_or_a_script_a_stage_has_no_script() {
+        let site = Site::new();
+        let id = Uuid::new_v4();
+        let request = request(HookStage::Maintenance, &[], 5);
+        for hooks_dir in [None, Some(site.path("missing"))] {
+            let hooks = Hooks {
+                hooks_dir,
+                ..site.hooks()
+            };
+            assert_eq!(hooks.presence(HookStage::Maintenance).script, None);
+            let run = hooks.run(id, &request).await;
+            assert_eq!(run.script, None);
+            assert_eq!((run.exit_code, run.error.as_deref()), (None, None));
+            assert_eq!(run.verdict(), HookVerdict::NoScript);
+        }
+        let run = site.hooks().run(id, &request).await;
+        assert_eq!(run.verdict(), HookVerdict::NoScript);
+        assert!(!site.job(id).exists());
+    }
+
+    #[tokio::test]
+    async fn a_hook_gets_the_payload_words_its_stage_and_its_directory() {
+        let site = Site::new();
+        let out = site.dir.path().display().to_string();
+        site.hook(
+            "PreMaintenance.sh",
+            &format!(
+                "printf '%s\\n' \"$@\" > '{out}/args'\n\
+                 echo \"$CONVOY_HOOK_STAGE\" > '{out}/stage'\n\
+                 pwd > '{out}/cwd'"
+            ),
+        );
+        let words = ["--force", "two words", "$HOME", "*", ""];
+        let run = site
+            .hooks()
+            .run(
+                Uuid::new_v4(),
+                &request(HookStage::PreMaintenance, &words, 10),
+            )
+            .await;
+        assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+        assert_eq!(site.lines("args"), words);
+        assert_eq!(site.lines("stage"), ["PreMaintenance"]);
+        let cwd = PathBuf::from(&site.lines("cwd")[0]);
+        assert_eq!(
+            cwd.canonicalize().unwrap(),
+            site.hooks_dir().canonicalize().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn exit_codes_are_reported_with_the_output() {
+        let site = Site::new();
+        site.hook(
+            "Maintenance",
+            "echo \"out $1\"\necho \"err $1\" >&2\nexit \"$1\"",
+        );
+        let hooks = site.hooks();
+        let run_with = |code: &'static str| {
+            let hooks = hooks.clone();
+            async move {
+                let request = request(HookStage::Maintenance, &[code], 10);
+                hooks.run(Uuid::new_v4(), &request).await
+            }
+        };
+        let ok = run_with("0").await;
+        assert_eq!(ok.verdict(), HookVerdict::Succeeded);
+        assert_eq!((ok.exit_code, ok.stdout.as_str()), (Some(0), "out 0\n"));
+        assert_eq!(
+            ok.script,
+            Some(display(&site.hooks_dir().join("Maintenance")))
+        );
+        let avoid = run_with("70").await;
+        assert_eq!(avoid.verdict(), HookVerdict::AvoidMaintenance);
+        let failed = run_with("3").await;
+        assert_eq!(failed.exit_code, Some(3));
+        assert_eq!(failed.stderr, "err 3\n");
+        assert_eq!(
+            failed.verdict(),
+            HookVerdict::Failed("exit code 3: err 3".into())
+        );
+        assert!(!failed.timed_out && failed.error.is_none());
+    }
+
+    #[test]
+    fn a_hook_that_cannot_be_executed_is_an_error() {
+        let site = Site::new();
+        let script = site.hook("PreFlight.py", "exit 0");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let job = site.path("job");
+        std::fs::create_dir(&job).unwrap();
+        let run = supervise(
+            &job,
+            HookStage::PreFlight,
+            Duration::from_secs(5),
+            &script,
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        let error = run.error.clone().unwrap();
+        assert!(error.starts_with("cannot run "), "{error}");
+        assert_eq!(run.exit_code, None);
+        assert!(matches!(run.verdict(), HookVerdict::Failed(_)));
+    }
+
+    /// Runs a hook that forks a sleeping child and then sleeps itself, with a 1 s timeout.
+    fn run_hanging_hook(site: &Site, prelude: &str) -> (HookRun, i32, i32) {
+        let out = site.dir.path().display().to_string();
+        let script = site.hook(
+            "Maintenance.sh",
+            &format!(
+                "{prelude}\nsleep 300 &\necho $! > '{out}/child.pid'\n\
+                 echo $$ > '{out}/leader.pid'\necho about to hang\nsleep 300"
+            ),
+        );
+        let job = site.path("job");
+        std::fs::create_dir(&job).unwrap();
+        let run = supervise(
+            &job,
+            HookStage::Maintenance,
+            Duration::from_secs(1),
+            &script,
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        let leader = pid_in(&site.path("leader.pid"));
+        let child = pid_in(&site.path("child.pid"));
+        assert_eq!(read_result(&job).unwrap(), Some(run.clone()));
+        (run, leader, child)
+    }
+
+    #[test]
+    fn a_timed_out_hook_is_killed_with_everything_it_forked() {
+        let site = Site::new();
+        // A second child that records the SIGTERM it is sent: the whole group gets it, not
+        // only the leader.
+        let witness = site.path("witness");
+        let prelude = format!(
+            "(trap 'echo TERM > \"{}\"; exit 0' TERM; sleep 300 & wait) &",
+            witness.display()
+        );
+        let (run, leader, child) = run_hanging_hook(&site, &prelude);
+        assert!(run.timed_out, "{run:?}");
+        assert_eq!(run.signal, Some(Signal::SIGTERM as i32));
+        assert_eq!(run.exit_code, None);
+        assert_eq!(run.stdout, "about to hang\n");
+        assert!(run.duration_ms >= 1000, "{run:?}");
+        assert!(
+            matches!(run.verdict(), HookVerdict::Failed(reason) if reason.contains("timed out"))
+        );
+        assert!(eventually(|| gone(leader) && gone(child)));
+        assert!(eventually(
+            || std::fs::read_to_string(&witness).is_ok_and(|s| s == "TERM\n")
+        ));
+    }
+
+    #[test]
+    fn a_hook_that_ignores_sigterm_is_killed_after_the_grace_period() {
+        let site = Site::new();
+        // An ignored signal stays ignored in the children too.
+        let (run, leader, child) = run_hanging_hook(&site, "trap '' TERM");
+        assert!(run.timed_out, "{run:?}");
+        assert_eq!(run.signal, Some(Signal::SIGKILL as i32));
+        assert!(
+            run.duration_ms >= (Duration::from_secs(1) + GRACE).as_millis() as u64,
+            "{run:?}"
+        );
+        assert!(eventually(|| gone(leader) && gone(child)));
+    }
+
+    #[tokio::test]
+    async fn a_repeated_command_gets_the_recorded_outcome_without_running_again() {
+        let site = Site::new();
+        let count = site.path("count").display().to_string();
+        site.hook(
+            "PostMaintenance.sh",
+            &format!("echo ran >> '{count}'\necho hello"),
+        );
+        let id = Uuid::new_v4();
+        let request = request(HookStage::PostMaintenance, &[], 10);
+        let first = site.hooks().run(id, &request).await;
+        assert_eq!(first.stdout, "hello\n");
+        // A restarted agent, and even a script removed since, do not change the record.
+        std::fs::remove_file(site.hooks_dir().join("PostMaintenance.sh")).unwrap();
+        let again = site.hooks().run(id, &request).await;
+        assert_eq!(again, first);
+        assert_eq!(site.lines("count"), ["ran"]);
+    }
+
+    #[tokio::test]
+    async fn a_job_started_by_a_vanished_supervisor_is_reported_lost() {
+        let site = Site::new();
+        let count = site.path("count").display().to_string();
+        site.hook("PreFlight", &format!("echo ran >> '{count}'"));
+        let request = request(HookStage::PreFlight, &[], 10);
+        for with_lock_file in [true, false] {
+            let id = Uuid::new_v4();
+            let job = site.job(id);
+            std::fs::create_dir_all(&job).unwrap();
+            if with_lock_file {
+                File::create(job.join(LOCK_FILE)).unwrap();
+            }
+            let marker = r#"{"supervisor_pid":1,"script":"/hooks/PreFlight"}"#;
+            std::fs::write(job.join(STARTED_FILE), marker).unwrap();
+            let run = site.hooks().run(id, &request).await;
+            assert_eq!(run.error.as_deref(), Some(LOST));
+            assert_eq!(run.script.as_deref(), Some("/hooks/PreFlight"));
+            assert!(matches!(run.verdict(), HookVerdict::Failed(_)));
+        }
+        assert!(site.lines("count").is_empty(), "the hook must not run");
+    }
+
+    /// A hook that counts its runs, then waits for the `gate` file before it finishes.
+    fn gated_hook(site: &Site) {
+        let (count, gate) = (site.path("count"), site.path("gate"));
+        site.hook(
+            "Maintenance.sh",
+            &format!(
+                "echo ran >> '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\necho finished",
+                count.display(),
+                gate.display()
+            ),
+        );
+    }
+
+    fn open_gate(site: &Site) {
+        File::create(site.path("gate")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_restarted_agent_waits_for_the_earlier_supervisor_and_reports_its_outcome() {
+        let site = Site::new();
+        gated_hook(&site);
+        let id = Uuid::new_v4();
+        let request = request(HookStage::Maintenance, &[], 60);
+        let first_agent = {
+            let (hooks, request) = (site.hooks(), request.clone());
+            tokio::spawn(async move { hooks.run(id, &request).await })
+        };
+        let started = site.job(id).join(STARTED_FILE);
+        assert!(eventually_async(|| started.exists()).await);
+        // The agent dies; its supervisor, in its own process group, carries on.
+        first_agent.abort();
+        assert!(first_agent.await.unwrap_err().is_cancelled());
+
+        let restarted = site.hooks();
+        let mut outcome = std::pin::pin!(restarted.run(id, &request));
+        let waited = tokio::time::timeout(Duration::from_millis(300), &mut outcome).await;
+        assert!(
+            waited.is_err(),
+            "it must wait for the running hook: {waited:?}"
+        );
+        open_gate(&site);
+        let run = outcome.await;
+        assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+        assert_eq!(run.stdout, "finished\n");
+        assert_eq!(site.lines("count"), ["ran"]);
+    }
+
+    #[tokio::test]
+    async fn a_supervisor_killed_mid_hook_is_never_reported_as_success() {
+        let site = Site::new();
+        gated_hook(&site);
+        let id = Uuid::new_v4();
+        let request = request(HookStage::Maintenance, &[], 60);
+        let agent = {
+            let (hooks, request) = (site.hooks(), request.clone());
+            tokio::spawn(async move { hooks.run(id, &request).await })
+        };
+        let job = site.job(id);
+        assert!(eventually_async(|| read_started(&job).unwrap().is_some()).await);
+        let supervisor = read_started(&job).unwrap().unwrap().supervisor_pid;
+        kill(
+            Pid::from_raw(i32::try_from(supervisor).unwrap()),
+            Signal::SIGKILL,
+        )
+        .unwrap();
+        let run = agent.await.unwrap();
+        // Let the orphaned hook finish before its directory goes away with the test's.
+        open_gate(&site);
+        let stdout = job.join(STDOUT_FILE);
+        assert!(
+            eventually_async(|| std::fs::read_to_string(&stdout).is_ok_and(|s| s == "finished\n"))
+                .await
+        );
+        assert_eq!(run.error.as_deref(), Some(LOST));
+        assert!(matches!(run.verdict(), HookVerdict::Failed(_)));
+        // Asked again, it still does not run the hook a second time.
+        assert_eq!(
+            site.hooks().run(id, &request).await.error.as_deref(),
+            Some(LOST)
+        );
+        assert_eq!(site.lines("count"), ["ran"]);
+    }
+
+    #[test]
+    fn only_the_tail_of_long_output_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout");
+        assert_eq!(tail(&path), "");
+        std::fs::write(&path, "short\n").unwrap();
+        assert_eq!(tail(&path), "short\n");
+        // 20 001 bytes; the cut falls inside a two-byte character.
+        std::fs::write(&path, format!("{}z", "é".repeat(10_000))).unwrap();
+        let text = tail(&path);
+        let (note, kept) = text.split_once('\n').unwrap();
+        assert_eq!(note, "[truncated: the first 3618 bytes are not shown]");
+        assert_eq!(kept.len(), TAIL_CAP - 1);
+        assert!(kept.ends_with("éz") && !kept.contains('\u{FFFD}'));
     }
 }

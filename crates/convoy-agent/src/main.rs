@@ -9,16 +9,26 @@ mod ledger;
 mod maintenance;
 mod session;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use convoy_core::host::Personality;
 
 /// The Convoy host agent.
+// A subcommand selects an internal mode in which the agent's required flags do not apply.
 #[derive(Debug, Parser)]
-#[command(name = "convoy-agent", version)]
+#[command(
+    name = "convoy-agent",
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    /// Internal modes of this binary; a normal run has none.
+    #[command(subcommand)]
+    pub command: Option<Internal>,
     /// URL of the site's convoyd, e.g. http://10.0.0.1:7400.
     #[arg(long, env = "CONVOY_CONTROLLER")]
     pub controller: String,
@@ -58,6 +68,37 @@ pub struct Args {
     pub load_memory_mib: Option<u64>,
 }
 
+/// Modes in which the agent binary serves the agent itself; hidden from `--help`.
+#[derive(Debug, Subcommand)]
+pub enum Internal {
+    /// Runs one hook under supervision, outliving the agent that started it.
+    #[command(name = hooks::SUPERVISE_SUBCOMMAND, hide = true)]
+    SuperviseHook(hooks::SuperviseArgs),
+}
+
+/// What this process was started to do.
+#[derive(Debug)]
+enum Invocation {
+    Agent(Box<Args>),
+    Internal(Internal),
+}
+
+/// Parses the command line. Not `Args::parse()`: with a subcommand the agent's required
+/// flags are absent, and building `Args` from the matches would refuse that.
+fn parse_invocation<I, T>(argv: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Args::command().try_get_matches_from(argv)?;
+    let invocation = if matches.subcommand().is_some() {
+        Internal::from_arg_matches(&matches).map(Invocation::Internal)
+    } else {
+        Args::from_arg_matches(&matches).map(|args| Invocation::Agent(Box::new(args)))
+    };
+    invocation.map_err(|e| e.format(&mut Args::command()))
+}
+
 fn parse_personality(value: &str) -> Result<Personality, String> {
     value
         .parse()
@@ -65,7 +106,14 @@ fn parse_personality(value: &str) -> Result<Personality, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse_invocation(std::env::args_os()) {
+        Ok(Invocation::Agent(args)) => *args,
+        // Plain blocking code: no logging setup, no async runtime.
+        Ok(Invocation::Internal(Internal::SuperviseHook(args))) => {
+            return hooks::supervise_main(args);
+        }
+        Err(e) => e.exit(),
+    };
     if let Err(e) = convoy_core::validation::validate_name("--hostname", &args.hostname) {
         eprintln!("convoy-agent: {e}");
         return ExitCode::from(2);
@@ -92,5 +140,71 @@ fn main() -> ExitCode {
             eprintln!("convoy-agent: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn normal_runs_keep_their_required_flags() {
+        let run = [
+            "convoy-agent",
+            "--controller",
+            "http://c",
+            "--enrol-token-file",
+            "t",
+            "--hostname",
+            "worker-0",
+            "--personality",
+            "worker",
+            "--state-dir",
+            "s",
+        ];
+        let Ok(Invocation::Agent(args)) = parse_invocation(run) else {
+            panic!("a normal run parses");
+        };
+        assert_eq!(args.hostname, "worker-0");
+        assert!(args.command.is_none());
+        let err = parse_invocation(&run[..run.len() - 2]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let help = Args::command().render_help().to_string();
+        assert!(!help.contains(hooks::SUPERVISE_SUBCOMMAND), "{help}");
+    }
+
+    #[test]
+    fn the_supervisor_mode_needs_none_of_the_agent_flags() {
+        let argv = [
+            "convoy-agent",
+            "supervise-hook",
+            "--job-dir",
+            "/state/jobs/x",
+            "--stage",
+            "PreFlight",
+            "--timeout",
+            "30",
+            "--",
+            "/hooks/PreFlight.sh",
+            "--force",
+            "two words",
+        ];
+        let Ok(Invocation::Internal(Internal::SuperviseHook(args))) = parse_invocation(argv) else {
+            panic!("the supervisor mode parses");
+        };
+        assert_eq!(args.stage, convoy_core::hook::HookStage::PreFlight);
+        assert_eq!(args.timeout, 30);
+        assert_eq!(
+            args.command,
+            ["/hooks/PreFlight.sh", "--force", "two words"]
+        );
+        let mut mixed = argv.to_vec();
+        mixed.splice(1..1, ["--hostname", "worker-0"]);
+        assert!(parse_invocation(mixed).is_err());
     }
 }

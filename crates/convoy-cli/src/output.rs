@@ -156,7 +156,8 @@ fn pick(mut row: Map<String, Value>, columns: &[String]) -> Map<String, Value> {
 fn cell(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        // A hook's output ends with a newline; a table cell should not.
+        Value::String(s) => s.trim_end_matches('\n').to_string(),
         other => other.to_string(),
     }
 }

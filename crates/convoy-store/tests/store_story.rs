@@ -332,7 +332,10 @@ async fn strategy_story(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.steps("s1").await.unwrap()[0], running);
-    assert_eq!(store.phases("s1").await.unwrap(), [phase.clone()]);
+    assert_eq!(
+        store.phases("s1").await.unwrap(),
+        std::slice::from_ref(&phase)
+    );
     assert_eq!(
         store.command("c9").await.unwrap().unwrap().payload,
         command.payload

@@ -11,7 +11,10 @@ use convoy_launch::{
     free_port, wait_until,
 };
 
+use convoy_api::strategies::{ActionName, NewRollingMaintenance};
+
 use crate::commands::host::LIST_COLUMNS;
+use crate::commands::rolling_maintenance::{follow, show_report};
 use crate::connection::ConnectionArgs;
 use crate::failure::Failure;
 use crate::output::{Format, OutputArgs};
@@ -73,7 +76,11 @@ impl DemoArgs {
 
         let mut agents = Vec::new();
         for (hostname, personality) in HOSTS {
+            let hooks = root.join("hooks").join(hostname);
+            write_demo_hooks(&hooks, hostname)
+                .map_err(|e| Failure::failed(format!("cannot write the demo's hooks: {e}")))?;
             let mut options = AgentOptions::new(hostname, personality, &root.join("hosts"));
+            options.extra_args = vec!["--hooks-dir".into(), hooks.display().to_string()];
             options.zone = Some("zone-a".into());
             options.pod = Some("pod-1".into());
             options.cluster = Some("cluster-1".into());
@@ -108,6 +115,18 @@ impl DemoArgs {
         .resolve()?;
         table.list(&client.hosts().await?, LIST_COLUMNS)?;
 
+        println!("\n$ convoy rolling-maintenance start --clusters cluster-1 --wait");
+        client
+            .create_rolling_maintenance(&NewRollingMaintenance {
+                clusters: Some(vec!["cluster-1".into()]),
+                timeout_seconds: Some(60),
+                ..Default::default()
+            })
+            .await?;
+        client.rolling_maintenance_action(ActionName::Apply).await?;
+        let report = follow(&client, &table).await?;
+        show_report(&table, &report)?;
+
         let bin_dir = binaries
             .convoy
             .parent()
@@ -120,9 +139,13 @@ impl DemoArgs {
              \n  convoy host list\
              \n  convoy host show worker-0\
              \n  convoy host ping worker-1\
+             \n  convoy strategy-step list\
+             \n  convoy strategy-step show worker-0\
+             \n  convoy rolling-maintenance-strategy delete\
+             \n  convoy rolling-maintenance start --hosts worker-1 --payload \"--dry-run\" --wait\
              \n  convoy host lock worker-1 && convoy host list\
              \n  convoy user add alice --role operator\
-             \n\nLogs: {root}/controller/convoyd.log and {root}/hosts/<host>/agent.log",
+             \n\nHooks: {root}/hooks/<host>/; logs: {root}/controller/convoyd.log and {root}/hosts/<host>/agent.log",
             url = controller.url(),
             root = root.display(),
         );
@@ -139,4 +162,31 @@ impl DemoArgs {
         drop(controller);
         Ok(())
     }
+}
+
+/// The demo's hook scripts: each says what it would do, takes a moment, and succeeds.
+fn write_demo_hooks(dir: &std::path::Path, hostname: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let hooks = [
+        ("PreFlight.sh", "echo \"$(hostname) can be maintained\""),
+        (
+            "PreMaintenance.sh",
+            "echo \"draining workloads from HOST\"; sleep 0.3",
+        ),
+        (
+            "Maintenance.sh",
+            "echo \"updating packages on HOST (args: $*)\"; sleep 0.5",
+        ),
+        ("PostMaintenance.sh", "echo \"HOST is healthy\""),
+    ];
+    for (name, body) in hooks {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\n{}\n", body.replace("HOST", hostname)),
+        )?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }

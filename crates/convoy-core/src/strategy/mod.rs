@@ -114,14 +114,14 @@ impl StrategyState {
     /// have finished their cleanup).
     pub fn can_become(self, next: StrategyState) -> bool {
         use StrategyState::*;
-        match (self, next) {
-            (Initial, Applying) => true,
-            (Applying, AbortRequested) => true,
-            (AbortRequested, Aborting) => true,
-            (Applying | Aborting, Complete | Aborted | Failed) => true,
-            (Initial | Complete | Aborted | Failed, Deleting) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Initial, Applying)
+                | (Applying, AbortRequested)
+                | (AbortRequested, Aborting)
+                | (Applying | Aborting, Complete | Aborted | Failed)
+                | (Initial | Complete | Aborted | Failed, Deleting)
+        )
     }
 }
 
