@@ -187,6 +187,11 @@ impl ControllerProcess {
         &self.process.log
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid().map(|p| p.as_raw() as u32)
+    }
+
     pub fn admin_password(&self) -> Result<String, LaunchError> {
         Ok(
             std::fs::read_to_string(self.options.data_dir.join("admin-password"))?
@@ -325,6 +330,11 @@ impl AgentProcess {
             format!("convoy-agent {}", o.hostname),
             o.state_dir.join("agent.log"),
         )
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid().map(|p| p.as_raw() as u32)
     }
 
     pub fn hostname(&self) -> &str {

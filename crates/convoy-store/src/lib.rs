@@ -82,6 +82,8 @@ pub trait Store: Send + Sync + 'static {
     // commands
     async fn insert_command(&self, command: &CommandRecord) -> Result<()>;
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>>;
+    /// The commands with these ids that exist, in one query.
+    async fn commands(&self, ids: &[String]) -> Result<Vec<CommandRecord>>;
     /// Marks the host's unfinished commands that are due for `session` (see
     /// [`convoy_core::command::due_for_delivery`]) as dispatched at `now` and returns them.
     async fn dispatch_due_commands(

@@ -20,9 +20,14 @@ use crate::{
 use convoy_core::strategy::StrategyState;
 
 /// The embedded default store.
+///
+/// Writes go through one connection, so they queue in the process instead of contending for
+/// SQLite's lock (whose busy handler sleeps for milliseconds at a time); reads use a pool of
+/// their own, which WAL lets run beside the writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    reader: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -42,12 +47,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { reader, writer })
     }
 }
 
@@ -282,7 +291,7 @@ impl Store for SqliteStore {
         .bind(user.role.as_str())
         .bind(&user.password_hash)
         .bind(millis(user.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| conflict(e, format!("user {:?}", user.name)))?;
         Ok(())
@@ -291,14 +300,14 @@ impl Store for SqliteStore {
     async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(user_from).transpose()
     }
 
     async fn users(&self) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query("SELECT * FROM users ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.iter().map(user_from).collect()
     }
@@ -306,7 +315,7 @@ impl Store for SqliteStore {
     async fn delete_user(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -325,7 +334,7 @@ impl Store for SqliteStore {
         .bind(user_name)
         .bind(millis(issued_at))
         .bind(millis(expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -336,7 +345,7 @@ impl Store for SqliteStore {
              JOIN users u ON u.name = t.user_name WHERE t.token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|row| {
             Ok(TokenOwner {
@@ -350,7 +359,7 @@ impl Store for SqliteStore {
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64> {
         let done = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
             .bind(millis(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }
@@ -389,7 +398,7 @@ impl Store for SqliteStore {
         .bind(e.facts.state_fs_free_bytes as i64)
         .bind(millis(e.now))
         .bind(e.facts.maintenance)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         host_from(&row)
     }
@@ -397,7 +406,7 @@ impl Store for SqliteStore {
     async fn host(&self, hostname: &str) -> Result<Option<HostRecord>> {
         let row = sqlx::query("SELECT * FROM hosts WHERE hostname = $1")
             .bind(hostname)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(host_from).transpose()
     }
@@ -405,14 +414,14 @@ impl Store for SqliteStore {
     async fn host_by_credential(&self, credential_hash: &str) -> Result<Option<HostRecord>> {
         let row = sqlx::query("SELECT * FROM hosts WHERE credential_hash = $1")
             .bind(credential_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(host_from).transpose()
     }
 
     async fn hosts(&self) -> Result<Vec<HostRecord>> {
         let rows = sqlx::query("SELECT * FROM hosts ORDER BY hostname")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.iter().map(host_from).collect()
     }
@@ -434,7 +443,7 @@ impl Store for SqliteStore {
         .bind(&f.agent_version)
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -443,7 +452,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE hosts SET maintenance = $2 WHERE hostname = $1")
             .bind(hostname)
             .bind(maintenance)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -457,7 +466,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE hosts SET administrative = $2 WHERE hostname = $1 RETURNING *")
                 .bind(hostname)
                 .bind(state.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?;
         row.as_ref().map(host_from).transpose()
     }
@@ -465,13 +474,13 @@ impl Store for SqliteStore {
     async fn delete_host(&self, hostname: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM hosts WHERE hostname = $1")
             .bind(hostname)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn insert_command(&self, c: &CommandRecord) -> Result<()> {
-        insert_command(&self.pool, c)
+        insert_command(&self.writer, c)
             .await
             .map_err(|e| conflict(e, format!("command {}", c.id)))
     }
@@ -479,9 +488,25 @@ impl Store for SqliteStore {
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>> {
         let row = sqlx::query("SELECT * FROM commands WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(command_from).transpose()
+    }
+
+    async fn commands(&self, ids: &[String]) -> Result<Vec<CommandRecord>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt {
+            table: "commands",
+            reason: e.to_string(),
+        })?;
+        let rows =
+            sqlx::query("SELECT * FROM commands WHERE id IN (SELECT value FROM json_each($1))")
+                .bind(ids)
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter().map(command_from).collect()
     }
 
     async fn dispatch_due_commands(
@@ -495,7 +520,7 @@ impl Store for SqliteStore {
             "SELECT * FROM commands WHERE hostname = $1 AND completed_at IS NULL ORDER BY created_at, id",
         )
         .bind(hostname)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let mut dispatched = Vec::new();
         for row in &rows {
@@ -516,7 +541,7 @@ impl Store for SqliteStore {
             .bind(command.dispatched_at.map(millis))
             .bind(millis(now))
             .bind(session)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             if taken.rows_affected() == 1 {
                 command.dispatched_at = Some(now);
@@ -542,18 +567,18 @@ impl Store for SqliteStore {
         .bind(hostname)
         .bind(millis(now))
         .bind(outcome_json)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let row = sqlx::query("SELECT * FROM commands WHERE id = $1 AND hostname = $2")
             .bind(id)
             .bind(hostname)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(command_from).transpose()
     }
 
     async fn create_strategy(&self, strategy: &StrategyRecord, steps: &[StepRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO strategy (slot, id, kind, state, max_parallel, stop_on_failure, options, \
                details, created_at, updated_at) \
@@ -588,7 +613,7 @@ impl Store for SqliteStore {
 
     async fn strategy(&self) -> Result<Option<StrategyRecord>> {
         let row = sqlx::query("SELECT * FROM strategy WHERE slot = 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(strategy_from).transpose()
     }
@@ -597,7 +622,7 @@ impl Store for SqliteStore {
         let rows =
             sqlx::query("SELECT * FROM strategy_steps WHERE strategy_id = $1 ORDER BY position")
                 .bind(strategy_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reader)
                 .await?;
         rows.iter().map(step_from).collect()
     }
@@ -607,7 +632,7 @@ impl Store for SqliteStore {
             "SELECT * FROM step_phases WHERE strategy_id = $1 ORDER BY started_at, rowid",
         )
         .bind(strategy_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter().map(phase_from).collect()
     }
@@ -629,13 +654,13 @@ impl Store for SqliteStore {
         .bind(to.as_str())
         .bind(details)
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn write_step(&self, strategy_id: &str, write: &StepWrite) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         upsert_step(&mut *tx, strategy_id, &write.step).await?;
         for phase in [&write.finished_phase, &write.started_phase]
             .into_iter()
@@ -655,14 +680,14 @@ impl Store for SqliteStore {
     async fn delete_strategy(&self, strategy_id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM strategy WHERE id = $1")
             .bind(strategy_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn clusters(&self) -> Result<Vec<ClusterRecord>> {
         let rows = sqlx::query("SELECT * FROM clusters ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         rows.iter().map(cluster_from).collect()
     }
@@ -677,7 +702,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(by)
         .bind(millis(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -695,7 +720,7 @@ impl Store for SqliteStore {
         .bind(by)
         .bind(name)
         .bind(millis(now))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         rows.iter()
             .map(|row| row.try_get("name").map_err(StoreError::from))

@@ -6,6 +6,7 @@
 //! command. Nothing lives only in memory: a controller killed at any point resumes from the
 //! store, and since commands carry ids the agents deduplicate, no effect is repeated.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,9 +17,9 @@ use convoy_core::phases::rolling_maintenance::{
 };
 use convoy_core::strategy::engine::{Decision, EngineView, Progress, StepView, decide};
 use convoy_core::strategy::{Ending, StrategyKind, StrategyState, Terminal};
-use convoy_store::{CommandRecord, PhaseRecord, StepRecord, StepWrite, StrategyRecord};
+use convoy_store::{CommandRecord, HostRecord, PhaseRecord, StepRecord, StepWrite, StrategyRecord};
 use jiff::Timestamp;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 use uuid::Uuid;
 
 use super::rolling_maintenance::{
@@ -30,6 +31,8 @@ use crate::state::AppState;
 /// Longest the driver sleeps without being woken (a safety net; wake-ups normally come from
 /// outcomes, API actions and phase deadlines).
 const IDLE_WAKE: Duration = Duration::from_secs(5);
+/// How long the driver lets outcomes gather after the first one wakes it.
+const DEBOUNCE: Duration = Duration::from_millis(2);
 
 pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -51,7 +54,11 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
             }
             tokio::select! {
                 _ = strategy_changed => {}
-                _ = outcome_arrived => {}
+                _ = outcome_arrived => {
+                    // Outcomes of a stage's hosts arrive close together: a moment's wait lets
+                    // one tick take many of them.
+                    tokio::time::sleep(DEBOUNCE).await;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -138,7 +145,16 @@ impl RollingMaintenance<'_> {
     ) -> anyhow::Result<Option<Duration>> {
         let store = &self.app.store;
         let mut steps = store.steps(&strategy.id).await?;
-        let hosts = store.hosts().await?;
+        // The inventory is read only if a capacity check needs it; the running steps'
+        // commands in one query.
+        let mut hosts: Option<Vec<HostRecord>> = None;
+        let waiting_on: Vec<String> = steps.iter().filter_map(|s| s.command_id.clone()).collect();
+        let mut outcomes: HashMap<String, CommandRecord> = store
+            .commands(&waiting_on)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
         let mut wake: Option<Timestamp> = None;
 
         // 1. Feed every finished phase into the phase machine.
@@ -160,10 +176,13 @@ impl RollingMaintenance<'_> {
                             })
                             .map(|s| s.target.as_str())
                             .collect();
+                        if hosts.is_none() {
+                            hosts = Some(store.hosts().await?);
+                        }
                         (
                             capacity_check(
                                 &steps[i].target,
-                                &hosts,
+                                hosts.as_deref().unwrap_or_default(),
                                 &leaving,
                                 now,
                                 self.app.ping_interval,
@@ -171,7 +190,7 @@ impl RollingMaintenance<'_> {
                             serde_json::Value::Null,
                         )
                     }
-                    _ => match self.outcome(&steps[i]).await? {
+                    _ => match outcome(&steps[i], &mut outcomes)? {
                         Some(outcome) => (result_of(phase, &outcome), outcome.output),
                         None => {
                             let deadline = steps[i].phase_started_at.unwrap_or(now)
@@ -274,29 +293,6 @@ impl RollingMaintenance<'_> {
             let left = at.duration_since(now);
             Duration::from_millis(left.as_millis().max(0) as u64)
         }))
-    }
-
-    /// The outcome of the step's current command, once the agent reported it.
-    async fn outcome(&self, step: &StepRecord) -> anyhow::Result<Option<CommandOutcome>> {
-        let Some(id) = &step.command_id else {
-            return Ok(None);
-        };
-        let Some(command) = self.app.store.command(id).await? else {
-            warn!(
-                step = step.target,
-                command = id,
-                "the step's command is missing"
-            );
-            return Ok(Some(CommandOutcome {
-                succeeded: false,
-                message: "the command for this phase was lost (the host was deleted?)".into(),
-                output: serde_json::Value::Null,
-            }));
-        };
-        match command.outcome {
-            Some(json) if command.completed_at.is_some() => Ok(Some(serde_json::from_str(&json)?)),
-            _ => Ok(None),
-        }
     }
 
     /// Records how `phase` ended and moves the step where the phase machine says.
@@ -446,6 +442,24 @@ impl RollingMaintenance<'_> {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// The outcome of the step's current command, once the agent reported it (taken from the
+/// commands read at the start of the tick; a command created in this tick has none yet).
+fn outcome(
+    step: &StepRecord,
+    commands: &mut HashMap<String, CommandRecord>,
+) -> anyhow::Result<Option<CommandOutcome>> {
+    let Some(id) = &step.command_id else {
+        return Ok(None);
+    };
+    let Some(command) = commands.remove(id) else {
+        return Ok(None);
+    };
+    match command.outcome {
+        Some(json) if command.completed_at.is_some() => Ok(Some(serde_json::from_str(&json)?)),
+        _ => Ok(None),
     }
 }
 

@@ -1,0 +1,207 @@
+//! Rolling maintenance of 200 real agents against `xargs -P 20` running the same hooks.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use convoy_api::Client;
+use convoy_api::strategies::{ActionName, NewRollingMaintenance};
+use convoy_bench::cpu_seconds;
+use convoy_core::host::{Availability, Personality};
+use convoy_launch::{
+    AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
+    free_port, wait_until,
+};
+
+const STAGES: [&str; 4] = [
+    "PreFlight",
+    "PreMaintenance",
+    "Maintenance",
+    "PostMaintenance",
+];
+
+struct Options {
+    hosts: usize,
+    max_parallel: u32,
+    clusters: usize,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        hosts: 200,
+        max_parallel: 20,
+        clusters: 10,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).context("every option takes a value")?;
+        match pair[0].as_str() {
+            "--hosts" => options.hosts = value.parse()?,
+            "--max-parallel" => options.max_parallel = value.parse()?,
+            "--clusters" => options.clusters = value.parse()?,
+            other => {
+                bail!("unknown option {other}; options: --hosts N --max-parallel N --clusters N")
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn write_hooks(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for stage in STAGES {
+        let path = dir.join(stage);
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n")?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    convoy_api::install_crypto_provider();
+    let options = options()?;
+    let binaries = Binaries::locate()?;
+    let dir = tempfile::Builder::new().prefix("convoy-bench-").tempdir()?;
+    let hooks = dir.path().join("hooks");
+    write_hooks(&hooks)?;
+
+    let controller = ControllerProcess::start(
+        &binaries,
+        ControllerOptions {
+            data_dir: dir.path().join("controller"),
+            port: free_port()?,
+            ping_interval: 5,
+            extra_args: vec![],
+        },
+    )
+    .await?;
+    let client = Client::new(&controller.url())?;
+    let token = client.login("admin", &controller.admin_password()?).await?;
+    let client = client.with_token(token);
+
+    eprintln!("starting {} agents...", options.hosts);
+    let mut agents = Vec::new();
+    for i in 0..options.hosts {
+        let name = format!("host-{i:03}");
+        let mut agent = AgentOptions::new(&name, Personality::Worker, &dir.path().join("hosts"));
+        agent.zone = Some("zone-a".into());
+        agent.cluster = Some(format!("cluster-{:02}", i % options.clusters));
+        agent.capacity_cpus = Some(64);
+        agent.capacity_memory_mib = Some(262_144);
+        agent.extra_args = vec![
+            "--hooks-dir".into(),
+            hooks.display().to_string(),
+            "--load-cpus".into(),
+            "0".into(),
+            "--load-memory-mib".into(),
+            "0".into(),
+        ];
+        agents.push(AgentProcess::start(&binaries, &controller, agent)?);
+    }
+    wait_until(
+        Deadline::after(Duration::from_secs(120)),
+        "every agent to be available",
+        || async {
+            let hosts = client.hosts().await.ok()?;
+            (hosts.len() == options.hosts
+                && hosts
+                    .iter()
+                    .all(|h| h.availability == Availability::Available))
+            .then_some(())
+        },
+    )
+    .await?;
+
+    client
+        .create_rolling_maintenance(&NewRollingMaintenance {
+            zones: Some(vec!["zone-a".into()]),
+            max_parallel_hosts: Some(options.max_parallel),
+            timeout_seconds: Some(600),
+            ..Default::default()
+        })
+        .await?;
+    let pids: Vec<u32> = controller
+        .pid()
+        .into_iter()
+        .chain(agents.iter().filter_map(AgentProcess::pid))
+        .collect();
+    let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+    let controller_before = controller.pid().map_or(0.0, cpu_seconds);
+    let started = Instant::now();
+    client.rolling_maintenance_action(ActionName::Apply).await?;
+    let strategy = wait_until(
+        Deadline::after(Duration::from_secs(1800)),
+        "the strategy to end",
+        || async {
+            let strategy = client.rolling_maintenance().await.ok()?;
+            strategy.state.is_terminal().then_some(strategy)
+        },
+    )
+    .await?;
+    let convoy = started.elapsed();
+    let cpu: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before;
+    let controller_cpu = controller.pid().map_or(0.0, cpu_seconds) - controller_before;
+    if strategy.state != convoy_core::strategy::StrategyState::Complete {
+        bail!(
+            "the strategy ended {}: {}",
+            strategy.state,
+            strategy.details
+        );
+    }
+    let report = client.rolling_maintenance_report().await?;
+    if report.hosts_updated.len() != options.hosts {
+        bail!(
+            "only {} of {} hosts were updated",
+            report.hosts_updated.len(),
+            options.hosts
+        );
+    }
+    for agent in &mut agents {
+        agent.stop();
+    }
+    drop(controller);
+
+    // The floor: the same four hooks per host, 20 hosts at a time, by xargs in a shell.
+    let script = format!(
+        "seq {} | xargs -P {} -I{{}} sh -c 'for s in {}; do {}/$s || exit 1; done'",
+        options.hosts,
+        options.max_parallel,
+        STAGES.join(" "),
+        hooks.display()
+    );
+    let floor_started = Instant::now();
+    let status = Command::new("sh").arg("-c").arg(&script).status()?;
+    let floor = floor_started.elapsed();
+    if !status.success() {
+        bail!("the floor failed: {status}");
+    }
+
+    println!(
+        "rolling maintenance of {} hosts, 4 hooks each, max-parallel {}:",
+        options.hosts, options.max_parallel
+    );
+    println!(
+        "  convoy (apply -> complete): {:>8.3} s",
+        convoy.as_secs_f64()
+    );
+    println!(
+        "  floor (xargs -P {}):        {:>8.3} s",
+        options.max_parallel,
+        floor.as_secs_f64()
+    );
+    println!(
+        "  ratio:                      {:>8.2}x (goal: within 3x)",
+        convoy.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "  CPU of convoyd + agents:    {:>8.3} s, {:.4} s per host (convoyd {:.3} s, agents with their hooks {:.3} s)",
+        cpu,
+        cpu / options.hosts as f64,
+        controller_cpu,
+        cpu - controller_cpu
+    );
+    Ok(())
+}
