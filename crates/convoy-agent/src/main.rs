@@ -126,7 +126,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     convoy_api::install_crypto_provider();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread is plenty for an agent's few connections, and a host may run hundreds of
+    // them in tests and benchmarks; hooks run in their own processes.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("convoy-agent: cannot start the async runtime: {e}");

@@ -121,8 +121,9 @@ pub trait Store: Send + Sync + 'static {
         details: &str,
         now: Timestamp,
     ) -> Result<bool>;
-    /// Writes a step's change with the phase records and command it implies, atomically.
-    async fn write_step(&self, strategy_id: &str, write: &StepWrite) -> Result<()>;
+    /// Writes steps' changes with the phase records and commands they imply, all in one
+    /// transaction (one commit for a whole tick of the driver).
+    async fn write_steps(&self, strategy_id: &str, writes: &[StepWrite]) -> Result<()>;
     /// Removes the strategy with its steps and phases; false if there was none.
     async fn delete_strategy(&self, strategy_id: &str) -> Result<bool>;
 

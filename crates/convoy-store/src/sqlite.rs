@@ -559,16 +559,20 @@ impl Store for SqliteStore {
         outcome_json: &str,
         now: Timestamp,
     ) -> Result<Option<CommandRecord>> {
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE commands SET completed_at = $3, outcome = $4 \
-             WHERE id = $1 AND hostname = $2 AND completed_at IS NULL",
+             WHERE id = $1 AND hostname = $2 AND completed_at IS NULL RETURNING *",
         )
         .bind(id)
         .bind(hostname)
         .bind(millis(now))
         .bind(outcome_json)
-        .execute(&self.writer)
+        .fetch_optional(&self.writer)
         .await?;
+        if let Some(row) = updated {
+            return command_from(&row).map(Some);
+        }
+        // Already completed (a repeated report), or not this host's command.
         let row = sqlx::query("SELECT * FROM commands WHERE id = $1 AND hostname = $2")
             .bind(id)
             .bind(hostname)
@@ -659,19 +663,24 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn write_step(&self, strategy_id: &str, write: &StepWrite) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        upsert_step(&mut *tx, strategy_id, &write.step).await?;
-        for phase in [&write.finished_phase, &write.started_phase]
-            .into_iter()
-            .flatten()
-        {
-            upsert_phase(&mut *tx, strategy_id, phase).await?;
+    async fn write_steps(&self, strategy_id: &str, writes: &[StepWrite]) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
         }
-        if let Some(command) = &write.command {
-            insert_command(&mut *tx, command)
-                .await
-                .map_err(|e| conflict(e, format!("command {}", command.id)))?;
+        let mut tx = self.writer.begin().await?;
+        for write in writes {
+            upsert_step(&mut *tx, strategy_id, &write.step).await?;
+            for phase in [&write.finished_phase, &write.started_phase]
+                .into_iter()
+                .flatten()
+            {
+                upsert_phase(&mut *tx, strategy_id, phase).await?;
+            }
+            if let Some(command) = &write.command {
+                insert_command(&mut *tx, command)
+                    .await
+                    .map_err(|e| conflict(e, format!("command {}", command.id)))?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -320,14 +320,14 @@ async fn strategy_story(store: &dyn Store) {
         outcome: None,
     };
     store
-        .write_step(
+        .write_steps(
             "s1",
-            &StepWrite {
+            &[StepWrite {
                 step: running.clone(),
                 finished_phase: None,
                 started_phase: Some(phase.clone()),
                 command: Some(command.clone()),
-            },
+            }],
         )
         .await
         .unwrap();
@@ -340,23 +340,33 @@ async fn strategy_story(store: &dyn Store) {
         store.command("c9").await.unwrap().unwrap().payload,
         command.payload
     );
-    // A write that fails (the command exists) changes nothing.
+    // A batch that fails (its second command exists) changes nothing, not even its first
+    // write.
     let mut later = running.clone();
     later.state = "check-script".into();
-    assert!(
-        store
-            .write_step(
-                "s1",
-                &StepWrite {
-                    step: later,
-                    finished_phase: None,
-                    started_phase: None,
-                    command: Some(command)
-                }
-            )
-            .await
-            .is_err()
-    );
+    let mut other = step("b", 1);
+    other.state = "pre-flight".into();
+    let fresh = CommandRecord {
+        id: "c10".into(),
+        ..command.clone()
+    };
+    let batch = [
+        StepWrite {
+            step: other,
+            finished_phase: None,
+            started_phase: None,
+            command: Some(fresh),
+        },
+        StepWrite {
+            step: later,
+            finished_phase: None,
+            started_phase: None,
+            command: Some(command),
+        },
+    ];
+    assert!(store.write_steps("s1", &batch).await.is_err());
+    assert_eq!(store.steps("s1").await.unwrap()[1].state, "initial");
+    assert!(store.command("c10").await.unwrap().is_none());
     assert_eq!(store.steps("s1").await.unwrap()[0].state, "pre-flight");
 
     // Clusters: disabled by a strategy, enabled again only for it.

@@ -7,6 +7,7 @@
 //! store, and since commands carry ids the agents deduplicate, no effect is repeated.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -84,6 +85,7 @@ async fn tick(app: &AppState) -> anyhow::Result<Option<Duration>> {
             RollingMaintenance {
                 app,
                 options: &options,
+                pending: Mutex::default(),
             }
             .tick(&mut strategy, now)
             .await
@@ -102,6 +104,8 @@ async fn restore_clusters(app: &AppState, strategy_id: &str, now: Timestamp) -> 
 struct RollingMaintenance<'a> {
     app: &'a AppState,
     options: &'a RollingMaintenanceOptions,
+    /// Step changes of this tick not yet written, and the hosts to wake once they are.
+    pending: Mutex<(Vec<StepWrite>, Vec<String>)>,
 }
 
 /// Where a stored step stands, for the engine.
@@ -226,6 +230,8 @@ impl RollingMaintenance<'_> {
             }
         }
 
+        self.flush(strategy).await?;
+
         // 2. Let the engine start steps, abort pending ones and move the strategy on.
         for _ in 0..steps.len() + 4 {
             let views = views(&steps);
@@ -251,6 +257,8 @@ impl RollingMaintenance<'_> {
                         self.end(strategy, &mut steps[i], ending, None, now).await?;
                     }
                     Decision::Become(next) => {
+                        // The steps' changes are on disk before the strategy's.
+                        self.flush(strategy).await?;
                         let details = strategy_details(next, &steps);
                         if !store
                             .set_strategy_state(&strategy.id, strategy.state, next, &details, now)
@@ -265,6 +273,8 @@ impl RollingMaintenance<'_> {
                 }
             }
         }
+
+        self.flush(strategy).await?;
 
         // 3. Enable the clusters whose hosts are done, or all of them once stopping or done.
         let views = views(&steps);
@@ -386,13 +396,8 @@ impl RollingMaintenance<'_> {
             details: String::new(),
             output: "null".into(),
         };
-        let has_command = command.is_some();
         self.write(strategy, step, finished, Some(started), command)
-            .await?;
-        if has_command {
-            self.app.wakeups.wake_host(&step.target);
-        }
-        Ok(())
+            .await
     }
 
     async fn end(
@@ -421,26 +426,37 @@ impl RollingMaintenance<'_> {
         self.write(strategy, step, finished, None, None).await
     }
 
+    /// Queues a step's change; [`Self::flush`] writes the queue in one transaction.
     async fn write(
         &self,
-        strategy: &StrategyRecord,
+        _strategy: &StrategyRecord,
         step: &StepRecord,
         finished_phase: Option<PhaseRecord>,
         started_phase: Option<PhaseRecord>,
         command: Option<CommandRecord>,
     ) -> anyhow::Result<()> {
-        self.app
-            .store
-            .write_step(
-                &strategy.id,
-                &StepWrite {
-                    step: step.clone(),
-                    finished_phase,
-                    started_phase,
-                    command,
-                },
-            )
-            .await?;
+        let mut pending = self.pending.lock().expect("pending writes lock");
+        if command.is_some() {
+            pending.1.push(step.target.clone());
+        }
+        pending.0.push(StepWrite {
+            step: step.clone(),
+            finished_phase,
+            started_phase,
+            command,
+        });
+        Ok(())
+    }
+
+    /// Writes the queued changes in one transaction, then wakes the agents that have a new
+    /// command: nothing reaches an agent before it is on disk.
+    async fn flush(&self, strategy: &StrategyRecord) -> anyhow::Result<()> {
+        let (writes, wake) =
+            std::mem::take(&mut *self.pending.lock().expect("pending writes lock"));
+        self.app.store.write_steps(&strategy.id, &writes).await?;
+        for host in wake {
+            self.app.wakeups.wake_host(&host);
+        }
         Ok(())
     }
 }
