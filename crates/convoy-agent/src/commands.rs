@@ -43,14 +43,21 @@ impl Runner {
     }
 
     pub async fn handle(&self, delivery: &CommandDelivery) -> anyhow::Result<Delivery> {
-        if let Some(outcome) = self.ledger.outcome(delivery.id)? {
+        // A hook run keeps its own durable record (its job directory answers a repeat with the
+        // recorded result), so the ledger would only write the same outcome twice.
+        let ledgered = delivery.kind != CommandKind::RunHook;
+        if ledgered && let Some(outcome) = self.ledger.outcome(delivery.id)? {
             return Ok(Delivery::Recorded(outcome));
         }
         if !self.in_flight.lock().expect("lock").insert(delivery.id) {
             return Ok(Delivery::AlreadyRunning);
         }
         let outcome = self.execute(delivery).await;
-        let recorded = self.ledger.record(delivery.id, &outcome);
+        let recorded = if ledgered {
+            self.ledger.record(delivery.id, &outcome)
+        } else {
+            Ok(())
+        };
         self.in_flight.lock().expect("lock").remove(&delivery.id);
         recorded?;
         Ok(Delivery::Ran(outcome))

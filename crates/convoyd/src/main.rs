@@ -3,6 +3,7 @@
 mod api;
 mod clock;
 mod config;
+mod credentials;
 mod data_dir;
 mod secrets;
 mod state;

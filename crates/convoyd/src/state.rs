@@ -6,6 +6,7 @@ use convoy_store::Store;
 use jiff::SignedDuration;
 
 use crate::config::Settings;
+use crate::credentials::CredentialCache;
 use crate::secrets;
 use crate::wakeups::Wakeups;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     /// A dispatched command without an outcome after this long is delivered again.
     pub redeliver_after: SignedDuration,
     pub wakeups: Arc<Wakeups>,
+    pub credentials: Arc<CredentialCache>,
     /// Verified against when a login names an unknown user, so that answering takes as long as
     /// for a known one.
     pub decoy_password_hash: Arc<str>,
@@ -35,6 +37,7 @@ impl AppState {
             token_ttl: settings.token_ttl,
             redeliver_after: SignedDuration::from_secs(30).max(settings.ping_interval * 3),
             wakeups: Arc::new(Wakeups::default()),
+            credentials: Arc::new(CredentialCache::default()),
             decoy_password_hash: decoy.into(),
         }
     }

@@ -62,6 +62,9 @@ pub async fn enrol(
             now: crate::clock::now(),
         })
         .await?;
+    // A re-enrolment revokes the host's previous credential (forgotten only now that the
+    // store no longer knows it, so a concurrent request cannot cache it again).
+    state.credentials.forget_host(&record.hostname);
     tracing::info!(
         host = record.hostname,
         personality = record.personality.as_str(),
@@ -81,7 +84,7 @@ pub async fn enrol(
 
 pub async fn heartbeat(
     State(state): State<AppState>,
-    AgentHost(host): AgentHost,
+    host: AgentHost,
     ApiJson(request): ApiJson<Heartbeat>,
 ) -> Result<Json<HeartbeatAccepted>, ApiError> {
     state
@@ -109,7 +112,7 @@ pub struct PollQuery {
 /// for one to arrive.
 pub async fn poll_commands(
     State(state): State<AppState>,
-    AgentHost(host): AgentHost,
+    host: AgentHost,
     ApiQuery(query): ApiQuery<PollQuery>,
 ) -> Result<Json<CommandBatch>, ApiError> {
     if query.session.is_empty() || query.session.len() > 64 {
@@ -157,7 +160,7 @@ pub async fn poll_commands(
 /// stays.
 pub async fn report_outcome(
     State(state): State<AppState>,
-    AgentHost(host): AgentHost,
+    host: AgentHost,
     Path(id): Path<String>,
     ApiJson(outcome): ApiJson<CommandOutcome>,
 ) -> Result<Json<Command>, ApiError> {

@@ -10,7 +10,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use convoy_api::AUTH_HEADER;
 use convoy_core::role::Role;
-use convoy_store::HostRecord;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
@@ -202,7 +201,9 @@ pub async fn authenticate_user(
 }
 
 /// The host whose agent sent the request, identified by its credential.
-pub struct AgentHost(pub HostRecord);
+pub struct AgentHost {
+    pub hostname: String,
+}
 
 /// Error code the agent recognises as "my credential is gone".
 pub const UNKNOWN_CREDENTIAL: &str = "unknown_credential";
@@ -220,9 +221,14 @@ impl FromRequestParts<AppState> for AgentHost {
                     "authentication required: send the host credential in X-Auth-Token",
                 )
             })?;
+        let hash = token_hash(credential);
+        let generation = match state.credentials.hostname(&hash) {
+            Ok(hostname) => return Ok(AgentHost { hostname }),
+            Err(generation) => generation,
+        };
         let host = state
             .store
-            .host_by_credential(&token_hash(credential))
+            .host_by_credential(&hash)
             .await?
             .ok_or_else(|| {
                 ApiError::new(
@@ -233,7 +239,10 @@ impl FromRequestParts<AppState> for AgentHost {
                      remove the agent's identity file and enrol again",
                 )
             })?;
-        Ok(AgentHost(host))
+        state.credentials.remember(generation, hash, &host.hostname);
+        Ok(AgentHost {
+            hostname: host.hostname,
+        })
     }
 }
 

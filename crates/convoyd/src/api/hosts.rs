@@ -107,6 +107,7 @@ pub async fn forget(
         return Err(host_not_found(&hostname));
     }
     state.wakeups.forget_host(&hostname);
+    state.credentials.forget_host(&hostname);
     tracing::info!(host = hostname, "host deleted");
     Ok(StatusCode::NO_CONTENT)
 }
