@@ -291,7 +291,7 @@ async fn the_cli_refuses_bad_arguments_in_one_line_with_exit_code_2() {
         ),
         (
             &["user", "add", "bob", "--role", "root"],
-            "is not one of admin, operator, reader",
+            "is not one of reader, operator, admin",
         ),
         (&["user", "add", "bob"], "--role <ROLE>"),
         (&["host", "ping", "x", "--wait", "0"], "--wait"),

@@ -4,12 +4,9 @@
 //! so the controller may deliver a command again whenever it is unsure the first delivery
 //! arrived; the agent answers a repeat from its record instead of running the work again.
 
+use crate::names::named_enum;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
-use crate::ValidationError;
 
 /// What a command asks the agent to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,47 +26,14 @@ pub enum CommandKind {
     ExitMaintenance,
 }
 
-impl CommandKind {
-    pub const ALL: [CommandKind; 6] = [
-        CommandKind::Ping,
-        CommandKind::Facts,
-        CommandKind::RunHook,
-        CommandKind::CheckHook,
-        CommandKind::EnterMaintenance,
-        CommandKind::ExitMaintenance,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CommandKind::Ping => "ping",
-            CommandKind::Facts => "facts",
-            CommandKind::RunHook => "run-hook",
-            CommandKind::CheckHook => "check-hook",
-            CommandKind::EnterMaintenance => "enter-maintenance",
-            CommandKind::ExitMaintenance => "exit-maintenance",
-        }
-    }
-}
-
-impl fmt::Display for CommandKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for CommandKind {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CommandKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = CommandKind::ALL.iter().map(|k| k.as_str()).collect();
-                ValidationError::new("kind", format!("{s:?} is not one of {}", names.join(", ")))
-            })
-    }
-}
+named_enum!(CommandKind, field = "kind", {
+    Ping => "ping",
+    Facts => "facts",
+    RunHook => "run-hook",
+    CheckHook => "check-hook",
+    EnterMaintenance => "enter-maintenance",
+    ExitMaintenance => "exit-maintenance",
+});
 
 /// Where a command stands, as the controller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Operator hook scripts: the four stages of rolling maintenance and what their exit codes mean.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+
+use crate::names::named_enum;
 
 /// A hook stage; its name is also the script's file name (`<hooks-dir>/<Stage>[.sh|.py]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -12,33 +13,18 @@ pub enum HookStage {
     PostMaintenance,
 }
 
+named_enum!(HookStage, field = "stage", {
+    PreFlight => "PreFlight",
+    PreMaintenance => "PreMaintenance",
+    Maintenance => "Maintenance",
+    PostMaintenance => "PostMaintenance",
+});
+
 impl HookStage {
-    pub const ALL: [HookStage; 4] = [
-        HookStage::PreFlight,
-        HookStage::PreMaintenance,
-        HookStage::Maintenance,
-        HookStage::PostMaintenance,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookStage::PreFlight => "PreFlight",
-            HookStage::PreMaintenance => "PreMaintenance",
-            HookStage::Maintenance => "Maintenance",
-            HookStage::PostMaintenance => "PostMaintenance",
-        }
-    }
-
     /// The file names tried, in order; the first regular file found is the hook.
     pub fn candidate_file_names(self) -> [String; 3] {
         let name = self.as_str();
         [name.to_string(), format!("{name}.sh"), format!("{name}.py")]
-    }
-}
-
-impl fmt::Display for HookStage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

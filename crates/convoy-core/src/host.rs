@@ -1,12 +1,9 @@
 //! Hosts: their personality, the three states an operator reads (administrative, operational,
 //! availability) and how availability follows from heartbeats.
 
+use crate::names::named_enum;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
-use crate::ValidationError;
 
 /// What a host does in its site, as StarlingX names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -22,45 +19,12 @@ pub enum Personality {
     ControllerWorker,
 }
 
-impl Personality {
-    pub const ALL: [Personality; 4] = [
-        Personality::Controller,
-        Personality::Worker,
-        Personality::Storage,
-        Personality::ControllerWorker,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Personality::Controller => "controller",
-            Personality::Worker => "worker",
-            Personality::Storage => "storage",
-            Personality::ControllerWorker => "controller+worker",
-        }
-    }
-}
-
-impl fmt::Display for Personality {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Personality {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Personality::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "personality",
-                    format!("{s:?} is not one of controller, worker, storage, controller+worker"),
-                )
-            })
-    }
-}
+named_enum!(Personality, field = "personality", {
+    Controller => "controller",
+    Worker => "worker",
+    Storage => "storage",
+    ControllerWorker => "controller+worker",
+});
 
 /// Whether the operator allows the host to run services (`unlocked`) or has taken it out of
 /// service (`locked`). Only an operator changes it.
@@ -71,29 +35,10 @@ pub enum Administrative {
     Unlocked,
 }
 
-impl Administrative {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Administrative::Locked => "locked",
-            Administrative::Unlocked => "unlocked",
-        }
-    }
-}
-
-impl FromStr for Administrative {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "locked" => Ok(Administrative::Locked),
-            "unlocked" => Ok(Administrative::Unlocked),
-            other => Err(ValidationError::new(
-                "administrative",
-                format!("{other:?} is not locked or unlocked"),
-            )),
-        }
-    }
-}
+named_enum!(Administrative, field = "administrative", {
+    Locked => "locked",
+    Unlocked => "unlocked",
+});
 
 /// Whether the host is providing service right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

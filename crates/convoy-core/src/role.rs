@@ -1,10 +1,7 @@
 //! Users' roles and what each may do.
 
+use crate::names::named_enum;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
-use crate::ValidationError;
 
 /// A user's role. Each role may do everything the roles below it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -18,42 +15,16 @@ pub enum Role {
     Admin,
 }
 
+named_enum!(Role, field = "role", {
+    Reader => "reader",
+    Operator => "operator",
+    Admin => "admin",
+});
+
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Reader, Role::Operator, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reader => "reader",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
     /// Whether a caller with this role may do what `required` guards.
     pub fn allows(self, required: Role) -> bool {
         self >= required
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "role",
-                    format!("{s:?} is not one of admin, operator, reader"),
-                )
-            })
     }
 }
 

@@ -9,13 +9,10 @@
 //!      ─▶ exit-maintenance ─▶ post-maintenance ─▶ complete
 //! ```
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::ValidationError;
 use crate::hook::HookStage;
+use crate::names::named_enum;
 use crate::strategy::{Ending, Terminal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,35 +28,22 @@ pub enum Phase {
     PostMaintenance,
 }
 
-impl Phase {
-    pub const ALL: [Phase; 8] = [
-        Phase::PreFlight,
-        Phase::CheckScript,
-        Phase::PreMaintenance,
-        Phase::CapacityCheck,
-        Phase::EnterMaintenance,
-        Phase::Maintenance,
-        Phase::ExitMaintenance,
-        Phase::PostMaintenance,
-    ];
+named_enum!(Phase, field = "phase", {
+    PreFlight => "pre-flight",
+    CheckScript => "check-script",
+    PreMaintenance => "pre-maintenance",
+    CapacityCheck => "capacity-check",
+    EnterMaintenance => "enter-maintenance",
+    Maintenance => "maintenance",
+    ExitMaintenance => "exit-maintenance",
+    PostMaintenance => "post-maintenance",
+});
 
+impl Phase {
     /// The sweep every step runs before any stage starts.
     pub const SWEEP: Phase = Phase::PreFlight;
     /// The first phase once a step's stage starts.
     pub const FIRST: Phase = Phase::CheckScript;
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::PreFlight => "pre-flight",
-            Phase::CheckScript => "check-script",
-            Phase::PreMaintenance => "pre-maintenance",
-            Phase::CapacityCheck => "capacity-check",
-            Phase::EnterMaintenance => "enter-maintenance",
-            Phase::Maintenance => "maintenance",
-            Phase::ExitMaintenance => "exit-maintenance",
-            Phase::PostMaintenance => "post-maintenance",
-        }
-    }
 
     /// What performing the phase means.
     pub fn action(self) -> Action {
@@ -73,25 +57,6 @@ impl Phase {
             Phase::ExitMaintenance => Action::ExitMaintenance,
             Phase::PostMaintenance => Action::RunHook(HookStage::PostMaintenance),
         }
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Phase {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Phase::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                ValidationError::new("phase", format!("{s:?} is not a rolling-maintenance phase"))
-            })
     }
 }
 

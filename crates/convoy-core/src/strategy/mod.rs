@@ -8,10 +8,8 @@ pub mod engine;
 pub mod planner;
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-use crate::ValidationError;
+use crate::names::named_enum;
 
 /// The kinds of strategy Convoy runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,33 +18,9 @@ pub enum StrategyKind {
     RollingMaintenance,
 }
 
-impl StrategyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StrategyKind::RollingMaintenance => "rolling-maintenance",
-        }
-    }
-}
-
-impl fmt::Display for StrategyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for StrategyKind {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "rolling-maintenance" => Ok(StrategyKind::RollingMaintenance),
-            other => Err(ValidationError::new(
-                "type",
-                format!("{other:?} is not a strategy type"),
-            )),
-        }
-    }
-}
+named_enum!(StrategyKind, field = "type", {
+    RollingMaintenance => "rolling-maintenance",
+});
 
 /// Strategy states, with dcmanager's exact strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,31 +43,18 @@ pub enum StrategyState {
     Deleting,
 }
 
+named_enum!(StrategyState, field = "state", {
+    Initial => "initial",
+    Applying => "applying",
+    AbortRequested => "abort requested",
+    Aborting => "aborting",
+    Complete => "complete",
+    Aborted => "aborted",
+    Failed => "failed",
+    Deleting => "deleting",
+});
+
 impl StrategyState {
-    pub const ALL: [StrategyState; 8] = [
-        StrategyState::Initial,
-        StrategyState::Applying,
-        StrategyState::AbortRequested,
-        StrategyState::Aborting,
-        StrategyState::Complete,
-        StrategyState::Aborted,
-        StrategyState::Failed,
-        StrategyState::Deleting,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StrategyState::Initial => "initial",
-            StrategyState::Applying => "applying",
-            StrategyState::AbortRequested => "abort requested",
-            StrategyState::Aborting => "aborting",
-            StrategyState::Complete => "complete",
-            StrategyState::Aborted => "aborted",
-            StrategyState::Failed => "failed",
-            StrategyState::Deleting => "deleting",
-        }
-    }
-
     /// The strategy has ended; it can only be deleted.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -125,23 +86,6 @@ impl StrategyState {
     }
 }
 
-impl fmt::Display for StrategyState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for StrategyState {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StrategyState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| ValidationError::new("state", format!("{s:?} is not a strategy state")))
-    }
-}
-
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -154,25 +98,17 @@ pub enum Terminal {
     Skipped,
 }
 
-impl Terminal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Terminal::Complete => "complete",
-            Terminal::Failed => "failed",
-            Terminal::Aborted => "aborted",
-            Terminal::Skipped => "skipped",
-        }
-    }
+named_enum!(Terminal, field = "state", {
+    Complete => "complete",
+    Failed => "failed",
+    Aborted => "aborted",
+    Skipped => "skipped",
+});
 
+impl Terminal {
+    /// The terminal state a stored step state names, if it names one.
     pub fn parse(s: &str) -> Option<Terminal> {
-        [
-            Terminal::Complete,
-            Terminal::Failed,
-            Terminal::Aborted,
-            Terminal::Skipped,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
+        s.parse().ok()
     }
 }
 
