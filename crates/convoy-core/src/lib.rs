@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod command;
 pub mod hook;
 pub mod host;
+pub mod patch;
 pub mod phases;
 pub mod role;
 pub mod strategy;
