@@ -8,10 +8,12 @@
 //! - [`metadata`]: what a patch says about itself (the bundle's `metadata.json`).
 //! - [`state`]: the state axes and their derivation from agent reports.
 //! - [`dependencies`]: the graph over `requires`: orders, closures, what-requires, cycles.
+//! - [`operations`]: upload, apply, remove, delete and commit as pure decisions.
 //! - [`outcome`]: what an operation answers, with sw-patch's exact messages.
 
 pub mod dependencies;
 pub mod metadata;
+pub mod operations;
 pub mod outcome;
 pub mod state;
 
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use metadata::{PatchId, PatchMetadata, PatchStatus, Release};
+pub use operations::{AppDependencies, ApplyRequest, RemoveRequest, Selection};
 pub use outcome::{Change, Notice, Outcome, Refusal};
 pub use state::{
     AgentState, HostPatchStatus, HostReport, HostWork, Interim, PatchCurrent, PatchState, RepoState,
