@@ -17,6 +17,9 @@ pub mod operations;
 pub mod outcome;
 pub mod state;
 
+#[cfg(test)]
+mod properties;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
