@@ -7,6 +7,7 @@ pub mod command;
 pub mod hook;
 pub mod host;
 mod names;
+pub mod patch;
 pub mod phases;
 pub mod role;
 pub mod strategy;
