@@ -32,6 +32,7 @@ fn facts() -> HostFacts {
         agent_version: "0".into(),
         state_fs_free_bytes: 1,
         maintenance: false,
+        software: Default::default(),
     }
 }
 

@@ -225,6 +225,7 @@ mod tests {
                 load_cpus: None,
                 load_memory_mib: None,
                 maintenance: crate::maintenance::MaintenanceFlag::new(dir),
+                release: None,
             },
             Hooks {
                 hooks_dir: None,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use convoy_core::host::HostFacts;
+use convoy_core::patch::{HostSoftware, Release};
 
 use crate::maintenance::MaintenanceFlag;
 
@@ -15,6 +16,8 @@ pub struct FactSource {
     pub load_cpus: Option<f64>,
     pub load_memory_mib: Option<u64>,
     pub maintenance: MaintenanceFlag,
+    /// The release this host runs (`--release`).
+    pub release: Option<Release>,
 }
 
 impl FactSource {
@@ -37,6 +40,10 @@ impl FactSource {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             state_fs_free_bytes: free_bytes(&self.state_dir),
             maintenance: self.maintenance.get(),
+            software: HostSoftware {
+                release: self.release.clone(),
+                ..HostSoftware::default()
+            },
         }
     }
 }
@@ -106,11 +113,13 @@ mod tests {
             load_cpus: Some(2.5),
             load_memory_mib: None,
             maintenance: MaintenanceFlag::new(dir.path()),
+            release: Some("25.09".parse().unwrap()),
         }
         .collect();
         assert_eq!(facts.capacity_cpus, 16);
         assert_eq!(facts.load_cpus, 2.5);
         assert!(!facts.maintenance);
+        assert_eq!(facts.software.release.unwrap().as_str(), "25.09");
         assert!(facts.capacity_memory_mib > 0);
         assert!(facts.state_fs_free_bytes > 0);
         assert!(!facts.boot_id.is_empty());

@@ -60,6 +60,9 @@ pub struct Args {
     /// Memory this host offers, in MiB [default: detected].
     #[arg(long)]
     pub capacity_memory_mib: Option<u64>,
+    /// The software release this host runs; patches for other releases are not installed here.
+    #[arg(long, default_value = "25.09")]
+    pub release: convoy_core::patch::Release,
     /// CPU load to report instead of the measured load average (for simulated hosts).
     #[arg(long)]
     pub load_cpus: Option<f64>,

@@ -35,6 +35,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         load_cpus: args.load_cpus,
         load_memory_mib: args.load_memory_mib,
         maintenance: MaintenanceFlag::new(&args.state_dir),
+        release: Some(args.release.clone()),
     };
     let hooks = Hooks {
         hooks_dir: args.hooks_dir.clone(),

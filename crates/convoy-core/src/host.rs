@@ -167,4 +167,7 @@ pub struct HostFacts {
     /// Whether the host is in maintenance, as the agent keeps it.
     #[serde(default)]
     pub maintenance: bool,
+    /// Its release and patches.
+    #[serde(default)]
+    pub software: crate::patch::HostSoftware,
 }

@@ -5,8 +5,8 @@ mod records;
 mod sqlite;
 
 pub use records::{
-    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PhaseRecord, StepRecord, StepWrite,
-    StrategyRecord, TokenOwner, UserRecord,
+    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PatchChanges, PatchRecord,
+    PhaseRecord, StepRecord, StepWrite, StrategyRecord, TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -139,4 +139,16 @@ pub trait Store: Send + Sync + 'static {
         name: Option<&str>,
         now: Timestamp,
     ) -> Result<Vec<String>>;
+
+    // patches
+    async fn patches(&self) -> Result<Vec<PatchRecord>>;
+    async fn save_patches(&self, changes: &PatchChanges) -> Result<()>;
+    /// (patch id, hostname) pairs of hosts that have not reported since the patch moved.
+    async fn interim(&self) -> Result<Vec<(String, String)>>;
+    /// A host reported (or was dropped): it is no longer pending for any patch.
+    async fn clear_interim(&self, hostname: &str) -> Result<()>;
+    /// (application, patch id) pairs.
+    async fn app_dependencies(&self) -> Result<Vec<(String, String)>>;
+    /// Replaces the patches an application depends on; an empty list forgets the application.
+    async fn set_app_dependencies(&self, app: &str, patch_ids: &[String]) -> Result<()>;
 }

@@ -2,6 +2,7 @@
 
 use convoy_core::command::CommandKind;
 use convoy_core::host::{Administrative, HostFacts, Personality};
+use convoy_core::patch::RepoState;
 use convoy_core::role::Role;
 use convoy_core::strategy::{StrategyKind, StrategyState};
 use jiff::Timestamp;
@@ -136,4 +137,28 @@ pub struct ClusterRecord {
     pub enabled: bool,
     pub disabled_by: Option<String>,
     pub updated_at: Timestamp,
+}
+
+/// A patch in the controller's repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchRecord {
+    pub id: String,
+    /// JSON `PatchMetadata`, as verified from the bundle.
+    pub metadata: String,
+    pub repo_state: RepoState,
+    /// The verified bundle's file name in the controller's patch directory.
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub uploaded_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Changes to the patch repository, written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatchChanges {
+    pub upserts: Vec<PatchRecord>,
+    pub deletes: Vec<String>,
+    /// Patches whose hosts must report again (sw-patch's interim state): patch id, hosts.
+    pub pending_hosts: Vec<(String, Vec<String>)>,
 }

@@ -14,8 +14,9 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PhaseRecord, Result, StepRecord,
-    StepWrite, Store, StoreError, StrategyRecord, TokenOwner, UserRecord,
+    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PatchChanges, PatchRecord,
+    PhaseRecord, Result, StepRecord, StepWrite, Store, StoreError, StrategyRecord, TokenOwner,
+    UserRecord,
 };
 use convoy_core::strategy::StrategyState;
 
@@ -121,6 +122,12 @@ fn host_from(row: &SqliteRow) -> Result<HostRecord> {
             agent_version: row.try_get("agent_version")?,
             state_fs_free_bytes: row.try_get::<i64, _>("state_fs_free_bytes")? as u64,
             maintenance: row.try_get("maintenance")?,
+            software: serde_json::from_str(row.try_get::<&str, _>("software")?).map_err(|e| {
+                StoreError::Corrupt {
+                    table: "hosts",
+                    reason: format!("software: {e}"),
+                }
+            })?,
         },
         last_seen: opt_time("hosts", row.try_get("last_seen")?)?,
         enrolled_at: time("hosts", row.try_get("enrolled_at")?)?,
@@ -138,6 +145,26 @@ fn command_from(row: &SqliteRow) -> Result<CommandRecord> {
         dispatched_session: row.try_get("dispatched_session")?,
         completed_at: opt_time("commands", row.try_get("completed_at")?)?,
         outcome: row.try_get("outcome")?,
+    })
+}
+
+fn software_json(facts: &HostFacts) -> Result<String> {
+    serde_json::to_string(&facts.software).map_err(|e| StoreError::Corrupt {
+        table: "hosts",
+        reason: format!("software: {e}"),
+    })
+}
+
+fn patch_from(row: &SqliteRow) -> Result<PatchRecord> {
+    Ok(PatchRecord {
+        id: row.try_get("id")?,
+        metadata: row.try_get("metadata")?,
+        repo_state: parse("patches", row.try_get::<&str, _>("repo_state")?)?,
+        file_name: row.try_get("file_name")?,
+        size: row.try_get::<i64, _>("size")? as u64,
+        sha256: row.try_get("sha256")?,
+        uploaded_at: time("patches", row.try_get("uploaded_at")?)?,
+        updated_at: time("patches", row.try_get("updated_at")?)?,
     })
 }
 
@@ -368,8 +395,10 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "INSERT INTO hosts (hostname, personality, zone, pod, cluster, administrative, \
                credential_hash, capacity_cpus, capacity_memory_mib, load_cpus, load_memory_mib, \
-               boot_id, os, agent_version, state_fs_free_bytes, last_seen, enrolled_at, maintenance) \
-             VALUES ($1, $2, $3, $4, $5, 'unlocked', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) \
+               boot_id, os, agent_version, state_fs_free_bytes, last_seen, enrolled_at, maintenance, \
+               software) \
+             VALUES ($1, $2, $3, $4, $5, 'unlocked', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, \
+               $16, $17) \
              ON CONFLICT (hostname) DO UPDATE SET \
                personality = excluded.personality, zone = excluded.zone, pod = excluded.pod, \
                cluster = excluded.cluster, credential_hash = excluded.credential_hash, \
@@ -379,7 +408,7 @@ impl Store for SqliteStore {
                boot_id = excluded.boot_id, os = excluded.os, \
                agent_version = excluded.agent_version, \
                state_fs_free_bytes = excluded.state_fs_free_bytes, last_seen = excluded.last_seen, \
-               maintenance = excluded.maintenance \
+               maintenance = excluded.maintenance, software = excluded.software \
              RETURNING *",
         )
         .bind(&e.hostname)
@@ -398,6 +427,7 @@ impl Store for SqliteStore {
         .bind(e.facts.state_fs_free_bytes as i64)
         .bind(millis(e.now))
         .bind(e.facts.maintenance)
+        .bind(software_json(&e.facts)?)
         .fetch_one(&self.writer)
         .await?;
         host_from(&row)
@@ -430,7 +460,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
                load_memory_mib = $5, boot_id = $6, os = $7, agent_version = $8, \
-               state_fs_free_bytes = $9, last_seen = $10 \
+               state_fs_free_bytes = $9, last_seen = $10, software = $11 \
              WHERE hostname = $1",
         )
         .bind(hostname)
@@ -443,6 +473,7 @@ impl Store for SqliteStore {
         .bind(&f.agent_version)
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
+        .bind(software_json(f)?)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -734,5 +765,99 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|row| row.try_get("name").map_err(StoreError::from))
             .collect()
+    }
+
+    async fn patches(&self) -> Result<Vec<PatchRecord>> {
+        let rows = sqlx::query("SELECT * FROM patches ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(patch_from).collect()
+    }
+
+    async fn save_patches(&self, changes: &PatchChanges) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for p in &changes.upserts {
+            sqlx::query(
+                "INSERT INTO patches (id, metadata, repo_state, file_name, size, sha256, \
+                   uploaded_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO UPDATE SET metadata = excluded.metadata, \
+                   repo_state = excluded.repo_state, file_name = excluded.file_name, \
+                   size = excluded.size, sha256 = excluded.sha256, updated_at = excluded.updated_at",
+            )
+            .bind(&p.id)
+            .bind(&p.metadata)
+            .bind(p.repo_state.as_str())
+            .bind(&p.file_name)
+            .bind(p.size as i64)
+            .bind(&p.sha256)
+            .bind(millis(p.uploaded_at))
+            .bind(millis(p.updated_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for id in &changes.deletes {
+            sqlx::query("DELETE FROM patches WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (patch, hosts) in &changes.pending_hosts {
+            for host in hosts {
+                sqlx::query(
+                    "INSERT INTO patch_interim (patch_id, hostname) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(patch)
+                .bind(host)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn interim(&self) -> Result<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT patch_id, hostname FROM patch_interim ORDER BY patch_id, hostname")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("patch_id")?, r.try_get("hostname")?)))
+            .collect()
+    }
+
+    async fn clear_interim(&self, hostname: &str) -> Result<()> {
+        sqlx::query("DELETE FROM patch_interim WHERE hostname = $1")
+            .bind(hostname)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn app_dependencies(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT app, patch_id FROM app_dependencies ORDER BY app, patch_id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("app")?, r.try_get("patch_id")?)))
+            .collect()
+    }
+
+    async fn set_app_dependencies(&self, app: &str, patch_ids: &[String]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM app_dependencies WHERE app = $1")
+            .bind(app)
+            .execute(&mut *tx)
+            .await?;
+        for id in patch_ids {
+            sqlx::query("INSERT INTO app_dependencies (app, patch_id) VALUES ($1, $2)")
+                .bind(app)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -26,6 +26,7 @@ fn facts(load: f64) -> HostFacts {
         agent_version: "0.1.0".into(),
         state_fs_free_bytes: 1 << 40,
         maintenance: false,
+        software: Default::default(),
     }
 }
 

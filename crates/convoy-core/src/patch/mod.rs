@@ -15,6 +15,7 @@ pub mod dependencies;
 pub mod metadata;
 pub mod operations;
 pub mod outcome;
+pub mod report;
 pub mod state;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ use std::collections::BTreeMap;
 pub use metadata::{PatchId, PatchMetadata, PatchStatus, Release};
 pub use operations::{AppDependencies, ApplyRequest, RemoveRequest, Selection};
 pub use outcome::{Change, Notice, Outcome, Refusal};
+pub use report::HostSoftware;
 pub use state::{
     AgentState, HostPatchStatus, HostReport, HostWork, Interim, PatchCurrent, PatchState, RepoState,
 };
