@@ -113,6 +113,11 @@ impl Runner {
                 }
                 Err(refused) => refused,
             },
+            CommandKind::InstallPatches => CommandOutcome {
+                succeeded: false,
+                message: "this agent cannot install patches yet".into(),
+                output: serde_json::Value::Null,
+            },
             CommandKind::EnterMaintenance | CommandKind::ExitMaintenance => {
                 let on = delivery.kind == CommandKind::EnterMaintenance;
                 match self.facts.maintenance.set(on) {

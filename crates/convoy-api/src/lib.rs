@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod hosts;
+pub mod patches;
 pub mod strategies;
 pub mod users;
 

@@ -24,6 +24,8 @@ pub enum CommandKind {
     EnterMaintenance,
     /// Take the host out of maintenance.
     ExitMaintenance,
+    /// Install and remove patches (payload: `InstallPatches`).
+    InstallPatches,
 }
 
 named_enum!(CommandKind, field = "kind", {
@@ -33,6 +35,7 @@ named_enum!(CommandKind, field = "kind", {
     CheckHook => "check-hook",
     EnterMaintenance => "enter-maintenance",
     ExitMaintenance => "exit-maintenance",
+    InstallPatches => "install-patches",
 });
 
 /// Where a command stands, as the controller sees it.
