@@ -48,6 +48,12 @@ enum Command {
     /// The steps of the controller's strategy.
     #[command(subcommand)]
     StrategyStep(commands::strategy_step::StepCommand),
+    /// Signing keys for patches (offline).
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
+    /// Patches: build, inspect and verify patch files.
+    #[command(subcommand)]
+    Patch(commands::patch::PatchCommand),
     /// Log in and print a token to use as CONVOY_TOKEN.
     Token,
     /// Start a controller and three agents in a temporary directory and show them.
@@ -79,6 +85,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::RollingMaintenanceStrategy(command) => command.run(&cli.connection, &out).await,
         Command::RollingMaintenance(command) => command.run(&cli.connection, &out).await,
         Command::StrategyStep(command) => command.run(&cli.connection, &out).await,
+        Command::Key(command) => command.run(&out),
+        Command::Patch(command) => command.run(&cli.connection, &out).await,
         Command::Token => {
             let client = cli.connection.client().await?;
             let token = cli.connection.token_of(&client).await?;

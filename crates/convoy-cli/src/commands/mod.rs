@@ -3,6 +3,9 @@
 pub mod cluster;
 pub mod demo;
 pub mod host;
+pub mod key;
+pub mod patch;
+pub mod patch_tools;
 pub mod rolling_maintenance;
 pub mod strategy_step;
 pub mod user;
