@@ -13,7 +13,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
+};
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -123,8 +125,12 @@ impl SigningKey {
     /// Writes the key as PKCS#8 PEM with mode 0600. Refuses to replace an existing file: a
     /// lost signing key cannot be recovered.
     pub fn write(&self, path: &Path) -> Result<(), KeyError> {
-        let pem = self
-            .key
+        // PKCS#8 v1 (no public key inside): OpenSSL 3.0 cannot read ed25519 keys in v2.
+        let pair = KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        let pem = pair
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| KeyError::Write {
                 path: path.to_path_buf(),
@@ -274,6 +280,19 @@ mod tests {
         let public = PublicKey::read(&public).unwrap();
         assert_eq!(public, key.public_key());
         assert_eq!(public.id().as_str().len(), 16);
+    }
+
+    #[test]
+    fn the_signing_key_file_is_pkcs8_v1_as_openssl_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        SigningKey::from_seed(&[7; 32]).write(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "-----BEGIN PRIVATE KEY-----\n\
+             MC4CAQAwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH\n\
+             -----END PRIVATE KEY-----\n"
+        );
     }
 
     #[test]
