@@ -33,6 +33,10 @@ pub struct Args {
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Public key whose signatures this controller accepts on patches (repeatable; from
+    /// `convoy key generate`). Without one every patch upload is refused.
+    #[arg(long = "trusted-key")]
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 /// The settings file. Every key is optional.
@@ -47,6 +51,12 @@ pub struct FileSettings {
     /// Largest request body accepted on JSON routes.
     pub max_body_bytes: Option<usize>,
     pub log_format: Option<LogFormat>,
+    /// Public keys trusted to sign patches (added to --trusted-key).
+    pub trusted_keys: Option<Vec<PathBuf>>,
+    /// Largest patch file accepted by an upload.
+    pub max_patch_bytes: Option<u64>,
+    /// The release the site runs (`apply_active_release_only` patches must be for it).
+    pub release: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,12 +68,17 @@ pub struct Settings {
     pub token_ttl: SignedDuration,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub trusted_keys: Vec<PathBuf>,
+    pub max_patch_bytes: u64,
+    pub release: convoy_core::patch::Release,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
 const DEFAULT_PING_INTERVAL: u64 = 10;
 const DEFAULT_TOKEN_TTL: u64 = 3600;
 const DEFAULT_MAX_BODY: usize = 256 * 1024;
+const DEFAULT_MAX_PATCH: u64 = 8 << 30;
+const DEFAULT_RELEASE: &str = "25.09";
 
 impl Settings {
     /// Merges defaults, the file and the flags, and checks the result. Errors name the setting.
@@ -99,7 +114,18 @@ impl Settings {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("convoy.db").display()));
+        let release = file
+            .release
+            .as_deref()
+            .unwrap_or(DEFAULT_RELEASE)
+            .parse()
+            .map_err(|e: convoy_core::ValidationError| format!("release: {}", e.reason))?;
+        let mut trusted_keys = file.trusted_keys.unwrap_or_default();
+        trusted_keys.extend(args.trusted_keys.iter().cloned());
         Ok(Settings {
+            trusted_keys,
+            max_patch_bytes: file.max_patch_bytes.unwrap_or(DEFAULT_MAX_PATCH),
+            release,
             listen: args
                 .listen
                 .or(file.listen)

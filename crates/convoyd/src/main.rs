@@ -5,6 +5,7 @@ mod clock;
 mod config;
 mod credentials;
 mod data_dir;
+mod patches;
 mod secrets;
 mod state;
 mod strategy;
@@ -56,7 +57,19 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
-    let state = AppState::new(Arc::new(site.store), site.enrolment_token, &settings);
+    let trusted = convoy_bundle::TrustedKeys::read(&settings.trusted_keys)
+        .context("cannot read a --trusted-key")?;
+    if trusted.is_empty() {
+        tracing::warn!("no --trusted-key given: every patch upload will be refused");
+    }
+    std::fs::create_dir_all(settings.data_dir.join("patches"))
+        .context("cannot create the patch directory")?;
+    let state = AppState::new(
+        Arc::new(site.store),
+        site.enrolment_token,
+        trusted,
+        &settings,
+    );
     strategy::driver::spawn(state.clone());
     let app = api::router(state, &settings);
     info!(

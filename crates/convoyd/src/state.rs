@@ -1,6 +1,10 @@
 //! What every request handler shares.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use convoy_bundle::{Limits, TrustedKeys};
+use convoy_core::patch::Release;
 
 use convoy_store::Store;
 use jiff::SignedDuration;
@@ -25,10 +29,23 @@ pub struct AppState {
     /// Verified against when a login names an unknown user, so that answering takes as long as
     /// for a known one.
     pub decoy_password_hash: Arc<str>,
+    /// Where verified patch bundles are kept (`DATA_DIR/patches`).
+    pub patch_dir: PathBuf,
+    /// Keys whose signatures patches may carry.
+    pub trusted_keys: Arc<TrustedKeys>,
+    pub bundle_limits: Limits,
+    pub max_patch_bytes: u64,
+    /// The release the site runs.
+    pub release: Release,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, enrolment_token: String, settings: &Settings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        enrolment_token: String,
+        trusted_keys: TrustedKeys,
+        settings: &Settings,
+    ) -> Self {
         let decoy = secrets::hash_password(&secrets::generate_password()).unwrap_or_default();
         AppState {
             store,
@@ -39,6 +56,14 @@ impl AppState {
             wakeups: Arc::new(Wakeups::default()),
             credentials: Arc::new(CredentialCache::default()),
             decoy_password_hash: decoy.into(),
+            patch_dir: settings.data_dir.join("patches"),
+            trusted_keys: Arc::new(trusted_keys),
+            bundle_limits: Limits {
+                max_total_size: settings.max_patch_bytes,
+                ..Limits::default()
+            },
+            max_patch_bytes: settings.max_patch_bytes,
+            release: settings.release.clone(),
         }
     }
 }

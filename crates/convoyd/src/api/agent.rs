@@ -183,6 +183,10 @@ pub async fn report_outcome(
             .set_maintenance(&host.hostname, confirmed.maintenance)
             .await?;
     }
+    // The host answered its install: it is no longer pending for any patch.
+    if record.kind == CommandKind::InstallPatches {
+        state.store.clear_interim(&host.hostname).await?;
+    }
     state.wakeups.outcomes().notify_waiters();
     Ok(Json(views::command(record)?))
 }

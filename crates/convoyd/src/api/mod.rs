@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod hosts;
 mod identity;
+mod patches;
 mod strategies;
 mod users;
 mod views;
@@ -52,6 +53,30 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/v1/rolling-maintenance-strategy/report",
             get(strategies::report),
         )
+        .route(
+            "/v1/patches",
+            get(patches::query)
+                .post(patches::upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/patches/apply", post(patches::apply))
+        .route("/v1/patches/remove", post(patches::remove))
+        .route("/v1/patches/delete", post(patches::delete))
+        .route("/v1/patches/commit", post(patches::commit))
+        .route("/v1/patches/what-requires", get(patches::what_requires))
+        .route("/v1/patches/dependencies", get(patches::dependencies))
+        .route("/v1/patches/is-applied", get(patches::is_applied))
+        .route(
+            "/v1/patches/app-dependencies",
+            get(patches::query_app_dependencies).post(patches::report_app_dependencies),
+        )
+        .route("/v1/patches/{id}", get(patches::show))
+        .route("/v1/patch-hosts", get(patches::query_hosts))
+        .route(
+            "/v1/patch-hosts/{hostname}/install",
+            post(patches::host_install),
+        )
+        .route("/v1/patch-hosts/{hostname}/drop", post(patches::drop_host))
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
         .route_layer(middleware::from_fn_with_state(
@@ -68,7 +93,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route(
             "/v1/agent/commands/{id}/outcome",
             post(agent::report_outcome),
-        );
+        )
+        .route("/v1/agent/patches/{id}", get(patches::bundle));
 
     let public_routes = Router::new()
         .route("/", get(identity::versions))

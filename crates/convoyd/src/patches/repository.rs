@@ -1,0 +1,180 @@
+//! Loading the repository from the store into the pure model, and writing an operation's
+//! outcome back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use convoy_bundle::Section;
+use convoy_core::host::Personality;
+use convoy_core::patch::{
+    HostReport, Interim, Outcome, PatchId, PatchMetadata, PatchState, PatchStatus, RepoEntry,
+    Repository,
+};
+use convoy_store::{HostRecord, PatchChanges, PatchRecord};
+
+use crate::api::ApiError;
+use crate::clock;
+use crate::state::AppState;
+
+/// Everything the patch rules look at, read from the store at once.
+pub struct Site {
+    pub repo: Repository,
+    pub records: BTreeMap<PatchId, PatchRecord>,
+    pub interim: Interim,
+    pub reports: Vec<HostReport>,
+    pub hosts: Vec<HostRecord>,
+}
+
+impl Site {
+    pub async fn load(state: &AppState) -> Result<Site, ApiError> {
+        let mut repo = Repository::new();
+        let mut records = BTreeMap::new();
+        for record in state.store.patches().await? {
+            let metadata: PatchMetadata =
+                serde_json::from_str(&record.metadata).map_err(ApiError::internal)?;
+            let id = metadata.id.clone();
+            repo.insert(
+                id.clone(),
+                RepoEntry {
+                    metadata,
+                    state: record.repo_state,
+                },
+            );
+            records.insert(id, record);
+        }
+        let mut interim = Interim::new();
+        for (patch, host) in state.store.interim().await? {
+            if let Ok(id) = patch.parse::<PatchId>() {
+                interim.entry(id).or_default().insert(host);
+            }
+        }
+        let hosts = state.store.hosts().await?;
+        let reports = hosts.iter().filter_map(report).collect();
+        Ok(Site {
+            repo,
+            records,
+            interim,
+            reports,
+            hosts,
+        })
+    }
+
+    pub fn patch_states(&self) -> BTreeMap<PatchId, PatchState> {
+        convoy_core::patch::state::patch_states(&self.repo, &self.reports, &self.interim)
+    }
+
+    pub fn report(&self, hostname: &str) -> Option<&HostReport> {
+        self.reports.iter().find(|r| r.hostname == hostname)
+    }
+
+    /// Writes what `outcome` changed: patch rows (with `new_files` for uploads), deletions,
+    /// and every host pending for the patches that moved.
+    pub async fn persist(
+        &self,
+        state: &AppState,
+        outcome: &Outcome,
+        new_files: &BTreeMap<PatchId, PatchRecord>,
+    ) -> Result<Repository, ApiError> {
+        let mut after = self.repo.clone();
+        outcome.apply_to(&mut after);
+        let now = clock::now();
+        let mut changes = PatchChanges::default();
+        let touched: BTreeSet<&PatchId> = outcome.changes.iter().map(|c| c.id()).collect();
+        let mut deleted_files = Vec::new();
+        for id in touched {
+            match after.get(id) {
+                Some(entry) => {
+                    let base = new_files
+                        .get(id)
+                        .or_else(|| self.records.get(id))
+                        .ok_or_else(|| ApiError::internal(format!("no bundle for patch {id}")))?;
+                    changes.upserts.push(PatchRecord {
+                        metadata: serde_json::to_string(&entry.metadata)
+                            .map_err(ApiError::internal)?,
+                        repo_state: entry.state,
+                        updated_at: now,
+                        ..base.clone()
+                    });
+                }
+                None => {
+                    changes.deletes.push(id.to_string());
+                    if let Some(record) = self.records.get(id) {
+                        deleted_files.push(state.patch_dir.join(&record.file_name));
+                    }
+                }
+            }
+        }
+        let hostnames: Vec<String> = self.hosts.iter().map(|h| h.hostname.clone()).collect();
+        for id in outcome.moved() {
+            changes
+                .pending_hosts
+                .push((id.to_string(), hostnames.clone()));
+        }
+        state.store.save_patches(&changes).await?;
+        for file in deleted_files {
+            let _ = std::fs::remove_file(file);
+        }
+        Ok(after)
+    }
+}
+
+/// What the patch rules need to know of a host; a host whose agent reports no release takes
+/// no patches.
+fn report(host: &HostRecord) -> Option<HostReport> {
+    let software = &host.facts.software;
+    Some(HostReport {
+        hostname: host.hostname.clone(),
+        personality: host.personality,
+        release: software.release.clone()?,
+        state: software.state,
+        installed: software.installed.clone(),
+        changed_since_boot: software.changed_since_boot.clone(),
+    })
+}
+
+/// The repository's view of a verified bundle's metadata: a personality takes the patch when
+/// one of the bundle sections it installs has files (every personality, for a bundle that only
+/// runs scripts).
+pub fn patch_metadata(bundle: &convoy_bundle::Metadata) -> Result<PatchMetadata, ApiError> {
+    let field = |name: &str, e: convoy_core::ValidationError| {
+        ApiError::invalid(&format!("metadata.{name}"), e.reason)
+    };
+    let id: PatchId = bundle.id.parse().map_err(|e| field("id", e))?;
+    let sw_version = bundle
+        .sw_version
+        .parse()
+        .map_err(|e| field("sw_version", e))?;
+    let requires = bundle
+        .requires
+        .iter()
+        .map(|r| r.parse::<PatchId>().map_err(|e| field("requires", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scripts_only = bundle.contents.is_empty();
+    let contents = Personality::ALL
+        .into_iter()
+        .filter_map(|personality| {
+            let files: Vec<String> = Section::for_personality(personality)
+                .iter()
+                .flat_map(|section| bundle.contents.section(*section).iter().cloned())
+                .collect();
+            (scripts_only || !files.is_empty()).then_some((personality, files))
+        })
+        .collect();
+    Ok(PatchMetadata {
+        id,
+        sw_version,
+        summary: bundle.summary.clone(),
+        description: bundle.description.clone(),
+        install_instructions: bundle.install_instructions.clone(),
+        warnings: bundle.warnings.clone(),
+        status: match bundle.status {
+            convoy_bundle::Status::Development => PatchStatus::Development,
+            convoy_bundle::Status::Released => PatchStatus::Released,
+            convoy_bundle::Status::Obsolete => PatchStatus::Obsolete,
+        },
+        unremovable: bundle.unremovable,
+        reboot_required: bundle.reboot_required,
+        apply_active_release_only: bundle.apply_active_release_only,
+        requires,
+        contents,
+    })
+}
