@@ -13,6 +13,10 @@ use crate::agent::{
 use crate::auth::AuthRequest;
 use crate::error::ErrorBody;
 use crate::hosts::{Command, CommandOutcome, Host, HostList, NewCommand};
+use crate::patches::{
+    AppDependencyList, AppDependencyReport, HostInstallRequest, HostPatchList, HostPatchRow,
+    IsApplied, PatchDetail, PatchIdList, PatchList, PatchOperation, PatchOutcome, PatchRow,
+};
 use crate::strategies::{
     ActionName, Cluster, ClusterList, MaintenanceReport, NewRollingMaintenance, Step, StepDetail,
     StepList, Strategy, StrategyAction,
@@ -259,6 +263,160 @@ impl Client {
     pub async fn clusters(&self) -> Result<Vec<Cluster>, ClientError> {
         let list: ClusterList = self.call(Method::GET, "/v1/clusters", None::<&()>).await?;
         Ok(list.clusters)
+    }
+
+    // --- patches ---
+
+    /// Streams a patch file to the controller, which verifies and imports it.
+    pub async fn upload_patch(&self, path: &std::path::Path) -> Result<PatchOutcome, ClientError> {
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ClientError::Protocol {
+                url: path.display().to_string(),
+                reason: "the file has no name".into(),
+            })?
+            .to_string();
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::Protocol {
+                url: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 * 1024,
+        ));
+        let mut request = self
+            .http
+            .post(format!("{}/v1/patches", self.base))
+            .query(&[("file_name", file_name.as_str())])
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.header(AUTH_HEADER, token);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response).await?;
+        let url = response.url().to_string();
+        response.json().await.map_err(|e| ClientError::Protocol {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    pub async fn patches(&self, show: &str) -> Result<Vec<PatchRow>, ClientError> {
+        let list: PatchList = self
+            .call(
+                Method::GET,
+                &format!("/v1/patches?show={show}"),
+                None::<&()>,
+            )
+            .await?;
+        Ok(list.patches)
+    }
+
+    pub async fn patch(&self, id: &str) -> Result<PatchDetail, ClientError> {
+        self.call(Method::GET, &format!("/v1/patches/{id}"), None::<&()>)
+            .await
+    }
+
+    /// apply, remove, delete or commit.
+    pub async fn patch_operation(
+        &self,
+        verb: &str,
+        request: &PatchOperation,
+    ) -> Result<PatchOutcome, ClientError> {
+        self.call(Method::POST, &format!("/v1/patches/{verb}"), Some(request))
+            .await
+    }
+
+    pub async fn what_requires(&self, ids: &[String]) -> Result<PatchOutcome, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/patches/what-requires?ids={}", ids.join(",")),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn patch_dependencies(
+        &self,
+        ids: &[String],
+        recursive: bool,
+    ) -> Result<Vec<String>, ClientError> {
+        let list: PatchIdList = self
+            .call(
+                Method::GET,
+                &format!(
+                    "/v1/patches/dependencies?ids={}&recursive={recursive}",
+                    ids.join(",")
+                ),
+                None::<&()>,
+            )
+            .await?;
+        Ok(list.patches)
+    }
+
+    pub async fn is_applied(&self, ids: &[String]) -> Result<bool, ClientError> {
+        let answer: IsApplied = self
+            .call(
+                Method::GET,
+                &format!("/v1/patches/is-applied?ids={}", ids.join(",")),
+                None::<&()>,
+            )
+            .await?;
+        Ok(answer.applied)
+    }
+
+    pub async fn report_app_dependencies(
+        &self,
+        report: &AppDependencyReport,
+    ) -> Result<AppDependencyList, ClientError> {
+        self.call(Method::POST, "/v1/patches/app-dependencies", Some(report))
+            .await
+    }
+
+    pub async fn app_dependencies(&self) -> Result<AppDependencyList, ClientError> {
+        self.call(Method::GET, "/v1/patches/app-dependencies", None::<&()>)
+            .await
+    }
+
+    pub async fn patch_hosts(&self) -> Result<Vec<HostPatchRow>, ClientError> {
+        let list: HostPatchList = self
+            .call(Method::GET, "/v1/patch-hosts", None::<&()>)
+            .await?;
+        Ok(list.hosts)
+    }
+
+    /// Asks the host's agent to install and remove patches; returns the command's id.
+    pub async fn host_install(
+        &self,
+        hostname: &str,
+        force: bool,
+    ) -> Result<(PatchOutcome, String), ClientError> {
+        let sent: serde_json::Value = self
+            .call(
+                Method::POST,
+                &format!("/v1/patch-hosts/{hostname}/install"),
+                Some(&HostInstallRequest { force }),
+            )
+            .await?;
+        let command_id = sent["command_id"].as_str().unwrap_or_default().to_string();
+        let outcome = serde_json::from_value(sent).map_err(|e| ClientError::Protocol {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok((outcome, command_id))
+    }
+
+    pub async fn drop_host(&self, hostname: &str) -> Result<PatchOutcome, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/patch-hosts/{hostname}/drop"),
+            None::<&()>,
+        )
+        .await
     }
 
     // --- the agent's side of the protocol ---

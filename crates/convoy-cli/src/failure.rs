@@ -27,9 +27,24 @@ impl Failure {
         }
     }
 
+    /// An exit code without a message (the output already said it, e.g. `is-applied`).
+    pub fn silent(code: u8) -> Self {
+        Failure {
+            code,
+            message: String::new(),
+        }
+    }
+
+    /// The same exit code, its message already printed.
+    pub fn quiet(self) -> Self {
+        Failure::silent(self.code)
+    }
+
     pub fn report(self) -> ExitCode {
-        let line = self.message.replace('\n', " ");
-        eprintln!("error: {line}");
+        if !self.message.is_empty() {
+            let line = self.message.replace('\n', " ");
+            eprintln!("error: {line}");
+        }
         ExitCode::from(self.code)
     }
 }
