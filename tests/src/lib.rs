@@ -339,6 +339,101 @@ impl Site {
     }
 }
 
+/// Patch signing for tests: a key made by the real `convoy key generate`.
+pub struct PatchKeys {
+    pub signing: std::path::PathBuf,
+    pub public: std::path::PathBuf,
+}
+
+impl Site {
+    /// Generates a signing key with the CLI into the site's directory.
+    pub async fn generate_patch_key(&self, name: &str) -> PatchKeys {
+        let dir = self.dir.path().join(name);
+        let dir_arg = dir.display().to_string();
+        self.convoy(&["key", "generate", "--out", &dir_arg])
+            .await
+            .ok();
+        PatchKeys {
+            signing: dir.join("patch-signing.pem"),
+            public: dir.join("patch-signing.pub.pem"),
+        }
+    }
+
+    /// A controller that trusts a freshly generated key, and that key.
+    pub async fn with_patch_key(hosts: &[HostSpec]) -> (Site, PatchKeys) {
+        let keys_dir = tempfile::tempdir().expect("temp dir");
+        let binaries = Binaries::locate().expect("binaries built");
+        let dir_arg = keys_dir.path().display().to_string();
+        let run = run_cli(
+            &binaries.convoy,
+            "http://127.0.0.1:1",
+            &[],
+            &["key", "generate", "--out", &dir_arg],
+        )
+        .await;
+        run.ok();
+        let config = format!(
+            "trusted_keys = [{:?}]\n",
+            keys_dir
+                .path()
+                .join("patch-signing.pub.pem")
+                .display()
+                .to_string()
+        );
+        let mut site = Site::controller_only(Some(&config)).await;
+        for host in hosts {
+            site.start_agent(host);
+        }
+        site.wait_available(hosts.len()).await;
+        let keys = PatchKeys {
+            signing: site.dir.path().join("patch-signing.pem"),
+            public: site.dir.path().join("patch-signing.pub.pem"),
+        };
+        std::fs::copy(keys_dir.path().join("patch-signing.pem"), &keys.signing).expect("copy key");
+        std::fs::copy(keys_dir.path().join("patch-signing.pub.pem"), &keys.public)
+            .expect("copy key");
+        (site, keys)
+    }
+
+    /// Builds `<id>.patch` with the real CLI into `<site>/patches-out`; `args` are more
+    /// `convoy patch build` options. Returns the file.
+    pub async fn build_patch(
+        &self,
+        keys: &PatchKeys,
+        id: &str,
+        args: &[&str],
+    ) -> std::path::PathBuf {
+        let out = self.dir.path().join("patches-out");
+        std::fs::create_dir_all(&out).expect("out dir");
+        let key = keys.signing.display().to_string();
+        let out_arg = out.display().to_string();
+        let mut argv = vec![
+            "patch",
+            "build",
+            "--id",
+            id,
+            "--release",
+            "25.09",
+            "--key",
+            &key,
+            "-o",
+            &out_arg,
+        ];
+        argv.extend_from_slice(args);
+        self.convoy(&argv).await.ok();
+        out.join(format!("{id}.patch"))
+    }
+
+    /// Writes a payload source file under `<site>/sources`.
+    pub fn source(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let dir = self.dir.path().join("sources");
+        std::fs::create_dir_all(&dir).expect("sources dir");
+        let path = dir.join(name);
+        std::fs::write(&path, contents).expect("write source");
+        path
+    }
+}
+
 /// A hook that logs `<host> <Stage> <args...>` and prints a line.
 pub const STANDARD_HOOK: &str =
     "echo \"{host} {stage} $*\" >> {log}\necho \"{stage} done on {host}\"";

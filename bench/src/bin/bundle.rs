@@ -33,7 +33,7 @@ fn options() -> anyhow::Result<Options> {
             other => bail!("unknown option {other}; options: --size-mib N --files N --rounds N"),
         }
     }
-    if options.files == 0 || options.size_mib % options.files != 0 {
+    if options.files == 0 || !options.size_mib.is_multiple_of(options.files) {
         bail!("--size-mib must be a multiple of --files");
     }
     Ok(options)
