@@ -33,7 +33,7 @@ fn options() -> anyhow::Result<Options> {
             other => bail!("unknown option {other}; options: --size-mib N --files N --rounds N"),
         }
     }
-    if options.files == 0 || options.size_mib % options.files != 0 {
+    if options.files == 0 || !options.size_mib.is_multiple_of(options.files) {
         bail!("--size-mib must be a multiple of --files");
     }
     Ok(options)
@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
         options.size_mib, options.files
     );
     let per_file = options.size_mib / options.files;
-    let mut spec = BuildSpec::new("BENCH_0001", "25.09");
+    let mut spec = BuildSpec::new("BENCH_0001".parse()?, "25.09".parse()?);
     let mut paths: Vec<PathBuf> = Vec::new();
     for i in 0..options.files {
         let path = sources.join(format!("file-{i:02}"));
