@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::contents::member_for;
 use crate::digest::CHUNK;
+use crate::layout::Script;
 use crate::manifest::ManifestEntry;
 use crate::verify::VerifiedBundle;
 
@@ -48,6 +49,11 @@ pub struct InstallFile {
 }
 
 impl VerifiedBundle {
+    /// Whether the bundle holds this script.
+    pub fn has_script(&self, script: Script) -> bool {
+        self.offsets.contains_key(&script.member())
+    }
+
     /// Whether a host of `personality` takes this patch.
     pub fn is_for(&self, personality: Personality) -> bool {
         self.metadata.is_for(personality)

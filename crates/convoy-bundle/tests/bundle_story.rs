@@ -375,6 +375,8 @@ fn a_scripts_only_patch_is_for_every_host() {
         assert!(bundle.install_files(personality).is_empty());
     }
     assert_eq!(bundle.manifest().scripts(), [Script::PostInstall]);
+    assert!(bundle.has_script(Script::PostInstall));
+    assert!(!bundle.has_script(Script::PreInstall));
 }
 
 #[test]
