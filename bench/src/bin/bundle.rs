@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
         options.size_mib, options.files
     );
     let per_file = options.size_mib / options.files;
-    let mut spec = BuildSpec::new("BENCH_0001", "25.09");
+    let mut spec = BuildSpec::new("BENCH_0001".parse()?, "25.09".parse()?);
     let mut paths: Vec<PathBuf> = Vec::new();
     for i in 0..options.files {
         let path = sources.join(format!("file-{i:02}"));

@@ -12,44 +12,46 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use convoy_core::ValidationError;
+use convoy_core::patch::{PatchId, PatchMetadata, PatchStatus, Release};
+
+use crate::contents::{LayoutConflict, contents_of};
 use crate::digest::{CHUNK, HashingReader, hash_reader, sha256_hex};
 use crate::keys::SigningKey;
 use crate::layout::{MANIFEST, METADATA, SIGNATURE, Script, Section};
 use crate::manifest::{FORMAT_VERSION, Manifest, ManifestEntry};
-use crate::metadata::{Contents, Metadata, MetadataError, Status};
-use crate::path::plain_relative;
 use crate::signature::SignatureFile;
 
 /// What to build: the metadata fields of `patch_build` and the files to ship.
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
-    pub id: String,
-    pub sw_version: String,
+    pub id: PatchId,
+    pub sw_version: Release,
     pub summary: String,
     pub description: String,
     pub install_instructions: String,
     pub warnings: String,
-    pub status: Status,
+    pub status: PatchStatus,
     pub unremovable: bool,
     pub reboot_required: bool,
     pub apply_active_release_only: bool,
     /// Required patch ids, in any order (the bundle stores them sorted, once each).
-    pub requires: Vec<String>,
+    pub requires: Vec<PatchId>,
     pub payload: Vec<PayloadFile>,
     pub scripts: BTreeMap<Script, PathBuf>,
 }
 
 impl BuildSpec {
     /// A spec with StarlingX's defaults: status DEV, reboot required, nothing else set.
-    pub fn new(id: impl Into<String>, sw_version: impl Into<String>) -> BuildSpec {
+    pub fn new(id: PatchId, sw_version: Release) -> BuildSpec {
         BuildSpec {
-            id: id.into(),
-            sw_version: sw_version.into(),
+            id,
+            sw_version,
             summary: String::new(),
             description: String::new(),
             install_instructions: String::new(),
             warnings: String::new(),
-            status: Status::Development,
+            status: PatchStatus::Development,
             unremovable: false,
             reboot_required: true,
             apply_active_release_only: false,
@@ -152,8 +154,10 @@ fn walk(
 /// Why a bundle could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error("{}", join(.0))]
+    Metadata(Vec<ValidationError>),
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Layout(#[from] LayoutConflict),
     #[error("cannot generate an empty patch: give at least one payload file or script")]
     Empty,
     #[error("{0}")]
@@ -170,6 +174,11 @@ pub enum BuildError {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write the patch in {dir}: {source}")]
     Write { dir: PathBuf, source: io::Error },
+}
+
+fn join(errors: &[ValidationError]) -> String {
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    messages.join("; ")
 }
 
 impl BuildError {
@@ -207,10 +216,10 @@ struct Member {
 /// Builds, signs and writes `<out_dir>/<id>.patch` (replacing one that exists). Returns its
 /// path. The same spec, sources and key always give the same bytes.
 pub fn build(spec: &BuildSpec, key: &SigningKey, out_dir: &Path) -> Result<PathBuf, BuildError> {
-    let metadata = metadata_of(spec)?;
-    if metadata.contents.is_empty() && metadata.scripts.is_empty() {
+    if spec.payload.is_empty() && spec.scripts.is_empty() {
         return Err(BuildError::Empty);
     }
+    let metadata = metadata_of(spec)?;
 
     // Pass 1: hash every source.
     let mut buf = vec![0u8; CHUNK];
@@ -295,32 +304,22 @@ pub fn build(spec: &BuildSpec, key: &SigningKey, out_dir: &Path) -> Result<PathB
     out.flush().map_err(write_error)?;
     drop(out);
 
-    let path = out_dir.join(format!("{}.patch", metadata.id));
+    let path = out_dir.join(metadata.id.file_name());
     temp.persist(&path).map_err(|e| write_error(e.error))?;
     Ok(path)
 }
 
 /// The metadata a spec describes, in canonical order, validated.
-fn metadata_of(spec: &BuildSpec) -> Result<Metadata, BuildError> {
+fn metadata_of(spec: &BuildSpec) -> Result<PatchMetadata, BuildError> {
     let mut requires = spec.requires.clone();
     requires.sort();
     requires.dedup();
-    let mut contents = Contents::default();
-    for file in &spec.payload {
-        plain_relative(file.install_path.as_bytes()).map_err(|problem| {
-            MetadataError::InvalidInstallPath {
-                path: file.install_path.clone(),
-                problem,
-            }
-        })?;
-        contents
-            .section_mut(file.section)
-            .push(file.install_path.clone());
-    }
-    for section in Section::ALL {
-        contents.section_mut(section).sort();
-    }
-    let metadata = Metadata {
+    let contents = contents_of(
+        spec.payload
+            .iter()
+            .map(|f| (f.section, f.install_path.as_str())),
+    )?;
+    let metadata = PatchMetadata {
         id: spec.id.clone(),
         sw_version: spec.sw_version.clone(),
         summary: spec.summary.clone(),
@@ -333,9 +332,8 @@ fn metadata_of(spec: &BuildSpec) -> Result<Metadata, BuildError> {
         apply_active_release_only: spec.apply_active_release_only,
         requires,
         contents,
-        scripts: spec.scripts.keys().copied().collect(),
     };
-    metadata.validate()?;
+    metadata.validate().map_err(BuildError::Metadata)?;
     Ok(metadata)
 }
 

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+use convoy_core::patch::PatchMetadata;
 use serde::Serialize;
 
 use crate::archive::{corrupt, describe, member_name, read_small};
@@ -13,13 +14,12 @@ use crate::keys::KeyId;
 use crate::layout::{MANIFEST, METADATA, SIGNATURE};
 use crate::limits::{Limit, Limits, MAX_SIGNATURE_SIZE};
 use crate::manifest::Manifest;
-use crate::metadata::Metadata;
 use crate::signature::SignatureFile;
 
 /// What a bundle says about itself. Nothing here has been checked against a signature.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
-    pub metadata: Metadata,
+    pub metadata: PatchMetadata,
     pub manifest: Manifest,
     /// The key `manifest.sig` names, if there is one.
     pub signed_by: Option<KeyId>,

@@ -2,9 +2,9 @@
 //!
 //! A patch file `<ID>.patch` is an uncompressed tar archive of regular files:
 //! `manifest.json` (every other member with its size and SHA-256), `manifest.sig` (an ed25519
-//! signature of the manifest's exact bytes), `metadata.json`, optional `scripts/*` and the
-//! payload under `payload/<section>/<install path>`. docs/bundle-format.md describes it in
-//! full.
+//! signature of the manifest's exact bytes), `metadata.json`
+//! (`convoy_core::patch::PatchMetadata`), optional `scripts/*` and the payload under
+//! `payload/<section>/<install path>`. docs/bundle-format.md describes it in full.
 //!
 //! - [`build`] writes and signs a bundle from a [`BuildSpec`].
 //! - [`inspect`] reads what a bundle says about itself, trusting nothing.
@@ -14,6 +14,7 @@
 
 mod archive;
 mod build;
+mod contents;
 mod digest;
 mod error;
 mod inspect;
@@ -21,7 +22,6 @@ mod keys;
 mod layout;
 mod limits;
 mod manifest;
-mod metadata;
 mod path;
 mod signature;
 mod unpack;
@@ -31,15 +31,13 @@ mod verify;
 pub mod tamper;
 
 pub use build::{BuildError, BuildSpec, PayloadFile, build};
+pub use contents::{Contents, LayoutConflict, contents_of};
 pub use error::VerifyError;
 pub use inspect::{Inspection, inspect};
 pub use keys::{KeyError, KeyId, PublicKey, SigningKey, TrustedKeys};
 pub use layout::{MANIFEST, METADATA, SIGNATURE, Script, Section};
 pub use limits::{Limit, Limits};
 pub use manifest::{FORMAT_VERSION, Manifest, ManifestEntry};
-pub use metadata::{
-    Contents, Metadata, MetadataError, Status, validate_patch_id, validate_release,
-};
 pub use path::PathProblem;
 pub use unpack::{InstallFile, UnpackError};
 pub use verify::{VerifiedBundle, verify};

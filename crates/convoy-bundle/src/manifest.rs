@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::VerifyError;
 use crate::keys::KeyId;
-use crate::layout::{LayoutProblem, METADATA, MemberKind, classify};
+use crate::layout::{LayoutProblem, METADATA, MemberKind, Script, Section, classify};
 use crate::limits::{Limit, Limits};
 
 /// The format this crate writes and reads.
@@ -46,6 +46,31 @@ impl ManifestEntry {
 impl Manifest {
     pub fn entry(&self, path: &str) -> Option<&ManifestEntry> {
         self.members.iter().find(|m| m.path == path)
+    }
+
+    /// The payload members as (section, install path).
+    pub fn payload(&self) -> impl Iterator<Item = (Section, &str)> {
+        self.members.iter().filter_map(|m| match classify(&m.path) {
+            Ok(MemberKind::Payload {
+                section,
+                install_path,
+            }) => Some((section, install_path)),
+            _ => None,
+        })
+    }
+
+    /// The scripts the bundle holds.
+    pub fn scripts(&self) -> Vec<Script> {
+        let mut scripts: Vec<Script> = self
+            .members
+            .iter()
+            .filter_map(|m| match classify(&m.path) {
+                Ok(MemberKind::Script(script)) => Some(script),
+                _ => None,
+            })
+            .collect();
+        scripts.sort();
+        scripts
     }
 
     /// The sum of the members' sizes.

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use convoy_core::host::Personality;
 use sha2::{Digest, Sha256};
 
+use crate::contents::member_for;
 use crate::digest::CHUNK;
+use crate::layout::Script;
 use crate::manifest::ManifestEntry;
 use crate::verify::VerifiedBundle;
 
@@ -47,17 +49,30 @@ pub struct InstallFile {
 }
 
 impl VerifiedBundle {
-    /// The payload files a host of `personality` installs, sorted by install path.
+    /// Whether the bundle holds this script.
+    pub fn has_script(&self, script: Script) -> bool {
+        self.offsets.contains_key(&script.member())
+    }
+
+    /// Whether a host of `personality` takes this patch.
+    pub fn is_for(&self, personality: Personality) -> bool {
+        self.metadata.is_for(personality)
+    }
+
+    /// The payload files a host of `personality` installs, sorted by install path (none if
+    /// it does not take the patch).
     pub fn install_files(&self, personality: Personality) -> Vec<InstallFile> {
         self.metadata
-            .install_files(personality)
-            .into_iter()
-            .map(|(install_path, member)| {
-                let entry = self
-                    .entry(&member)
-                    .expect("verified metadata lists members");
+            .files_for(personality)
+            .iter()
+            .map(|install_path| {
+                // Verification checked that the contents are exactly what the members give.
+                let member =
+                    member_for(personality, install_path, |m| self.offsets.contains_key(m))
+                        .expect("verified contents are held by members");
+                let entry = self.entry(&member).expect("a member is in the manifest");
                 InstallFile {
-                    install_path,
+                    install_path: install_path.clone(),
                     size: entry.size,
                     sha256: entry.sha256.clone(),
                     executable: entry.executable,

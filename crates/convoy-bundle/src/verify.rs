@@ -12,22 +12,24 @@
 //! 5. every other member, in one streaming pass: a regular file, a safe path, listed in the
 //!    manifest, not seen before, with the listed size, mode and SHA-256;
 //! 6. no listed member is missing, and nothing but zeros follows the end of the archive;
-//! 7. the metadata: valid, and its contents and scripts are exactly the payload and script
-//!    members.
+//! 7. the metadata: valid, and its contents are exactly what the payload members give each
+//!    personality.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use convoy_core::patch::PatchMetadata;
+
 use crate::archive::{corrupt, describe, member_name, mode, read_small};
+use crate::contents::{contents_of, difference};
 use crate::digest::{CHUNK, hash_reader, sha256_hex};
 use crate::error::VerifyError;
 use crate::keys::{KeyId, TrustedKeys};
-use crate::layout::{MANIFEST, METADATA, MemberKind, SIGNATURE, classify};
+use crate::layout::{MANIFEST, METADATA, SIGNATURE};
 use crate::limits::{Limit, Limits, MAX_SIGNATURE_SIZE};
 use crate::manifest::{Manifest, ManifestEntry};
-use crate::metadata::Metadata;
 use crate::signature::SignatureFile;
 
 /// A bundle whose every byte matched its signed manifest when it was verified. Its members
@@ -40,7 +42,7 @@ pub struct VerifiedBundle {
     pub(crate) size: u64,
     pub(crate) key_id: KeyId,
     pub(crate) manifest: Manifest,
-    pub(crate) metadata: Metadata,
+    pub(crate) metadata: PatchMetadata,
     /// Where each member's bytes start in the file.
     pub(crate) offsets: BTreeMap<String, u64>,
 }
@@ -50,7 +52,7 @@ impl VerifiedBundle {
         &self.path
     }
 
-    pub fn metadata(&self) -> &Metadata {
+    pub fn metadata(&self) -> &PatchMetadata {
         &self.metadata
     }
 
@@ -201,12 +203,17 @@ pub fn verify(
     let metadata_bytes = metadata_bytes.ok_or_else(|| VerifyError::MissingMember {
         path: METADATA.into(),
     })?;
-    let metadata: Metadata = serde_json::from_slice(&metadata_bytes)
+    let metadata: PatchMetadata = serde_json::from_slice(&metadata_bytes)
         .map_err(|e| VerifyError::MalformedMetadata(e.to_string()))?;
-    metadata
-        .validate()
-        .map_err(|e| VerifyError::MalformedMetadata(e.to_string()))?;
-    check_contents(&metadata, &manifest)?;
+    metadata.validate().map_err(|errors| {
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        VerifyError::MalformedMetadata(messages.join("; "))
+    })?;
+    let expected = contents_of(manifest.payload())
+        .map_err(|conflict| VerifyError::MetadataMismatch(conflict.to_string()))?;
+    if let Some(why) = difference(&expected, &metadata.contents) {
+        return Err(VerifyError::MetadataMismatch(why));
+    }
 
     Ok(VerifiedBundle {
         path: path.to_path_buf(),
@@ -217,36 +224,4 @@ pub fn verify(
         metadata,
         offsets,
     })
-}
-
-/// The metadata's contents and scripts must name exactly the payload and script members.
-fn check_contents(metadata: &Metadata, manifest: &Manifest) -> Result<(), VerifyError> {
-    let described: BTreeSet<String> = metadata
-        .contents
-        .files()
-        .map(|(section, path)| section.member(path))
-        .chain(metadata.scripts.iter().map(|s| s.member()))
-        .collect();
-    let held: BTreeSet<String> = manifest
-        .members
-        .iter()
-        .filter(|m| {
-            matches!(
-                classify(&m.path),
-                Ok(MemberKind::Payload { .. } | MemberKind::Script(_))
-            )
-        })
-        .map(|m| m.path.clone())
-        .collect();
-    if let Some(path) = described.difference(&held).next() {
-        return Err(VerifyError::MetadataMismatch(format!(
-            "metadata.json lists {path}, which the bundle does not hold"
-        )));
-    }
-    if let Some(path) = held.difference(&described).next() {
-        return Err(VerifyError::MetadataMismatch(format!(
-            "the bundle holds {path}, which metadata.json does not list"
-        )));
-    }
-    Ok(())
 }

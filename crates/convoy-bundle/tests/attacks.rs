@@ -21,7 +21,7 @@ fn refused(attack: Attack) -> VerifyError {
 fn the_good_bundle_verifies() {
     let fixture = Fixture::new();
     let bundle = verify_default(&fixture.bundle).unwrap();
-    assert_eq!(bundle.metadata().id, "PATCH_0001");
+    assert_eq!(bundle.metadata().id.as_str(), "PATCH_0001");
     assert_eq!(bundle.key_id(), key().id());
 }
 

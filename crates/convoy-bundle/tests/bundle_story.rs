@@ -5,28 +5,38 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Fixture, key, trusted, verify_default};
+use common::{Fixture, id, key, trusted, verify_default};
 use convoy_bundle::tamper::{read_members, resign, write_members};
 use convoy_bundle::{
-    BuildError, BuildSpec, MetadataError, PayloadFile, Script, Section, Status, UnpackError,
-    VerifyError, build, inspect,
+    BuildError, BuildSpec, LayoutConflict, PayloadFile, Script, Section, UnpackError, VerifyError,
+    build, inspect,
 };
 use convoy_core::host::Personality;
+use convoy_core::patch::PatchStatus;
 
 #[test]
 fn inspect_shows_what_the_bundle_says() {
     let fixture = Fixture::new();
     let inspection = inspect(&fixture.bundle).unwrap();
     let m = &inspection.metadata;
-    assert_eq!(m.id, "PATCH_0001");
-    assert_eq!(m.sw_version, "25.09");
+    assert_eq!(m.id.as_str(), "PATCH_0001");
+    assert_eq!(m.sw_version.as_str(), "25.09");
     assert_eq!(m.summary, "Fix the frobnicator");
-    assert_eq!(m.status, Status::Development);
+    assert_eq!(m.status, PatchStatus::Development);
     assert!(m.reboot_required);
-    assert_eq!(m.requires, ["PATCH_0000"]);
-    assert_eq!(m.contents.all, ["etc/motd"]);
-    assert_eq!(m.contents.worker, ["usr/local/bin/tool"]);
-    assert_eq!(m.scripts, [Script::PreInstall, Script::PostInstall]);
+    assert_eq!(m.requires, [id("PATCH_0000")]);
+    assert_eq!(
+        m.contents[&Personality::Controller],
+        ["etc/convoy/role.conf", "etc/motd"]
+    );
+    assert_eq!(
+        m.contents[&Personality::Worker],
+        ["etc/motd", "usr/local/bin/tool"]
+    );
+    assert_eq!(
+        inspection.manifest.scripts(),
+        [Script::PreInstall, Script::PostInstall]
+    );
     assert_eq!(inspection.signed_by.as_ref(), Some(key().id()));
     let paths: Vec<&str> = inspection
         .manifest
@@ -234,7 +244,7 @@ fn signed_metadata_that_lies_about_the_members_is_refused() {
         .position(|m| m.name() == "metadata.json")
         .unwrap();
     let mut meta: serde_json::Value = serde_json::from_slice(&members[meta_at].data).unwrap();
-    meta["contents"]["worker"] = serde_json::json!([]);
+    meta["contents"]["worker"] = serde_json::json!(["etc/motd"]);
     let meta_bytes = serde_json::to_vec(&meta).unwrap();
     let manifest_at = members
         .iter()
@@ -256,7 +266,7 @@ fn signed_metadata_that_lies_about_the_members_is_refused() {
     let err = verify_default(&bad).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "metadata does not match the members: the bundle holds payload/worker/usr/local/bin/tool, which metadata.json does not list"
+        "metadata does not match the members: the payload holds usr/local/bin/tool for worker hosts, which contents.worker does not list"
     );
 }
 
@@ -276,27 +286,19 @@ fn build_refuses_bad_specs() {
         install_path: "etc/f".into(),
     }];
     let attempt = |edit: &dyn Fn(&mut BuildSpec)| {
-        let mut spec = BuildSpec::new("PATCH_1", "25.09");
+        let mut spec = BuildSpec::new(id("PATCH_1"), "25.09".parse().unwrap());
         spec.payload = payload.clone();
         edit(&mut spec);
         build(&spec, &key(), dir.path()).unwrap_err()
     };
-    assert!(matches!(
-        attempt(&|s| s.id = "../x".into()),
-        BuildError::Metadata(MetadataError::InvalidId(_))
-    ));
-    assert!(matches!(
-        attempt(&|s| s.sw_version = "latest".into()),
-        BuildError::Metadata(MetadataError::InvalidRelease(_))
-    ));
-    assert!(matches!(
-        attempt(&|s| s.requires = vec!["PATCH_1".into()]),
-        BuildError::Metadata(MetadataError::RequiresItself(_))
-    ));
+    let err = attempt(&|s| s.requires = vec![id("PATCH_1")]);
+    assert_eq!(err.to_string(), "requires: PATCH_1 must not require itself");
+    let err = attempt(&|s| s.summary = "two\nlines".into());
+    assert!(matches!(err, BuildError::Metadata(_)), "{err}");
     assert!(matches!(attempt(&|s| s.payload.clear()), BuildError::Empty));
     assert!(matches!(
         attempt(&|s| s.payload[0].install_path = "../../etc/passwd".into()),
-        BuildError::Metadata(MetadataError::InvalidInstallPath { .. })
+        BuildError::Layout(LayoutConflict::UnsafePath { .. })
     ));
     assert!(matches!(
         attempt(&|s| s.payload.push(PayloadFile {
@@ -304,7 +306,7 @@ fn build_refuses_bad_specs() {
             source: file.clone(),
             install_path: "etc/f".into(),
         })),
-        BuildError::Metadata(MetadataError::Conflict { .. })
+        BuildError::Layout(LayoutConflict::Twice { .. })
     ));
     let err = attempt(&|s| s.payload[0].source = dir.path().join("absent"));
     assert!(err.is_bad_input());
@@ -358,4 +360,47 @@ fn a_verified_bundle_reports_its_signer() {
     assert_eq!(bundle.key_id(), key().id());
     assert_eq!(bundle.manifest().members.len(), 7);
     assert_eq!(bundle.path(), fixture.bundle);
+}
+
+#[test]
+fn a_scripts_only_patch_is_for_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("post");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    let mut spec = BuildSpec::new(id("SCRIPTS_1"), "25.09".parse().unwrap());
+    spec.scripts.insert(Script::PostInstall, script);
+    let bundle = verify_default(&build(&spec, &key(), dir.path()).unwrap()).unwrap();
+    for personality in Personality::ALL {
+        assert!(bundle.is_for(personality), "{personality}");
+        assert!(bundle.install_files(personality).is_empty());
+    }
+    assert_eq!(bundle.manifest().scripts(), [Script::PostInstall]);
+    assert!(bundle.has_script(Script::PostInstall));
+    assert!(!bundle.has_script(Script::PreInstall));
+}
+
+#[test]
+fn a_worker_patch_is_not_for_controllers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tool = dir.path().join("tool");
+    std::fs::write(&tool, "t").unwrap();
+    let mut spec = BuildSpec::new(id("WORKER_1"), "25.09".parse().unwrap());
+    spec.payload.push(PayloadFile {
+        section: Section::Worker,
+        source: tool,
+        install_path: "usr/bin/tool".into(),
+    });
+    let bundle = verify_default(&build(&spec, &key(), dir.path()).unwrap()).unwrap();
+    assert!(bundle.is_for(Personality::Worker));
+    assert!(bundle.is_for(Personality::ControllerWorker));
+    assert!(!bundle.is_for(Personality::Controller));
+    assert!(!bundle.is_for(Personality::Storage));
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    assert!(
+        bundle
+            .unpack_payload(Personality::Controller, &root)
+            .unwrap()
+            .is_empty()
+    );
 }

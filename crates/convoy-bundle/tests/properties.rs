@@ -55,7 +55,7 @@ proptest! {
     #[test]
     fn build_then_verify_round_trips(files in files()) {
         let dir = tempfile::tempdir().unwrap();
-        let mut spec = BuildSpec::new("P-1", "1.0");
+        let mut spec = BuildSpec::new("P-1".parse().unwrap(), "1.0".parse().unwrap());
         for (i, (path, (section, bytes, executable))) in files.iter().enumerate() {
             let source = dir.path().join(format!("src{i}"));
             std::fs::write(&source, bytes).unwrap();

@@ -146,9 +146,11 @@ fn build_inspect_and_verify() {
         "| unremovable               | Y",
         "| reboot_required           | N",
         "| requires                  | PATCH_0000",
-        "| worker                    | usr/bin/hello",
         "| controller                | etc/convoy/c.conf",
-        "| all_nodes                 | etc/motd",
+        "|                           | etc/motd",
+        "| worker                    | etc/motd",
+        "|                           | usr/bin/hello",
+        "| storage                   | etc/motd",
         "| scripts                   | pre-install",
     ] {
         assert!(table.contains(expected), "{expected}\n{table}");
@@ -166,8 +168,16 @@ fn build_inspect_and_verify() {
     assert_eq!(json["description"], "Says hello");
     assert_eq!(json["warnings"], "None");
     assert_eq!(json["install_instructions"], "Just apply");
-    assert_eq!(json["worker"], serde_json::json!(["usr/bin/hello"]));
-    assert_eq!(json["storage"], serde_json::json!([]));
+    assert_eq!(
+        json["worker"],
+        serde_json::json!(["etc/motd", "usr/bin/hello"])
+    );
+    assert_eq!(json["storage"], serde_json::json!(["etc/motd"]));
+    assert_eq!(
+        json["controller+worker"],
+        serde_json::json!(["etc/convoy/c.conf", "etc/motd", "usr/bin/hello"])
+    );
+    assert_eq!(json["scripts"], serde_json::json!(["pre-install"]));
     assert_eq!(json["verified"], false);
 
     let verified = ok(&ws.run(&[
@@ -291,11 +301,11 @@ fn bad_arguments_exit_2_with_one_line() {
     let cases: Vec<(Output, &str)> = vec![
         (
             build(&["--id", "a/b", "--release", "25.09", "--worker", "rootfs"]),
-            "invalid patch id",
+            "--id: \"a/b\" contains '/'",
         ),
         (
             build(&["--id", "P1", "--release", "25", "--worker", "rootfs"]),
-            "invalid release",
+            "--release: \"25\" is not a release",
         ),
         (
             build(&["--release", "25.09", "--worker", "rootfs"]),

@@ -9,6 +9,7 @@ use convoy_bundle::{
     BuildSpec, Limits, PayloadFile, Script, Section, SigningKey, TrustedKeys, VerifiedBundle,
     VerifyError, build, verify,
 };
+use convoy_core::patch::PatchId;
 
 /// The key every fixture is signed with.
 pub fn key() -> SigningKey {
@@ -42,9 +43,9 @@ impl Fixture {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             path
         };
-        let mut spec = BuildSpec::new("PATCH_0001", "25.09");
+        let mut spec = BuildSpec::new(id("PATCH_0001"), "25.09".parse().unwrap());
         spec.summary = "Fix the frobnicator".into();
-        spec.requires = vec!["PATCH_0000".into()];
+        spec.requires = vec![id("PATCH_0000")];
         let file = |section, source: PathBuf, install: &str| PayloadFile {
             section,
             source,
@@ -86,6 +87,10 @@ impl Fixture {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+pub fn id(text: &str) -> PatchId {
+    text.parse().unwrap()
 }
 
 pub fn verify_default(path: &Path) -> Result<VerifiedBundle, VerifyError> {

@@ -4,9 +4,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use convoy_bundle::{
-    BuildSpec, Inspection, Limits, PayloadFile, Script, Section, SigningKey, Status, TrustedKeys,
+    BuildSpec, Inspection, Limits, PayloadFile, Script, Section, SigningKey, TrustedKeys,
     VerifyError,
 };
+use convoy_core::host::Personality;
+use convoy_core::patch::{PatchId, PatchStatus, Release};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -23,12 +25,12 @@ enum StatusArg {
     Obs,
 }
 
-impl From<StatusArg> for Status {
-    fn from(s: StatusArg) -> Status {
+impl From<StatusArg> for PatchStatus {
+    fn from(s: StatusArg) -> PatchStatus {
         match s {
-            StatusArg::Dev => Status::Development,
-            StatusArg::Rel => Status::Released,
-            StatusArg::Obs => Status::Obsolete,
+            StatusArg::Dev => PatchStatus::Development,
+            StatusArg::Rel => PatchStatus::Released,
+            StatusArg::Obs => PatchStatus::Obsolete,
         }
     }
 }
@@ -40,8 +42,8 @@ pub struct BuildArgs {
     /// The patch id, e.g. PATCH_0001: letters, digits, '.', '_', '-'.
     #[arg(long)]
     id: String,
-    /// The release the patch is for, MAJOR.MINOR (e.g. 25.09).
-    #[arg(long, env = "PLATFORM_RELEASE")]
+    /// The release the patch is for, MAJOR.MINOR (e.g. 25.09) [default: $PLATFORM_RELEASE].
+    #[arg(long, env = "PLATFORM_RELEASE", hide_env = true)]
     release: String,
     /// Development status.
     #[arg(long, value_enum, default_value = "DEV")]
@@ -111,7 +113,10 @@ struct Built {
 impl BuildArgs {
     pub fn run(self, out: &Output) -> Result<(), Failure> {
         let key = SigningKey::read(&self.key).map_err(|e| Failure::bad_input(e.to_string()))?;
-        let mut spec = BuildSpec::new(self.id, self.release);
+        let bad = |e: convoy_core::ValidationError| Failure::bad_input(e.to_string());
+        let id = PatchId::parse("--id", &self.id).map_err(bad)?;
+        let release = Release::parse("--release", &self.release).map_err(bad)?;
+        let mut spec = BuildSpec::new(id, release);
         spec.status = self.status.into();
         spec.unremovable = self.unremovable;
         spec.reboot_required = self.reboot_required == "Y";
@@ -120,7 +125,12 @@ impl BuildArgs {
         spec.description = self.desc.unwrap_or_default();
         spec.warnings = self.warn.unwrap_or_default();
         spec.install_instructions = self.inst.unwrap_or_default();
-        spec.requires = self.requires;
+        spec.requires = self
+            .requires
+            .iter()
+            .map(|r| PatchId::parse("--req", r))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
         let sections = [
             (Section::Controller, self.controller),
             (Section::Worker, self.worker),
@@ -153,7 +163,7 @@ impl BuildArgs {
         let inspection = inspect(&path)?;
         out.one(&Built {
             patch_file: path.display().to_string(),
-            id: inspection.metadata.id,
+            id: inspection.metadata.id.to_string(),
             key_id: key.id().to_string(),
             members: inspection.manifest.members.len() + 2,
             size: inspection.size,
@@ -199,8 +209,8 @@ fn inspection_record(inspection: &Inspection, table: bool) -> Map<String, Value>
     };
     let yes_no = |b: bool| Value::from(if b { "Y" } else { "N" });
     let mut record = Map::new();
-    record.insert("id".into(), m.id.clone().into());
-    record.insert("sw_version".into(), m.sw_version.clone().into());
+    record.insert("id".into(), m.id.as_str().into());
+    record.insert("sw_version".into(), m.sw_version.as_str().into());
     record.insert("status".into(), m.status.as_str().into());
     record.insert("summary".into(), m.summary.clone().into());
     record.insert("description".into(), m.description.clone().into());
@@ -215,17 +225,30 @@ fn inspection_record(inspection: &Inspection, table: bool) -> Map<String, Value>
         "apply_active_release_only".into(),
         yes_no(m.apply_active_release_only),
     );
-    record.insert("requires".into(), list(m.requires.clone()));
-    for section in Section::ALL {
-        let name = match section {
-            Section::All => "all_nodes",
-            other => other.as_str(),
+    record.insert(
+        "requires".into(),
+        list(m.requires.iter().map(ToString::to_string).collect()),
+    );
+    // Per personality: the files its hosts install; nothing if it does not take the patch.
+    for personality in Personality::ALL {
+        let files = match m.contents.get(&personality) {
+            None if table => Value::String("(not for these hosts)".into()),
+            None => Value::Null,
+            Some(files) if files.is_empty() && table => Value::String("(scripts only)".into()),
+            Some(files) => list(files.clone()),
         };
-        record.insert(name.into(), list(m.contents.section(section).to_vec()));
+        record.insert(personality.as_str().into(), files);
     }
     record.insert(
         "scripts".into(),
-        list(m.scripts.iter().map(|s| s.as_str().to_string()).collect()),
+        list(
+            inspection
+                .manifest
+                .scripts()
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+        ),
     );
     record.insert(
         "signed_by".into(),
@@ -281,7 +304,7 @@ impl VerifyArgs {
         )?;
         let id = &bundle.metadata().id;
         // A repository finds a patch by its file name, as StarlingX's does.
-        let expected = format!("{id}.patch");
+        let expected = id.file_name();
         if self.file.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
             return Err(Failure::failed(format!(
                 "{file} failed verification: it holds patch {id}, so it must be named {expected}"
@@ -296,7 +319,7 @@ impl VerifyArgs {
         }
         out.one(&Verified {
             verified: true,
-            id: id.clone(),
+            id: id.to_string(),
             key_id: bundle.key_id().to_string(),
             members: bundle.manifest().members.len() + 2,
             size: bundle.size(),
