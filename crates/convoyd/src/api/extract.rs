@@ -163,19 +163,56 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// read. Routes that need more (user management) check for it themselves.
 pub async fn authenticate_user(
     State(state): State<AppState>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    match check_user(&state, req).await {
+        Ok((req, caller)) => {
+            let mut req = req;
+            req.extensions_mut().insert(caller);
+            Ok(next.run(req).await)
+        }
+        Err((error, req)) => {
+            drain(req.into_body()).await;
+            Err(error)
+        }
+    }
+}
+
+/// Reads and drops what is left of a refused request's body (up to a bound), so that a client
+/// still sending it reads the error instead of a reset connection.
+pub async fn drain(body: axum::body::Body) {
+    const DRAIN_LIMIT: usize = 64 << 20;
+    let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+}
+
+async fn check_user(
+    state: &AppState,
+    req: Request,
+) -> Result<(Request, Caller), (ApiError, Request)> {
     let token = req
         .headers()
         .get(AUTH_HEADER)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "authentication required: send a token in X-Auth-Token (POST /v3/auth/tokens \
+        .map(str::to_string);
+    let reads_only = matches!(*req.method(), Method::GET | Method::HEAD);
+    match identify(state, token.as_deref(), reads_only).await {
+        Ok(caller) => Ok((req, caller)),
+        Err(error) => Err((error, req)),
+    }
+}
+
+async fn identify(
+    state: &AppState,
+    token: Option<&str>,
+    reads_only: bool,
+) -> Result<Caller, ApiError> {
+    let token = token.ok_or_else(|| {
+        ApiError::unauthorized(
+            "authentication required: send a token in X-Auth-Token (POST /v3/auth/tokens \
                  issues one; the CLI takes --username/--password or CONVOY_TOKEN)",
-            )
-        })?;
+        )
+    })?;
     let owner = state
         .store
         .token_owner(&token_hash(token))
@@ -193,11 +230,10 @@ pub async fn authenticate_user(
         name: owner.user.name,
         role: owner.user.role,
     };
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    if !reads_only {
         caller.require(Role::Operator)?;
     }
-    req.extensions_mut().insert(caller);
-    Ok(next.run(req).await)
+    Ok(caller)
 }
 
 /// The host whose agent sent the request, identified by its credential.

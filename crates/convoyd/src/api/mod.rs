@@ -17,6 +17,7 @@ use axum::middleware;
 use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
+pub use extract::drain;
 
 use crate::config::Settings;
 use crate::state::AppState;

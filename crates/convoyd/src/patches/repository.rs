@@ -3,11 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use convoy_bundle::Section;
-use convoy_core::host::Personality;
 use convoy_core::patch::{
-    HostReport, Interim, Outcome, PatchId, PatchMetadata, PatchState, PatchStatus, RepoEntry,
-    Repository,
+    HostReport, Interim, Outcome, PatchId, PatchMetadata, PatchState, RepoEntry, Repository,
 };
 use convoy_store::{HostRecord, PatchChanges, PatchRecord};
 
@@ -128,53 +125,5 @@ fn report(host: &HostRecord) -> Option<HostReport> {
         state: software.state,
         installed: software.installed.clone(),
         changed_since_boot: software.changed_since_boot.clone(),
-    })
-}
-
-/// The repository's view of a verified bundle's metadata: a personality takes the patch when
-/// one of the bundle sections it installs has files (every personality, for a bundle that only
-/// runs scripts).
-pub fn patch_metadata(bundle: &convoy_bundle::Metadata) -> Result<PatchMetadata, ApiError> {
-    let field = |name: &str, e: convoy_core::ValidationError| {
-        ApiError::invalid(&format!("metadata.{name}"), e.reason)
-    };
-    let id: PatchId = bundle.id.parse().map_err(|e| field("id", e))?;
-    let sw_version = bundle
-        .sw_version
-        .parse()
-        .map_err(|e| field("sw_version", e))?;
-    let requires = bundle
-        .requires
-        .iter()
-        .map(|r| r.parse::<PatchId>().map_err(|e| field("requires", e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let scripts_only = bundle.contents.is_empty();
-    let contents = Personality::ALL
-        .into_iter()
-        .filter_map(|personality| {
-            let files: Vec<String> = Section::for_personality(personality)
-                .iter()
-                .flat_map(|section| bundle.contents.section(*section).iter().cloned())
-                .collect();
-            (scripts_only || !files.is_empty()).then_some((personality, files))
-        })
-        .collect();
-    Ok(PatchMetadata {
-        id,
-        sw_version,
-        summary: bundle.summary.clone(),
-        description: bundle.description.clone(),
-        install_instructions: bundle.install_instructions.clone(),
-        warnings: bundle.warnings.clone(),
-        status: match bundle.status {
-            convoy_bundle::Status::Development => PatchStatus::Development,
-            convoy_bundle::Status::Released => PatchStatus::Released,
-            convoy_bundle::Status::Obsolete => PatchStatus::Obsolete,
-        },
-        unremovable: bundle.unremovable,
-        reboot_required: bundle.reboot_required,
-        apply_active_release_only: bundle.apply_active_release_only,
-        requires,
-        contents,
     })
 }

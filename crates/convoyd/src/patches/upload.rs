@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::repository::{Site, patch_metadata};
+use super::repository::Site;
 use crate::api::ApiError;
 use crate::clock;
 use crate::state::AppState;
@@ -34,8 +34,13 @@ impl Drop for Incoming {
 
 /// Receives, verifies and imports one patch file named `file_name`.
 pub async fn upload(state: &AppState, file_name: &str, body: Body) -> Result<Outcome, ApiError> {
-    let id =
-        PatchId::from_file_name(file_name).map_err(|e| ApiError::invalid("file_name", e.reason))?;
+    let id = match PatchId::from_file_name(file_name) {
+        Ok(id) => id,
+        Err(e) => {
+            crate::api::drain(body).await;
+            return Err(ApiError::invalid("file_name", e.reason));
+        }
+    };
 
     let incoming_dir = state.patch_dir.join("incoming");
     tokio::fs::create_dir_all(&incoming_dir)
@@ -60,7 +65,7 @@ pub async fn upload(state: &AppState, file_name: &str, body: Body) -> Result<Out
                     format!("Patch validation failed for {id}:\n{e}"),
                 )
             })?;
-    let metadata = patch_metadata(verified.metadata())?;
+    let metadata = verified.metadata().clone();
     if metadata.id != id {
         return Err(ApiError::invalid(
             "file_name",
