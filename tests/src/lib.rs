@@ -30,6 +30,8 @@ pub struct Site {
     pub controller: ControllerProcess,
     pub agents: Vec<AgentProcess>,
     admin_token: String,
+    /// More flags for every agent started from now on.
+    pub agent_args: Vec<String>,
 }
 
 /// One host to start an agent for.
@@ -127,6 +129,7 @@ impl Site {
             controller,
             agents: vec![],
             admin_token,
+            agent_args: vec![],
         }
     }
 
@@ -161,9 +164,26 @@ impl Site {
             "--load-memory-mib".into(),
             "0".into(),
         ];
+        options.extra_args.extend(self.agent_args.iter().cloned());
         let agent =
             AgentProcess::start(&self.binaries, &self.controller, options).expect("agent starts");
         self.agents.push(agent);
+    }
+
+    /// Starts an agent whose `--root` is `root(hostname)`.
+    pub fn start_agent_with_root(&mut self, host: &HostSpec) {
+        let root = self.root(host.hostname);
+        std::fs::create_dir_all(&root).expect("root dir");
+        let saved = self.agent_args.clone();
+        self.agent_args
+            .extend(["--root".to_string(), root.display().to_string()]);
+        self.start_agent(host);
+        self.agent_args = saved;
+    }
+
+    /// The directory a host's agent installs patches under.
+    pub fn root(&self, hostname: &str) -> std::path::PathBuf {
+        self.dir.path().join("roots").join(hostname)
     }
 
     pub fn agent(&mut self, hostname: &str) -> &mut AgentProcess {

@@ -60,6 +60,7 @@ impl DemoArgs {
             HOSTS.len(),
             root.display()
         );
+        let key = patch_key(&root.join("keys"))?;
         let port = free_port().map_err(|e| Failure::failed(e.to_string()))?;
         let controller = ControllerProcess::start(
             &binaries,
@@ -67,7 +68,7 @@ impl DemoArgs {
                 data_dir: root.join("controller"),
                 port,
                 ping_interval: 2,
-                extra_args: vec![],
+                extra_args: vec!["--trusted-key".into(), key.public.display().to_string()],
             },
         )
         .await
@@ -80,7 +81,20 @@ impl DemoArgs {
             write_demo_hooks(&hooks, hostname)
                 .map_err(|e| Failure::failed(format!("cannot write the demo's hooks: {e}")))?;
             let mut options = AgentOptions::new(hostname, personality, &root.join("hosts"));
-            options.extra_args = vec!["--hooks-dir".into(), hooks.display().to_string()];
+            let host_root = root.join("roots").join(hostname);
+            std::fs::create_dir_all(&host_root).map_err(|e| {
+                Failure::failed(format!("cannot create {}: {e}", host_root.display()))
+            })?;
+            options.extra_args = vec![
+                "--hooks-dir".into(),
+                hooks.display().to_string(),
+                "--root".into(),
+                host_root.display().to_string(),
+                "--trusted-key".into(),
+                key.public.display().to_string(),
+                "--reboot-command".into(),
+                "restart-agent".into(),
+            ];
             options.zone = Some("zone-a".into());
             options.pod = Some("pod-1".into());
             options.cluster = Some("cluster-1".into());
@@ -127,6 +141,8 @@ impl DemoArgs {
         let report = follow(&client, &table).await?;
         show_report(&table, &report)?;
 
+        demo_patch(&client, &table, &root, &key).await?;
+
         let bin_dir = binaries
             .convoy
             .parent()
@@ -143,9 +159,11 @@ impl DemoArgs {
              \n  convoy strategy-step show worker-0\
              \n  convoy rolling-maintenance-strategy delete\
              \n  convoy rolling-maintenance start --hosts worker-1 --payload \"--dry-run\" --wait\
+             \n  convoy patch query && convoy patch query-hosts\
+             \n  convoy patch remove DEMO_0001 && convoy patch host-install worker-0\
              \n  convoy host lock worker-1 && convoy host list\
              \n  convoy user add alice --role operator\
-             \n\nHooks: {root}/hooks/<host>/; logs: {root}/controller/convoyd.log and {root}/hosts/<host>/agent.log",
+             \n\nHooks: {root}/hooks/<host>/; each host's root: {root}/roots/<host>/; patch keys: {root}/keys/; logs: {root}/controller/convoyd.log and {root}/hosts/<host>/agent.log",
             url = controller.url(),
             root = root.display(),
         );
@@ -188,5 +206,93 @@ fn write_demo_hooks(dir: &std::path::Path, hostname: &str) -> std::io::Result<()
         )?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     }
+    Ok(())
+}
+
+struct DemoKey {
+    signing: std::path::PathBuf,
+    public: std::path::PathBuf,
+}
+
+/// A patch signing key for the demo's site.
+fn patch_key(dir: &std::path::Path) -> Result<DemoKey, Failure> {
+    let failed = |e: &dyn std::fmt::Display| {
+        Failure::failed(format!("cannot make the demo's patch key: {e}"))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
+    let key = convoy_bundle::SigningKey::generate().map_err(|e| failed(&e))?;
+    let signing = dir.join("patch-signing.pem");
+    let public = dir.join("patch-signing.pub.pem");
+    if !signing.exists() {
+        key.write(&signing).map_err(|e| failed(&e))?;
+        key.public_key().write(&public).map_err(|e| failed(&e))?;
+    }
+    Ok(DemoKey { signing, public })
+}
+
+/// Builds, uploads, applies and installs a patch on every host, and shows the result.
+async fn demo_patch(
+    client: &Client,
+    out: &crate::output::Output,
+    root: &std::path::Path,
+    key: &DemoKey,
+) -> Result<(), Failure> {
+    use convoy_bundle::{BuildSpec, PayloadFile, Section};
+    let failed = |e: &dyn std::fmt::Display| Failure::failed(format!("demo patch: {e}"));
+    let sources = root.join("patch-sources");
+    std::fs::create_dir_all(&sources).map_err(|e| failed(&e))?;
+    let motd = sources.join("motd");
+    std::fs::write(&motd, "Patched by Convoy: DEMO_0001\n").map_err(|e| failed(&e))?;
+    let mut spec = BuildSpec::new(
+        "DEMO_0001".parse().map_err(|e| failed(&e))?,
+        "25.09".parse().map_err(|e| failed(&e))?,
+    );
+    spec.summary = "The demo's patch: a message of the day on every host".into();
+    spec.status = convoy_core::patch::PatchStatus::Released;
+    spec.reboot_required = false;
+    spec.payload = PayloadFile::from_arg(Section::All, &format!("{}=etc/motd", motd.display()))
+        .map_err(|e| failed(&e))?;
+    let signing = convoy_bundle::SigningKey::read(&key.signing).map_err(|e| failed(&e))?;
+    let file = convoy_bundle::build(&spec, &signing, &sources).map_err(|e| failed(&e))?;
+
+    println!("\n$ convoy patch upload {}", file.display());
+    crate::commands::patch_repo::print_outcome(out, &client.upload_patch(&file).await?)?;
+    println!("\n$ convoy patch apply DEMO_0001");
+    let apply = crate::commands::patch_repo::operation(vec!["DEMO_0001".into()]);
+    crate::commands::patch_repo::print_outcome(
+        out,
+        &client.patch_operation("apply", &apply).await?,
+    )?;
+    for (hostname, _) in HOSTS {
+        println!("\n$ convoy patch host-install {hostname}");
+        let args = crate::commands::patch_repo::HostInstallArgs {
+            hostname: hostname.into(),
+            force: false,
+            no_wait: false,
+            timeout: 120,
+        };
+        crate::commands::patch_repo::host_install(client, out, &args).await?;
+    }
+    // The agents report their installed patches in their next heartbeat.
+    wait_until(
+        Deadline::after(Duration::from_secs(30)),
+        "the demo's patch to be applied on every host",
+        || async {
+            let rows = client.patches("all").await.ok()?;
+            rows.iter()
+                .all(|r| r.patch_state == "Applied")
+                .then_some(())
+        },
+    )
+    .await
+    .map_err(|e| failed(&e))?;
+    println!("\n$ convoy patch query");
+    crate::commands::patch_repo::query(client, out, crate::commands::patch_repo::Show::All).await?;
+    println!("\n$ convoy patch query-hosts");
+    crate::commands::patch_repo::query_hosts(client, out).await?;
+    println!("\n$ cat {}/roots/worker-0/etc/motd", root.display());
+    let installed =
+        std::fs::read_to_string(root.join("roots/worker-0/etc/motd")).unwrap_or_default();
+    print!("{installed}");
     Ok(())
 }
