@@ -7,6 +7,9 @@ mod hooks;
 mod identity;
 mod ledger;
 mod maintenance;
+// Wired to the install-patches command in the next commit.
+#[allow(dead_code)]
+mod patches;
 mod session;
 
 use std::ffi::OsString;
