@@ -709,9 +709,7 @@ mod tests {
         };
         let argv = std::iter::once(OsString::from("convoy-agent")).chain(argv[at..].to_vec());
         match crate::parse_invocation(argv) {
-            Ok(crate::Invocation::Internal(crate::Internal::SuperviseHook(args))) => {
-                supervise_main(args)
-            }
+            Ok(crate::Invocation::Mode(crate::Mode::SuperviseHook(args))) => supervise_main(args),
             other => panic!("not a supervisor command line: {other:?}"),
         }
     }

@@ -137,6 +137,27 @@ impl Installer {
         convoy_bundle::verify(path, &self.trusted, &self.limits).map_err(|e| anyhow!("{e}"))
     }
 
+    /// Whether the patch is for this host at all: its release and personality.
+    pub fn fits_host(&self, bundle: &VerifiedBundle) -> Result<(), String> {
+        let meta = bundle.metadata();
+        if meta.sw_version != self.release {
+            return Err(format!(
+                "{} is for release {}, and this host runs {}",
+                meta.id, meta.sw_version, self.release
+            ));
+        }
+        if !bundle.is_for(self.personality) {
+            let takers: Vec<&str> = meta.contents.keys().map(|p| p.as_str()).collect();
+            return Err(format!(
+                "{} is not for {} hosts (it is for {})",
+                meta.id,
+                self.personality,
+                takers.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the verified bundle may be installed on this host now; its id if so.
     pub fn check(&self, state: &PatchState, bundle: &VerifiedBundle) -> Result<PatchId, String> {
         let meta = bundle.metadata();
@@ -144,20 +165,7 @@ impl Installer {
         if state.installed.contains_key(&id) {
             return Err(format!("{id} is already installed"));
         }
-        if meta.sw_version != self.release {
-            return Err(format!(
-                "{id} is for release {}, and this host runs {}",
-                meta.sw_version, self.release
-            ));
-        }
-        if !bundle.is_for(self.personality) {
-            let takers: Vec<&str> = meta.contents.keys().map(|p| p.as_str()).collect();
-            return Err(format!(
-                "{id} is not for {} hosts (it is for {})",
-                self.personality,
-                takers.join(", ")
-            ));
-        }
+        self.fits_host(bundle)?;
         if let Some(missing) = meta
             .requires
             .iter()

@@ -29,7 +29,10 @@
 //!
 //! and `STATE_DIR/boot-id` holds the boot id of a simulated reboot (`restart-agent`).
 
+pub mod download;
 pub mod files;
+pub mod host_install;
+pub mod install_local;
 pub mod installer;
 pub mod journal;
 pub mod layout;
@@ -40,3 +43,6 @@ pub mod state;
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+pub use host_install::HostPatches;
+pub use installer::Installer;
