@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::facts::FactSource;
 use crate::hooks::Hooks;
 use crate::ledger::Ledger;
+use crate::patches::HostPatches;
 
 /// Runs deliveries: answers repeats from the ledger and never runs one id twice at once.
 #[derive(Clone)]
@@ -19,6 +20,7 @@ pub struct Runner {
     ledger: Ledger,
     facts: FactSource,
     hooks: Hooks,
+    patches: HostPatches,
     in_flight: Arc<Mutex<HashSet<Uuid>>>,
 }
 
@@ -33,13 +35,20 @@ pub enum Delivery {
 }
 
 impl Runner {
-    pub fn new(ledger: Ledger, facts: FactSource, hooks: Hooks) -> Self {
+    pub fn new(ledger: Ledger, facts: FactSource, hooks: Hooks, patches: HostPatches) -> Self {
         Runner {
             ledger,
             facts,
             hooks,
+            patches,
             in_flight: Arc::default(),
         }
+    }
+
+    /// Called once an outcome has been reported (or reporting gave up): work that must wait
+    /// for the controller to have its answer, i.e. the reboot after a reboot-required patch.
+    pub async fn after_report(&self) {
+        self.patches.reboot_if_requested().await;
     }
 
     pub async fn handle(&self, delivery: &CommandDelivery) -> anyhow::Result<Delivery> {
@@ -113,10 +122,9 @@ impl Runner {
                 }
                 Err(refused) => refused,
             },
-            CommandKind::InstallPatches => CommandOutcome {
-                succeeded: false,
-                message: "this agent cannot install patches yet".into(),
-                output: serde_json::Value::Null,
+            CommandKind::InstallPatches => match payload(delivery) {
+                Ok(request) => self.patches.install_patches(request).await,
+                Err(refused) => refused,
             },
             CommandKind::EnterMaintenance | CommandKind::ExitMaintenance => {
                 let on = delivery.kind == CommandKind::EnterMaintenance;
@@ -237,6 +245,17 @@ mod tests {
                 jobs_dir: dir.join("jobs"),
                 agent_binary: std::path::PathBuf::from("convoy-agent"),
             },
+            HostPatches::new(
+                crate::patches::Installer::new(
+                    dir,
+                    &dir.join("root"),
+                    convoy_core::host::Personality::Worker,
+                    "25.09".parse().unwrap(),
+                    Default::default(),
+                ),
+                None,
+                None,
+            ),
         )
     }
 }

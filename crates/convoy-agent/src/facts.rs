@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use convoy_core::host::HostFacts;
-use convoy_core::patch::{HostSoftware, Release};
+use convoy_core::patch::Release;
 
 use crate::maintenance::MaintenanceFlag;
+use crate::patches::{reboot, state};
 
 #[derive(Debug, Clone)]
 pub struct FactSource {
@@ -25,6 +26,7 @@ impl FactSource {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let total_mib = meminfo_kib(&meminfo, "MemTotal:") / 1024;
         let available_mib = meminfo_kib(&meminfo, "MemAvailable:") / 1024;
+        let boot_id = reboot::boot_id(&self.state_dir);
         HostFacts {
             capacity_cpus: self.capacity_cpus.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
@@ -34,16 +36,12 @@ impl FactSource {
             load_memory_mib: self
                 .load_memory_mib
                 .unwrap_or_else(|| total_mib.saturating_sub(available_mib)),
-            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id")
-                .unwrap_or_else(|| "unknown".into()),
+            software: state::software(&self.state_dir, self.release.clone(), &boot_id),
+            boot_id,
             os: os_name(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
             state_fs_free_bytes: free_bytes(&self.state_dir),
             maintenance: self.maintenance.get(),
-            software: HostSoftware {
-                release: self.release.clone(),
-                ..HostSoftware::default()
-            },
         }
     }
 }

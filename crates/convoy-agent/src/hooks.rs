@@ -512,7 +512,9 @@ fn create_output(path: &Path) -> anyhow::Result<File> {
     File::create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
-fn spawn_blocking_retrying<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn spawn_blocking_retrying<T>(
+    mut spawn: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
     let mut attempts = 0;
     loop {
         match spawn() {
@@ -527,7 +529,9 @@ fn spawn_blocking_retrying<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::R
 
 /// Reaps the hook in a thread, so the caller can wait with a timeout and so the leader is
 /// reaped (not left a zombie in its group) as soon as it exits.
-fn wait_in_thread(mut child: std::process::Child) -> mpsc::Receiver<io::Result<ExitStatus>> {
+pub(crate) fn wait_in_thread(
+    mut child: std::process::Child,
+) -> mpsc::Receiver<io::Result<ExitStatus>> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = sender.send(child.wait());
@@ -537,7 +541,7 @@ fn wait_in_thread(mut child: std::process::Child) -> mpsc::Receiver<io::Result<E
 
 /// SIGTERM to the group, up to [`GRACE`] for it to go, then SIGKILL; returns the leader's
 /// exit status.
-fn stop_group(
+pub(crate) fn stop_group(
     group: Pid,
     exited: &mpsc::Receiver<io::Result<ExitStatus>>,
 ) -> anyhow::Result<ExitStatus> {
@@ -558,7 +562,7 @@ fn group_alive(group: Pid) -> bool {
 }
 
 /// The last [`TAIL_CAP`] bytes of an output file, saying so when earlier output was cut.
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let read = || -> io::Result<(Vec<u8>, u64)> {
         let mut file = File::open(path)?;
         let skipped = file.metadata()?.len().saturating_sub(TAIL_CAP as u64);
@@ -705,9 +709,7 @@ mod tests {
         };
         let argv = std::iter::once(OsString::from("convoy-agent")).chain(argv[at..].to_vec());
         match crate::parse_invocation(argv) {
-            Ok(crate::Invocation::Internal(crate::Internal::SuperviseHook(args))) => {
-                supervise_main(args)
-            }
+            Ok(crate::Invocation::Mode(crate::Mode::SuperviseHook(args))) => supervise_main(args),
             other => panic!("not a supervisor command line: {other:?}"),
         }
     }

@@ -7,6 +7,7 @@ mod hooks;
 mod identity;
 mod ledger;
 mod maintenance;
+mod patches;
 mod session;
 
 use std::ffi::OsString;
@@ -26,9 +27,9 @@ use convoy_core::host::Personality;
     args_conflicts_with_subcommands = true
 )]
 pub struct Args {
-    /// Internal modes of this binary; a normal run has none.
+    /// Other things this binary does; a normal run of the agent has none.
     #[command(subcommand)]
-    pub command: Option<Internal>,
+    pub command: Option<Mode>,
     /// URL of the site's convoyd, e.g. http://10.0.0.1:7400.
     #[arg(long, env = "CONVOY_CONTROLLER")]
     pub controller: String,
@@ -48,9 +49,21 @@ pub struct Args {
     pub pod: Option<String>,
     #[arg(long)]
     pub cluster: Option<String>,
-    /// Directory for the agent's identity and its record of command outcomes.
+    /// Directory for the agent's identity, its record of command outcomes and its patches.
     #[arg(long)]
     pub state_dir: PathBuf,
+    /// The directory patches install their files under.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// A public key (PEM) whose signed patches this host installs (repeatable). Without one,
+    /// every patch install is refused.
+    #[arg(long = "trusted-key", value_name = "PUB")]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Run after a reboot-required patch is installed or removed, once the outcome is
+    /// reported: a shell command (`sh -c`), or `restart-agent` to simulate a reboot by
+    /// restarting the agent with a new boot id.
+    #[arg(long, value_name = "CMD")]
+    pub reboot_command: Option<patches::reboot::RebootCommand>,
     /// Directory of operator hook scripts (used by rolling maintenance).
     #[arg(long)]
     pub hooks_dir: Option<PathBuf>,
@@ -71,10 +84,13 @@ pub struct Args {
     pub load_memory_mib: Option<u64>,
 }
 
-/// Modes in which the agent binary serves the agent itself; hidden from `--help`.
+/// What the agent binary does besides running the agent.
 #[derive(Debug, Subcommand)]
-pub enum Internal {
-    /// Runs one hook under supervision, outliving the agent that started it.
+pub enum Mode {
+    /// Installs signed patch files on this host without a controller (before it has one),
+    /// into the state directory the agent reports from.
+    InstallLocal(patches::install_local::InstallLocalArgs),
+    /// Runs one hook under supervision, outliving the agent that started it (internal).
     #[command(name = hooks::SUPERVISE_SUBCOMMAND, hide = true)]
     SuperviseHook(hooks::SuperviseArgs),
 }
@@ -83,7 +99,7 @@ pub enum Internal {
 #[derive(Debug)]
 enum Invocation {
     Agent(Box<Args>),
-    Internal(Internal),
+    Mode(Mode),
 }
 
 /// Parses the command line. Not `Args::parse()`: with a subcommand the agent's required
@@ -95,14 +111,14 @@ where
 {
     let matches = Args::command().try_get_matches_from(argv)?;
     let invocation = if matches.subcommand().is_some() {
-        Internal::from_arg_matches(&matches).map(Invocation::Internal)
+        Mode::from_arg_matches(&matches).map(Invocation::Mode)
     } else {
         Args::from_arg_matches(&matches).map(|args| Invocation::Agent(Box::new(args)))
     };
     invocation.map_err(|e| e.format(&mut Args::command()))
 }
 
-fn parse_personality(value: &str) -> Result<Personality, String> {
+pub(crate) fn parse_personality(value: &str) -> Result<Personality, String> {
     value
         .parse()
         .map_err(|e: convoy_core::ValidationError| e.reason)
@@ -112,8 +128,11 @@ fn main() -> ExitCode {
     let args = match parse_invocation(std::env::args_os()) {
         Ok(Invocation::Agent(args)) => *args,
         // Plain blocking code: no logging setup, no async runtime.
-        Ok(Invocation::Internal(Internal::SuperviseHook(args))) => {
+        Ok(Invocation::Mode(Mode::SuperviseHook(args))) => {
             return hooks::supervise_main(args);
+        }
+        Ok(Invocation::Mode(Mode::InstallLocal(args))) => {
+            return patches::install_local::main(args);
         }
         Err(e) => e.exit(),
     };
@@ -184,6 +203,68 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         let help = Args::command().render_help().to_string();
         assert!(!help.contains(hooks::SUPERVISE_SUBCOMMAND), "{help}");
+        assert!(help.contains("install-local"), "{help}");
+        assert_eq!(args.root, PathBuf::from("/"));
+        assert!(args.trusted_keys.is_empty() && args.reboot_command.is_none());
+    }
+
+    #[test]
+    fn the_patch_flags_parse() {
+        let argv = [
+            "convoy-agent",
+            "--controller",
+            "http://c",
+            "--enrol-token-file",
+            "t",
+            "--hostname",
+            "worker-0",
+            "--personality",
+            "worker",
+            "--state-dir",
+            "s",
+            "--root",
+            "/srv/root",
+            "--trusted-key",
+            "a.pub",
+            "--trusted-key",
+            "b.pub",
+            "--reboot-command",
+            "restart-agent",
+        ];
+        let Ok(Invocation::Agent(args)) = parse_invocation(argv) else {
+            panic!("parses");
+        };
+        assert_eq!(args.root, PathBuf::from("/srv/root"));
+        assert_eq!(args.trusted_keys, [PathBuf::from("a.pub"), "b.pub".into()]);
+        assert_eq!(
+            args.reboot_command,
+            Some(patches::reboot::RebootCommand::RestartAgent)
+        );
+    }
+
+    #[test]
+    fn install_local_needs_only_its_own_flags() {
+        let argv = [
+            "convoy-agent",
+            "install-local",
+            "a.patch",
+            "b.patch",
+            "--state-dir",
+            "s",
+            "--personality",
+            "controller+worker",
+            "--trusted-key",
+            "k.pub",
+        ];
+        let Ok(Invocation::Mode(Mode::InstallLocal(args))) = parse_invocation(argv) else {
+            panic!("install-local parses");
+        };
+        assert_eq!(args.files, [PathBuf::from("a.patch"), "b.patch".into()]);
+        assert_eq!(args.personality, Personality::ControllerWorker);
+        assert_eq!(args.root, PathBuf::from("/"));
+        assert_eq!(args.release.as_str(), "25.09");
+        let without_key = &argv[..argv.len() - 2];
+        assert!(parse_invocation(without_key).is_err());
     }
 
     #[test]
@@ -202,7 +283,7 @@ mod tests {
             "--force",
             "two words",
         ];
-        let Ok(Invocation::Internal(Internal::SuperviseHook(args))) = parse_invocation(argv) else {
+        let Ok(Invocation::Mode(Mode::SuperviseHook(args))) = parse_invocation(argv) else {
             panic!("the supervisor mode parses");
         };
         assert_eq!(args.stage, convoy_core::hook::HookStage::PreFlight);

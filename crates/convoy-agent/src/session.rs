@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use convoy_api::agent::{CommandDelivery, Enrolment, Heartbeat};
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::{Client, ClientError};
+use convoy_bundle::TrustedKeys;
 use tracing::{info, warn};
 
 use crate::Args;
@@ -18,6 +19,8 @@ use crate::hooks::Hooks;
 use crate::identity::{self, Identity};
 use crate::ledger::Ledger;
 use crate::maintenance::MaintenanceFlag;
+use crate::patches::download::BundleSource;
+use crate::patches::{HostPatches, Installer};
 
 /// Error code convoyd answers when it does not know the host credential.
 const UNKNOWN_CREDENTIAL: &str = "unknown_credential";
@@ -42,7 +45,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         jobs_dir: args.state_dir.join("jobs"),
         agent_binary: std::env::current_exe().context("cannot find the agent's own executable")?,
     };
-    let runner = Runner::new(Ledger::open(&args.state_dir)?, facts.clone(), hooks);
+    let ledger = Ledger::open(&args.state_dir)?;
+    let trusted = TrustedKeys::read(&args.trusted_keys).context(
+        "cannot read a --trusted-key; give the PEM public key the site's patches are signed with",
+    )?;
+    if trusted.is_empty() {
+        warn!("no --trusted-key: every patch install will be refused");
+    }
+    let installer = Installer::new(
+        &args.state_dir,
+        &args.root,
+        args.personality,
+        args.release.clone(),
+        trusted,
+    );
     let controller = Client::new(&args.controller)?;
     let interval = Arc::new(AtomicU64::new(DEFAULT_PING_INTERVAL));
 
@@ -53,6 +69,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => enrol(&controller, &args, &facts, &interval).await?,
     };
+    let bundles = BundleSource::new(&args.controller, &identity.credential)?;
+    let patches = HostPatches::new(installer, Some(bundles), args.reboot_command.clone());
+    // Before taking commands: an install a crash interrupted is undone first.
+    patches.start().await;
+    let runner = Runner::new(ledger, facts.clone(), hooks, patches);
     let client = controller.with_token(identity.credential);
     info!(
         host = identity.hostname,
@@ -210,7 +231,7 @@ async fn take_commands(
 
 /// Runs one delivery (or finds its recorded outcome) and reports the outcome. If reporting
 /// keeps failing the controller delivers the command again later and gets the recorded
-/// outcome then.
+/// outcome then. Work that must follow the report (a reboot) runs after it.
 async fn carry_out(
     client: Client,
     runner: Runner,
@@ -232,9 +253,19 @@ async fn carry_out(
             return;
         }
     };
+    report(&client, &delivery, &outcome, &interval).await;
+    runner.after_report().await;
+}
+
+async fn report(
+    client: &Client,
+    delivery: &CommandDelivery,
+    outcome: &CommandOutcome,
+    interval: &AtomicU64,
+) {
     let mut backoff = Backoff::new();
     for _ in 0..10 {
-        match client.report_outcome(delivery.id, &outcome).await {
+        match client.report_outcome(delivery.id, outcome).await {
             Ok(()) => return,
             Err(ClientError::Api {
                 status, message, ..
