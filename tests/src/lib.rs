@@ -381,17 +381,19 @@ impl Site {
 
     /// A controller that trusts a freshly generated key, and that key.
     pub async fn with_patch_key(hosts: &[HostSpec]) -> (Site, PatchKeys) {
+        // The key must exist before the controller starts, so it is made in a directory of
+        // its own and copied into the site's afterwards.
         let keys_dir = tempfile::tempdir().expect("temp dir");
         let binaries = Binaries::locate().expect("binaries built");
         let dir_arg = keys_dir.path().display().to_string();
-        let run = run_cli(
+        run_cli(
             &binaries.convoy,
             "http://127.0.0.1:1",
             &[],
             &["key", "generate", "--out", &dir_arg],
         )
-        .await;
-        run.ok();
+        .await
+        .ok();
         let config = format!(
             "trusted_keys = [{:?}]\n",
             keys_dir
@@ -401,10 +403,6 @@ impl Site {
                 .to_string()
         );
         let mut site = Site::controller_only(Some(&config)).await;
-        for host in hosts {
-            site.start_agent(host);
-        }
-        site.wait_available(hosts.len()).await;
         let keys = PatchKeys {
             signing: site.dir.path().join("patch-signing.pem"),
             public: site.dir.path().join("patch-signing.pub.pem"),
@@ -412,6 +410,17 @@ impl Site {
         std::fs::copy(keys_dir.path().join("patch-signing.pem"), &keys.signing).expect("copy key");
         std::fs::copy(keys_dir.path().join("patch-signing.pub.pem"), &keys.public)
             .expect("copy key");
+        // Agents trust the same key, install under their own root, and "reboot" by restarting.
+        site.agent_args = vec![
+            "--trusted-key".into(),
+            keys.public.display().to_string(),
+            "--reboot-command".into(),
+            "restart-agent".into(),
+        ];
+        for host in hosts {
+            site.start_agent_with_root(host);
+        }
+        site.wait_available(hosts.len()).await;
         (site, keys)
     }
 

@@ -48,6 +48,21 @@ async fn host_row(site: &Site, hostname: &str) -> convoy_api::patches::HostPatch
         .unwrap()
 }
 
+/// Waits until the host's row satisfies `check` (agents report in heartbeats).
+async fn wait_host_row(
+    site: &Site,
+    hostname: &str,
+    what: &str,
+    check: impl Fn(&convoy_api::patches::HostPatchRow) -> bool,
+) -> convoy_api::patches::HostPatchRow {
+    wait_until(Deadline::after(LONG), what, || async {
+        let row = host_row(site, hostname).await;
+        check(&row).then_some(row)
+    })
+    .await
+    .unwrap()
+}
+
 async fn build_app_patch(
     site: &Site,
     keys: &PatchKeys,
@@ -179,8 +194,10 @@ async fn a_reboot_required_patch_needs_a_locked_host_and_reboots_it() {
         refused.fails(1).contains("Node must be locked."),
         "{refused:?}"
     );
-    let row = host_row(&site, "worker-0").await;
-    assert_eq!(row.state, "install-rejected");
+    wait_host_row(&site, "worker-0", "worker-0 to be install-rejected", |r| {
+        r.state == "install-rejected"
+    })
+    .await;
     assert!(!site.root("worker-0").join("etc/app.conf").exists());
 
     let before = site.admin().host("worker-0").await.unwrap().boot_id;
@@ -231,9 +248,12 @@ async fn a_bundle_altered_in_the_controllers_store_is_refused_by_the_agent() {
     let line = run.fails(1);
     assert!(line.contains("PATCH_0002"), "{line}");
     assert!(!site.root("worker-0").join("etc/app.conf").exists());
-    let row = host_row(&site, "worker-0").await;
+    let row = wait_host_row(&site, "worker-0", "worker-0 to be install-failed", |r| {
+        r.state == "install-failed"
+    })
+    .await;
     assert_eq!(row.patch_current, "Failed");
-    assert_eq!(row.state, "install-failed");
+    assert!(row.last_error.is_some_and(|e| e.contains("PATCH_0002")));
 }
 
 #[tokio::test]
@@ -289,5 +309,8 @@ async fn an_agent_killed_mid_install_never_reports_a_half_installed_patch() {
         std::fs::read_to_string(site.root("worker-0").join("etc/app.conf")).unwrap(),
         "app v3\n"
     );
-    assert_eq!(host_row(&site, "worker-0").await.patch_current, "Yes");
+    wait_host_row(&site, "worker-0", "worker-0 current", |r| {
+        r.patch_current == "Yes"
+    })
+    .await;
 }

@@ -71,6 +71,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Records the maintenance state the host's agent confirmed.
     async fn set_maintenance(&self, hostname: &str, maintenance: bool) -> Result<()>;
+    /// Records the patch software the host's agent reported with an install's outcome.
+    async fn set_software(
+        &self,
+        hostname: &str,
+        software: &convoy_core::patch::HostSoftware,
+    ) -> Result<()>;
     async fn set_administrative(
         &self,
         hostname: &str,

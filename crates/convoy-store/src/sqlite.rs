@@ -479,6 +479,23 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_software(
+        &self,
+        hostname: &str,
+        software: &convoy_core::patch::HostSoftware,
+    ) -> Result<()> {
+        let json = serde_json::to_string(software).map_err(|e| StoreError::Corrupt {
+            table: "hosts",
+            reason: format!("software: {e}"),
+        })?;
+        sqlx::query("UPDATE hosts SET software = $2 WHERE hostname = $1")
+            .bind(hostname)
+            .bind(json)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     async fn set_maintenance(&self, hostname: &str, maintenance: bool) -> Result<()> {
         sqlx::query("UPDATE hosts SET maintenance = $2 WHERE hostname = $1")
             .bind(hostname)

@@ -10,6 +10,7 @@ use convoy_api::agent::{
 };
 use convoy_api::hosts::{Command, CommandOutcome};
 use convoy_core::command::CommandKind;
+use convoy_core::patch::HostSoftware;
 use convoy_core::validation::validate_name;
 use convoy_store::HostEnrolment;
 use serde::Deserialize;
@@ -183,8 +184,12 @@ pub async fn report_outcome(
             .set_maintenance(&host.hostname, confirmed.maintenance)
             .await?;
     }
-    // The host answered its install: it is no longer pending for any patch.
+    // The host answered its install: it is no longer pending for any patch, and its patch
+    // state is the one it reported with the answer.
     if record.kind == CommandKind::InstallPatches {
+        if let Ok(software) = serde_json::from_value::<HostSoftware>(outcome.output.clone()) {
+            state.store.set_software(&host.hostname, &software).await?;
+        }
         state.store.clear_interim(&host.hostname).await?;
     }
     state.wakeups.outcomes().notify_waiters();
