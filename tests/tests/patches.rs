@@ -360,6 +360,78 @@ async fn bad_patch_requests_are_refused_and_change_nothing() {
             other => panic!("{body}: {other:?}"),
         }
     }
+    // Every route refuses what it cannot take, naming the field.
+    let cli_cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["patch", "query", "everything"],
+            2,
+            "invalid value 'everything'",
+        ),
+        (
+            &["patch", "remove", "PATCH_9"],
+            2,
+            "Patch PATCH_9 does not exist",
+        ),
+        (&["patch", "delete", "bad id"], 2, "ids: "),
+        (
+            &["patch", "commit", "PATCH_1"],
+            2,
+            "A commit cannot be performed with non-REL status patches",
+        ),
+        (
+            &["patch", "what-requires", "PATCH_9"],
+            2,
+            "Patch PATCH_9 does not exist",
+        ),
+        (
+            &["patch", "query-dependencies", "PATCH_9"],
+            2,
+            "PATCH_9 is unrecognized",
+        ),
+        (
+            &["patch", "host-install", "nowhere"],
+            2,
+            "Unknown host specified: nowhere",
+        ),
+        (
+            &[
+                "patch",
+                "report-app-dependencies",
+                "--app",
+                "bad/app",
+                "PATCH_1",
+            ],
+            2,
+            "app: contains '/'",
+        ),
+        (&["patch", "upload-dir", "/nonexistent"], 2, "/nonexistent"),
+    ];
+    for (args, code, expected) in cli_cases {
+        let run = site.convoy(args).await;
+        let line = run.fails(*code);
+        assert!(
+            line.contains(expected),
+            "{args:?}: expected {expected:?} in {line:?}"
+        );
+    }
+    for (path, expected) in [
+        ("/v1/patches/is-applied", "ids: is required"),
+        (
+            "/v1/patches/dependencies?ids=PATCH_1&recursive=maybe",
+            "recursive: ",
+        ),
+        ("/v1/patches?show=some", "show: "),
+    ] {
+        let result: Result<Value, _> = admin.call(reqwest::Method::GET, path, None::<&()>).await;
+        match result {
+            Err(ClientError::Api {
+                status: 400,
+                message,
+                ..
+            }) => assert!(message.starts_with(expected), "{path}: {message}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
     let rows = admin.patches("all").await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].repo_state, "Available");

@@ -121,6 +121,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
                 let reason = text
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text);
+                if let Some(field) = between(reason, "missing field `", "`") {
+                    return Err(ApiError::invalid(field, "is required"));
+                }
+                if let Some(field) = between(reason, "unknown field `", "`") {
+                    return Err(ApiError::invalid(field, "unknown parameter"));
+                }
                 match reason.split_once(": ") {
                     Some((field, why)) => Err(ApiError::invalid(field, why)),
                     None => Err(ApiError::invalid("query", reason)),
