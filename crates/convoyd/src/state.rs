@@ -37,6 +37,8 @@ pub struct AppState {
     pub max_patch_bytes: u64,
     /// The release the site runs.
     pub release: Release,
+    /// A random id of this run of convoyd.
+    pub incarnation: Arc<str>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             },
             max_patch_bytes: settings.max_patch_bytes,
             release: settings.release.clone(),
+            incarnation: secrets::generate("", 8).into(),
         }
     }
 }

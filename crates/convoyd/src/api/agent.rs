@@ -127,6 +127,10 @@ pub async fn poll_commands(
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait_seconds);
     let signal = state.wakeups.host(&host.hostname);
+    // A delivery belongs to this run of the agent *and* of the controller: after a controller
+    // restart, answers to polls that were cut off are handed out again at once instead of
+    // after the redelivery delay (the agent deduplicates).
+    let session = format!("{}/{}", state.incarnation, query.session);
     loop {
         let woken = signal.notified();
         tokio::pin!(woken);
@@ -135,7 +139,7 @@ pub async fn poll_commands(
             .store
             .dispatch_due_commands(
                 &host.hostname,
-                &query.session,
+                &session,
                 crate::clock::now(),
                 state.redeliver_after,
             )
