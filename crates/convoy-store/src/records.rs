@@ -139,6 +139,29 @@ pub struct ClusterRecord {
     pub updated_at: Timestamp,
 }
 
+impl CommandRecord {
+    /// A command not yet delivered, with `payload` as JSON (`null` for none).
+    pub fn new(
+        id: String,
+        hostname: &str,
+        kind: CommandKind,
+        payload: String,
+        created_at: Timestamp,
+    ) -> Self {
+        CommandRecord {
+            id,
+            hostname: hostname.to_string(),
+            kind,
+            payload,
+            created_at,
+            dispatched_at: None,
+            dispatched_session: None,
+            completed_at: None,
+            outcome: None,
+        }
+    }
+}
+
 /// A patch in the controller's repository.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchRecord {

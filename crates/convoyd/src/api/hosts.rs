@@ -150,17 +150,13 @@ pub async fn send_command(
     let id = Uuid::new_v4().to_string();
     state
         .store
-        .insert_command(&CommandRecord {
-            id: id.clone(),
-            hostname: hostname.clone(),
-            kind: request.kind,
-            payload: "null".into(),
-            created_at: crate::clock::now(),
-            dispatched_at: None,
-            dispatched_session: None,
-            completed_at: None,
-            outcome: None,
-        })
+        .insert_command(&CommandRecord::new(
+            id.clone(),
+            &hostname,
+            request.kind,
+            "null".into(),
+            crate::clock::now(),
+        ))
         .await?;
     state.wakeups.wake_host(&hostname);
 

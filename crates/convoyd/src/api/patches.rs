@@ -414,9 +414,11 @@ pub async fn host_install(
     caller.require(Role::Operator)?;
     let site = Site::load(&state).await?;
     let Some(host) = site.hosts.iter().find(|h| h.hostname == hostname) else {
-        return Err(ApiError::not_found(format!(
-            "Unknown host specified: {hostname}; host"
-        )));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("Unknown host specified: {hostname}"),
+        ));
     };
     let report = site.report(&hostname).ok_or_else(|| {
         ApiError::conflict(format!(
@@ -443,17 +445,13 @@ pub async fn host_install(
     let id = Uuid::new_v4().to_string();
     state
         .store
-        .insert_command(&CommandRecord {
-            id: id.clone(),
-            hostname: hostname.clone(),
-            kind: CommandKind::InstallPatches,
-            payload: serde_json::to_string(&payload).map_err(ApiError::internal)?,
-            created_at: clock::now(),
-            dispatched_at: None,
-            dispatched_session: None,
-            completed_at: None,
-            outcome: None,
-        })
+        .insert_command(&CommandRecord::new(
+            id.clone(),
+            &hostname,
+            CommandKind::InstallPatches,
+            serde_json::to_string(&payload).map_err(ApiError::internal)?,
+            clock::now(),
+        ))
         .await?;
     state.wakeups.wake_host(&hostname);
     tracing::info!(

@@ -371,16 +371,14 @@ impl RollingMaintenance<'_> {
         finished: Option<PhaseRecord>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        let command = command_for(phase, self.options).map(|(kind, payload)| CommandRecord {
-            id: Uuid::new_v4().to_string(),
-            hostname: step.target.clone(),
-            kind,
-            payload: payload.to_string(),
-            created_at: now,
-            dispatched_at: None,
-            dispatched_session: None,
-            completed_at: None,
-            outcome: None,
+        let command = command_for(phase, self.options).map(|(kind, payload)| {
+            CommandRecord::new(
+                Uuid::new_v4().to_string(),
+                &step.target,
+                kind,
+                payload.to_string(),
+                now,
+            )
         });
         step.state = phase.as_str().into();
         step.command_id = command.as_ref().map(|c| c.id.clone());
