@@ -207,17 +207,28 @@ async fn take_commands(
     // A new session per run of the agent: the controller hands this run every command an
     // earlier run was given and did not answer.
     let session = uuid::Uuid::new_v4().simple().to_string();
+    let (deliver, mut deliveries) = tokio::sync::mpsc::unbounded_channel();
+    let carrier = Carrier {
+        client: client.clone(),
+        runner,
+        interval: interval.clone(),
+        session: session.clone(),
+        deliver: deliver.clone(),
+    };
+    // Each delivery, from a poll or from the answer to a report, runs in a task of its own.
+    tokio::spawn(async move {
+        while let Some(delivery) = deliveries.recv().await {
+            let carrier = carrier.clone();
+            tokio::spawn(async move { carrier.carry_out(delivery).await });
+        }
+    });
     let mut backoff = Backoff::new();
     loop {
         match client.poll_commands(&session, POLL_WAIT).await {
-            Ok(deliveries) => {
+            Ok(batch) => {
                 backoff = Backoff::new();
-                for delivery in deliveries {
-                    let (client, runner, interval) =
-                        (client.clone(), runner.clone(), interval.clone());
-                    tokio::spawn(async move {
-                        carry_out(client, runner, delivery, interval).await;
-                    });
+                for delivery in batch {
+                    let _ = deliver.send(delivery);
                 }
             }
             Err(e) if credential_revoked(&e) => bail!("{e}"),
@@ -229,52 +240,69 @@ async fn take_commands(
     }
 }
 
-/// Runs one delivery (or finds its recorded outcome) and reports the outcome. If reporting
-/// keeps failing the controller delivers the command again later and gets the recorded
-/// outcome then. Work that must follow the report (a reboot) runs after it.
-async fn carry_out(
+/// Carries out deliveries for one run of the agent.
+#[derive(Clone)]
+struct Carrier {
     client: Client,
     runner: Runner,
-    delivery: CommandDelivery,
     interval: Arc<AtomicU64>,
-) {
-    let outcome: CommandOutcome = match runner.handle(&delivery).await {
-        Ok(Delivery::Ran(outcome)) => {
-            info!(command = %delivery.id, kind = %delivery.kind, succeeded = outcome.succeeded, "command ran");
-            outcome
-        }
-        Ok(Delivery::Recorded(outcome)) => {
-            info!(command = %delivery.id, "command delivered again; reporting its recorded outcome");
-            outcome
-        }
-        Ok(Delivery::AlreadyRunning) => return,
-        Err(e) => {
-            warn!(command = %delivery.id, "cannot record the outcome: {e:#}");
-            return;
-        }
-    };
-    report(&client, &delivery, &outcome, &interval).await;
-    runner.after_report().await;
+    session: String,
+    /// Where the commands handed back with a report's answer go.
+    deliver: tokio::sync::mpsc::UnboundedSender<CommandDelivery>,
 }
 
-async fn report(
-    client: &Client,
-    delivery: &CommandDelivery,
-    outcome: &CommandOutcome,
-    interval: &AtomicU64,
-) {
-    let mut backoff = Backoff::new();
-    for _ in 0..10 {
-        match client.report_outcome(delivery.id, outcome).await {
-            Ok(()) => return,
-            Err(ClientError::Api {
-                status, message, ..
-            }) if (400..500).contains(&status) => {
-                warn!(command = %delivery.id, "the controller refused the outcome: {message}");
+impl Carrier {
+    /// Runs one delivery (or finds its recorded outcome) and reports the outcome. If reporting
+    /// keeps failing the controller delivers the command again later and gets the recorded
+    /// outcome then. Work that must follow the report (a reboot) runs after it.
+    async fn carry_out(&self, delivery: CommandDelivery) {
+        let outcome: CommandOutcome = match self.runner.handle(&delivery).await {
+            Ok(Delivery::Ran(outcome)) => {
+                info!(command = %delivery.id, kind = %delivery.kind, succeeded = outcome.succeeded, "command ran");
+                outcome
+            }
+            Ok(Delivery::Recorded(outcome)) => {
+                info!(command = %delivery.id, "command delivered again; reporting its recorded outcome");
+                outcome
+            }
+            Ok(Delivery::AlreadyRunning) => return,
+            Err(e) => {
+                warn!(command = %delivery.id, "cannot record the outcome: {e:#}");
                 return;
             }
-            Err(_) => tokio::time::sleep(backoff.wait(interval.load(Ordering::Relaxed))).await,
+        };
+        for next in self.report(&delivery, &outcome).await {
+            let _ = self.deliver.send(next);
         }
+        self.runner.after_report().await;
+    }
+
+    /// Reports the outcome; returns the commands handed back with the answer.
+    async fn report(
+        &self,
+        delivery: &CommandDelivery,
+        outcome: &CommandOutcome,
+    ) -> Vec<CommandDelivery> {
+        let mut backoff = Backoff::new();
+        for _ in 0..10 {
+            match self
+                .client
+                .report_outcome(&self.session, delivery.id, outcome)
+                .await
+            {
+                Ok(handed) => return handed,
+                Err(ClientError::Api {
+                    status, message, ..
+                }) if (400..500).contains(&status) => {
+                    warn!(command = %delivery.id, "the controller refused the outcome: {message}");
+                    return vec![];
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff.wait(self.interval.load(Ordering::Relaxed))).await
+                }
+            }
+        }
+        vec![]
     }
 }
 

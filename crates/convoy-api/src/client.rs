@@ -448,19 +448,22 @@ impl Client {
         Ok(batch.commands)
     }
 
+    /// Reports a command's outcome as agent run `session`; returns the commands the
+    /// controller hands to that run with its answer.
     pub async fn report_outcome(
         &self,
+        session: &str,
         id: Uuid,
         outcome: &CommandOutcome,
-    ) -> Result<(), ClientError> {
-        let _: Command = self
+    ) -> Result<Vec<CommandDelivery>, ClientError> {
+        let batch: CommandBatch = self
             .call(
                 Method::POST,
-                &format!("/v1/agent/commands/{id}/outcome"),
+                &format!("/v1/agent/commands/{id}/outcome?session={session}"),
                 Some(outcome),
             )
             .await?;
-        Ok(())
+        Ok(batch.commands)
     }
 
     // --- plumbing ---

@@ -5,8 +5,9 @@ mod records;
 mod sqlite;
 
 pub use records::{
-    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PatchChanges, PatchRecord,
-    PhaseRecord, StepRecord, StepWrite, StrategyRecord, TokenOwner, UserRecord,
+    ClusterRecord, CommandCompletion, CommandRecord, HostEnrolment, HostRecord, PatchChanges,
+    PatchRecord, PhaseRecord, StepBatch, StepRecord, StepWrite, StrategyRecord, TokenOwner,
+    UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -127,9 +128,9 @@ pub trait Store: Send + Sync + 'static {
         details: &str,
         now: Timestamp,
     ) -> Result<bool>;
-    /// Writes steps' changes with the phase records and commands they imply, all in one
-    /// transaction (one commit for a whole tick of the driver).
-    async fn write_steps(&self, strategy_id: &str, writes: &[StepWrite]) -> Result<()>;
+    /// Writes a driver tick in one transaction: the outcomes it took (each recorded once) and
+    /// the steps' changes with the phase records and commands they imply.
+    async fn write_steps(&self, strategy_id: &str, batch: &StepBatch) -> Result<()>;
     /// Removes the strategy with its steps and phases; false if there was none.
     async fn delete_strategy(&self, strategy_id: &str) -> Result<bool>;
 

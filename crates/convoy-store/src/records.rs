@@ -131,6 +131,33 @@ pub struct StepWrite {
     pub command: Option<CommandRecord>,
 }
 
+/// An agent's outcome for a command, recorded in the same transaction as the strategy
+/// changes it causes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandCompletion {
+    pub id: String,
+    pub hostname: String,
+    /// The outcome as JSON.
+    pub outcome: String,
+    pub completed_at: Timestamp,
+    /// The host's maintenance state, when the outcome confirms a change of it.
+    pub maintenance: Option<bool>,
+}
+
+/// What one tick of the strategy driver writes, in one transaction: the outcomes it took and
+/// the step changes (with their phases and commands) they caused.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepBatch {
+    pub completions: Vec<CommandCompletion>,
+    pub steps: Vec<StepWrite>,
+}
+
+impl StepBatch {
+    pub fn is_empty(&self) -> bool {
+        self.completions.is_empty() && self.steps.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterRecord {
     pub name: String,

@@ -13,9 +13,11 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+mod batch;
+
 use crate::{
     ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PatchChanges, PatchRecord,
-    PhaseRecord, Result, StepRecord, StepWrite, Store, StoreError, StrategyRecord, TokenOwner,
+    PhaseRecord, Result, StepBatch, StepRecord, Store, StoreError, StrategyRecord, TokenOwner,
     UserRecord,
 };
 use convoy_core::strategy::StrategyState;
@@ -220,92 +222,6 @@ fn cluster_from(row: &SqliteRow) -> Result<ClusterRecord> {
         disabled_by: row.try_get("disabled_by")?,
         updated_at: time("clusters", row.try_get("updated_at")?)?,
     })
-}
-
-async fn upsert_step<'c, E>(executor: E, strategy_id: &str, s: &StepRecord) -> Result<()>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO strategy_steps (strategy_id, target, position, stage, grp, state, swept, \
-           details, pending_end, command_id, phase_started_at, started_at, finished_at, \
-           created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT (strategy_id, target) DO UPDATE SET \
-           state = excluded.state, swept = excluded.swept, details = excluded.details, \
-           pending_end = excluded.pending_end, command_id = excluded.command_id, \
-           phase_started_at = excluded.phase_started_at, started_at = excluded.started_at, \
-           finished_at = excluded.finished_at, updated_at = excluded.updated_at",
-    )
-    .bind(strategy_id)
-    .bind(&s.target)
-    .bind(i64::from(s.position))
-    .bind(i64::from(s.stage))
-    .bind(&s.group)
-    .bind(&s.state)
-    .bind(s.swept)
-    .bind(&s.details)
-    .bind(&s.pending_end)
-    .bind(&s.command_id)
-    .bind(s.phase_started_at.map(millis))
-    .bind(s.started_at.map(millis))
-    .bind(s.finished_at.map(millis))
-    .bind(millis(s.created_at))
-    .bind(millis(s.updated_at))
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
-async fn upsert_phase<'c, E>(executor: E, strategy_id: &str, p: &PhaseRecord) -> Result<()>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO step_phases (strategy_id, target, phase, started_at, finished_at, result, \
-           details, output) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (strategy_id, target, phase) DO UPDATE SET \
-           started_at = excluded.started_at, finished_at = excluded.finished_at, \
-           result = excluded.result, details = excluded.details, output = excluded.output",
-    )
-    .bind(strategy_id)
-    .bind(&p.target)
-    .bind(&p.phase)
-    .bind(millis(p.started_at))
-    .bind(p.finished_at.map(millis))
-    .bind(&p.result)
-    .bind(&p.details)
-    .bind(&p.output)
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
-async fn insert_command<'c, E>(
-    executor: E,
-    c: &CommandRecord,
-) -> std::result::Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO commands (id, hostname, kind, payload, created_at, dispatched_at, \
-           dispatched_session, completed_at, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&c.id)
-    .bind(&c.hostname)
-    .bind(c.kind.as_str())
-    .bind(&c.payload)
-    .bind(millis(c.created_at))
-    .bind(c.dispatched_at.map(millis))
-    .bind(&c.dispatched_session)
-    .bind(c.completed_at.map(millis))
-    .bind(&c.outcome)
-    .execute(executor)
-    .await?;
-    Ok(())
 }
 
 #[async_trait]
@@ -528,7 +444,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_command(&self, c: &CommandRecord) -> Result<()> {
-        insert_command(&self.writer, c)
+        batch::insert_commands(&self.writer, &[c])
             .await
             .map_err(|e| conflict(e, format!("command {}", c.id)))
     }
@@ -656,9 +572,8 @@ impl Store for SqliteStore {
                 what: format!("a {} strategy (state {})", existing.kind, existing.state),
             });
         }
-        for step in steps {
-            upsert_step(&mut *tx, &strategy.id, step).await?;
-        }
+        let steps: Vec<&StepRecord> = steps.iter().collect();
+        batch::upsert_steps(&mut *tx, &strategy.id, &steps).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -711,25 +626,29 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn write_steps(&self, strategy_id: &str, writes: &[StepWrite]) -> Result<()> {
-        if writes.is_empty() {
+    async fn write_steps(&self, strategy_id: &str, batch: &StepBatch) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
+        let steps: Vec<&StepRecord> = batch.steps.iter().map(|w| &w.step).collect();
+        let phases: Vec<&PhaseRecord> = batch
+            .steps
+            .iter()
+            .flat_map(|w| [&w.finished_phase, &w.started_phase])
+            .flatten()
+            .collect();
+        let commands: Vec<&CommandRecord> = batch
+            .steps
+            .iter()
+            .filter_map(|w| w.command.as_ref())
+            .collect();
         let mut tx = self.writer.begin().await?;
-        for write in writes {
-            upsert_step(&mut *tx, strategy_id, &write.step).await?;
-            for phase in [&write.finished_phase, &write.started_phase]
-                .into_iter()
-                .flatten()
-            {
-                upsert_phase(&mut *tx, strategy_id, phase).await?;
-            }
-            if let Some(command) = &write.command {
-                insert_command(&mut *tx, command)
-                    .await
-                    .map_err(|e| conflict(e, format!("command {}", command.id)))?;
-            }
-        }
+        batch::complete_commands(&mut tx, &batch.completions).await?;
+        batch::upsert_steps(&mut *tx, strategy_id, &steps).await?;
+        batch::upsert_phases(&mut *tx, strategy_id, &phases).await?;
+        batch::insert_commands(&mut *tx, &commands)
+            .await
+            .map_err(|e| conflict(e, "a command of this batch"))?;
         tx.commit().await?;
         Ok(())
     }

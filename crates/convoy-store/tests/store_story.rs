@@ -6,8 +6,8 @@ use convoy_core::host::{Administrative, HostFacts, Personality};
 use convoy_core::role::Role;
 use convoy_core::strategy::{StrategyKind, StrategyState};
 use convoy_store::{
-    CommandRecord, HostEnrolment, PhaseRecord, SqliteStore, StepRecord, StepWrite, Store,
-    StoreError, StrategyRecord, UserRecord,
+    CommandCompletion, CommandRecord, HostEnrolment, PhaseRecord, SqliteStore, StepBatch,
+    StepRecord, StepWrite, Store, StoreError, StrategyRecord, UserRecord,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -323,12 +323,15 @@ async fn strategy_story(store: &dyn Store) {
     store
         .write_steps(
             "s1",
-            &[StepWrite {
-                step: running.clone(),
-                finished_phase: None,
-                started_phase: Some(phase.clone()),
-                command: Some(command.clone()),
-            }],
+            &StepBatch {
+                completions: vec![],
+                steps: vec![StepWrite {
+                    step: running.clone(),
+                    finished_phase: None,
+                    started_phase: Some(phase.clone()),
+                    command: Some(command.clone()),
+                }],
+            },
         )
         .await
         .unwrap();
@@ -351,7 +354,7 @@ async fn strategy_story(store: &dyn Store) {
         id: "c10".into(),
         ..command.clone()
     };
-    let batch = [
+    let steps = vec![
         StepWrite {
             step: other,
             finished_phase: None,
@@ -362,13 +365,61 @@ async fn strategy_story(store: &dyn Store) {
             step: later,
             finished_phase: None,
             started_phase: None,
-            command: Some(command),
+            command: Some(command.clone()),
         },
     ];
+    let batch = StepBatch {
+        completions: vec![],
+        steps,
+    };
     assert!(store.write_steps("s1", &batch).await.is_err());
     assert_eq!(store.steps("s1").await.unwrap()[1].state, "initial");
     assert!(store.command("c10").await.unwrap().is_none());
     assert_eq!(store.steps("s1").await.unwrap()[0].state, "pre-flight");
+
+    // A tick's outcomes are recorded with the changes they cause, the first outcome of a
+    // command stays, and a confirmed maintenance state reaches the host.
+    let completion = |outcome: &str, at_ms| CommandCompletion {
+        id: "c9".into(),
+        hostname: "worker-0".into(),
+        outcome: outcome.into(),
+        completed_at: at(at_ms),
+        maintenance: Some(true),
+    };
+    let mut swept = running.clone();
+    swept.state = "initial".into();
+    swept.swept = true;
+    swept.command_id = None;
+    for (outcome, at_ms) in [(r#"{"first":true}"#, 104), (r#"{"second":true}"#, 105)] {
+        store
+            .write_steps(
+                "s1",
+                &StepBatch {
+                    completions: vec![completion(outcome, at_ms)],
+                    steps: vec![StepWrite {
+                        step: swept.clone(),
+                        finished_phase: None,
+                        started_phase: None,
+                        command: None,
+                    }],
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let c9 = store.command("c9").await.unwrap().unwrap();
+    assert_eq!(c9.outcome.as_deref(), Some(r#"{"first":true}"#));
+    assert_eq!(c9.completed_at, Some(at(104)));
+    assert_eq!(store.steps("s1").await.unwrap()[0], swept);
+    assert!(
+        store
+            .host("worker-0")
+            .await
+            .unwrap()
+            .unwrap()
+            .facts
+            .maintenance
+    );
 
     // Clusters: disabled by a strategy, enabled again only for it.
     store.disable_cluster("c", "s1", at(104)).await.unwrap();

@@ -12,6 +12,7 @@ use jiff::SignedDuration;
 use crate::config::Settings;
 use crate::credentials::CredentialCache;
 use crate::secrets;
+use crate::strategy::inbox::Inbox;
 use crate::wakeups::Wakeups;
 
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct AppState {
     /// A dispatched command without an outcome after this long is delivered again.
     pub redeliver_after: SignedDuration,
     pub wakeups: Arc<Wakeups>,
+    /// Outcomes of strategy commands on their way to the strategy driver.
+    pub inbox: Arc<Inbox>,
     pub credentials: Arc<CredentialCache>,
     /// Verified against when a login names an unknown user, so that answering takes as long as
     /// for a known one.
@@ -56,6 +59,7 @@ impl AppState {
             token_ttl: settings.token_ttl,
             redeliver_after: SignedDuration::from_secs(30).max(settings.ping_interval * 3),
             wakeups: Arc::new(Wakeups::default()),
+            inbox: Arc::new(Inbox::default()),
             credentials: Arc::new(CredentialCache::default()),
             decoy_password_hash: decoy.into(),
             patch_dir: settings.data_dir.join("patches"),

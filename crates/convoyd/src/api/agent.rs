@@ -6,19 +6,21 @@ use axum::Json;
 use axum::extract::{Path, State};
 use convoy_api::agent::{
     CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat, HeartbeatAccepted,
-    MaintenanceState,
 };
-use convoy_api::hosts::{Command, CommandOutcome};
+use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::patch::HostSoftware;
 use convoy_core::validation::validate_name;
-use convoy_store::HostEnrolment;
+use convoy_store::{CommandRecord, HostEnrolment};
 use serde::Deserialize;
+use tokio::sync::oneshot;
 
+use super::ApiError;
 use super::extract::{AgentHost, ApiJson, ApiQuery};
-use super::{ApiError, views};
 use crate::secrets;
 use crate::state::AppState;
+use crate::strategy::inbox::Offer;
+use crate::strategy::rolling_maintenance::confirmed_maintenance;
 
 fn interval_seconds(state: &AppState) -> u64 {
     state.ping_interval.as_secs() as u64
@@ -116,9 +118,7 @@ pub async fn poll_commands(
     host: AgentHost,
     ApiQuery(query): ApiQuery<PollQuery>,
 ) -> Result<Json<CommandBatch>, ApiError> {
-    if query.session.is_empty() || query.session.len() > 64 {
-        return Err(ApiError::invalid("session", "must be 1 to 64 characters"));
-    }
+    let session = delivery_session(&state, &query.session)?;
     if query.wait_seconds > MAX_POLL_SECONDS {
         return Err(ApiError::invalid(
             "wait_seconds",
@@ -127,10 +127,6 @@ pub async fn poll_commands(
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait_seconds);
     let signal = state.wakeups.host(&host.hostname);
-    // A delivery belongs to this run of the agent *and* of the controller: after a controller
-    // restart, answers to polls that were cut off are handed out again at once instead of
-    // after the redelivery delay (the agent deduplicates).
-    let session = format!("{}/{}", state.incarnation, query.session);
     loop {
         let woken = signal.notified();
         tokio::pin!(woken);
@@ -145,57 +141,109 @@ pub async fn poll_commands(
             )
             .await?;
         if !due.is_empty() || tokio::time::Instant::now() >= deadline {
-            let commands = due
-                .into_iter()
-                .map(|c| -> Result<CommandDelivery, ApiError> {
-                    Ok(CommandDelivery {
-                        id: c.id.parse().map_err(ApiError::internal)?,
-                        kind: c.kind,
-                        payload: serde_json::from_str(&c.payload).map_err(ApiError::internal)?,
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            return Ok(Json(CommandBatch { commands }));
+            return Ok(Json(CommandBatch {
+                commands: deliveries(due)?,
+            }));
         }
         let _ = tokio::time::timeout_at(deadline, woken).await;
     }
 }
 
-/// `POST /v1/agent/commands/{id}/outcome`. Reporting again is harmless: the first outcome
-/// stays.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeQuery {
+    /// The reporting agent run (as in the poll); the host's next command may come back in the
+    /// answer, delivered to this run.
+    session: Option<String>,
+}
+
+/// `POST /v1/agent/commands/{id}/outcome[?session=S]`. Reporting again is harmless: the first
+/// outcome stays. The answer carries the commands handed to the agent with it (the next
+/// phase of a strategy step, when the report finished one).
 pub async fn report_outcome(
     State(state): State<AppState>,
     host: AgentHost,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<OutcomeQuery>,
     ApiJson(outcome): ApiJson<CommandOutcome>,
-) -> Result<Json<Command>, ApiError> {
-    let json = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
+) -> Result<Json<CommandBatch>, ApiError> {
+    let session = match &query.session {
+        Some(session) => Some(delivery_session(&state, session)?),
+        None => None,
+    };
+    // A strategy's command: the driver records the outcome with the step changes it causes
+    // and answers with the host's next command.
+    let (reply, answer) = oneshot::channel();
+    let offer = Offer {
+        hostname: host.hostname.clone(),
+        command_id: id.clone(),
+        outcome: outcome.clone(),
+        session,
+        reply,
+    };
+    // An error from the answer: the driver dropped it (not its command after all, or its
+    // write failed).
+    if state.inbox.offer(offer)
+        && let Ok(handed) = answer.await
+    {
+        return Ok(Json(CommandBatch {
+            commands: deliveries(handed)?,
+        }));
+    }
+    store_outcome(&state, &host.hostname, &id, &outcome).await?;
+    Ok(Json(CommandBatch { commands: vec![] }))
+}
+
+/// Records an outcome the strategy driver does not take, with what it says about the host.
+async fn store_outcome(
+    state: &AppState,
+    hostname: &str,
+    id: &str,
+    outcome: &CommandOutcome,
+) -> Result<(), ApiError> {
+    let json = serde_json::to_string(outcome).map_err(ApiError::internal)?;
     let record = state
         .store
-        .complete_command(&host.hostname, &id, &json, crate::clock::now())
+        .complete_command(hostname, id, &json, crate::clock::now())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("command {id} of host {:?}", host.hostname)))?;
+        .ok_or_else(|| ApiError::not_found(format!("command {id} of host {hostname:?}")))?;
     // The agent confirmed a maintenance change: the host's state follows at once.
-    if outcome.succeeded
-        && let Ok(confirmed) = serde_json::from_value::<MaintenanceState>(outcome.output.clone())
-        && matches!(
-            record.kind,
-            CommandKind::EnterMaintenance | CommandKind::ExitMaintenance
-        )
-    {
-        state
-            .store
-            .set_maintenance(&host.hostname, confirmed.maintenance)
-            .await?;
+    if let Some(maintenance) = confirmed_maintenance(record.kind, outcome) {
+        state.store.set_maintenance(hostname, maintenance).await?;
     }
     // The host answered its install: it is no longer pending for any patch, and its patch
     // state is the one it reported with the answer.
     if record.kind == CommandKind::InstallPatches {
         if let Ok(software) = serde_json::from_value::<HostSoftware>(outcome.output.clone()) {
-            state.store.set_software(&host.hostname, &software).await?;
+            state.store.set_software(hostname, &software).await?;
         }
-        state.store.clear_interim(&host.hostname).await?;
+        state.store.clear_interim(hostname).await?;
     }
+    state.inbox.note_stored();
     state.wakeups.outcomes().notify_waiters();
-    Ok(Json(views::command(record)?))
+    Ok(())
+}
+
+/// The `dispatched_session` of a delivery to agent run `session`. A delivery belongs to this
+/// run of the agent *and* of the controller: after a controller restart, answers to polls that
+/// were cut off are handed out again at once instead of after the redelivery delay (the agent
+/// deduplicates).
+fn delivery_session(state: &AppState, session: &str) -> Result<String, ApiError> {
+    if session.is_empty() || session.len() > 64 {
+        return Err(ApiError::invalid("session", "must be 1 to 64 characters"));
+    }
+    Ok(format!("{}/{}", state.incarnation, session))
+}
+
+fn deliveries(commands: Vec<CommandRecord>) -> Result<Vec<CommandDelivery>, ApiError> {
+    commands
+        .into_iter()
+        .map(|c| {
+            Ok(CommandDelivery {
+                id: c.id.parse().map_err(ApiError::internal)?,
+                kind: c.kind,
+                payload: serde_json::from_str(&c.payload).map_err(ApiError::internal)?,
+            })
+        })
+        .collect()
 }

@@ -2,9 +2,13 @@
 //!
 //! Each tick reads the strategy from the store, feeds every finished phase into the kind's
 //! phase machine, asks the engine which steps start, and writes every transition (with the
-//! agent command that performs the next phase) in one transaction before the agent can see the
-//! command. Nothing lives only in memory: a controller killed at any point resumes from the
-//! store, and since commands carry ids the agents deduplicate, no effect is repeated.
+//! agent command that performs the next phase, and the outcomes that caused it) in one
+//! transaction before the agent can see the command. Between ticks the driver keeps the steps
+//! it wrote in memory (it is their only writer while the strategy lives); the store stays the
+//! truth: a failed tick, a new strategy or a restart loads them again, so a controller killed
+//! at any point resumes from the store, and since commands carry ids the agents deduplicate,
+//! no effect is repeated. Outcomes come through the [`Inbox`]: each report is answered with
+//! the host's next command once both are on disk.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,13 +22,17 @@ use convoy_core::phases::rolling_maintenance::{
 };
 use convoy_core::strategy::engine::{Decision, EngineView, Progress, StepView, decide};
 use convoy_core::strategy::{Ending, StrategyKind, StrategyState, Terminal};
-use convoy_store::{CommandRecord, HostRecord, PhaseRecord, StepRecord, StepWrite, StrategyRecord};
+use convoy_store::{
+    CommandCompletion, CommandRecord, HostRecord, PhaseRecord, StepBatch, StepRecord, StepWrite,
+    StrategyRecord,
+};
 use jiff::Timestamp;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use super::inbox::Offer;
 use super::rolling_maintenance::{
-    capacity_check, command_for, phase_timeout, result_name, result_of,
+    capacity_check, command_for, confirmed_maintenance, phase_timeout, result_name, result_of,
 };
 use crate::clock;
 use crate::state::AppState;
@@ -37,13 +45,12 @@ const DEBOUNCE: Duration = Duration::from_millis(2);
 
 pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut loaded: Option<Loaded> = None;
         loop {
             let strategy_changed = app.wakeups.strategy().notified();
-            let outcome_arrived = app.wakeups.outcomes().notified();
-            tokio::pin!(strategy_changed, outcome_arrived);
+            tokio::pin!(strategy_changed);
             strategy_changed.as_mut().enable();
-            outcome_arrived.as_mut().enable();
-            let wait = match tick(&app).await {
+            let wait = match tick(&app, &mut loaded).await {
                 Ok(wait) => wait.unwrap_or(IDLE_WAKE).min(IDLE_WAKE),
                 Err(e) => {
                     error!("strategy driver: {e:#}");
@@ -55,7 +62,7 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
             }
             tokio::select! {
                 _ = strategy_changed => {}
-                _ = outcome_arrived => {
+                _ = app.inbox.arrived().notified() => {
                     // Outcomes of a stage's hosts arrive close together: a moment's wait lets
                     // one tick take many of them.
                     tokio::time::sleep(DEBOUNCE).await;
@@ -66,13 +73,25 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The steps of the running strategy as the driver last wrote them.
+struct Loaded {
+    strategy_id: String,
+    steps: Vec<StepRecord>,
+}
+
 /// One pass over the strategy. Returns how soon to look again (None: only when woken).
-async fn tick(app: &AppState) -> anyhow::Result<Option<Duration>> {
+/// `loaded` is taken for the pass and given back only if the pass succeeds.
+async fn tick(app: &AppState, loaded: &mut Option<Loaded>) -> anyhow::Result<Option<Duration>> {
+    // Reports nobody takes below are dropped, so their senders store them themselves.
+    let offers = app.inbox.take();
+    let cached = loaded.take();
     let Some(mut strategy) = app.store.strategy().await? else {
+        app.inbox.await_commands([]);
         return Ok(None);
     };
     let now = clock::now();
     if !strategy.state.is_active() {
+        app.inbox.await_commands([]);
         if strategy.state.is_terminal() {
             restore_clusters(app, &strategy.id, now).await?;
         }
@@ -82,13 +101,18 @@ async fn tick(app: &AppState) -> anyhow::Result<Option<Duration>> {
         StrategyKind::RollingMaintenance => {
             let options: RollingMaintenanceOptions = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
-            RollingMaintenance {
+            let cached = cached.filter(|l| l.strategy_id == strategy.id);
+            let driver = RollingMaintenance {
                 app,
                 options: &options,
                 pending: Mutex::default(),
-            }
-            .tick(&mut strategy, now)
-            .await
+            };
+            let (wait, steps) = driver.tick(&mut strategy, now, cached, offers).await?;
+            *loaded = Some(Loaded {
+                strategy_id: strategy.id,
+                steps,
+            });
+            Ok(wait)
         }
     }
 }
@@ -104,8 +128,19 @@ async fn restore_clusters(app: &AppState, strategy_id: &str, now: Timestamp) -> 
 struct RollingMaintenance<'a> {
     app: &'a AppState,
     options: &'a RollingMaintenanceOptions,
-    /// Step changes of this tick not yet written, and the hosts to wake once they are.
-    pending: Mutex<(Vec<StepWrite>, Vec<String>)>,
+    pending: Mutex<Pending>,
+}
+
+/// What a tick has decided and not yet written.
+#[derive(Default)]
+struct Pending {
+    batch: StepBatch,
+    /// Hosts with a new command to fetch by polling.
+    wake: Vec<String>,
+    /// Reports taken in this tick, answered once their outcome is written.
+    offers: Vec<Offer>,
+    /// Commands handed to a reporting agent in the answer to its report, by host.
+    handed: HashMap<String, Vec<CommandRecord>>,
 }
 
 /// Where a stored step stands, for the engine.
@@ -146,19 +181,33 @@ impl RollingMaintenance<'_> {
         &self,
         strategy: &mut StrategyRecord,
         now: Timestamp,
-    ) -> anyhow::Result<Option<Duration>> {
+        cached: Option<Loaded>,
+        offers: Vec<Offer>,
+    ) -> anyhow::Result<(Option<Duration>, Vec<StepRecord>)> {
         let store = &self.app.store;
-        let mut steps = store.steps(&strategy.id).await?;
-        // The inventory is read only if a capacity check needs it; the running steps'
-        // commands in one query.
-        let mut hosts: Option<Vec<HostRecord>> = None;
+        let inbox = &self.app.inbox;
+        // Cleared before the store is read, so an outcome stored meanwhile is read next time.
+        let stored_elsewhere = inbox.take_stored();
+        let (mut steps, fresh) = match cached {
+            Some(loaded) => (loaded.steps, false),
+            None => (store.steps(&strategy.id).await?, true),
+        };
         let waiting_on: Vec<String> = steps.iter().filter_map(|s| s.command_id.clone()).collect();
-        let mut outcomes: HashMap<String, CommandRecord> = store
-            .commands(&waiting_on)
-            .await?
-            .into_iter()
-            .map(|c| (c.id.clone(), c))
-            .collect();
+        if fresh {
+            // Before the store is read: a report from now on comes to the inbox.
+            inbox.await_commands(waiting_on.iter().cloned());
+        }
+        // The inventory is read only if a capacity check needs it.
+        let mut hosts: Option<Vec<HostRecord>> = None;
+        let mut outcomes: HashMap<String, CommandOutcome> = HashMap::new();
+        if fresh || stored_elsewhere {
+            for command in store.commands(&waiting_on).await? {
+                if let (Some(json), Some(_)) = (&command.outcome, command.completed_at) {
+                    outcomes.insert(command.id.clone(), serde_json::from_str(json)?);
+                }
+            }
+        }
+        self.take_offers(&steps, offers, &mut outcomes, now);
         let mut wake: Option<Timestamp> = None;
 
         // 1. Feed every finished phase into the phase machine.
@@ -194,7 +243,11 @@ impl RollingMaintenance<'_> {
                             serde_json::Value::Null,
                         )
                     }
-                    _ => match outcome(&steps[i], &mut outcomes)? {
+                    _ => match steps[i]
+                        .command_id
+                        .as_ref()
+                        .and_then(|id| outcomes.remove(id))
+                    {
                         Some(outcome) => (result_of(phase, &outcome), outcome.output),
                         None => {
                             let deadline = steps[i].phase_started_at.unwrap_or(now)
@@ -264,8 +317,9 @@ impl RollingMaintenance<'_> {
                             .set_strategy_state(&strategy.id, strategy.state, next, &details, now)
                             .await?
                         {
-                            // Changed under us (an API action): look again at once.
-                            return Ok(Some(Duration::ZERO));
+                            // Changed under us (an API action): look again at once. The steps
+                            // were just written, so they stay loaded.
+                            return Ok((Some(Duration::ZERO), steps));
                         }
                         info!(strategy = strategy.id, from = %strategy.state, to = %next, "strategy state");
                         strategy.state = next;
@@ -299,10 +353,50 @@ impl RollingMaintenance<'_> {
             }
         }
 
-        Ok(wake.map(|at| {
+        inbox.await_commands(steps.iter().filter_map(|s| s.command_id.clone()));
+        let wait = wake.map(|at| {
             let left = at.duration_since(now);
             Duration::from_millis(left.as_millis().max(0) as u64)
-        }))
+        });
+        Ok((wait, steps))
+    }
+
+    /// Takes the reports of commands the steps wait for: their outcomes are recorded with
+    /// this tick's first write. Any other report is dropped, so its sender stores it.
+    fn take_offers(
+        &self,
+        steps: &[StepRecord],
+        offers: Vec<Offer>,
+        outcomes: &mut HashMap<String, CommandOutcome>,
+        now: Timestamp,
+    ) {
+        let mut pending = self.pending.lock().expect("pending writes lock");
+        for offer in offers {
+            let Some(step) = steps
+                .iter()
+                .find(|s| s.command_id.as_deref() == Some(offer.command_id.as_str()))
+            else {
+                continue;
+            };
+            if step.target != offer.hostname || outcomes.contains_key(&offer.command_id) {
+                continue;
+            }
+            let kind = step
+                .state
+                .parse::<Phase>()
+                .ok()
+                .and_then(|phase| command_for(phase, self.options))
+                .map(|(kind, _)| kind);
+            pending.batch.completions.push(CommandCompletion {
+                id: offer.command_id.clone(),
+                hostname: offer.hostname.clone(),
+                outcome: serde_json::to_string(&offer.outcome).unwrap_or_default(),
+                completed_at: now,
+                maintenance: kind.and_then(|kind| confirmed_maintenance(kind, &offer.outcome)),
+            });
+            outcomes.insert(offer.command_id.clone(), offer.outcome.clone());
+            pending.offers.push(offer);
+        }
     }
 
     /// Records how `phase` ended and moves the step where the phase machine says.
@@ -372,13 +466,15 @@ impl RollingMaintenance<'_> {
         now: Timestamp,
     ) -> anyhow::Result<()> {
         let command = command_for(phase, self.options).map(|(kind, payload)| {
-            CommandRecord::new(
+            let mut command = CommandRecord::new(
                 Uuid::new_v4().to_string(),
                 &step.target,
                 kind,
                 payload.to_string(),
                 now,
-            )
+            );
+            self.hand_to_reporter(&mut command, now);
+            command
         });
         step.state = phase.as_str().into();
         step.command_id = command.as_ref().map(|c| c.id.clone());
@@ -424,6 +520,27 @@ impl RollingMaintenance<'_> {
         self.write(strategy, step, finished, None, None).await
     }
 
+    /// If the command's host reported in this tick, the command goes back in the answer to
+    /// that report: it is marked as delivered to the reporting agent run.
+    fn hand_to_reporter(&self, command: &mut CommandRecord, now: Timestamp) {
+        let mut pending = self.pending.lock().expect("pending writes lock");
+        let Some(session) = pending
+            .offers
+            .iter()
+            .find(|o| o.hostname == command.hostname)
+            .and_then(|o| o.session.clone())
+        else {
+            return;
+        };
+        command.dispatched_at = Some(now);
+        command.dispatched_session = Some(session);
+        pending
+            .handed
+            .entry(command.hostname.clone())
+            .or_default()
+            .push(command.clone());
+    }
+
     /// Queues a step's change; [`Self::flush`] writes the queue in one transaction.
     async fn write(
         &self,
@@ -434,10 +551,12 @@ impl RollingMaintenance<'_> {
         command: Option<CommandRecord>,
     ) -> anyhow::Result<()> {
         let mut pending = self.pending.lock().expect("pending writes lock");
-        if command.is_some() {
-            pending.1.push(step.target.clone());
+        if let Some(command) = &command
+            && command.dispatched_session.is_none()
+        {
+            pending.wake.push(step.target.clone());
         }
-        pending.0.push(StepWrite {
+        pending.batch.steps.push(StepWrite {
             step: step.clone(),
             finished_phase,
             started_phase,
@@ -446,34 +565,32 @@ impl RollingMaintenance<'_> {
         Ok(())
     }
 
-    /// Writes the queued changes in one transaction, then wakes the agents that have a new
-    /// command: nothing reaches an agent before it is on disk.
+    /// Writes the queued changes in one transaction, then answers the reports taken and wakes
+    /// the agents that have a new command to poll for: nothing reaches an agent before it is
+    /// on disk.
     async fn flush(&self, strategy: &StrategyRecord) -> anyhow::Result<()> {
-        let (writes, wake) =
-            std::mem::take(&mut *self.pending.lock().expect("pending writes lock"));
-        self.app.store.write_steps(&strategy.id, &writes).await?;
+        let Pending {
+            batch,
+            wake,
+            offers,
+            mut handed,
+        } = std::mem::take(&mut *self.pending.lock().expect("pending writes lock"));
+        // Awaited before they exist, so no report of them can miss the inbox.
+        self.app.inbox.also_await(
+            batch
+                .steps
+                .iter()
+                .filter_map(|w| w.command.as_ref().map(|c| c.id.clone())),
+        );
+        self.app.store.write_steps(&strategy.id, &batch).await?;
+        for offer in offers {
+            let next = handed.remove(&offer.hostname).unwrap_or_default();
+            let _ = offer.reply.send(next);
+        }
         for host in wake {
             self.app.wakeups.wake_host(&host);
         }
         Ok(())
-    }
-}
-
-/// The outcome of the step's current command, once the agent reported it (taken from the
-/// commands read at the start of the tick; a command created in this tick has none yet).
-fn outcome(
-    step: &StepRecord,
-    commands: &mut HashMap<String, CommandRecord>,
-) -> anyhow::Result<Option<CommandOutcome>> {
-    let Some(id) = &step.command_id else {
-        return Ok(None);
-    };
-    let Some(command) = commands.remove(id) else {
-        return Ok(None);
-    };
-    match command.outcome {
-        Some(json) if command.completed_at.is_some() => Ok(Some(serde_json::from_str(&json)?)),
-        _ => Ok(None),
     }
 }
 

@@ -2,4 +2,5 @@
 //! the pure engine and phase machines of convoy-core.
 
 pub mod driver;
+pub mod inbox;
 pub mod rolling_maintenance;

@@ -2,7 +2,7 @@
 //! result an agent's outcome means, the capacity check over the inventory, and how long a
 //! phase may take.
 
-use convoy_api::agent::{HookPresence, HookPresenceRequest, HookRequest};
+use convoy_api::agent::{HookPresence, HookPresenceRequest, HookRequest, MaintenanceState};
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::strategies::RollingMaintenanceOptions;
 use convoy_core::capacity::{HostCapacity, can_absorb};
@@ -57,6 +57,21 @@ pub fn phase_timeout(
         Action::RunHook(_) => stage + ping * 2 + SignedDuration::from_secs(10),
         _ => stage,
     }
+}
+
+/// The maintenance state an outcome confirms, if the command changed it.
+pub fn confirmed_maintenance(kind: CommandKind, outcome: &CommandOutcome) -> Option<bool> {
+    if !outcome.succeeded
+        || !matches!(
+            kind,
+            CommandKind::EnterMaintenance | CommandKind::ExitMaintenance
+        )
+    {
+        return None;
+    }
+    serde_json::from_value::<MaintenanceState>(outcome.output.clone())
+        .ok()
+        .map(|state| state.maintenance)
 }
 
 /// What an agent's outcome means for the phase it performed.
