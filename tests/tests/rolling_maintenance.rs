@@ -122,7 +122,6 @@ async fn hooks_run_in_order_with_pre_flight_on_every_host_first() {
         phases,
         [
             "pre-flight",
-            "check-script",
             "pre-maintenance",
             "capacity-check",
             "enter-maintenance",
@@ -131,7 +130,7 @@ async fn hooks_run_in_order_with_pre_flight_on_every_host_first() {
             "post-maintenance"
         ]
     );
-    let maintenance = &step["phases"][5];
+    let maintenance = &step["phases"][4];
     assert_eq!(maintenance["exit_code"], 0);
     assert_eq!(maintenance["stdout"], "Maintenance done on worker-1\n");
 }

@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use convoy_api::agent::{CommandDelivery, HookPresenceRequest, HookRequest, MaintenanceState};
+use convoy_api::agent::{
+    CommandDelivery, HookPresenceRequest, HookRequest, MaintenanceState, RequiredScriptMissing,
+};
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use jiff::Timestamp;
@@ -53,15 +55,18 @@ impl Runner {
 
     pub async fn handle(&self, delivery: &CommandDelivery) -> anyhow::Result<Delivery> {
         // A hook run keeps its own durable record (its job directory answers a repeat with the
-        // recorded result), so the ledger would only write the same outcome twice.
-        let ledgered = delivery.kind != CommandKind::RunHook;
-        if ledgered && let Some(outcome) = self.ledger.outcome(delivery.id)? {
+        // recorded result), so the ledger would only write the same outcome twice; but a hook
+        // that did not run for want of its required script has no job, so the ledger keeps
+        // that answer (a script added later must not make a repeat run the hook).
+        if let Some(outcome) = self.ledger.outcome(delivery.id)? {
             return Ok(Delivery::Recorded(outcome));
         }
         if !self.in_flight.lock().expect("lock").insert(delivery.id) {
             return Ok(Delivery::AlreadyRunning);
         }
         let outcome = self.execute(delivery).await;
+        let ledgered = delivery.kind != CommandKind::RunHook
+            || serde_json::from_value::<RequiredScriptMissing>(outcome.output.clone()).is_ok();
         let recorded = if ledgered {
             self.ledger.record(delivery.id, &outcome)
         } else {
@@ -70,6 +75,12 @@ impl Runner {
         self.in_flight.lock().expect("lock").remove(&delivery.id);
         recorded?;
         Ok(Delivery::Ran(outcome))
+    }
+
+    fn required_script_missing(&self, request: &HookRequest) -> bool {
+        request
+            .requires
+            .is_some_and(|stage| self.hooks.presence(stage).script.is_none())
     }
 
     async fn execute(&self, delivery: &CommandDelivery) -> CommandOutcome {
@@ -95,6 +106,17 @@ impl Runner {
                 }
             }
             CommandKind::RunHook => match payload::<HookRequest>(delivery) {
+                Ok(request) if self.required_script_missing(&request) => {
+                    let missing = request.requires.unwrap_or(request.stage);
+                    CommandOutcome {
+                        succeeded: true,
+                        message: format!("no {missing} script, so {} did not run", request.stage),
+                        output: serde_json::to_value(RequiredScriptMissing {
+                            missing_script: missing,
+                        })
+                        .unwrap_or_default(),
+                    }
+                }
                 Ok(request) => {
                     let run = self.hooks.run(delivery.id, &request).await;
                     CommandOutcome {

@@ -671,6 +671,7 @@ mod tests {
             stage,
             args: args.iter().map(|a| a.to_string()).collect(),
             timeout_seconds,
+            requires: None,
         }
     }
 

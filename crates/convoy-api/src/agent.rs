@@ -60,7 +60,8 @@ pub struct CommandDelivery {
 
 /// Payload of `run-hook`: run the stage's script with these extra arguments (no shell), killing
 /// its whole process group after `timeout_seconds`. The outcome's `output` is a
-/// [`convoy_core::hook::HookRun`].
+/// [`convoy_core::hook::HookRun`], or a [`RequiredScriptMissing`] if `requires` names a stage
+/// without a script (then nothing runs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HookRequest {
@@ -68,6 +69,15 @@ pub struct HookRequest {
     #[serde(default)]
     pub args: Vec<String>,
     pub timeout_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<HookStage>,
+}
+
+/// The `output` of a `run-hook` that did not run because the script it requires is missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredScriptMissing {
+    pub missing_script: HookStage,
 }
 
 /// Payload of `check-hook`. The outcome's `output` is a [`HookPresence`].

@@ -5,8 +5,15 @@
 //!
 //! ```text
 //! pre-flight (sweep, every host first) ─▶ wait for the stage
-//! check-script ─▶ pre-maintenance ─▶ capacity-check ─▶ enter-maintenance ─▶ maintenance
-//!      ─▶ exit-maintenance ─▶ post-maintenance ─▶ complete
+//! pre-maintenance (after checking that the Maintenance script exists) ─▶ capacity-check
+//!      ─▶ enter-maintenance ─▶ maintenance ─▶ exit-maintenance ─▶ post-maintenance ─▶ complete
+//! ```
+//!
+//! CloudStack asks the agent whether a Maintenance script exists and then runs PreMaintenance,
+//! two round trips; here the agent does both in one command, in the same order (no
+//! PreMaintenance runs on a host without a Maintenance script).
+//!
+//! ```text
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +26,6 @@ use crate::strategy::{Ending, Terminal};
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     PreFlight,
-    CheckScript,
     PreMaintenance,
     CapacityCheck,
     EnterMaintenance,
@@ -30,7 +36,6 @@ pub enum Phase {
 
 named_enum!(Phase, field = "phase", {
     PreFlight => "pre-flight",
-    CheckScript => "check-script",
     PreMaintenance => "pre-maintenance",
     CapacityCheck => "capacity-check",
     EnterMaintenance => "enter-maintenance",
@@ -43,13 +48,18 @@ impl Phase {
     /// The sweep every step runs before any stage starts.
     pub const SWEEP: Phase = Phase::PreFlight;
     /// The first phase once a step's stage starts.
-    pub const FIRST: Phase = Phase::CheckScript;
+    pub const FIRST: Phase = Phase::PreMaintenance;
+
+    /// The script that must exist before the phase's hook may run: the Maintenance script,
+    /// before PreMaintenance (no host without one is touched).
+    pub fn required_script(self) -> Option<HookStage> {
+        (self == Phase::PreMaintenance).then_some(HookStage::Maintenance)
+    }
 
     /// What performing the phase means.
     pub fn action(self) -> Action {
         match self {
             Phase::PreFlight => Action::RunHook(HookStage::PreFlight),
-            Phase::CheckScript => Action::CheckHook(HookStage::Maintenance),
             Phase::PreMaintenance => Action::RunHook(HookStage::PreMaintenance),
             Phase::CapacityCheck => Action::CapacityCheck,
             Phase::EnterMaintenance => Action::EnterMaintenance,
@@ -64,7 +74,6 @@ impl Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     RunHook(HookStage),
-    CheckHook(HookStage),
     CapacityCheck,
     EnterMaintenance,
     ExitMaintenance,
@@ -76,8 +85,11 @@ pub enum PhaseResult {
     Succeeded,
     /// Exit 70 from a hook: nothing to do on this host.
     AvoidMaintenance,
-    /// The stage has no script (a check-script phase: no Maintenance script).
+    /// The stage has no script.
     NoScript,
+    /// The script the phase requires first is missing, so nothing ran (the Maintenance
+    /// script, checked before PreMaintenance).
+    RequiredScriptMissing,
     Failed(String),
 }
 
@@ -124,19 +136,16 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
     use PhaseResult::*;
     let skip = |reason: &str| Next::End(Ending::new(Terminal::Skipped, reason));
     let next = match (phase, result) {
-        (Phase::PreFlight, Succeeded | NoScript) => Next::AwaitStage,
+        // Only PreMaintenance requires another script; anywhere else it means "no script".
+        (Phase::PreFlight, Succeeded | NoScript | RequiredScriptMissing) => Next::AwaitStage,
         (Phase::PreFlight, AvoidMaintenance) => skip("Pre-flight stage set to avoid maintenance"),
         (Phase::PreFlight, Failed(r)) => {
             Next::End(failure(cx.forced, format!("Pre-flight script failed: {r}")))
         }
 
-        (Phase::CheckScript, Succeeded | AvoidMaintenance) => Next::Phase(Phase::PreMaintenance),
-        (Phase::CheckScript, NoScript) => skip("There is no maintenance script on the host"),
-        (Phase::CheckScript, Failed(r)) => Next::End(failure(
-            cx.forced,
-            format!("Looking for the maintenance script failed: {r}"),
-        )),
-
+        (Phase::PreMaintenance, RequiredScriptMissing) => {
+            skip("There is no maintenance script on the host")
+        }
         (Phase::PreMaintenance, Succeeded | NoScript) => Next::Phase(Phase::CapacityCheck),
         (Phase::PreMaintenance, AvoidMaintenance) => {
             skip("Pre-maintenance stage set to avoid maintenance")
@@ -158,7 +167,7 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
         (Phase::EnterMaintenance, _) => Next::Phase(Phase::Maintenance),
 
         (Phase::Maintenance, Succeeded | AvoidMaintenance) => Next::Phase(Phase::ExitMaintenance),
-        (Phase::Maintenance, NoScript) => Next::Cleanup {
+        (Phase::Maintenance, NoScript | RequiredScriptMissing) => Next::Cleanup {
             then: failure(
                 cx.forced,
                 "There is no maintenance script on the host".into(),
@@ -308,13 +317,13 @@ mod tests {
     #[test]
     fn a_missing_maintenance_script_skips_the_host() {
         let (phases, ending) = run(false, |p| {
-            if p == Phase::CheckScript {
-                PhaseResult::NoScript
+            if p == Phase::PreMaintenance {
+                PhaseResult::RequiredScriptMissing
             } else {
                 PhaseResult::Succeeded
             }
         });
-        assert_eq!(phases, [Phase::PreFlight, Phase::CheckScript]);
+        assert_eq!(phases, [Phase::PreFlight, Phase::PreMaintenance]);
         assert_eq!(
             ending,
             Ending::new(
@@ -385,6 +394,7 @@ mod tests {
             Just(PhaseResult::Succeeded),
             Just(PhaseResult::AvoidMaintenance),
             Just(PhaseResult::NoScript),
+            Just(PhaseResult::RequiredScriptMissing),
             Just(PhaseResult::Failed("x".into())),
         ]
     }

@@ -2,7 +2,7 @@
 //! result an agent's outcome means, the capacity check over the inventory, and how long a
 //! phase may take.
 
-use convoy_api::agent::{HookPresence, HookPresenceRequest, HookRequest, MaintenanceState};
+use convoy_api::agent::{HookRequest, MaintenanceState, RequiredScriptMissing};
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::strategies::RollingMaintenanceOptions;
 use convoy_core::capacity::{HostCapacity, can_absorb};
@@ -32,12 +32,9 @@ pub fn command_for(
                 stage,
                 args,
                 timeout_seconds: options.timeout_seconds,
+                requires: phase.required_script(),
             })
             .unwrap_or_default(),
-        )),
-        Action::CheckHook(stage) => Some((
-            CommandKind::CheckHook,
-            serde_json::to_value(HookPresenceRequest { stage }).unwrap_or_default(),
         )),
         Action::EnterMaintenance => Some((CommandKind::EnterMaintenance, serde_json::Value::Null)),
         Action::ExitMaintenance => Some((CommandKind::ExitMaintenance, serde_json::Value::Null)),
@@ -84,15 +81,13 @@ pub fn result_of(phase: Phase, outcome: &CommandOutcome) -> PhaseResult {
                 HookVerdict::NoScript => PhaseResult::NoScript,
                 HookVerdict::Failed(reason) => PhaseResult::Failed(reason),
             },
-            Err(_) => PhaseResult::Failed(outcome.message.clone()),
-        },
-        Action::CheckHook(_) => {
-            match serde_json::from_value::<HookPresence>(outcome.output.clone()) {
-                Ok(HookPresence { script: Some(_) }) if outcome.succeeded => PhaseResult::Succeeded,
-                Ok(HookPresence { script: None }) if outcome.succeeded => PhaseResult::NoScript,
-                _ => PhaseResult::Failed(outcome.message.clone()),
+            Err(_) => {
+                match serde_json::from_value::<RequiredScriptMissing>(outcome.output.clone()) {
+                    Ok(_) if outcome.succeeded => PhaseResult::RequiredScriptMissing,
+                    _ => PhaseResult::Failed(outcome.message.clone()),
+                }
             }
-        }
+        },
         _ if outcome.succeeded => PhaseResult::Succeeded,
         _ => PhaseResult::Failed(outcome.message.clone()),
     }
@@ -137,6 +132,7 @@ pub fn result_name(result: &PhaseResult) -> &'static str {
         PhaseResult::Succeeded => "succeeded",
         PhaseResult::AvoidMaintenance => "avoid-maintenance",
         PhaseResult::NoScript => "no-script",
+        PhaseResult::RequiredScriptMissing => "required-script-missing",
         PhaseResult::Failed(_) => "failed",
     }
 }
