@@ -10,7 +10,7 @@
 //! no effect is repeated. Outcomes come through the [`Inbox`]: each report is answered with
 //! the host's next command once both are on disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -286,6 +286,8 @@ impl RollingMaintenance<'_> {
         self.flush(strategy).await?;
 
         // 2. Let the engine start steps, abort pending ones and move the strategy on.
+        // A stage's hosts share their cluster: it is disabled once.
+        let mut disabled: HashSet<String> = HashSet::new();
         for _ in 0..steps.len() + 4 {
             let views = views(&steps);
             let decisions = decide(&engine_view(strategy, &views));
@@ -299,8 +301,11 @@ impl RollingMaintenance<'_> {
                             .await?
                     }
                     Decision::StartStep(i) => {
-                        if let Some(cluster) = steps[i].group.clone() {
+                        if let Some(cluster) = steps[i].group.clone()
+                            && !disabled.contains(&cluster)
+                        {
                             store.disable_cluster(&cluster, &strategy.id, now).await?;
+                            disabled.insert(cluster);
                         }
                         self.begin(strategy, &mut steps[i], Phase::FIRST, None, now)
                             .await?;
