@@ -7,11 +7,17 @@
 //!
 //! - `job.lock`: the supervisor holds an exclusive `flock` on it for its whole life, so "the
 //!   lock is held" means "a supervisor is alive".
-//! - `started`: written (durably) under the lock before the hook is spawned, so once it exists
+//! - `started`: created (durably) under the lock before the hook is spawned, so once it exists
 //!   the hook may have run and must never be started again.
 //! - `stdout`, `stderr`: the hook's output.
-//! - `result.json`: the [`HookRun`], written atomically when the hook has ended.
+//! - `result.json`: created empty with `started`; the [`HookRun`] is written into it and
+//!   fsynced when the hook has ended, before the lock is released. It is read only under the
+//!   lock, and empty or unparseable (a crash cut the write short) means "no outcome".
 //! - `supervisor.log`: the supervisor's own messages.
+//!
+//! Durability costs one fsync of each directory when the job is claimed and one of
+//! `result.json` at the end: filling a file whose name is already durable needs no rename and
+//! no directory fsync, and `started` only has to exist (its contents just name the script).
 //!
 //! The hook leads its own process group; at its timeout the whole group gets SIGTERM, then
 //! SIGKILL after a grace period. After a normal exit, whatever the hook left running (a daemon
@@ -19,7 +25,7 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Stdio};
@@ -36,8 +42,6 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use uuid::Uuid;
-
-use crate::identity::write_durably;
 
 /// The hidden subcommand that runs one hook under supervision.
 pub const SUPERVISE_SUBCOMMAND: &str = "supervise-hook";
@@ -205,15 +209,13 @@ async fn inspect_job(job: &Path) -> anyhow::Result<JobState> {
 }
 
 fn inspect_job_now(job: &Path) -> anyhow::Result<JobState> {
-    if let Some(run) = read_result(job)? {
-        return Ok(JobState::Recorded(run));
-    }
+    // The lock first: while a supervisor holds it, `result.json` may be half written or not
+    // yet durable, and its outcome must not be reported.
     let lock = match try_lock(job, false)? {
         Locked::No => return Ok(JobState::Running),
         Locked::Yes(lock) => Some(lock),
         Locked::NoLockFile => None,
     };
-    // Look again while holding the lock: the supervisor may have finished since the first look.
     let state = if let Some(run) = read_result(job)? {
         JobState::Recorded(run)
     } else if let Some(started) = read_started(job)? {
@@ -256,14 +258,13 @@ fn try_lock(job: &Path, create: bool) -> anyhow::Result<Locked> {
     }
 }
 
+/// The recorded outcome. Call it only with the job's lock free: an empty file is a claimed
+/// job's placeholder, and one that does not parse was cut short by a crash; neither is an
+/// outcome.
 fn read_result(job: &Path) -> anyhow::Result<Option<HookRun>> {
     let path = job.join(RESULT_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is corrupt", path.display())
-            })?))
-        }
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -289,14 +290,18 @@ fn read_started(job: &Path) -> anyhow::Result<Option<Started>> {
     }
 }
 
-/// Creates the job directory durably and opens the supervisor's log in it.
+/// Creates the job directory and opens the supervisor's log in it. Not durable yet: the
+/// supervisor syncs the jobs directory with its claim.
 fn create_job_dir(job: &Path) -> anyhow::Result<File> {
-    std::fs::create_dir_all(job).with_context(|| format!("cannot create {}", job.display()))?;
-    if let Some(jobs_dir) = job.parent() {
-        File::open(jobs_dir)
-            .and_then(|dir| dir.sync_all())
-            .with_context(|| format!("cannot sync {}", jobs_dir.display()))?;
+    let jobs_dir = parent(job);
+    if !jobs_dir.try_exists()? {
+        // Once per state directory: the jobs directory itself must be durable before any
+        // claim in it is.
+        std::fs::create_dir_all(jobs_dir)
+            .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+        sync_dir(parent(jobs_dir))?;
     }
+    std::fs::create_dir_all(job).with_context(|| format!("cannot create {}", job.display()))?;
     let log = job.join(SUPERVISOR_LOG);
     OpenOptions::new()
         .create(true)
@@ -421,33 +426,76 @@ pub fn supervise(
     script: &Path,
     args: &[OsString],
 ) -> anyhow::Result<Option<HookRun>> {
-    let Some(_lock) = claim(job_dir, script)? else {
+    let Some(claim) = claim(job_dir, script)? else {
         return Ok(None);
     };
     let run = run_hook(job_dir, stage, timeout, script, args);
-    write_durably(
-        &job_dir.join(RESULT_FILE),
-        &serde_json::to_vec_pretty(&run)?,
-    )?;
+    let record = || -> io::Result<()> {
+        let mut result = &claim.result;
+        result.write_all(&serde_json::to_vec(&run)?)?;
+        result.sync_all()
+    };
+    record().with_context(|| format!("cannot write {}", job_dir.join(RESULT_FILE).display()))?;
+    drop(claim);
     Ok(Some(run))
 }
 
-/// Takes the job's lock (kept until the returned guard drops, i.e. for the supervisor's
-/// life) and writes `started`, unless the job is held or was started before.
-fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Flock<File>>> {
+/// A claimed job: its lock, kept for the supervisor's life, and the empty `result.json`.
+struct Claim {
+    result: File,
+    _lock: Flock<File>,
+}
+
+/// Takes the job's lock and creates `started` and the empty `result.json` durably, unless
+/// the job is held or was started before.
+fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Claim>> {
     let Locked::Yes(lock) = try_lock(job_dir, true)? else {
         return Ok(None);
     };
     let started = job_dir.join(STARTED_FILE);
-    if started.try_exists()? || job_dir.join(RESULT_FILE).try_exists()? {
-        return Ok(None);
-    }
     let marker = Started {
         supervisor_pid: std::process::id(),
         script: Some(display(script)),
     };
-    write_durably(&started, &serde_json::to_vec(&marker)?)?;
-    Ok(Some(lock))
+    // `create_new`: an existing marker means the hook may have run.
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&started)
+    {
+        // Not fsynced: only the name must survive a crash, and the directory sync below
+        // makes it durable.
+        Ok(mut file) => file
+            .write_all(&serde_json::to_vec(&marker)?)
+            .with_context(|| format!("cannot write {}", started.display()))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", started.display())),
+    }
+    // Without `started` there never was an outcome: whatever is here is a placeholder that a
+    // crash left behind.
+    let result_path = job_dir.join(RESULT_FILE);
+    let result = File::create(&result_path)
+        .with_context(|| format!("cannot create {}", result_path.display()))?;
+    // The job directory holds the new names, its parent the job directory the agent made.
+    sync_dir(job_dir)?;
+    sync_dir(parent(job_dir))?;
+    Ok(Some(Claim {
+        result,
+        _lock: lock,
+    }))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// Runs the hook to its end (or kills it at its timeout) and describes how it ended.
@@ -976,6 +1024,40 @@ mod tests {
         let again = site.hooks().run(id, &request).await;
         assert_eq!(again, first);
         assert_eq!(site.lines("count"), ["ran"]);
+    }
+
+    #[tokio::test]
+    async fn a_result_is_an_outcome_only_when_complete_and_its_supervisor_gone() {
+        let site = Site::new();
+        let request = request(HookStage::PreFlight, &[], 10);
+        let id = Uuid::new_v4();
+        let job = site.job(id);
+        std::fs::create_dir_all(&job).unwrap();
+        let marker = r#"{"supervisor_pid":1,"script":"/hooks/PreFlight"}"#;
+        std::fs::write(job.join(STARTED_FILE), marker).unwrap();
+        let success = serde_json::to_vec(&HookRun {
+            exit_code: Some(0),
+            error: None,
+            ..failed(Some("/hooks/PreFlight".into()), String::new())
+        })
+        .unwrap();
+        // A supervisor still holds the lock: even a complete result may not be durable yet.
+        let Locked::Yes(lock) = try_lock(&job, true).unwrap() else {
+            panic!("the lock is free");
+        };
+        std::fs::write(job.join(RESULT_FILE), &success).unwrap();
+        assert!(matches!(inspect_job_now(&job).unwrap(), JobState::Running));
+        drop(lock);
+        // The supervisor is gone: the claim's empty placeholder, or a write a crash cut short,
+        // is no outcome.
+        for torn in [&b""[..], &success[..success.len() - 1]] {
+            std::fs::write(job.join(RESULT_FILE), torn).unwrap();
+            let run = site.hooks().run(id, &request).await;
+            assert_eq!(run.error.as_deref(), Some(LOST));
+        }
+        std::fs::write(job.join(RESULT_FILE), &success).unwrap();
+        let run = site.hooks().run(id, &request).await;
+        assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
     }
 
     #[tokio::test]
