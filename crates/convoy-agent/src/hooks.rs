@@ -26,19 +26,21 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use convoy_api::agent::{HookPresence, HookRequest};
 use convoy_core::hook::{HookRun, HookStage};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::PidfdFlags;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -547,13 +549,7 @@ fn spawn_and_wait(
         .process_group(0);
     let child = spawn_blocking_retrying(|| command.spawn())
         .with_context(|| format!("cannot run {}", script.display()))?;
-    let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-    let exited = wait_in_thread(child);
-    match exited.recv_timeout(timeout) {
-        Ok(status) => Ok((status?, false)),
-        Err(mpsc::RecvTimeoutError::Timeout) => Ok((stop_group(group, &exited)?, true)),
-        Err(mpsc::RecvTimeoutError::Disconnected) => bail!("lost track of the hook process"),
-    }
+    wait_or_stop(child, timeout).context("lost track of the hook process")
 }
 
 fn create_output(path: &Path) -> anyhow::Result<File> {
@@ -575,34 +571,92 @@ pub(crate) fn spawn_blocking_retrying<T>(
     }
 }
 
-/// Reaps the hook in a thread, so the caller can wait with a timeout and so the leader is
-/// reaped (not left a zombie in its group) as soon as it exits.
-pub(crate) fn wait_in_thread(
-    mut child: std::process::Child,
-) -> mpsc::Receiver<io::Result<ExitStatus>> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait());
-    });
-    receiver
+/// Waits up to `timeout` for a process group's leader, then stops the group (see
+/// [`stop_group`]). Returns the leader's exit status and whether it timed out.
+pub(crate) fn wait_or_stop(child: Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> {
+    let mut leader = Leader::new(child)?;
+    match leader.wait_for(timeout)? {
+        Some(status) => Ok((status, false)),
+        None => Ok((stop_group(&mut leader)?, true)),
+    }
+}
+
+/// A process group's leader, waited for with a timeout on its pidfd: no helper thread.
+struct Leader {
+    child: Child,
+    group: Pid,
+    /// Readable once the leader has exited. None where the kernel has no pidfd (before 5.3):
+    /// then `wait_for` polls.
+    pidfd: Option<OwnedFd>,
+}
+
+impl Leader {
+    fn new(child: Child) -> io::Result<Leader> {
+        let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+        let pidfd = rustix::process::Pid::from_raw(pid)
+            .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
+        Ok(Leader {
+            child,
+            group: Pid::from_raw(pid),
+            pidfd,
+        })
+    }
+
+    /// Waits up to `timeout` for the leader to exit and reaps it, so it does not linger as a
+    /// zombie in its group. None: still running.
+    fn wait_for(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match &self.pidfd {
+                Some(pidfd) => {
+                    let left = Timespec::try_from(left).unwrap_or(Timespec {
+                        tv_sec: i64::MAX,
+                        tv_nsec: 0,
+                    });
+                    match poll(&mut [PollFd::new(pidfd, PollFlags::IN)], Some(&left)) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(10))),
+            }
+        }
+    }
 }
 
 /// SIGTERM to the group, up to [`GRACE`] for it to go, then SIGKILL; returns the leader's
 /// exit status.
-pub(crate) fn stop_group(
-    group: Pid,
-    exited: &mpsc::Receiver<io::Result<ExitStatus>>,
-) -> anyhow::Result<ExitStatus> {
+fn stop_group(leader: &mut Leader) -> io::Result<ExitStatus> {
+    let group = leader.group;
     // ESRCH only means the group is already gone.
     let _ = killpg(group, Signal::SIGTERM);
     let deadline = Instant::now() + GRACE;
-    while group_alive(group) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    let step = Duration::from_millis(50);
+    let mut status = None;
+    loop {
+        match status {
+            // A zombie leader still counts as a member of its group: reap it first.
+            None => status = leader.wait_for(step)?,
+            Some(_) => std::thread::sleep(step),
+        }
+        if !group_alive(group) || Instant::now() >= deadline {
+            break;
+        }
     }
     if group_alive(group) {
         let _ = killpg(group, Signal::SIGKILL);
     }
-    Ok(exited.recv().context("lost track of the hook process")??)
+    match status {
+        Some(status) => Ok(status),
+        None => leader.child.wait(),
+    }
 }
 
 fn group_alive(group: Pid) -> bool {
@@ -1164,6 +1218,25 @@ mod tests {
             Some(LOST)
         );
         assert_eq!(site.lines("count"), ["ran"]);
+    }
+
+    #[test]
+    fn a_leader_is_waited_for_with_and_without_a_pidfd() {
+        for with_pidfd in [true, false] {
+            let child = std::process::Command::new("sleep")
+                .arg("300")
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let mut leader = Leader::new(child).unwrap();
+            if !with_pidfd {
+                leader.pidfd = None;
+            }
+            assert_eq!(leader.wait_for(Duration::from_millis(30)).unwrap(), None);
+            kill(leader.group, Signal::SIGTERM).unwrap();
+            let status = leader.wait_for(Duration::from_secs(10)).unwrap().unwrap();
+            assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+        }
     }
 
     #[test]
