@@ -63,7 +63,7 @@ impl Runner {
         }
         let outcome = self.execute(delivery).await;
         let recorded = if ledgered {
-            self.ledger.record(delivery.id, &outcome)
+            self.ledger.record(delivery.id, &outcome).await
         } else {
             Ok(())
         };
@@ -128,7 +128,7 @@ impl Runner {
             },
             CommandKind::EnterMaintenance | CommandKind::ExitMaintenance => {
                 let on = delivery.kind == CommandKind::EnterMaintenance;
-                match self.facts.maintenance.set(on) {
+                match self.facts.maintenance.set(on).await {
                     Ok(()) => CommandOutcome {
                         succeeded: true,
                         message: if on {
