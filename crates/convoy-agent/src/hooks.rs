@@ -460,31 +460,42 @@ fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Claim>> {
         script: Some(display(script)),
     };
     // `create_new`: an existing marker means the hook may have run.
-    match OpenOptions::new()
+    let mut file = match OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&started)
     {
-        // Not fsynced: only the name must survive a crash, and the directory sync below
-        // makes it durable.
-        Ok(mut file) => file
-            .write_all(&serde_json::to_vec(&marker)?)
-            .with_context(|| format!("cannot write {}", started.display()))?,
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot create {}", started.display())),
+    };
+    let mut prepare = || -> anyhow::Result<File> {
+        // Not fsynced: only the name must survive a crash, and the directory sync below
+        // makes it durable.
+        file.write_all(&serde_json::to_vec(&marker)?)
+            .with_context(|| format!("cannot write {}", started.display()))?;
+        // Without `started` there never was an outcome: whatever is here is a placeholder
+        // that a crash left behind.
+        let result_path = job_dir.join(RESULT_FILE);
+        let result = File::create(&result_path)
+            .with_context(|| format!("cannot create {}", result_path.display()))?;
+        // The job directory holds the new names, its parent the job directory the agent made.
+        sync_dir(job_dir)?;
+        sync_dir(parent(job_dir))?;
+        Ok(result)
+    };
+    match prepare() {
+        Ok(result) => Ok(Some(Claim {
+            result,
+            _lock: lock,
+        })),
+        Err(e) => {
+            // The hook was not spawned: take the marker back, so the agent reports why (from
+            // this supervisor's log) instead of a possibly-run hook. Best effort.
+            let _ = std::fs::remove_file(&started);
+            Err(e)
+        }
     }
-    // Without `started` there never was an outcome: whatever is here is a placeholder that a
-    // crash left behind.
-    let result_path = job_dir.join(RESULT_FILE);
-    let result = File::create(&result_path)
-        .with_context(|| format!("cannot create {}", result_path.display()))?;
-    // The job directory holds the new names, its parent the job directory the agent made.
-    sync_dir(job_dir)?;
-    sync_dir(parent(job_dir))?;
-    Ok(Some(Claim {
-        result,
-        _lock: lock,
-    }))
 }
 
 fn parent(path: &Path) -> &Path {
@@ -970,6 +981,27 @@ mod tests {
             HookVerdict::Failed("exit code 3: err 3".into())
         );
         assert!(!failed.timed_out && failed.error.is_none());
+    }
+
+    #[test]
+    fn a_claim_that_fails_takes_its_marker_back_and_runs_nothing() {
+        let site = Site::new();
+        let count = site.path("count");
+        let script = site.hook("PreFlight", &format!("echo ran >> '{}'", count.display()));
+        let job = site.path("job");
+        // The placeholder cannot be created where a directory stands.
+        std::fs::create_dir_all(job.join(RESULT_FILE)).unwrap();
+        let claimed = supervise(
+            &job,
+            HookStage::PreFlight,
+            Duration::from_secs(5),
+            &script,
+            &[],
+        );
+        let error = format!("{:#}", claimed.unwrap_err());
+        assert!(error.contains("cannot create"), "{error}");
+        assert!(!job.join(STARTED_FILE).exists());
+        assert!(!count.exists(), "the hook must not run");
     }
 
     #[test]
