@@ -15,9 +15,9 @@
 //!   lock, and empty or unparseable (a crash cut the write short) means "no outcome".
 //! - `supervisor.log`: the supervisor's own messages.
 //!
-//! Durability costs one fsync of each directory when the job is claimed and one of
-//! `result.json` at the end: filling a file whose name is already durable needs no rename and
-//! no directory fsync, and `started` only has to exist (its contents just name the script).
+//! Durability costs three fsyncs when the job is claimed (`started`, the job directory and its
+//! parent) and one at the end: filling a `result.json` whose name is already durable needs no
+//! rename and no second directory fsync.
 //!
 //! The hook leads its own process group; at its timeout the whole group gets SIGTERM, then
 //! SIGKILL after a grace period. After a normal exit, whatever the hook left running (a daemon
@@ -470,9 +470,10 @@ fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Claim>> {
         Err(e) => return Err(e).with_context(|| format!("cannot create {}", started.display())),
     };
     let mut prepare = || -> anyhow::Result<File> {
-        // Not fsynced: only the name must survive a crash, and the directory sync below
-        // makes it durable.
+        // The file's own fsync persists its new inode (a directory sync alone does not on
+        // every filesystem, e.g. ext4 without a journal); the directory syncs, its name.
         file.write_all(&serde_json::to_vec(&marker)?)
+            .and_then(|()| file.sync_all())
             .with_context(|| format!("cannot write {}", started.display()))?;
         // Without `started` there never was an outcome: whatever is here is a placeholder
         // that a crash left behind.
@@ -1227,7 +1228,8 @@ mod tests {
             tokio::spawn(async move { hooks.run(id, &request).await })
         };
         let job = site.job(id);
-        assert!(eventually_async(|| read_started(&job).unwrap().is_some()).await);
+        // Once the hook runs, the marker (created before it is written) is complete.
+        assert!(eventually_async(|| site.lines("count") == ["ran"]).await);
         let supervisor = read_started(&job).unwrap().unwrap().supervisor_pid;
         kill(
             Pid::from_raw(i32::try_from(supervisor).unwrap()),
