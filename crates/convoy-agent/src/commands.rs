@@ -68,7 +68,7 @@ impl Runner {
         let ledgered = delivery.kind != CommandKind::RunHook
             || serde_json::from_value::<RequiredScriptMissing>(outcome.output.clone()).is_ok();
         let recorded = if ledgered {
-            self.ledger.record(delivery.id, &outcome)
+            self.ledger.record(delivery.id, &outcome).await
         } else {
             Ok(())
         };
@@ -150,7 +150,7 @@ impl Runner {
             },
             CommandKind::EnterMaintenance | CommandKind::ExitMaintenance => {
                 let on = delivery.kind == CommandKind::EnterMaintenance;
-                match self.facts.maintenance.set(on) {
+                match self.facts.maintenance.set(on).await {
                     Ok(()) => CommandOutcome {
                         succeeded: true,
                         message: if on {

@@ -7,11 +7,17 @@
 //!
 //! - `job.lock`: the supervisor holds an exclusive `flock` on it for its whole life, so "the
 //!   lock is held" means "a supervisor is alive".
-//! - `started`: written (durably) under the lock before the hook is spawned, so once it exists
+//! - `started`: created (durably) under the lock before the hook is spawned, so once it exists
 //!   the hook may have run and must never be started again.
 //! - `stdout`, `stderr`: the hook's output.
-//! - `result.json`: the [`HookRun`], written atomically when the hook has ended.
+//! - `result.json`: created empty with `started`; the [`HookRun`] is written into it and
+//!   fsynced when the hook has ended, before the lock is released. It is read only under the
+//!   lock, and empty or unparseable (a crash cut the write short) means "no outcome".
 //! - `supervisor.log`: the supervisor's own messages.
+//!
+//! Durability costs three fsyncs when the job is claimed (`started`, the job directory and its
+//! parent) and one at the end: filling a `result.json` whose name is already durable needs no
+//! rename and no second directory fsync.
 //!
 //! The hook leads its own process group; at its timeout the whole group gets SIGTERM, then
 //! SIGKILL after a grace period. After a normal exit, whatever the hook left running (a daemon
@@ -19,25 +25,25 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use convoy_api::agent::{HookPresence, HookRequest};
 use convoy_core::hook::{HookRun, HookStage};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::PidfdFlags;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use uuid::Uuid;
-
-use crate::identity::write_durably;
 
 /// The hidden subcommand that runs one hook under supervision.
 pub const SUPERVISE_SUBCOMMAND: &str = "supervise-hook";
@@ -205,15 +211,13 @@ async fn inspect_job(job: &Path) -> anyhow::Result<JobState> {
 }
 
 fn inspect_job_now(job: &Path) -> anyhow::Result<JobState> {
-    if let Some(run) = read_result(job)? {
-        return Ok(JobState::Recorded(run));
-    }
+    // The lock first: while a supervisor holds it, `result.json` may be half written or not
+    // yet durable, and its outcome must not be reported.
     let lock = match try_lock(job, false)? {
         Locked::No => return Ok(JobState::Running),
         Locked::Yes(lock) => Some(lock),
         Locked::NoLockFile => None,
     };
-    // Look again while holding the lock: the supervisor may have finished since the first look.
     let state = if let Some(run) = read_result(job)? {
         JobState::Recorded(run)
     } else if let Some(started) = read_started(job)? {
@@ -256,14 +260,13 @@ fn try_lock(job: &Path, create: bool) -> anyhow::Result<Locked> {
     }
 }
 
+/// The recorded outcome. Call it only with the job's lock free: an empty file is a claimed
+/// job's placeholder, and one that does not parse was cut short by a crash; neither is an
+/// outcome.
 fn read_result(job: &Path) -> anyhow::Result<Option<HookRun>> {
     let path = job.join(RESULT_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is corrupt", path.display())
-            })?))
-        }
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -289,14 +292,18 @@ fn read_started(job: &Path) -> anyhow::Result<Option<Started>> {
     }
 }
 
-/// Creates the job directory durably and opens the supervisor's log in it.
+/// Creates the job directory and opens the supervisor's log in it. Not durable yet: the
+/// supervisor syncs the jobs directory with its claim.
 fn create_job_dir(job: &Path) -> anyhow::Result<File> {
-    std::fs::create_dir_all(job).with_context(|| format!("cannot create {}", job.display()))?;
-    if let Some(jobs_dir) = job.parent() {
-        File::open(jobs_dir)
-            .and_then(|dir| dir.sync_all())
-            .with_context(|| format!("cannot sync {}", jobs_dir.display()))?;
+    let jobs_dir = parent(job);
+    if !jobs_dir.try_exists()? {
+        // Once per state directory: the jobs directory itself must be durable before any
+        // claim in it is.
+        std::fs::create_dir_all(jobs_dir)
+            .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+        sync_dir(parent(jobs_dir))?;
     }
+    std::fs::create_dir_all(job).with_context(|| format!("cannot create {}", job.display()))?;
     let log = job.join(SUPERVISOR_LOG);
     OpenOptions::new()
         .create(true)
@@ -421,33 +428,88 @@ pub fn supervise(
     script: &Path,
     args: &[OsString],
 ) -> anyhow::Result<Option<HookRun>> {
-    let Some(_lock) = claim(job_dir, script)? else {
+    let Some(claim) = claim(job_dir, script)? else {
         return Ok(None);
     };
     let run = run_hook(job_dir, stage, timeout, script, args);
-    write_durably(
-        &job_dir.join(RESULT_FILE),
-        &serde_json::to_vec_pretty(&run)?,
-    )?;
+    let record = || -> io::Result<()> {
+        let mut result = &claim.result;
+        result.write_all(&serde_json::to_vec(&run)?)?;
+        result.sync_all()
+    };
+    record().with_context(|| format!("cannot write {}", job_dir.join(RESULT_FILE).display()))?;
+    drop(claim);
     Ok(Some(run))
 }
 
-/// Takes the job's lock (kept until the returned guard drops, i.e. for the supervisor's
-/// life) and writes `started`, unless the job is held or was started before.
-fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Flock<File>>> {
+/// A claimed job: its lock, kept for the supervisor's life, and the empty `result.json`.
+struct Claim {
+    result: File,
+    _lock: Flock<File>,
+}
+
+/// Takes the job's lock and creates `started` and the empty `result.json` durably, unless
+/// the job is held or was started before.
+fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Claim>> {
     let Locked::Yes(lock) = try_lock(job_dir, true)? else {
         return Ok(None);
     };
     let started = job_dir.join(STARTED_FILE);
-    if started.try_exists()? || job_dir.join(RESULT_FILE).try_exists()? {
-        return Ok(None);
-    }
     let marker = Started {
         supervisor_pid: std::process::id(),
         script: Some(display(script)),
     };
-    write_durably(&started, &serde_json::to_vec(&marker)?)?;
-    Ok(Some(lock))
+    // `create_new`: an existing marker means the hook may have run.
+    let mut file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&started)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", started.display())),
+    };
+    let mut prepare = || -> anyhow::Result<File> {
+        // The file's own fsync persists its new inode (a directory sync alone does not on
+        // every filesystem, e.g. ext4 without a journal); the directory syncs, its name.
+        file.write_all(&serde_json::to_vec(&marker)?)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write {}", started.display()))?;
+        // Without `started` there never was an outcome: whatever is here is a placeholder
+        // that a crash left behind.
+        let result_path = job_dir.join(RESULT_FILE);
+        let result = File::create(&result_path)
+            .with_context(|| format!("cannot create {}", result_path.display()))?;
+        // The job directory holds the new names, its parent the job directory the agent made.
+        sync_dir(job_dir)?;
+        sync_dir(parent(job_dir))?;
+        Ok(result)
+    };
+    match prepare() {
+        Ok(result) => Ok(Some(Claim {
+            result,
+            _lock: lock,
+        })),
+        Err(e) => {
+            // The hook was not spawned: take the marker back, so the agent reports why (from
+            // this supervisor's log) instead of a possibly-run hook. Best effort.
+            let _ = std::fs::remove_file(&started);
+            Err(e)
+        }
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// Runs the hook to its end (or kills it at its timeout) and describes how it ended.
@@ -499,13 +561,7 @@ fn spawn_and_wait(
         .process_group(0);
     let child = spawn_blocking_retrying(|| command.spawn())
         .with_context(|| format!("cannot run {}", script.display()))?;
-    let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-    let exited = wait_in_thread(child);
-    match exited.recv_timeout(timeout) {
-        Ok(status) => Ok((status?, false)),
-        Err(mpsc::RecvTimeoutError::Timeout) => Ok((stop_group(group, &exited)?, true)),
-        Err(mpsc::RecvTimeoutError::Disconnected) => bail!("lost track of the hook process"),
-    }
+    wait_or_stop(child, timeout).context("lost track of the hook process")
 }
 
 fn create_output(path: &Path) -> anyhow::Result<File> {
@@ -527,34 +583,92 @@ pub(crate) fn spawn_blocking_retrying<T>(
     }
 }
 
-/// Reaps the hook in a thread, so the caller can wait with a timeout and so the leader is
-/// reaped (not left a zombie in its group) as soon as it exits.
-pub(crate) fn wait_in_thread(
-    mut child: std::process::Child,
-) -> mpsc::Receiver<io::Result<ExitStatus>> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait());
-    });
-    receiver
+/// Waits up to `timeout` for a process group's leader, then stops the group (see
+/// [`stop_group`]). Returns the leader's exit status and whether it timed out.
+pub(crate) fn wait_or_stop(child: Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> {
+    let mut leader = Leader::new(child)?;
+    match leader.wait_for(timeout)? {
+        Some(status) => Ok((status, false)),
+        None => Ok((stop_group(&mut leader)?, true)),
+    }
+}
+
+/// A process group's leader, waited for with a timeout on its pidfd: no helper thread.
+struct Leader {
+    child: Child,
+    group: Pid,
+    /// Readable once the leader has exited. None where the kernel has no pidfd (before 5.3):
+    /// then `wait_for` polls.
+    pidfd: Option<OwnedFd>,
+}
+
+impl Leader {
+    fn new(child: Child) -> io::Result<Leader> {
+        let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+        let pidfd = rustix::process::Pid::from_raw(pid)
+            .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
+        Ok(Leader {
+            child,
+            group: Pid::from_raw(pid),
+            pidfd,
+        })
+    }
+
+    /// Waits up to `timeout` for the leader to exit and reaps it, so it does not linger as a
+    /// zombie in its group. None: still running.
+    fn wait_for(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match &self.pidfd {
+                Some(pidfd) => {
+                    let left = Timespec::try_from(left).unwrap_or(Timespec {
+                        tv_sec: i64::MAX,
+                        tv_nsec: 0,
+                    });
+                    match poll(&mut [PollFd::new(pidfd, PollFlags::IN)], Some(&left)) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(10))),
+            }
+        }
+    }
 }
 
 /// SIGTERM to the group, up to [`GRACE`] for it to go, then SIGKILL; returns the leader's
 /// exit status.
-pub(crate) fn stop_group(
-    group: Pid,
-    exited: &mpsc::Receiver<io::Result<ExitStatus>>,
-) -> anyhow::Result<ExitStatus> {
+fn stop_group(leader: &mut Leader) -> io::Result<ExitStatus> {
+    let group = leader.group;
     // ESRCH only means the group is already gone.
     let _ = killpg(group, Signal::SIGTERM);
     let deadline = Instant::now() + GRACE;
-    while group_alive(group) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    let step = Duration::from_millis(50);
+    let mut status = None;
+    loop {
+        match status {
+            // A zombie leader still counts as a member of its group: reap it first.
+            None => status = leader.wait_for(step)?,
+            Some(_) => std::thread::sleep(step),
+        }
+        if !group_alive(group) || Instant::now() >= deadline {
+            break;
+        }
     }
     if group_alive(group) {
         let _ = killpg(group, Signal::SIGKILL);
     }
-    Ok(exited.recv().context("lost track of the hook process")??)
+    match status {
+        Some(status) => Ok(status),
+        None => leader.child.wait(),
+    }
 }
 
 fn group_alive(group: Pid) -> bool {
@@ -872,6 +986,27 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_that_fails_takes_its_marker_back_and_runs_nothing() {
+        let site = Site::new();
+        let count = site.path("count");
+        let script = site.hook("PreFlight", &format!("echo ran >> '{}'", count.display()));
+        let job = site.path("job");
+        // The placeholder cannot be created where a directory stands.
+        std::fs::create_dir_all(job.join(RESULT_FILE)).unwrap();
+        let claimed = supervise(
+            &job,
+            HookStage::PreFlight,
+            Duration::from_secs(5),
+            &script,
+            &[],
+        );
+        let error = format!("{:#}", claimed.unwrap_err());
+        assert!(error.contains("cannot create"), "{error}");
+        assert!(!job.join(STARTED_FILE).exists());
+        assert!(!count.exists(), "the hook must not run");
+    }
+
+    #[test]
     fn a_hook_that_cannot_be_executed_is_an_error() {
         let site = Site::new();
         let script = site.hook("PreFlight.py", "exit 0");
@@ -980,6 +1115,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_result_is_an_outcome_only_when_complete_and_its_supervisor_gone() {
+        let site = Site::new();
+        let request = request(HookStage::PreFlight, &[], 10);
+        let id = Uuid::new_v4();
+        let job = site.job(id);
+        std::fs::create_dir_all(&job).unwrap();
+        let marker = r#"{"supervisor_pid":1,"script":"/hooks/PreFlight"}"#;
+        std::fs::write(job.join(STARTED_FILE), marker).unwrap();
+        let success = serde_json::to_vec(&HookRun {
+            exit_code: Some(0),
+            error: None,
+            ..failed(Some("/hooks/PreFlight".into()), String::new())
+        })
+        .unwrap();
+        // A supervisor still holds the lock: even a complete result may not be durable yet.
+        let Locked::Yes(lock) = try_lock(&job, true).unwrap() else {
+            panic!("the lock is free");
+        };
+        std::fs::write(job.join(RESULT_FILE), &success).unwrap();
+        assert!(matches!(inspect_job_now(&job).unwrap(), JobState::Running));
+        drop(lock);
+        // The supervisor is gone: the claim's empty placeholder, or a write a crash cut short,
+        // is no outcome.
+        for torn in [&b""[..], &success[..success.len() - 1]] {
+            std::fs::write(job.join(RESULT_FILE), torn).unwrap();
+            let run = site.hooks().run(id, &request).await;
+            assert_eq!(run.error.as_deref(), Some(LOST));
+        }
+        std::fs::write(job.join(RESULT_FILE), &success).unwrap();
+        let run = site.hooks().run(id, &request).await;
+        assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+    }
+
+    #[tokio::test]
     async fn a_job_started_by_a_vanished_supervisor_is_reported_lost() {
         let site = Site::new();
         let count = site.path("count").display().to_string();
@@ -1060,7 +1229,8 @@ mod tests {
             tokio::spawn(async move { hooks.run(id, &request).await })
         };
         let job = site.job(id);
-        assert!(eventually_async(|| read_started(&job).unwrap().is_some()).await);
+        // Once the hook runs, the marker (created before it is written) is complete.
+        assert!(eventually_async(|| site.lines("count") == ["ran"]).await);
         let supervisor = read_started(&job).unwrap().unwrap().supervisor_pid;
         kill(
             Pid::from_raw(i32::try_from(supervisor).unwrap()),
@@ -1083,6 +1253,25 @@ mod tests {
             Some(LOST)
         );
         assert_eq!(site.lines("count"), ["ran"]);
+    }
+
+    #[test]
+    fn a_leader_is_waited_for_with_and_without_a_pidfd() {
+        for with_pidfd in [true, false] {
+            let child = std::process::Command::new("sleep")
+                .arg("300")
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let mut leader = Leader::new(child).unwrap();
+            if !with_pidfd {
+                leader.pidfd = None;
+            }
+            assert_eq!(leader.wait_for(Duration::from_millis(30)).unwrap(), None);
+            kill(leader.group, Signal::SIGTERM).unwrap();
+            let status = leader.wait_for(Duration::from_secs(10)).unwrap().unwrap();
+            assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+        }
     }
 
     #[test]

@@ -39,8 +39,11 @@ impl Ledger {
         }
     }
 
-    pub fn record(&self, id: Uuid, outcome: &CommandOutcome) -> anyhow::Result<()> {
-        write_durably(&self.path(id), &serde_json::to_vec(outcome)?)
+    /// Records the outcome durably, on a blocking thread: its fsyncs must not stall the
+    /// agent's single-threaded runtime (heartbeats, other commands).
+    pub async fn record(&self, id: Uuid, outcome: &CommandOutcome) -> anyhow::Result<()> {
+        let (path, bytes) = (self.path(id), serde_json::to_vec(outcome)?);
+        tokio::task::spawn_blocking(move || write_durably(&path, &bytes)).await?
     }
 }
 
@@ -48,8 +51,8 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    #[test]
-    fn recorded_outcomes_are_read_back_after_reopening() {
+    #[tokio::test]
+    async fn recorded_outcomes_are_read_back_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let id = Uuid::new_v4();
         let ledger = Ledger::open(dir.path()).unwrap();
@@ -59,7 +62,7 @@ mod tests {
             message: "pong".into(),
             output: serde_json::json!({"n": 1}),
         };
-        ledger.record(id, &outcome).unwrap();
+        ledger.record(id, &outcome).await.unwrap();
         let reopened = Ledger::open(dir.path()).unwrap();
         assert_eq!(reopened.outcome(id).unwrap(), Some(outcome));
     }

@@ -21,9 +21,14 @@ impl MaintenanceFlag {
         std::fs::read_to_string(&self.path).is_ok_and(|s| s.trim() == "true")
     }
 
-    /// Records the state durably; entering or leaving twice is harmless.
-    pub fn set(&self, on: bool) -> anyhow::Result<()> {
-        write_durably(&self.path, if on { b"true\n" } else { b"false\n" })
+    /// Records the state durably; entering or leaving twice is harmless. On a blocking
+    /// thread, so its fsyncs do not stall the agent's single-threaded runtime.
+    pub async fn set(&self, on: bool) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            write_durably(&path, if on { b"true\n" } else { b"false\n" })
+        })
+        .await?
     }
 }
 
@@ -31,14 +36,14 @@ impl MaintenanceFlag {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_flag_survives_reopening() {
+    #[tokio::test]
+    async fn the_flag_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let flag = MaintenanceFlag::new(dir.path());
         assert!(!flag.get());
-        flag.set(true).unwrap();
+        flag.set(true).await.unwrap();
         assert!(MaintenanceFlag::new(dir.path()).get());
-        flag.set(false).unwrap();
+        flag.set(false).await.unwrap();
         assert!(!flag.get());
     }
 }

@@ -9,11 +9,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::str::FromStr;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use nix::unistd::Pid;
 
 use crate::hooks;
 use crate::identity::write_durably;
@@ -99,19 +97,14 @@ fn run_shell(command: &str) -> anyhow::Result<()> {
             .spawn()
     })
     .with_context(|| format!("cannot run the reboot command {command:?}"))?;
-    let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-    let exited = hooks::wait_in_thread(child);
-    let status = match exited.recv_timeout(SHELL_TIMEOUT) {
-        Ok(status) => status.context("cannot wait for the reboot command")?,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            hooks::stop_group(group, &exited)?;
-            bail!(
-                "the reboot command {command:?} did not reboot the host within {} s and was killed",
-                SHELL_TIMEOUT.as_secs()
-            )
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => bail!("lost track of the reboot command"),
-    };
+    let (status, timed_out) =
+        hooks::wait_or_stop(child, SHELL_TIMEOUT).context("cannot wait for the reboot command")?;
+    if timed_out {
+        bail!(
+            "the reboot command {command:?} did not reboot the host within {} s and was killed",
+            SHELL_TIMEOUT.as_secs()
+        )
+    }
     if !status.success() {
         bail!("the reboot command {command:?} failed ({status}); reboot the host by hand");
     }

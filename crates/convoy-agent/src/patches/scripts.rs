@@ -13,14 +13,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use convoy_bundle::{Script, VerifiedBundle};
 use convoy_core::host::Personality;
 use convoy_core::patch::PatchId;
-use nix::unistd::Pid;
 
 use crate::hooks;
 
@@ -87,16 +85,8 @@ pub fn run(script: Script, source: Source<'_>, cx: &Setting) -> anyhow::Result<(
         .process_group(0);
     let child = hooks::spawn_blocking_retrying(|| command.spawn())
         .with_context(|| format!("cannot run {what} (does it start with #!?)"))?;
-    let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-    let exited = hooks::wait_in_thread(child);
-    let (status, timed_out) = match exited.recv_timeout(cx.timeout) {
-        Ok(status) => (
-            status.with_context(|| format!("cannot wait for {what}"))?,
-            false,
-        ),
-        Err(mpsc::RecvTimeoutError::Timeout) => (hooks::stop_group(group, &exited)?, true),
-        Err(mpsc::RecvTimeoutError::Disconnected) => bail!("lost track of {what}"),
-    };
+    let (status, timed_out) = hooks::wait_or_stop(child, cx.timeout)
+        .with_context(|| format!("cannot wait for {what}"))?;
     if status.success() && !timed_out {
         return Ok(());
     }
@@ -210,7 +200,7 @@ mod tests {
         // A zombie counts as gone: some containers' init does not reap orphans.
         let gone = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
-            nix::sys::signal::kill(Pid::from_raw(child), None).is_err()
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), None).is_err()
                 || std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
                     stat.rsplit_once(')')
                         .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
