@@ -28,6 +28,8 @@ struct Options {
     max_parallel: u32,
     clusters: usize,
     runs: usize,
+    /// Keep the working directory (logs, databases) for a look afterwards.
+    keep: bool,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -36,6 +38,7 @@ fn options() -> anyhow::Result<Options> {
         max_parallel: 20,
         clusters: 10,
         runs: 3,
+        keep: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -45,9 +48,10 @@ fn options() -> anyhow::Result<Options> {
             "--max-parallel" => options.max_parallel = value.parse()?,
             "--clusters" => options.clusters = value.parse()?,
             "--runs" => options.runs = value.parse::<usize>()?.max(1),
+            "--keep" => options.keep = value.parse()?,
             other => {
                 bail!(
-                    "unknown option {other}; options: --hosts N --max-parallel N --clusters N --runs N"
+                    "unknown option {other}; options: --hosts N --max-parallel N --clusters N --runs N --keep true|false"
                 )
             }
         }
@@ -70,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     convoy_api::install_crypto_provider();
     let options = options()?;
     let binaries = Binaries::locate()?;
-    let dir = tempfile::Builder::new().prefix("convoy-bench-").tempdir()?;
+    let mut dir = tempfile::Builder::new().prefix("convoy-bench-").tempdir()?;
+    if options.keep {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
     let hooks = dir.path().join("hooks");
     write_hooks(&hooks)?;
 
