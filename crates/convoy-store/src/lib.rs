@@ -117,8 +117,8 @@ pub trait Store: Send + Sync + 'static {
     async fn strategy(&self) -> Result<Option<StrategyRecord>>;
     /// The strategy's steps in plan order.
     async fn steps(&self, strategy_id: &str) -> Result<Vec<StepRecord>>;
-    /// The phases of every step, in the order they started.
-    async fn phases(&self, strategy_id: &str) -> Result<Vec<PhaseRecord>>;
+    /// The phases of every step (or only of `target`'s), in the order they started.
+    async fn phases(&self, strategy_id: &str, target: Option<&str>) -> Result<Vec<PhaseRecord>>;
     /// Moves the strategy from `from` to `to` if it is still in `from`; false otherwise.
     async fn set_strategy_state(
         &self,

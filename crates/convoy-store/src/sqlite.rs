@@ -594,11 +594,13 @@ impl Store for SqliteStore {
         rows.iter().map(step_from).collect()
     }
 
-    async fn phases(&self, strategy_id: &str) -> Result<Vec<PhaseRecord>> {
+    async fn phases(&self, strategy_id: &str, target: Option<&str>) -> Result<Vec<PhaseRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM step_phases WHERE strategy_id = $1 ORDER BY started_at, rowid",
+            "SELECT * FROM step_phases WHERE strategy_id = $1 AND ($2 IS NULL OR target = $2) \
+             ORDER BY started_at, rowid",
         )
         .bind(strategy_id)
+        .bind(target)
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(phase_from).collect()

@@ -337,9 +337,14 @@ async fn strategy_story(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.steps("s1").await.unwrap()[0], running);
     assert_eq!(
-        store.phases("s1").await.unwrap(),
+        store.phases("s1", None).await.unwrap(),
         std::slice::from_ref(&phase)
     );
+    assert_eq!(
+        store.phases("s1", Some("worker-0")).await.unwrap(),
+        std::slice::from_ref(&phase)
+    );
+    assert!(store.phases("s1", Some("b")).await.unwrap().is_empty());
     assert_eq!(
         store.command("c9").await.unwrap().unwrap().payload,
         command.payload
@@ -446,7 +451,7 @@ async fn strategy_story(store: &dyn Store) {
     assert!(store.delete_strategy("s1").await.unwrap());
     assert!(store.strategy().await.unwrap().is_none());
     assert!(store.steps("s1").await.unwrap().is_empty());
-    assert!(store.phases("s1").await.unwrap().is_empty());
+    assert!(store.phases("s1", None).await.unwrap().is_empty());
 }
 
 #[tokio::test]

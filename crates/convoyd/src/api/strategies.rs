@@ -283,10 +283,9 @@ pub async fn step(
         .ok_or_else(not_found)?;
     let phases = state
         .store
-        .phases(&strategy.id)
+        .phases(&strategy.id, Some(&target))
         .await?
         .into_iter()
-        .filter(|p| p.target == target)
         .map(|p| {
             let run: Option<HookRun> = serde_json::from_str(&p.output).ok();
             PhaseRun {
@@ -312,7 +311,7 @@ pub async fn step(
 pub async fn report(State(state): State<AppState>) -> Result<Json<MaintenanceReport>, ApiError> {
     let strategy = current(&state).await?;
     let steps = state.store.steps(&strategy.id).await?;
-    let phases = state.store.phases(&strategy.id).await?;
+    let phases = state.store.phases(&strategy.id, None).await?;
     let phase_of = |target: &str, phase: Phase| {
         phases
             .iter()
