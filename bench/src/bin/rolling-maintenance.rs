@@ -235,6 +235,7 @@ async fn run_strategy(
         .await?;
     let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
     let controller_before = controller_pid.map_or(0.0, cpu_seconds);
+    eprintln!("applying");
     let started = Instant::now();
     client.rolling_maintenance_action(ActionName::Apply).await?;
     let strategy = wait_until(

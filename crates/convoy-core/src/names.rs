@@ -13,6 +13,15 @@ macro_rules! named_enum {
                     $($ty::$variant => $name),+
                 }
             }
+
+            /// The variant named `s`, if any: the cheap test for hot paths (`from_str` also
+            /// builds the message for the user).
+            pub fn from_name(s: &str) -> Option<$ty> {
+                match s {
+                    $($name => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
         }
 
         impl std::fmt::Display for $ty {
@@ -25,7 +34,7 @@ macro_rules! named_enum {
             type Err = $crate::ValidationError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+                $ty::from_name(s).ok_or_else(|| {
                     $crate::ValidationError::new(
                         $field,
                         format!("{s:?} is not one of {}", [$($name),+].join(", ")),

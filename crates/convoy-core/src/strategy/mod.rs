@@ -108,7 +108,7 @@ named_enum!(Terminal, field = "state", {
 impl Terminal {
     /// The terminal state a stored step state names, if it names one.
     pub fn parse(s: &str) -> Option<Terminal> {
-        s.parse().ok()
+        Terminal::from_name(s)
     }
 }
 

@@ -27,7 +27,7 @@ use convoy_store::{
     StrategyRecord,
 };
 use jiff::Timestamp;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 use uuid::Uuid;
 
 use super::inbox::Offer;
@@ -148,11 +148,11 @@ fn progress(step: &StepRecord) -> Progress {
     if let Some(terminal) = Terminal::parse(&step.state) {
         return Progress::Done(terminal);
     }
-    match step.state.parse::<Phase>() {
-        Ok(Phase::SWEEP) => Progress::Sweeping,
-        Ok(_) => Progress::Running,
-        Err(_) if step.swept => Progress::Swept,
-        Err(_) => Progress::Pending,
+    match Phase::from_name(&step.state) {
+        Some(Phase::SWEEP) => Progress::Sweeping,
+        Some(_) => Progress::Running,
+        None if step.swept => Progress::Swept,
+        None => Progress::Pending,
     }
 }
 
@@ -212,7 +212,7 @@ impl RollingMaintenance<'_> {
 
         // 1. Feed every finished phase into the phase machine.
         for i in 0..steps.len() {
-            while let Ok(phase) = steps[i].state.parse::<Phase>() {
+            while let Some(phase) = Phase::from_name(&steps[i].state) {
                 let (result, output) = match phase.action() {
                     Action::CapacityCheck => {
                         // Hosts of the same stage already on their way into maintenance take
@@ -221,8 +221,8 @@ impl RollingMaintenance<'_> {
                             .iter()
                             .filter(|s| {
                                 matches!(
-                                    s.state.parse::<Phase>(),
-                                    Ok(Phase::EnterMaintenance
+                                    Phase::from_name(&s.state),
+                                    Some(Phase::EnterMaintenance
                                         | Phase::Maintenance
                                         | Phase::ExitMaintenance)
                                 )
@@ -386,10 +386,7 @@ impl RollingMaintenance<'_> {
             if step.target != offer.hostname || outcomes.contains_key(&offer.command_id) {
                 continue;
             }
-            let kind = step
-                .state
-                .parse::<Phase>()
-                .ok()
+            let kind = Phase::from_name(&step.state)
                 .and_then(|phase| command_for(phase, self.options))
                 .map(|(kind, _)| kind);
             pending.batch.completions.push(CommandCompletion {
@@ -439,7 +436,7 @@ impl RollingMaintenance<'_> {
             stopping,
             pending: pending.as_ref(),
         };
-        info!(step = step.target, phase = %phase, result = result_name(&result), "phase ended");
+        debug!(step = step.target, phase = %phase, result = result_name(&result), "phase ended");
         match rm::after(phase, result, context) {
             Next::Phase(next) => self.begin(strategy, step, next, Some(finished), now).await,
             Next::Cleanup { then } => {
