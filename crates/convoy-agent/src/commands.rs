@@ -16,6 +16,16 @@ use crate::hooks::Hooks;
 use crate::ledger::Ledger;
 use crate::patches::HostPatches;
 
+/// Whether a repeat of the command must be answered from the ledger instead of running again.
+/// An install must not run twice. A hook run keeps its own durable record (its job directory
+/// answers a repeat; a hook that did not run for want of its required script may be checked
+/// again, since the controller takes only the first answer and sends nothing new before it).
+/// The rest change nothing the second time: reading facts, a ping, looking for a script, or
+/// setting the maintenance state the host already has — so they skip the ledger's fsyncs.
+fn ledgered(kind: CommandKind) -> bool {
+    kind == CommandKind::InstallPatches
+}
+
 /// Runs deliveries: answers repeats from the ledger and never runs one id twice at once.
 #[derive(Clone)]
 pub struct Runner {
@@ -54,19 +64,14 @@ impl Runner {
     }
 
     pub async fn handle(&self, delivery: &CommandDelivery) -> anyhow::Result<Delivery> {
-        // A hook run keeps its own durable record (its job directory answers a repeat with the
-        // recorded result), so the ledger would only write the same outcome twice; but a hook
-        // that did not run for want of its required script has no job, so the ledger keeps
-        // that answer (a script added later must not make a repeat run the hook).
-        if let Some(outcome) = self.ledger.outcome(delivery.id)? {
+        let ledgered = ledgered(delivery.kind);
+        if ledgered && let Some(outcome) = self.ledger.outcome(delivery.id)? {
             return Ok(Delivery::Recorded(outcome));
         }
         if !self.in_flight.lock().expect("lock").insert(delivery.id) {
             return Ok(Delivery::AlreadyRunning);
         }
         let outcome = self.execute(delivery).await;
-        let ledgered = delivery.kind != CommandKind::RunHook
-            || serde_json::from_value::<RequiredScriptMissing>(outcome.output.clone()).is_ok();
         let recorded = if ledgered {
             self.ledger.record(delivery.id, &outcome).await
         } else {
@@ -189,13 +194,13 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_repeated_delivery_is_answered_from_the_record() {
+    async fn a_repeated_install_is_answered_from_the_record() {
         let dir = tempfile::tempdir().unwrap();
         let runner = runner_in(dir.path());
         let delivery = CommandDelivery {
             id: Uuid::new_v4(),
-            kind: CommandKind::Ping,
-            payload: serde_json::Value::Null,
+            kind: CommandKind::InstallPatches,
+            payload: serde_json::json!({"not": "an install"}),
         };
         let Delivery::Ran(first) = runner.handle(&delivery).await.unwrap() else {
             panic!("the first delivery must run");
@@ -205,8 +210,26 @@ mod tests {
         let Delivery::Recorded(again) = restarted.handle(&delivery).await.unwrap() else {
             panic!("a repeat must be answered from the record");
         };
-        // The recorded agent_time proves the command did not run a second time.
         assert_eq!(first, again);
+    }
+
+    #[tokio::test]
+    async fn a_repeated_ping_simply_runs_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let runner = runner_in(dir.path());
+        let delivery = CommandDelivery {
+            id: Uuid::new_v4(),
+            kind: CommandKind::Ping,
+            payload: serde_json::Value::Null,
+        };
+        for _ in 0..2 {
+            let Delivery::Ran(outcome) = runner_in(dir.path()).handle(&delivery).await.unwrap()
+            else {
+                panic!("a ping changes nothing, so a repeat runs");
+            };
+            assert!(outcome.succeeded);
+        }
+        assert!(runner.ledger.outcome(delivery.id).unwrap().is_none());
     }
 
     #[tokio::test]

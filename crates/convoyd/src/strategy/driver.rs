@@ -222,9 +222,11 @@ impl RollingMaintenance<'_> {
                             .filter(|s| {
                                 matches!(
                                     Phase::from_name(&s.state),
-                                    Some(Phase::EnterMaintenance
-                                        | Phase::Maintenance
-                                        | Phase::ExitMaintenance)
+                                    Some(
+                                        Phase::EnterMaintenance
+                                            | Phase::Maintenance
+                                            | Phase::ExitMaintenance
+                                    )
                                 )
                             })
                             .map(|s| s.target.as_str())
