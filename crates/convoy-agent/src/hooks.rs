@@ -8,7 +8,8 @@
 //! `runner.sock` and writes its messages to `runner.log`. The agent connects once per hook and
 //! sends one JSON request line; the runner supervises that hook in a thread of its own, and
 //! replies one line when the hook has ended. It exits after a while without a request or a
-//! running hook; the agent starts a new one whenever none listens. Each run has a job
+//! running hook, or with none running once its binary was replaced; the agent starts a new one
+//! whenever none listens. Each run has a job
 //! directory, `<state-dir>/jobs/<command-id>/`:
 //!
 //! - `job.lock`: the runner's thread for the job holds an exclusive `flock` on it for the
@@ -658,8 +659,9 @@ fn accept_until_idle(
             RUNNER_TICK
         } else {
             let left = (quiet_since + idle).saturating_duration_since(now);
-            // A removed state directory (a test's, say) has no agent left to serve.
-            if left.is_zero() || !address.path.exists() {
+            // A removed state directory (a test's, say) has no agent left to serve, and a
+            // replaced binary (an upgrade) should serve the next hooks.
+            if left.is_zero() || !address.path.exists() || binary_replaced() {
                 return Ok(());
             }
             left.min(RUNNER_TICK)
@@ -673,6 +675,12 @@ fn accept_until_idle(
             Err(e) => return Err(e).context("cannot wait for requests"),
         }
     }
+}
+
+/// This process's executable has been deleted or replaced since it started.
+fn binary_replaced() -> bool {
+    std::fs::read_link("/proc/self/exe")
+        .is_ok_and(|exe| exe.as_os_str().as_encoded_bytes().ends_with(b" (deleted)"))
 }
 
 /// Counts a request from its acceptance until its reply is sent.
@@ -1135,12 +1143,18 @@ mod tests {
     fn runner_wrapper(idle: Duration) -> PathBuf {
         let exe = std::env::current_exe().unwrap();
         let name = exe.to_str().unwrap();
-        assert!(!name.contains('\''), "{name}");
-        let idle = idle.as_millis();
         // Next to the test binary; written to a private name and renamed, so test processes
         // running side by side never execute a half-written file.
-        let path = PathBuf::from(format!("{name}-runner-{idle}"));
-        let tmp = PathBuf::from(format!("{name}-runner-{idle}.{}", std::process::id()));
+        runner_wrapper_at(&exe, idle, &format!("{name}-runner-{}", idle.as_millis()))
+    }
+
+    /// A wrapper at `path` whose runners are the test binary `exe`.
+    fn runner_wrapper_at(exe: &Path, idle: Duration, path: &str) -> PathBuf {
+        let name = exe.to_str().unwrap();
+        assert!(!name.contains('\''), "{name}");
+        let idle = idle.as_millis();
+        let path = PathBuf::from(path);
+        let tmp = PathBuf::from(format!("{}.{}", path.display(), std::process::id()));
         // `--nocapture`: the runner's messages go to its log, as the real one's do.
         write_script(
             &tmp,
@@ -1718,6 +1732,27 @@ mod tests {
             );
             assert_eq!(site.lines("count"), ["ran"]);
         }
+    }
+
+    #[tokio::test]
+    async fn a_runner_whose_binary_was_replaced_exits_once_idle() {
+        let site = Site::new();
+        site.hook("PreFlight", "echo hello");
+        let exe = site.path("agent");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        let wrapper = site.path("agent-wrapper").display().to_string();
+        // Idle for longer than the wait below.
+        let hooks = Hooks {
+            agent_binary: runner_wrapper_at(&exe, Duration::from_secs(600), &wrapper),
+            ..site.hooks()
+        };
+        let id = Uuid::new_v4();
+        let run = hooks.run(id, &request(HookStage::PreFlight, &[], 10)).await;
+        assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+        let runner = runner_of(&site.job(id));
+        assert!(!gone(runner));
+        std::fs::remove_file(&exe).unwrap();
+        assert!(eventually_async(|| gone(runner)).await);
     }
 
     #[test]
