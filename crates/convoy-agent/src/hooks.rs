@@ -1,19 +1,31 @@
 //! Operator hook scripts: finding a stage's script and running it so that an agent restart
 //! never loses, repeats or invents its outcome.
 //!
-//! A hook runs under a supervisor: this binary again, as `convoy-agent supervise-hook`, in its
-//! own process group, so it outlives the agent that started it. Each run has a job directory,
-//! `<state-dir>/jobs/<command-id>/`:
+//! Hooks run under a hook runner: this binary again, as `convoy-agent hook-runner`, one per
+//! jobs directory `<state-dir>/jobs/`, detached from the agent (a session of its own, and no
+//! child of the agent), so that it and its hooks outlive the agent that started it. It holds
+//! `runner.lock` there for its whole life (a second runner exits at once), listens on
+//! `runner.sock` and writes its messages to `runner.log`. The agent connects once per hook and
+//! sends one JSON request line; the runner supervises that hook in a thread of its own, and
+//! replies one line when the hook has ended. It exits after a while without a request or a
+//! running hook, or with none running once its binary was replaced; the agent starts a new one
+//! whenever none listens. Each run has a job
+//! directory, `<state-dir>/jobs/<command-id>/`:
 //!
-//! - `job.lock`: the supervisor holds an exclusive `flock` on it for its whole life, so "the
-//!   lock is held" means "a supervisor is alive".
+//! - `job.lock`: the runner's thread for the job holds an exclusive `flock` on it for the
+//!   hook's whole life, so "the lock is held" means "a runner supervises the hook".
 //! - `started`: created (durably) under the lock before the hook is spawned, so once it exists
 //!   the hook may have run and must never be started again.
 //! - `stdout`, `stderr`: the hook's output.
 //! - `result.json`: created empty with `started`; the [`HookRun`] is written into it and
 //!   fsynced when the hook has ended, before the lock is released. It is read only under the
 //!   lock, and empty or unparseable (a crash cut the write short) means "no outcome".
-//! - `supervisor.log`: the supervisor's own messages.
+//! - `supervisor.log`: why the runner did not run the hook, when it could not.
+//!
+//! The agent learns what happened from the job directory alone; the reply only says when to
+//! look, and why a hook was not started. A connection that ends without a reply (the runner
+//! exited idle just as the agent connected, or died) while the job has no `started` marker
+//! means the hook never started: the agent asks again, of a new runner if need be.
 //!
 //! Durability costs three fsyncs when the job is claimed (`started`, the job directory and its
 //! parent) and one at the end: filling a `result.json` whose name is already durable needs no
@@ -25,14 +37,17 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::OwnedFd;
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use convoy_api::agent::{HookPresence, HookRequest};
 use convoy_core::hook::{HookRun, HookStage};
 use nix::errno::Errno;
@@ -42,13 +57,16 @@ use nix::unistd::Pid;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::PidfdFlags;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-/// The hidden subcommand that runs one hook under supervision.
-pub const SUPERVISE_SUBCOMMAND: &str = "supervise-hook";
+/// The hidden subcommand that runs the hooks of one jobs directory.
+pub const RUNNER_SUBCOMMAND: &str = "hook-runner";
 /// Tells the hook which stage it runs for (one script may serve several stages).
 pub const STAGE_ENV: &str = "CONVOY_HOOK_STAGE";
+/// How long a runner waits without a request or a running hook before it exits.
+const RUNNER_IDLE: Duration = Duration::from_secs(30);
 
 const LOCK_FILE: &str = "job.lock";
 const STARTED_FILE: &str = "started";
@@ -56,10 +74,13 @@ const RESULT_FILE: &str = "result.json";
 const STDOUT_FILE: &str = "stdout";
 const STDERR_FILE: &str = "stderr";
 const SUPERVISOR_LOG: &str = "supervisor.log";
+const RUNNER_LOCK: &str = "runner.lock";
+const RUNNER_SOCKET: &str = "runner.sock";
+const RUNNER_LOG: &str = "runner.log";
 
 /// How long a timed-out hook's process group has between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
-/// How often the agent looks whether an earlier agent's supervisor has finished.
+/// How often the agent looks whether an earlier agent's hook has finished.
 const POLL: Duration = Duration::from_millis(100);
 /// How much of the end of each output stream a [`HookRun`] carries.
 const TAIL_CAP: usize = 16 * 1024;
@@ -67,10 +88,22 @@ const TAIL_CAP: usize = 16 * 1024;
 /// being saved, or a process forked elsewhere that has not reached its own exec yet): retry.
 const TEXT_BUSY_RETRIES: u32 = 20;
 const TEXT_BUSY_PAUSE: Duration = Duration::from_millis(25);
+/// How long the agent keeps trying to reach a runner, starting one when none listens.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the agent asks again after a connection ended without a reply and the hook did
+/// not start. Once is the idle-exit race; more means a runner that keeps failing.
+const UNANSWERED_RETRIES: u32 = 3;
+/// How long a runner waits for a connection's request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_REQUEST: u64 = 1024 * 1024;
+/// How often an idle runner wakes to see whether its time is up or its directory is gone.
+const RUNNER_TICK: Duration = Duration::from_secs(1);
+/// `sun_path` holds 108 bytes with the terminating NUL.
+const SUN_PATH_MAX: usize = 107;
 
 /// The outcome reported when a hook may have started but nobody saw it end.
 pub const LOST: &str =
-    "the hook's supervisor ended without recording an outcome; the hook may or may not have run";
+    "the hook runner ended without recording an outcome; the hook may or may not have run";
 
 /// Where hooks live and where their runs are recorded.
 #[derive(Debug, Clone)]
@@ -91,8 +124,10 @@ impl Hooks {
     /// earlier agent run started it), reports that job's outcome without running it again.
     pub async fn run(&self, id: Uuid, request: &HookRequest) -> HookRun {
         let job = self.jobs_dir.join(id.to_string());
-        // Set once this call has run a supervisor: the job is then never started afresh.
-        let mut ran: Option<(PathBuf, ExitStatus)> = None;
+        // The script this call asked a runner to run, and the reply if one came: once a
+        // runner has answered, the job is never started afresh.
+        let mut asked: Option<(PathBuf, Option<RunnerReply>)> = None;
+        let mut unanswered = 0;
         let mut waiting_logged = false;
         loop {
             let state = match inspect_job(&job).await {
@@ -102,8 +137,8 @@ impl Hooks {
             match state {
                 JobState::Recorded(run) => return run,
                 JobState::Running => {
-                    if ran.is_none() && !waiting_logged {
-                        info!(command = %id, "a hook supervisor from an earlier agent run is still running; waiting for it");
+                    if asked.is_none() && !waiting_logged {
+                        info!(command = %id, "a hook runner is still running this command's hook from an earlier agent run; waiting for it");
                         waiting_logged = true;
                     }
                     tokio::time::sleep(POLL).await;
@@ -113,14 +148,32 @@ impl Hooks {
                     return failed(script, LOST.into());
                 }
                 JobState::Fresh => {
-                    if let Some((script, status)) = ran {
-                        return failed(Some(display(&script)), never_started(&job, status));
-                    }
-                    let Some(script) = self.script(request.stage) else {
-                        return no_script();
+                    let script = match asked {
+                        Some((script, Some(reply))) => {
+                            return failed(Some(display(&script)), never_started(&reply));
+                        }
+                        // No reply and nothing started: the runner went away first.
+                        Some((script, None)) => {
+                            unanswered += 1;
+                            if unanswered > UNANSWERED_RETRIES {
+                                return failed(
+                                    Some(display(&script)),
+                                    format!(
+                                        "the hook runner closed the connection {unanswered} times without starting the hook (see {})",
+                                        self.jobs_dir.join(RUNNER_LOG).display()
+                                    ),
+                                );
+                            }
+                            info!(command = %id, "the hook runner went away before starting the hook; asking again");
+                            script
+                        }
+                        None => match self.script(request.stage) {
+                            Some(script) => script,
+                            None => return no_script(),
+                        },
                     };
-                    match self.run_supervisor(&job, &script, request).await {
-                        Ok(status) => ran = Some((script, status)),
+                    match self.ask_runner(&job, &script, request).await {
+                        Ok(reply) => asked = Some((script, reply)),
                         Err(e) => return failed(Some(display(&script)), format!("{e:#}")),
                     }
                 }
@@ -132,53 +185,171 @@ impl Hooks {
         find_script(self.hooks_dir.as_deref()?, stage)
     }
 
-    /// Starts the supervisor for a fresh job and waits for it to exit.
-    async fn run_supervisor(
+    /// Asks the runner to run the hook of a fresh job and waits until it has ended. None: the
+    /// connection ended without a reply (the runner exited or died).
+    async fn ask_runner(
         &self,
         job: &Path,
         script: &Path,
         request: &HookRequest,
-    ) -> anyhow::Result<ExitStatus> {
-        let log = {
+    ) -> anyhow::Result<Option<RunnerReply>> {
+        {
             let job = job.to_path_buf();
-            tokio::task::spawn_blocking(move || create_job_dir(&job)).await??
+            tokio::task::spawn_blocking(move || create_job_dir(&job)).await??;
+        }
+        let mut line = serde_json::to_vec(&RunnerRequest {
+            // Absolute: the runner works from `/`.
+            job_dir: std::path::absolute(job)?,
+            stage: request.stage,
+            timeout_seconds: request.timeout_seconds,
+            script: script.to_path_buf(),
+            args: request.args.clone(),
+        })
+        .context("cannot encode the hook request")?;
+        line.push(b'\n');
+        let mut stream = self.connect_runner().await?;
+        // Any failure from here on means the runner went away: the job directory tells
+        // whether the hook started.
+        if stream.write_all(&line).await.is_err() {
+            return Ok(None);
+        }
+        let mut reply = Vec::new();
+        let mut reader = tokio::io::BufReader::new(stream);
+        if reader.read_until(b'\n', &mut reply).await.is_err() {
+            return Ok(None);
+        }
+        Ok(serde_json::from_slice(&reply).ok())
+    }
+
+    /// Connects to the jobs directory's runner, starting one if none listens.
+    async fn connect_runner(&self) -> anyhow::Result<tokio::net::UnixStream> {
+        let deadline = Instant::now() + CONNECT_DEADLINE;
+        let mut pause = Duration::from_millis(1);
+        let mut start = true;
+        loop {
+            let error = match connect(&self.jobs_dir).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => e,
+            };
+            match error.kind() {
+                // No runner listens: none was started yet, or the last one exited (just as
+                // this connection was queued, for a reset).
+                io::ErrorKind::NotFound
+                | io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted => {}
+                // Its backlog is full: it is busy, not gone.
+                io::ErrorKind::WouldBlock => start = false,
+                _ => {
+                    return Err(error).with_context(|| {
+                        format!(
+                            "cannot connect to the hook runner in {}",
+                            self.jobs_dir.display()
+                        )
+                    });
+                }
+            }
+            if start {
+                // It returns once the runner listens, or at once if another runner holds
+                // the directory (one starting up, or one exiting): then try again.
+                self.start_runner().await?;
+                start = false;
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Err(error).with_context(|| {
+                    format!("cannot reach a hook runner in {}", self.jobs_dir.display())
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+            start = true;
+        }
+    }
+
+    /// Starts a runner for the jobs directory and waits for its first process, which exits
+    /// as soon as the runner listens (or finds another runner there).
+    async fn start_runner(&self) -> anyhow::Result<()> {
+        let log = {
+            let path = self.jobs_dir.join(RUNNER_LOG);
+            tokio::task::spawn_blocking(move || open_log(&path)).await??
         };
-        let mut command = self.supervisor_command(job, script, request);
-        command.stdout(log.try_clone()?).stderr(log);
+        let mut command = tokio::process::Command::new(&self.agent_binary);
+        command
+            .arg(RUNNER_SUBCOMMAND)
+            .arg("--jobs-dir")
+            .arg(&self.jobs_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Until it detaches into its own session, a signal aimed at the agent's process
+            // group must not reach it either.
+            .process_group(0);
         let mut child = spawn_retrying(|| command.spawn()).await.with_context(|| {
             format!(
-                "cannot start the hook supervisor {}",
+                "cannot start the hook runner {}",
                 self.agent_binary.display()
             )
         })?;
-        Ok(child.wait().await?)
+        let status = child.wait().await?;
+        if !status.success() {
+            bail!(
+                "the hook runner failed ({status}): {}",
+                last_line(&self.jobs_dir.join(RUNNER_LOG))
+            );
+        }
+        Ok(())
     }
+}
 
-    /// `<agent> supervise-hook --job-dir DIR --stage STAGE --timeout SECS -- SCRIPT ARGS...`
-    fn supervisor_command(
-        &self,
-        job: &Path,
-        script: &Path,
-        request: &HookRequest,
-    ) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.agent_binary);
-        command
-            .arg(SUPERVISE_SUBCOMMAND)
-            .arg("--job-dir")
-            .arg(job)
-            .arg("--stage")
-            .arg(request.stage.as_str())
-            .arg("--timeout")
-            .arg(request.timeout_seconds.to_string())
-            .arg("--")
-            .arg(script)
-            .args(&request.args)
-            .stdin(Stdio::null())
-            // Its own process group: a Ctrl-C or a kill aimed at the agent's group must not
-            // take the supervisor (and the record of the hook's outcome) with it.
-            .process_group(0);
-        command
+/// Connects to the runner's socket without blocking the agent's thread.
+async fn connect(jobs_dir: &Path) -> io::Result<tokio::net::UnixStream> {
+    let address = SocketAddress::new(jobs_dir)?;
+    tokio::net::UnixStream::connect(&address.path).await
+}
+
+/// The path a runner's socket is bound and reached at. A Unix socket path holds at most
+/// [`SUN_PATH_MAX`] bytes: a longer one is reached as `/proc/self/fd/<fd>/runner.sock` through
+/// a descriptor of the jobs directory, kept open as long as the path is used.
+struct SocketAddress {
+    path: PathBuf,
+    _dir: Option<File>,
+}
+
+impl SocketAddress {
+    fn new(jobs_dir: &Path) -> io::Result<SocketAddress> {
+        let path = jobs_dir.join(RUNNER_SOCKET);
+        if path.as_os_str().len() <= SUN_PATH_MAX {
+            return Ok(SocketAddress { path, _dir: None });
+        }
+        let dir = File::open(jobs_dir)?;
+        Ok(SocketAddress {
+            path: format!("/proc/self/fd/{}/{RUNNER_SOCKET}", dir.as_raw_fd()).into(),
+            _dir: Some(dir),
+        })
     }
+}
+
+/// One hook for the runner to run, as one JSON line.
+#[derive(Debug, Serialize, Deserialize)]
+struct RunnerRequest {
+    job_dir: PathBuf,
+    stage: HookStage,
+    timeout_seconds: u64,
+    script: PathBuf,
+    args: Vec<String>,
+}
+
+/// The runner's answer, one JSON line, sent when it is done with the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+enum RunnerReply {
+    /// The hook ran and its outcome is recorded.
+    Ran,
+    /// Another runner holds the job, or one started it before: not run again.
+    NotRun,
+    /// The hook was not started (or its outcome not recorded), for this reason.
+    Failed { error: String },
 }
 
 /// The hook for `stage`: the first regular file among `<Stage>`, `<Stage>.sh`, `<Stage>.py`.
@@ -191,15 +362,14 @@ fn find_script(hooks_dir: &Path, stage: HookStage) -> Option<PathBuf> {
     // Absolute, because the hook runs with the hooks directory as its working directory.
     Some(std::path::absolute(&found).unwrap_or(found))
 }
-
 /// What a job directory says about a command's hook.
 #[derive(Debug)]
 enum JobState {
     /// Ended; this is its outcome.
     Recorded(HookRun),
-    /// A supervisor holds the lock: it is still running.
+    /// A runner holds the lock: it is still running.
     Running,
-    /// Started, but its supervisor is gone without an outcome.
+    /// Started, but its runner is gone without an outcome.
     Abandoned { script: Option<String> },
     /// Never started.
     Fresh,
@@ -211,7 +381,7 @@ async fn inspect_job(job: &Path) -> anyhow::Result<JobState> {
 }
 
 fn inspect_job_now(job: &Path) -> anyhow::Result<JobState> {
-    // The lock first: while a supervisor holds it, `result.json` may be half written or not
+    // The lock first: while a runner holds it, `result.json` may be half written or not
     // yet durable, and its outcome must not be reported.
     let lock = match try_lock(job, false)? {
         Locked::No => return Ok(JobState::Running),
@@ -235,7 +405,7 @@ enum Locked {
     Yes(Flock<File>),
     /// Someone else holds it.
     No,
-    /// No supervisor ever created the lock file.
+    /// No runner ever created the lock file.
     NoLockFile,
 }
 
@@ -272,9 +442,10 @@ fn read_result(job: &Path) -> anyhow::Result<Option<HookRun>> {
     }
 }
 
-/// The `started` marker's contents, for the report if the supervisor is lost.
+/// The `started` marker's contents, for the report if the runner is lost.
 #[derive(Debug, Serialize, Deserialize)]
 struct Started {
+    /// The runner's pid (named from when each hook had a supervisor process of its own).
     supervisor_pid: u32,
     script: Option<String>,
 }
@@ -292,9 +463,9 @@ fn read_started(job: &Path) -> anyhow::Result<Option<Started>> {
     }
 }
 
-/// Creates the job directory and opens the supervisor's log in it. Not durable yet: the
-/// supervisor syncs the jobs directory with its claim.
-fn create_job_dir(job: &Path) -> anyhow::Result<File> {
+/// Creates the job directory. Not durable yet: the runner syncs the jobs directory with its
+/// claim.
+fn create_job_dir(job: &Path) -> anyhow::Result<()> {
     let jobs_dir = parent(job);
     if !jobs_dir.try_exists()? {
         // Once per state directory: the jobs directory itself must be durable before any
@@ -303,13 +474,25 @@ fn create_job_dir(job: &Path) -> anyhow::Result<File> {
             .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
         sync_dir(parent(jobs_dir))?;
     }
-    std::fs::create_dir_all(job).with_context(|| format!("cannot create {}", job.display()))?;
-    let log = job.join(SUPERVISOR_LOG);
+    std::fs::create_dir_all(job).with_context(|| format!("cannot create {}", job.display()))
+}
+
+fn open_log(path: &Path) -> anyhow::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log)
-        .with_context(|| format!("cannot open {}", log.display()))
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// The last non-empty line of a log, to say why something failed.
+fn last_line(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    log.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
 }
 
 async fn spawn_retrying<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> {
@@ -329,15 +512,17 @@ fn is_text_busy(error: &io::Error) -> bool {
     error.raw_os_error() == Some(Errno::ETXTBSY as i32)
 }
 
-/// Why a supervisor that this agent ran did not start the hook, from its log.
-fn never_started(job: &Path, status: ExitStatus) -> String {
-    let log = std::fs::read_to_string(job.join(SUPERVISOR_LOG)).unwrap_or_default();
-    let last = log
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    format!("the hook supervisor exited ({status}) before starting the hook: {last}")
+/// Why a runner that answered this agent did not start the hook.
+fn never_started(reply: &RunnerReply) -> String {
+    match reply {
+        RunnerReply::Failed { error } => {
+            format!("the hook runner did not start the hook: {error}")
+        }
+        // Not expected with the job directory showing no start: say what was seen.
+        RunnerReply::Ran | RunnerReply::NotRun => {
+            format!("the hook runner answered {reply:?} but the job directory shows no start")
+        }
+    }
 }
 
 /// The stage has no script: the controller skips it.
@@ -366,61 +551,216 @@ fn display(path: &Path) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The supervisor: plain blocking code in its own process, no async runtime.
+// The runner: plain blocking code in its own process, a thread per hook, no async runtime.
 
-/// `convoy-agent supervise-hook`: started by the agent, never by hand.
+/// `convoy-agent hook-runner`: started by the agent, never by hand.
 #[derive(Debug, clap::Args)]
-pub struct SuperviseArgs {
-    /// The job directory (`<state-dir>/jobs/<command-id>`).
+pub struct RunnerArgs {
+    /// The jobs directory (`<state-dir>/jobs`).
     #[arg(long)]
-    pub job_dir: PathBuf,
-    #[arg(long, value_parser = parse_stage)]
-    pub stage: HookStage,
-    /// Seconds before the hook's process group is terminated.
-    #[arg(long)]
-    pub timeout: u64,
-    /// The script and its arguments.
-    #[arg(last = true, required = true)]
-    pub command: Vec<OsString>,
+    pub jobs_dir: PathBuf,
+    /// Exit after this many milliseconds without a request or a running hook.
+    #[arg(long, default_value_t = RUNNER_IDLE.as_millis() as u64)]
+    pub idle_ms: u64,
 }
 
-fn parse_stage(value: &str) -> Result<HookStage, String> {
-    HookStage::ALL
-        .into_iter()
-        .find(|stage| stage.as_str() == value)
-        .ok_or_else(|| format!("unknown hook stage {value:?}"))
-}
-
-pub fn supervise_main(args: SuperviseArgs) -> ExitCode {
-    let Some((script, hook_args)) = args.command.split_first() else {
-        eprintln!("convoy-agent {SUPERVISE_SUBCOMMAND}: no script given");
-        return ExitCode::from(2);
-    };
-    let timeout = Duration::from_secs(args.timeout);
-    match supervise(
-        &args.job_dir,
-        args.stage,
-        timeout,
-        Path::new(script),
-        hook_args,
-    ) {
-        Ok(Some(_)) => ExitCode::SUCCESS,
-        Ok(None) => {
-            eprintln!(
-                "convoy-agent {SUPERVISE_SUBCOMMAND}: {} is or was run by another supervisor; not running it again",
-                args.job_dir.display()
-            );
-            ExitCode::SUCCESS
-        }
+pub fn runner_main(args: RunnerArgs) -> ExitCode {
+    match serve(&args.jobs_dir, Duration::from_millis(args.idle_ms)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("convoy-agent {SUPERVISE_SUBCOMMAND}: {e:#}");
+            eprintln!("convoy-agent {RUNNER_SUBCOMMAND}: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Claims the job, runs the hook and records its outcome. `None`: another supervisor holds
-/// the job, or one already started it, so this one must not run it.
+/// Takes the jobs directory, listens, detaches and serves requests until idle. Returns at once
+/// if another runner holds the directory. The process that started returns (and exits) only
+/// before it detaches: once it has exited, the runner listens.
+fn serve(jobs_dir: &Path, idle: Duration) -> anyhow::Result<()> {
+    // Absolute, as detaching moves the runner to `/`.
+    let jobs_dir = std::path::absolute(jobs_dir)?;
+    let lock_path = jobs_dir.join(RUNNER_LOCK);
+    let lock = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, Errno::EWOULDBLOCK)) => {
+            eprintln!(
+                "convoy-agent {RUNNER_SUBCOMMAND}: another runner serves {}; exiting",
+                jobs_dir.display()
+            );
+            return Ok(());
+        }
+        Err((_, e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
+        }
+    };
+    let address = SocketAddress::new(&jobs_dir)?;
+    // Left by a runner that died: only the lock's holder may remove it.
+    match std::fs::remove_file(&address.path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot remove {}", address.path.display()));
+        }
+    }
+    let listener = UnixListener::bind(&address.path).with_context(|| {
+        format!(
+            "cannot listen on {}",
+            jobs_dir.join(RUNNER_SOCKET).display()
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    // The process the agent started exits here, telling it the runner listens; the runner
+    // goes on in a child in a new session: not the agent's child (no zombie to reap), and out
+    // of reach of signals to the agent's process group. The lock and the socket are shared
+    // with the child, so they stay held.
+    nix::unistd::daemon(false, true).context("cannot detach")?;
+    let served = accept_until_idle(&listener, &address, idle);
+    // Under the lock, so no other runner's socket is removed; new clients then start a new
+    // runner, and those already queued see their connection closed without a reply.
+    let _ = std::fs::remove_file(&address.path);
+    drop(listener);
+    drop(lock);
+    served
+}
+
+fn accept_until_idle(
+    listener: &UnixListener,
+    address: &SocketAddress,
+    idle: Duration,
+) -> anyhow::Result<()> {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut quiet_since = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                start_request(stream, &active);
+                quiet_since = Instant::now();
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // Out of descriptors, say: the hooks that end will free some.
+                eprintln!("convoy-agent {RUNNER_SUBCOMMAND}: cannot accept a request: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        }
+        let now = Instant::now();
+        let wait = if active.load(Ordering::SeqCst) > 0 {
+            quiet_since = now;
+            RUNNER_TICK
+        } else {
+            let left = (quiet_since + idle).saturating_duration_since(now);
+            // A removed state directory (a test's, say) has no agent left to serve, and a
+            // replaced binary (an upgrade) should serve the next hooks.
+            if left.is_zero() || !address.path.exists() || binary_replaced() {
+                return Ok(());
+            }
+            left.min(RUNNER_TICK)
+        };
+        let wait = Timespec::try_from(wait).unwrap_or(Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        });
+        match poll(&mut [PollFd::new(listener, PollFlags::IN)], Some(&wait)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e).context("cannot wait for requests"),
+        }
+    }
+}
+
+/// This process's executable has been deleted or replaced since it started.
+fn binary_replaced() -> bool {
+    std::fs::read_link("/proc/self/exe")
+        .is_ok_and(|exe| exe.as_os_str().as_encoded_bytes().ends_with(b" (deleted)"))
+}
+
+/// Counts a request from its acceptance until its reply is sent.
+struct Active(Arc<AtomicUsize>);
+
+impl Active {
+    fn new(count: &Arc<AtomicUsize>) -> Active {
+        count.fetch_add(1, Ordering::SeqCst);
+        Active(count.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn start_request(stream: UnixStream, active: &Arc<AtomicUsize>) {
+    let active = Active::new(active);
+    let spawned = std::thread::Builder::new()
+        .name("hook".into())
+        .spawn(move || {
+            let _active = active;
+            serve_request(stream);
+        });
+    if let Err(e) = spawned {
+        // The connection closes unanswered with the hook not started: the agent asks again.
+        eprintln!("convoy-agent {RUNNER_SUBCOMMAND}: cannot start a thread for a request: {e}");
+    }
+}
+
+fn serve_request(stream: UnixStream) {
+    let reply = match read_request(&stream) {
+        Ok(request) => run_request(&request),
+        Err(e) => RunnerReply::Failed {
+            error: format!("bad hook request: {e:#}"),
+        },
+    };
+    let mut line = serde_json::to_vec(&reply).unwrap_or_default();
+    line.push(b'\n');
+    // An agent killed meanwhile is not listening; its successor reads the job directory.
+    let _ = (&stream).write_all(&line);
+}
+
+fn read_request(stream: &UnixStream) -> anyhow::Result<RunnerRequest> {
+    // Accepted sockets do not inherit the listener's non-blocking mode on Linux; be sure.
+    stream.set_nonblocking(false)?;
+    // An agent that connected and died before sending must not keep the runner alive.
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut line = Vec::new();
+    io::BufReader::new(stream.take(MAX_REQUEST)).read_until(b'\n', &mut line)?;
+    Ok(serde_json::from_slice(&line)?)
+}
+
+fn run_request(request: &RunnerRequest) -> RunnerReply {
+    let args: Vec<OsString> = request.args.iter().map(OsString::from).collect();
+    let ran = supervise(
+        &request.job_dir,
+        request.stage,
+        Duration::from_secs(request.timeout_seconds),
+        &request.script,
+        &args,
+    );
+    match ran {
+        Ok(Some(_)) => RunnerReply::Ran,
+        Ok(None) => RunnerReply::NotRun,
+        Err(e) => {
+            let error = format!("{e:#}");
+            // Kept with the job, for whoever looks at it later. Best effort.
+            let _ = open_log(&request.job_dir.join(SUPERVISOR_LOG))
+                .and_then(|mut log| Ok(writeln!(log, "{error}")?));
+            RunnerReply::Failed { error }
+        }
+    }
+}
+
+/// Claims the job, runs the hook and records its outcome: what the runner does for one request,
+/// in its own thread. `None`: another runner holds the job, or one already started it, so this
+/// one must not run it.
 pub fn supervise(
     job_dir: &Path,
     stage: HookStage,
@@ -442,7 +782,7 @@ pub fn supervise(
     Ok(Some(run))
 }
 
-/// A claimed job: its lock, kept for the supervisor's life, and the empty `result.json`.
+/// A claimed job: its lock, kept until the outcome is recorded, and the empty `result.json`.
 struct Claim {
     result: File,
     _lock: Flock<File>,
@@ -492,7 +832,7 @@ fn claim(job_dir: &Path, script: &Path) -> anyhow::Result<Option<Claim>> {
         })),
         Err(e) => {
             // The hook was not spawned: take the marker back, so the agent reports why (from
-            // this supervisor's log) instead of a possibly-run hook. Best effort.
+            // the runner's reply) instead of a possibly-run hook. Best effort.
             let _ = std::fs::remove_file(&started);
             Err(e)
         }
@@ -763,7 +1103,7 @@ mod tests {
             Hooks {
                 hooks_dir: Some(self.hooks_dir()),
                 jobs_dir: self.path("jobs"),
-                agent_binary: supervisor_binary().to_path_buf(),
+                agent_binary: runner_binary().to_path_buf(),
             }
         }
 
@@ -791,42 +1131,64 @@ mod tests {
 
     /// Stands in for the agent binary: unit tests cannot reach the built `convoy-agent`
     /// (Cargo sets CARGO_BIN_EXE_* for integration tests only), so this script runs the test
-    /// binary's `supervisor_process` test, which parses the same command line and calls
-    /// `supervise_main` in a separate process, exactly as `convoy-agent supervise-hook` does.
-    fn supervisor_binary() -> &'static Path {
+    /// binary's `runner_process` test, which parses the same command line and serves a jobs
+    /// directory in a separate process, exactly as `convoy-agent hook-runner` does. Its
+    /// runners exit after 10 s idle, or sooner once their test's directory is gone.
+    fn runner_binary() -> &'static Path {
         static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
-        WRAPPER.get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let name = exe.to_str().unwrap();
-            assert!(!name.contains('\''), "{name}");
-            // Next to the test binary; written to a private name and renamed, so test
-            // processes running side by side never execute a half-written file.
-            let path = PathBuf::from(format!("{name}-supervisor"));
-            let tmp = PathBuf::from(format!("{name}-supervisor.{}", std::process::id()));
-            write_script(
-                &tmp,
-                &format!(
-                    "exec '{name}' --exact --ignored --quiet --test-threads=1 \
-                     hooks::tests::supervisor_process -- \"$@\""
-                ),
-            );
-            std::fs::rename(&tmp, &path).unwrap();
-            path
-        })
+        WRAPPER.get_or_init(|| runner_wrapper(Duration::from_secs(10)))
+    }
+
+    /// A wrapper whose runners exit after `idle` without work.
+    fn runner_wrapper(idle: Duration) -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.to_str().unwrap();
+        // Next to the test binary; written to a private name and renamed, so test processes
+        // running side by side never execute a half-written file.
+        runner_wrapper_at(&exe, idle, &format!("{name}-runner-{}", idle.as_millis()))
+    }
+
+    /// A wrapper at `path` whose runners are the test binary `exe`.
+    fn runner_wrapper_at(exe: &Path, idle: Duration, path: &str) -> PathBuf {
+        let name = exe.to_str().unwrap();
+        assert!(!name.contains('\''), "{name}");
+        let idle = idle.as_millis();
+        let path = PathBuf::from(path);
+        let tmp = PathBuf::from(format!("{}.{}", path.display(), std::process::id()));
+        // `--nocapture`: the runner's messages go to its log, as the real one's do.
+        write_script(
+            &tmp,
+            &format!(
+                "exec '{name}' --exact --ignored --quiet --nocapture --test-threads=1 \
+                 hooks::tests::runner_process -- \"$@\" --idle-ms {idle}"
+            ),
+        );
+        std::fs::rename(&tmp, &path).unwrap();
+        path
     }
 
     #[test]
-    #[ignore = "the hook supervisor process of the run() tests; they start it themselves"]
-    fn supervisor_process() -> ExitCode {
+    #[ignore = "the hook runner process of the run() tests; they start it themselves"]
+    fn runner_process() {
         let argv: Vec<OsString> = std::env::args_os().collect();
-        let Some(at) = argv.iter().position(|a| a == SUPERVISE_SUBCOMMAND) else {
-            return ExitCode::SUCCESS;
+        let Some(at) = argv.iter().position(|a| a == RUNNER_SUBCOMMAND) else {
+            return;
         };
         let argv = std::iter::once(OsString::from("convoy-agent")).chain(argv[at..].to_vec());
-        match crate::parse_invocation(argv) {
-            Ok(crate::Invocation::Mode(crate::Mode::SuperviseHook(args))) => supervise_main(args),
-            other => panic!("not a supervisor command line: {other:?}"),
-        }
+        let args = match crate::parse_invocation(argv) {
+            Ok(crate::Invocation::Mode(crate::Mode::HookRunner(args))) => args,
+            other => panic!("not a runner command line: {other:?}"),
+        };
+        let code = match serve(&args.jobs_dir, Duration::from_millis(args.idle_ms)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("convoy-agent {RUNNER_SUBCOMMAND}: {e:#}");
+                1
+            }
+        };
+        // The detached runner is a fork of this test's thread alone: the test harness that
+        // would collect the result is not there, so end the process here.
+        std::process::exit(code);
     }
 
     /// Waits up to 10 s for `condition`; false if it never held.
@@ -1115,7 +1477,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_result_is_an_outcome_only_when_complete_and_its_supervisor_gone() {
+    async fn a_result_is_an_outcome_only_when_complete_and_its_runner_gone() {
         let site = Site::new();
         let request = request(HookStage::PreFlight, &[], 10);
         let id = Uuid::new_v4();
@@ -1129,14 +1491,14 @@ mod tests {
             ..failed(Some("/hooks/PreFlight".into()), String::new())
         })
         .unwrap();
-        // A supervisor still holds the lock: even a complete result may not be durable yet.
+        // A runner still holds the lock: even a complete result may not be durable yet.
         let Locked::Yes(lock) = try_lock(&job, true).unwrap() else {
             panic!("the lock is free");
         };
         std::fs::write(job.join(RESULT_FILE), &success).unwrap();
         assert!(matches!(inspect_job_now(&job).unwrap(), JobState::Running));
         drop(lock);
-        // The supervisor is gone: the claim's empty placeholder, or a write a crash cut short,
+        // The runner is gone: the claim's empty placeholder, or a write a crash cut short,
         // is no outcome.
         for torn in [&b""[..], &success[..success.len() - 1]] {
             std::fs::write(job.join(RESULT_FILE), torn).unwrap();
@@ -1149,7 +1511,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_job_started_by_a_vanished_supervisor_is_reported_lost() {
+    async fn a_job_started_by_a_vanished_runner_is_reported_lost() {
         let site = Site::new();
         let count = site.path("count").display().to_string();
         site.hook("PreFlight", &format!("echo ran >> '{count}'"));
@@ -1189,7 +1551,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_restarted_agent_waits_for_the_earlier_supervisor_and_reports_its_outcome() {
+    async fn a_restarted_agent_waits_for_the_earlier_runner_and_reports_its_outcome() {
         let site = Site::new();
         gated_hook(&site);
         let id = Uuid::new_v4();
@@ -1200,7 +1562,7 @@ mod tests {
         };
         let started = site.job(id).join(STARTED_FILE);
         assert!(eventually_async(|| started.exists()).await);
-        // The agent dies; its supervisor, in its own process group, carries on.
+        // The agent dies; its runner, detached from it, carries on.
         first_agent.abort();
         assert!(first_agent.await.unwrap_err().is_cancelled());
 
@@ -1219,7 +1581,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_supervisor_killed_mid_hook_is_never_reported_as_success() {
+    async fn a_runner_killed_mid_hook_is_never_reported_as_success() {
         let site = Site::new();
         gated_hook(&site);
         let id = Uuid::new_v4();
@@ -1231,9 +1593,9 @@ mod tests {
         let job = site.job(id);
         // Once the hook runs, the marker (created before it is written) is complete.
         assert!(eventually_async(|| site.lines("count") == ["ran"]).await);
-        let supervisor = read_started(&job).unwrap().unwrap().supervisor_pid;
+        let runner = read_started(&job).unwrap().unwrap().supervisor_pid;
         kill(
-            Pid::from_raw(i32::try_from(supervisor).unwrap()),
+            Pid::from_raw(i32::try_from(runner).unwrap()),
             Signal::SIGKILL,
         )
         .unwrap();
@@ -1253,6 +1615,185 @@ mod tests {
             Some(LOST)
         );
         assert_eq!(site.lines("count"), ["ran"]);
+        // The dead runner left its socket behind; the next command's runner replaces it.
+        let next = Uuid::new_v4();
+        let run = site.hooks().run(next, &request).await;
+        assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+        assert_ne!(runner_of(&site.job(next)), i32::try_from(runner).unwrap());
+    }
+
+    /// The pid of the runner that claimed a job.
+    fn runner_of(job: &Path) -> i32 {
+        i32::try_from(read_started(job).unwrap().unwrap().supervisor_pid).unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_hooks_share_one_runner() {
+        let site = Site::new();
+        gated_hook(&site);
+        let request = request(HookStage::Maintenance, &[], 60);
+        let ids = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+        // Each starts a runner, as none listens yet; one takes the directory.
+        let agents: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let (hooks, request) = (site.hooks(), request.clone());
+                tokio::spawn(async move { hooks.run(id, &request).await })
+            })
+            .collect();
+        assert!(eventually_async(|| site.lines("count").len() == ids.len()).await);
+        let runners: Vec<i32> = ids.iter().map(|&id| runner_of(&site.job(id))).collect();
+        assert!(runners.iter().all(|&r| r == runners[0]), "{runners:?}");
+        assert_ne!(runners[0], i32::try_from(std::process::id()).unwrap());
+        open_gate(&site);
+        for agent in agents {
+            let run = agent.await.unwrap();
+            assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+            assert_eq!(run.stdout, "finished\n");
+        }
+        assert_eq!(site.lines("count").len(), ids.len());
+    }
+
+    #[tokio::test]
+    async fn a_runner_that_exited_idle_is_replaced_transparently() {
+        let site = Site::new();
+        site.hook("PreFlight", "echo hello");
+        let hooks = Hooks {
+            agent_binary: runner_wrapper(Duration::from_millis(100)),
+            ..site.hooks()
+        };
+        let request = request(HookStage::PreFlight, &[], 10);
+        let socket = site.path("jobs").join(RUNNER_SOCKET);
+        let mut runners = Vec::new();
+        for _ in 0..2 {
+            let id = Uuid::new_v4();
+            let run = hooks.run(id, &request).await;
+            assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+            assert_eq!(run.stdout, "hello\n");
+            let runner = runner_of(&site.job(id));
+            // It exits on its own, taking its socket with it.
+            assert!(eventually_async(|| gone(runner) && !socket.exists()).await);
+            runners.push(runner);
+        }
+        assert_ne!(runners[0], runners[1]);
+    }
+
+    /// A runner that decides to exit idle just as the agent connects: it closes the connection
+    /// unanswered after taking it off the queue, or with it still queued. The hook has not
+    /// started, so the agent asks a new runner, and the hook runs once.
+    #[tokio::test]
+    async fn a_connection_closed_unanswered_before_the_hook_started_is_asked_again() {
+        for accepted in [true, false] {
+            let site = Site::new();
+            let count = site.path("count");
+            site.hook("PreFlight", &format!("echo ran >> '{}'", count.display()));
+            let jobs = site.path("jobs");
+            std::fs::create_dir_all(&jobs).unwrap();
+            let lock = File::create(jobs.join(RUNNER_LOCK)).unwrap();
+            let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).unwrap();
+            let socket = jobs.join(RUNNER_SOCKET);
+            let listener = UnixListener::bind(&socket).unwrap();
+            let id = Uuid::new_v4();
+            let agent = {
+                let (hooks, request) = (site.hooks(), request(HookStage::PreFlight, &[], 10));
+                tokio::spawn(async move { hooks.run(id, &request).await })
+            };
+            let exiting = tokio::task::spawn_blocking(move || {
+                let mut request = String::new();
+                let connection = if accepted {
+                    let (stream, _) = listener.accept().unwrap();
+                    io::BufReader::new(&stream).read_line(&mut request).unwrap();
+                    Some(stream)
+                } else {
+                    let ten = Timespec {
+                        tv_sec: 10,
+                        tv_nsec: 0,
+                    };
+                    let mut fds = [PollFd::new(&listener, PollFlags::IN)];
+                    assert_eq!(poll(&mut fds, Some(&ten)).unwrap(), 1, "no connection");
+                    None
+                };
+                // In a runner's order: socket, connections, listener, lock.
+                std::fs::remove_file(&socket).unwrap();
+                drop(connection);
+                drop(listener);
+                drop(lock);
+                request
+            });
+            let request = exiting.await.unwrap();
+            if accepted {
+                assert!(request.contains(&id.to_string()), "{request}");
+            }
+            let run = agent.await.unwrap();
+            assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+            assert_ne!(
+                runner_of(&site.job(id)),
+                i32::try_from(std::process::id()).unwrap()
+            );
+            assert_eq!(site.lines("count"), ["ran"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_runner_whose_binary_was_replaced_exits_once_idle() {
+        let site = Site::new();
+        site.hook("PreFlight", "echo hello");
+        let exe = site.path("agent");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        let wrapper = site.path("agent-wrapper").display().to_string();
+        // Idle for longer than the wait below.
+        let hooks = Hooks {
+            agent_binary: runner_wrapper_at(&exe, Duration::from_secs(600), &wrapper),
+            ..site.hooks()
+        };
+        let id = Uuid::new_v4();
+        let run = hooks.run(id, &request(HookStage::PreFlight, &[], 10)).await;
+        assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+        let runner = runner_of(&site.job(id));
+        assert!(!gone(runner));
+        std::fs::remove_file(&exe).unwrap();
+        assert!(eventually_async(|| gone(runner)).await);
+    }
+
+    #[test]
+    fn a_second_runner_for_a_jobs_dir_exits_at_once() {
+        let site = Site::new();
+        let jobs = site.path("jobs");
+        std::fs::create_dir(&jobs).unwrap();
+        let lock = File::create(jobs.join(RUNNER_LOCK)).unwrap();
+        let _lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).unwrap();
+        let output = std::process::Command::new(runner_binary())
+            .arg(RUNNER_SUBCOMMAND)
+            .arg("--jobs-dir")
+            .arg(&jobs)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("another runner serves"), "{stderr}");
+        assert!(!jobs.join(RUNNER_SOCKET).exists());
+    }
+
+    #[tokio::test]
+    async fn a_jobs_dir_too_long_for_a_socket_path_still_runs_hooks() {
+        let site = Site::new();
+        site.hook("PreFlight", "echo hello");
+        let jobs = site.path(&"deep".repeat(30)).join("jobs");
+        assert!(jobs.join(RUNNER_SOCKET).as_os_str().len() > SUN_PATH_MAX);
+        let hooks = Hooks {
+            jobs_dir: jobs.clone(),
+            ..site.hooks()
+        };
+        let request = request(HookStage::PreFlight, &[], 10);
+        let mut runners = Vec::new();
+        for _ in 0..2 {
+            let id = Uuid::new_v4();
+            let run = hooks.run(id, &request).await;
+            assert_eq!(run.stdout, "hello\n", "{run:?}");
+            runners.push(runner_of(&jobs.join(id.to_string())));
+        }
+        assert_eq!(runners[0], runners[1], "one runner serves both");
+        assert!(jobs.join(RUNNER_SOCKET).exists());
     }
 
     #[test]

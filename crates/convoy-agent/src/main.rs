@@ -90,9 +90,9 @@ pub enum Mode {
     /// Installs signed patch files on this host without a controller (before it has one),
     /// into the state directory the agent reports from.
     InstallLocal(patches::install_local::InstallLocalArgs),
-    /// Runs one hook under supervision, outliving the agent that started it (internal).
-    #[command(name = hooks::SUPERVISE_SUBCOMMAND, hide = true)]
-    SuperviseHook(hooks::SuperviseArgs),
+    /// Runs the hooks of one state directory for its agents, outliving them (internal).
+    #[command(name = hooks::RUNNER_SUBCOMMAND, hide = true)]
+    HookRunner(hooks::RunnerArgs),
 }
 
 /// What this process was started to do.
@@ -128,8 +128,8 @@ fn main() -> ExitCode {
     let args = match parse_invocation(std::env::args_os()) {
         Ok(Invocation::Agent(args)) => *args,
         // Plain blocking code: no logging setup, no async runtime.
-        Ok(Invocation::Mode(Mode::SuperviseHook(args))) => {
-            return hooks::supervise_main(args);
+        Ok(Invocation::Mode(Mode::HookRunner(args))) => {
+            return hooks::runner_main(args);
         }
         Ok(Invocation::Mode(Mode::InstallLocal(args))) => {
             return patches::install_local::main(args);
@@ -202,7 +202,7 @@ mod tests {
         let err = parse_invocation(&run[..run.len() - 2]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         let help = Args::command().render_help().to_string();
-        assert!(!help.contains(hooks::SUPERVISE_SUBCOMMAND), "{help}");
+        assert!(!help.contains(hooks::RUNNER_SUBCOMMAND), "{help}");
         assert!(help.contains("install-local"), "{help}");
         assert_eq!(args.root, PathBuf::from("/"));
         assert!(args.trusted_keys.is_empty() && args.reboot_command.is_none());
@@ -268,30 +268,24 @@ mod tests {
     }
 
     #[test]
-    fn the_supervisor_mode_needs_none_of_the_agent_flags() {
-        let argv = [
-            "convoy-agent",
-            "supervise-hook",
-            "--job-dir",
-            "/state/jobs/x",
-            "--stage",
-            "PreFlight",
-            "--timeout",
-            "30",
-            "--",
-            "/hooks/PreFlight.sh",
-            "--force",
-            "two words",
-        ];
-        let Ok(Invocation::Mode(Mode::SuperviseHook(args))) = parse_invocation(argv) else {
-            panic!("the supervisor mode parses");
+    fn the_runner_mode_needs_none_of_the_agent_flags() {
+        let argv = ["convoy-agent", "hook-runner", "--jobs-dir", "/state/jobs"];
+        let Ok(Invocation::Mode(Mode::HookRunner(args))) = parse_invocation(argv) else {
+            panic!("the runner mode parses");
         };
-        assert_eq!(args.stage, convoy_core::hook::HookStage::PreFlight);
-        assert_eq!(args.timeout, 30);
-        assert_eq!(
-            args.command,
-            ["/hooks/PreFlight.sh", "--force", "two words"]
-        );
+        assert_eq!(args.jobs_dir, PathBuf::from("/state/jobs"));
+        assert_eq!(args.idle_ms, 30_000);
+        let Ok(Invocation::Mode(Mode::HookRunner(args))) = parse_invocation([
+            "convoy-agent",
+            "hook-runner",
+            "--jobs-dir",
+            "j",
+            "--idle-ms",
+            "5",
+        ]) else {
+            panic!("the runner mode parses");
+        };
+        assert_eq!(args.idle_ms, 5);
         let mut mixed = argv.to_vec();
         mixed.splice(1..1, ["--hostname", "worker-0"]);
         assert!(parse_invocation(mixed).is_err());

@@ -43,7 +43,7 @@ fn install_local_is_listed_in_the_help() {
     let output = Command::new(AGENT).arg("--help").output().unwrap();
     let help = stdout(&output);
     assert!(help.contains("install-local"), "{help}");
-    assert!(!help.contains("supervise-hook"), "{help}");
+    assert!(!help.contains("hook-runner"), "{help}");
 }
 
 #[test]
