@@ -25,3 +25,23 @@ fn clock_ticks_per_second() -> f64 {
     // Linux has used 100 for USER_HZ on every architecture we run on.
     100.0
 }
+
+/// Processes whose command line has an argument equal to `mode` and one starting with `under`:
+/// e.g. the agents' hook runners (`convoy-agent hook-runner --jobs-dir <under>/...`), which are
+/// not children of the processes a benchmark started.
+pub fn processes_in_mode(mode: &str, under: &std::path::Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    let under = under.as_os_str().as_encoded_bytes();
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.contains(&mode.as_bytes()) && args.iter().any(|a| a.starts_with(under))
+        })
+        .collect()
+}

@@ -1,6 +1,6 @@
 //! Rolling maintenance of 200 real agents against `xargs -P 20` running the same hooks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use convoy_api::Client;
 use convoy_api::strategies::{ActionName, NewRollingMaintenance};
-use convoy_bench::cpu_seconds;
+use convoy_bench::{cpu_seconds, processes_in_mode};
 use convoy_core::host::{Availability, Personality};
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
@@ -30,6 +30,9 @@ struct Options {
     runs: usize,
     /// Keep the working directory (logs, databases) for a look afterwards.
     keep: bool,
+    /// Where the agents keep their state (default: beside the controller's, in the working
+    /// directory). On one machine 200 agents share one disk, where each host has its own.
+    agents_dir: Option<std::path::PathBuf>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -39,6 +42,7 @@ fn options() -> anyhow::Result<Options> {
         clusters: 10,
         runs: 3,
         keep: false,
+        agents_dir: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -49,9 +53,10 @@ fn options() -> anyhow::Result<Options> {
             "--clusters" => options.clusters = value.parse()?,
             "--runs" => options.runs = value.parse::<usize>()?.max(1),
             "--keep" => options.keep = value.parse()?,
+            "--agents-dir" => options.agents_dir = Some(value.into()),
             other => {
                 bail!(
-                    "unknown option {other}; options: --hosts N --max-parallel N --clusters N --runs N --keep true|false"
+                    "unknown option {other}; options: --hosts N --max-parallel N --clusters N --runs N --keep true|false --agents-dir DIR"
                 )
             }
         }
@@ -96,11 +101,24 @@ async fn main() -> anyhow::Result<()> {
     let token = client.login("admin", &controller.admin_password()?).await?;
     let client = client.with_token(token);
 
+    // Removed with the working directory, or at the end when given (runners exit with it).
+    let agents_dir = match &options.agents_dir {
+        Some(parent) => Some(
+            tempfile::Builder::new()
+                .prefix("convoy-bench-agents-")
+                .tempdir_in(parent)?,
+        ),
+        None => None,
+    };
+    let hosts_dir = match &agents_dir {
+        Some(dir) => dir.path().to_path_buf(),
+        None => dir.path().join("hosts"),
+    };
     eprintln!("starting {} agents...", options.hosts);
     let mut agents = Vec::new();
     for i in 0..options.hosts {
         let name = format!("host-{i:03}");
-        let mut agent = AgentOptions::new(&name, Personality::Worker, &dir.path().join("hosts"));
+        let mut agent = AgentOptions::new(&name, Personality::Worker, &hosts_dir);
         agent.zone = Some("zone-a".into());
         agent.cluster = Some(format!("cluster-{:02}", i % options.clusters));
         agent.capacity_cpus = Some(64);
@@ -136,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let mut runs = Vec::new();
     for run in 1..=options.runs {
-        let measured = run_strategy(&client, &options, &pids, controller.pid()).await?;
+        let measured = run_strategy(&client, &options, &pids, controller.pid(), &hosts_dir).await?;
         eprintln!(
             "run {run}: {:.3} s, CPU {:.3} s",
             measured.elapsed.as_secs_f64(),
@@ -198,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
         convoy.as_secs_f64() / floor.as_secs_f64()
     );
     println!(
-        "  CPU of convoyd + agents:    {:>8.3} s, {:.4} s per host (convoyd {:.3} s, agents with their hooks {:.3} s)",
+        "  CPU of convoyd + agents:    {:>8.3} s, {:.4} s per host (convoyd {:.3} s, agents with their hook runners and hooks {:.3} s)",
         best.cpu,
         best.cpu / options.hosts as f64,
         best.controller_cpu,
@@ -224,6 +242,7 @@ async fn run_strategy(
     options: &Options,
     pids: &[u32],
     controller_pid: Option<u32>,
+    dir: &Path,
 ) -> anyhow::Result<Run> {
     client
         .create_rolling_maintenance(&NewRollingMaintenance {
@@ -235,6 +254,11 @@ async fn run_strategy(
         .await?;
     let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
     let controller_before = controller_pid.map_or(0.0, cpu_seconds);
+    // The agents' hook runners (and the hooks they reap) live apart from the agents.
+    let runners_before: HashMap<u32, f64> = processes_in_mode("hook-runner", dir)
+        .into_iter()
+        .map(|pid| (pid, cpu_seconds(pid)))
+        .collect();
     eprintln!("applying");
     let started = Instant::now();
     client.rolling_maintenance_action(ActionName::Apply).await?;
@@ -248,7 +272,11 @@ async fn run_strategy(
     )
     .await?;
     let elapsed = started.elapsed();
-    let cpu: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before;
+    let runners: f64 = processes_in_mode("hook-runner", dir)
+        .into_iter()
+        .map(|pid| cpu_seconds(pid) - runners_before.get(&pid).copied().unwrap_or(0.0))
+        .sum();
+    let cpu: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before + runners;
     let controller_cpu = controller_pid.map_or(0.0, cpu_seconds) - controller_before;
     if strategy.state != convoy_core::strategy::StrategyState::Complete {
         bail!(
