@@ -12,8 +12,9 @@
 //! whenever none listens. Each run has a job
 //! directory, `<state-dir>/jobs/<command-id>/`:
 //!
-//! - `job.lock`: the runner's thread for the job holds an exclusive `flock` on it for the
-//!   hook's whole life, so "the lock is held" means "a runner supervises the hook".
+//! - the directory itself is the job's lock: the runner's thread for the job holds an exclusive
+//!   `flock` on it for the hook's whole life, so "the lock is held" means "a runner supervises
+//!   the hook". (A `job.lock` file, the lock of earlier versions, is honoured if present.)
 //! - `started`: created (durably) under the lock before the hook is spawned, so once it exists
 //!   the hook may have run and must never be started again.
 //! - `stdout`, `stderr`: the hook's output.
@@ -405,22 +406,26 @@ enum Locked {
     Yes(Flock<File>),
     /// Someone else holds it.
     No,
-    /// No runner ever created the lock file.
+    /// There is no job directory: no runner ever claimed the job.
     NoLockFile,
 }
 
-/// Takes the job's lock without waiting; `create` makes the lock file if it is missing.
-fn try_lock(job: &Path, create: bool) -> anyhow::Result<Locked> {
-    let path = job.join(LOCK_FILE);
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(&path)
-    {
+/// Takes the job's lock without waiting: a `flock` on the job directory itself (a lock file
+/// would be one more inode to create per hook). A `job.lock` left in the directory by an
+/// earlier version of the agent is honoured instead. `claiming`: the caller is about to run
+/// the job, so its directory must exist.
+fn try_lock(job: &Path, claiming: bool) -> anyhow::Result<Locked> {
+    let legacy = job.join(LOCK_FILE);
+    let path = if legacy.try_exists()? {
+        legacy
+    } else {
+        job.to_path_buf()
+    };
+    let file = match File::open(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(Locked::NoLockFile),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !claiming => {
+            return Ok(Locked::NoLockFile);
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -1508,6 +1513,24 @@ mod tests {
         std::fs::write(job.join(RESULT_FILE), &success).unwrap();
         let run = site.hooks().run(id, &request).await;
         assert_eq!(run.verdict(), HookVerdict::Succeeded, "{run:?}");
+    }
+
+    #[test]
+    fn a_held_lock_means_running_whether_on_the_directory_or_an_old_lock_file() {
+        let site = Site::new();
+        for legacy in [false, true] {
+            let job = site.job(Uuid::new_v4());
+            std::fs::create_dir_all(&job).unwrap();
+            let held = if legacy {
+                File::create(job.join(LOCK_FILE)).unwrap()
+            } else {
+                File::open(&job).unwrap()
+            };
+            let held = Flock::lock(held, FlockArg::LockExclusiveNonblock).unwrap();
+            assert!(matches!(inspect_job_now(&job).unwrap(), JobState::Running));
+            drop(held);
+            assert!(matches!(inspect_job_now(&job).unwrap(), JobState::Fresh));
+        }
     }
 
     #[tokio::test]
