@@ -224,6 +224,59 @@ fn cluster_from(row: &SqliteRow) -> Result<ClusterRecord> {
     })
 }
 
+/// Marks `due` as delivered to `session` (compare-and-set, so two concurrent polls never both
+/// take the same delivery) with `synchronous = OFF` for these commits only; returns the ones
+/// this call took.
+async fn mark_dispatched(
+    writer: &SqlitePool,
+    due: Vec<CommandRecord>,
+    session: &str,
+    now: Timestamp,
+) -> Result<Vec<CommandRecord>> {
+    let mut connection = writer.acquire().await?;
+    sqlx::query("PRAGMA synchronous = OFF")
+        .execute(&mut *connection)
+        .await?;
+    let mut taken = Vec::new();
+    let mut failure = None;
+    for mut command in due {
+        let marked = sqlx::query(
+            "UPDATE commands SET dispatched_at = $3, dispatched_session = $4 \
+             WHERE id = $1 AND completed_at IS NULL AND dispatched_at IS $2",
+        )
+        .bind(&command.id)
+        .bind(command.dispatched_at.map(millis))
+        .bind(millis(now))
+        .bind(session)
+        .execute(&mut *connection)
+        .await;
+        match marked {
+            Ok(done) if done.rows_affected() == 1 => {
+                command.dispatched_at = Some(now);
+                command.dispatched_session = Some(session.to_string());
+                taken.push(command);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let restored = sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *connection)
+        .await;
+    if restored.is_err() {
+        // Never hand back a connection whose commits would not be durable.
+        let _ = connection.detach();
+    }
+    restored?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(taken),
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<()> {
@@ -486,34 +539,32 @@ impl Store for SqliteStore {
         .bind(hostname)
         .fetch_all(&self.reader)
         .await?;
-        let mut dispatched = Vec::new();
+        let mut due = Vec::new();
         for row in &rows {
-            let mut command = command_from(row)?;
+            let command = command_from(row)?;
             let last = match (command.dispatched_at, command.dispatched_session.as_deref()) {
                 (Some(at), Some(session)) => Some(Dispatch { at, session }),
                 _ => None,
             };
-            if !due_for_delivery(last, session, now, redeliver_after) {
-                continue;
-            }
-            // Compare-and-set, so two concurrent polls never both take the same delivery.
-            let taken = sqlx::query(
-                "UPDATE commands SET dispatched_at = $3, dispatched_session = $4 \
-                 WHERE id = $1 AND completed_at IS NULL AND dispatched_at IS $2",
-            )
-            .bind(&command.id)
-            .bind(command.dispatched_at.map(millis))
-            .bind(millis(now))
-            .bind(session)
-            .execute(&self.writer)
-            .await?;
-            if taken.rows_affected() == 1 {
-                command.dispatched_at = Some(now);
-                command.dispatched_session = Some(session.to_string());
-                dispatched.push(command);
+            if due_for_delivery(last, session, now, redeliver_after) {
+                due.push(command);
             }
         }
-        Ok(dispatched)
+        if due.is_empty() {
+            return Ok(due);
+        }
+        // A delivery mark need not survive a crash (deliveries belong to one run of convoyd:
+        // after a restart every unfinished command is handed out again), so it is committed
+        // without an fsync. In a task of its own, so that a dropped poll cannot leave the
+        // writer connection without its fsyncs.
+        let writer = self.writer.clone();
+        let session = session.to_string();
+        tokio::spawn(async move { mark_dispatched(&writer, due, &session, now).await })
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                table: "commands",
+                reason: format!("the delivery task failed: {e}"),
+            })?
     }
 
     async fn complete_command(
@@ -797,5 +848,30 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn marking_deliveries_leaves_the_writer_with_its_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("convoy.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let synchronous = || async {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&store.writer)
+                .await
+                .unwrap()
+        };
+        // 2 is FULL.
+        assert_eq!(synchronous().await, 2);
+        let taken = mark_dispatched(&store.writer, vec![], "s", Timestamp::now())
+            .await
+            .unwrap();
+        assert!(taken.is_empty());
+        assert_eq!(synchronous().await, 2);
     }
 }
