@@ -38,12 +38,12 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{self, BufRead, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, ExitStatus, Stdio};
+use std::process::{ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -53,14 +53,13 @@ use convoy_api::agent::{HookPresence, HookRequest};
 use convoy_core::hook::{HookRun, HookStage};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::process::PidfdFlags;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 use uuid::Uuid;
+
+use crate::process_group::{spawn_blocking_retrying, spawn_retrying, tail, wait_or_stop};
 
 /// The hidden subcommand that runs the hooks of one jobs directory.
 pub const RUNNER_SUBCOMMAND: &str = "hook-runner";
@@ -79,16 +78,8 @@ const RUNNER_LOCK: &str = "runner.lock";
 const RUNNER_SOCKET: &str = "runner.sock";
 const RUNNER_LOG: &str = "runner.log";
 
-/// How long a timed-out hook's process group has between SIGTERM and SIGKILL.
-const GRACE: Duration = Duration::from_secs(2);
 /// How often the agent looks whether an earlier agent's hook has finished.
 const POLL: Duration = Duration::from_millis(100);
-/// How much of the end of each output stream a [`HookRun`] carries.
-const TAIL_CAP: usize = 16 * 1024;
-/// exec fails with ETXTBSY while any process still has the file open for writing (a script
-/// being saved, or a process forked elsewhere that has not reached its own exec yet): retry.
-const TEXT_BUSY_RETRIES: u32 = 20;
-const TEXT_BUSY_PAUSE: Duration = Duration::from_millis(25);
 /// How long the agent keeps trying to reach a runner, starting one when none listens.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// How often the agent asks again after a connection ended without a reply and the hook did
@@ -500,23 +491,6 @@ fn last_line(path: &Path) -> String {
         .to_string()
 }
 
-async fn spawn_retrying<T>(mut spawn: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    let mut attempts = 0;
-    loop {
-        match spawn() {
-            Err(e) if is_text_busy(&e) && attempts < TEXT_BUSY_RETRIES => {
-                attempts += 1;
-                tokio::time::sleep(TEXT_BUSY_PAUSE).await;
-            }
-            result => return result,
-        }
-    }
-}
-
-fn is_text_busy(error: &io::Error) -> bool {
-    error.raw_os_error() == Some(Errno::ETXTBSY as i32)
-}
-
 /// Why a runner that answered this agent did not start the hook.
 fn never_started(reply: &RunnerReply) -> String {
     match reply {
@@ -913,146 +887,6 @@ fn create_output(path: &Path) -> anyhow::Result<File> {
     File::create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
-pub(crate) fn spawn_blocking_retrying<T>(
-    mut spawn: impl FnMut() -> io::Result<T>,
-) -> io::Result<T> {
-    let mut attempts = 0;
-    loop {
-        match spawn() {
-            Err(e) if is_text_busy(&e) && attempts < TEXT_BUSY_RETRIES => {
-                attempts += 1;
-                std::thread::sleep(TEXT_BUSY_PAUSE);
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Waits up to `timeout` for a process group's leader, then stops the group (see
-/// [`stop_group`]). Returns the leader's exit status and whether it timed out.
-pub(crate) fn wait_or_stop(child: Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> {
-    let mut leader = Leader::new(child)?;
-    match leader.wait_for(timeout)? {
-        Some(status) => Ok((status, false)),
-        None => Ok((stop_group(&mut leader)?, true)),
-    }
-}
-
-/// A process group's leader, waited for with a timeout on its pidfd: no helper thread.
-struct Leader {
-    child: Child,
-    group: Pid,
-    /// Readable once the leader has exited. None where the kernel has no pidfd (before 5.3):
-    /// then `wait_for` polls.
-    pidfd: Option<OwnedFd>,
-}
-
-impl Leader {
-    fn new(child: Child) -> io::Result<Leader> {
-        let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
-        let pidfd = rustix::process::Pid::from_raw(pid)
-            .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
-        Ok(Leader {
-            child,
-            group: Pid::from_raw(pid),
-            pidfd,
-        })
-    }
-
-    /// Waits up to `timeout` for the leader to exit and reaps it, so it does not linger as a
-    /// zombie in its group. None: still running.
-    fn wait_for(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Some(status));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            match &self.pidfd {
-                Some(pidfd) => {
-                    let left = Timespec::try_from(left).unwrap_or(Timespec {
-                        tv_sec: i64::MAX,
-                        tv_nsec: 0,
-                    });
-                    match poll(&mut [PollFd::new(pidfd, PollFlags::IN)], Some(&left)) {
-                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                None => std::thread::sleep(left.min(Duration::from_millis(10))),
-            }
-        }
-    }
-}
-
-/// SIGTERM to the group, up to [`GRACE`] for it to go, then SIGKILL; returns the leader's
-/// exit status.
-fn stop_group(leader: &mut Leader) -> io::Result<ExitStatus> {
-    let group = leader.group;
-    // ESRCH only means the group is already gone.
-    let _ = killpg(group, Signal::SIGTERM);
-    let deadline = Instant::now() + GRACE;
-    let step = Duration::from_millis(50);
-    let mut status = None;
-    loop {
-        match status {
-            // A zombie leader still counts as a member of its group: reap it first.
-            None => status = leader.wait_for(step)?,
-            Some(_) => std::thread::sleep(step),
-        }
-        if !group_alive(group) || Instant::now() >= deadline {
-            break;
-        }
-    }
-    if group_alive(group) {
-        let _ = killpg(group, Signal::SIGKILL);
-    }
-    match status {
-        Some(status) => Ok(status),
-        None => leader.child.wait(),
-    }
-}
-
-fn group_alive(group: Pid) -> bool {
-    killpg(group, None).is_ok()
-}
-
-/// The last [`TAIL_CAP`] bytes of an output file, saying so when earlier output was cut.
-pub(crate) fn tail(path: &Path) -> String {
-    let read = || -> io::Result<(Vec<u8>, u64)> {
-        let mut file = File::open(path)?;
-        let skipped = file.metadata()?.len().saturating_sub(TAIL_CAP as u64);
-        file.seek(SeekFrom::Start(skipped))?;
-        let mut bytes = Vec::new();
-        file.take(TAIL_CAP as u64).read_to_end(&mut bytes)?;
-        Ok((bytes, skipped))
-    };
-    match read() {
-        Ok((bytes, skipped)) => tail_text(&bytes, skipped),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(e) => format!("[cannot read {}: {e}]", path.display()),
-    }
-}
-
-fn tail_text(bytes: &[u8], skipped: u64) -> String {
-    if skipped == 0 {
-        return String::from_utf8_lossy(bytes).into_owned();
-    }
-    // The cut may fall inside a UTF-8 character: start at the next character boundary.
-    let start = bytes
-        .iter()
-        .position(|b| b & 0xC0 != 0x80)
-        .unwrap_or(bytes.len());
-    format!(
-        "[truncated: the first {} bytes are not shown]\n{}",
-        skipped + start as u64,
-        String::from_utf8_lossy(&bytes[start..])
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -1060,9 +894,11 @@ mod tests {
     use std::sync::OnceLock;
 
     use convoy_core::hook::HookVerdict;
-    use nix::sys::signal::kill;
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
 
     use super::*;
+    use crate::process_group::GRACE;
 
     /// Writes an executable `#!/bin/sh` script.
     fn write_script(path: &Path, body: &str) {
@@ -1817,40 +1653,5 @@ mod tests {
         }
         assert_eq!(runners[0], runners[1], "one runner serves both");
         assert!(jobs.join(RUNNER_SOCKET).exists());
-    }
-
-    #[test]
-    fn a_leader_is_waited_for_with_and_without_a_pidfd() {
-        for with_pidfd in [true, false] {
-            let child = std::process::Command::new("sleep")
-                .arg("300")
-                .process_group(0)
-                .spawn()
-                .unwrap();
-            let mut leader = Leader::new(child).unwrap();
-            if !with_pidfd {
-                leader.pidfd = None;
-            }
-            assert_eq!(leader.wait_for(Duration::from_millis(30)).unwrap(), None);
-            kill(leader.group, Signal::SIGTERM).unwrap();
-            let status = leader.wait_for(Duration::from_secs(10)).unwrap().unwrap();
-            assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
-        }
-    }
-
-    #[test]
-    fn only_the_tail_of_long_output_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdout");
-        assert_eq!(tail(&path), "");
-        std::fs::write(&path, "short\n").unwrap();
-        assert_eq!(tail(&path), "short\n");
-        // 20 001 bytes; the cut falls inside a two-byte character.
-        std::fs::write(&path, format!("{}z", "é".repeat(10_000))).unwrap();
-        let text = tail(&path);
-        let (note, kept) = text.split_once('\n').unwrap();
-        assert_eq!(note, "[truncated: the first 3618 bytes are not shown]");
-        assert_eq!(kept.len(), TAIL_CAP - 1);
-        assert!(kept.ends_with("éz") && !kept.contains('\u{FFFD}'));
     }
 }

@@ -8,6 +8,7 @@ mod identity;
 mod ledger;
 mod maintenance;
 mod patches;
+mod process_group;
 mod session;
 
 use std::ffi::OsString;

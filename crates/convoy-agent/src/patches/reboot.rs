@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::hooks;
 use crate::identity::write_durably;
+use crate::process_group;
 
 /// The `--reboot-command` value that restarts the agent instead of the host.
 pub const RESTART_AGENT: &str = "restart-agent";
@@ -88,7 +88,7 @@ fn restart_agent(state_dir: &Path) -> anyhow::Result<()> {
 
 fn run_shell(command: &str) -> anyhow::Result<()> {
     tracing::info!(command, "running the reboot command");
-    let child = hooks::spawn_blocking_retrying(|| {
+    let child = process_group::spawn_blocking_retrying(|| {
         std::process::Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -97,8 +97,8 @@ fn run_shell(command: &str) -> anyhow::Result<()> {
             .spawn()
     })
     .with_context(|| format!("cannot run the reboot command {command:?}"))?;
-    let (status, timed_out) =
-        hooks::wait_or_stop(child, SHELL_TIMEOUT).context("cannot wait for the reboot command")?;
+    let (status, timed_out) = process_group::wait_or_stop(child, SHELL_TIMEOUT)
+        .context("cannot wait for the reboot command")?;
     if timed_out {
         bail!(
             "the reboot command {command:?} did not reboot the host within {} s and was killed",

@@ -20,7 +20,7 @@ use convoy_bundle::{Script, VerifiedBundle};
 use convoy_core::host::Personality;
 use convoy_core::patch::PatchId;
 
-use crate::hooks;
+use crate::process_group;
 
 /// How long a script may run before it is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -83,15 +83,15 @@ pub fn run(script: Script, source: Source<'_>, cx: &Setting) -> anyhow::Result<(
         .stderr(output(&stderr)?)
         // Leader of its own group, so a timeout stops everything it forked.
         .process_group(0);
-    let child = hooks::spawn_blocking_retrying(|| command.spawn())
+    let child = process_group::spawn_blocking_retrying(|| command.spawn())
         .with_context(|| format!("cannot run {what} (does it start with #!?)"))?;
-    let (status, timed_out) = hooks::wait_or_stop(child, cx.timeout)
+    let (status, timed_out) = process_group::wait_or_stop(child, cx.timeout)
         .with_context(|| format!("cannot wait for {what}"))?;
     if status.success() && !timed_out {
         return Ok(());
     }
-    let said = last_line(&hooks::tail(&stderr))
-        .or_else(|| last_line(&hooks::tail(&stdout)))
+    let said = last_line(&process_group::tail(&stderr))
+        .or_else(|| last_line(&process_group::tail(&stdout)))
         .map(|line| format!(": {line}"))
         .unwrap_or_default();
     if timed_out {
