@@ -1,5 +1,5 @@
 //! The built `convoy-agent` binary in its hidden `hook-runner` mode. (The unit tests in
-//! src/hooks.rs cover the protocol through the test binary; this checks the real binary's
+//! src/hooks/ cover the protocol through the test binary; this checks the real binary's
 //! command line reaches it, that it detaches and serves, and that normal runs still demand
 //! their flags.)
 
