@@ -42,6 +42,8 @@ pub mod scripts;
 pub mod state;
 
 #[cfg(test)]
+mod test_bundles;
+#[cfg(test)]
 pub(crate) mod testing;
 
 pub use host_install::HostPatches;

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,6 @@ use convoy_api::agent::{
 };
 use convoy_api::hosts::{Command as ApiCommand, CommandOutcome};
 use convoy_api::patches::{InstallPatches, PatchToChange};
-use convoy_bundle::{BuildSpec, PayloadFile, Script, Section, SigningKey};
 use convoy_core::command::{CommandKind, CommandState};
 use convoy_core::host::HostFacts;
 use sha2::{Digest, Sha256};
@@ -27,13 +26,9 @@ use uuid::Uuid;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_convoy-agent");
 
-pub fn key() -> SigningKey {
-    SigningKey::from_seed(&[7; 32])
-}
-
-pub fn stranger() -> SigningKey {
-    SigningKey::from_seed(&[9; 32])
-}
+#[path = "../../src/patches/test_bundles.rs"]
+mod test_bundles;
+pub use test_bundles::{Bundle, key, stranger, tree};
 
 /// A temporary host: a root, a state directory, the site's public key, bundles.
 pub struct Site {
@@ -72,15 +67,7 @@ impl Site {
     }
 
     pub fn bundle(&self, id: &str) -> Bundle {
-        let sources = self.path("sources").join(id);
-        std::fs::create_dir_all(&sources).unwrap();
-        let mut spec = BuildSpec::new(id.parse().unwrap(), "25.09".parse().unwrap());
-        spec.reboot_required = false;
-        Bundle {
-            spec,
-            sources,
-            out: self.path("bundles"),
-        }
+        Bundle::new(self.dir.path(), id)
     }
 
     pub fn write(&self, path: &str, bytes: &[u8], mode: u32) {
@@ -96,9 +83,7 @@ impl Site {
 
     /// Everything under the root: path -> (mode, contents or link target).
     pub fn snapshot(&self) -> BTreeMap<String, (u32, Vec<u8>)> {
-        let mut out = BTreeMap::new();
-        walk(&self.root(), &self.root(), &mut out);
-        out
+        tree(&self.root())
     }
 
     /// The agent's patch record, as JSON.
@@ -120,83 +105,6 @@ impl Site {
             .arg(self.public_key())
             .output()
             .unwrap()
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, Vec<u8>)>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let meta = std::fs::symlink_metadata(&path).unwrap();
-        let name = path.strip_prefix(root).unwrap().display().to_string();
-        let contents = if meta.is_symlink() {
-            std::fs::read_link(&path)
-                .unwrap()
-                .into_os_string()
-                .into_encoded_bytes()
-        } else if meta.is_file() {
-            std::fs::read(&path).unwrap()
-        } else {
-            walk(root, &path, out);
-            Vec::new()
-        };
-        out.insert(name, (meta.mode(), contents));
-    }
-}
-
-/// A bundle to build, in-service unless told otherwise.
-pub struct Bundle {
-    spec: BuildSpec,
-    sources: PathBuf,
-    out: PathBuf,
-}
-
-impl Bundle {
-    fn source(&self, bytes: &[u8]) -> PathBuf {
-        let n = self.spec.payload.len() + self.spec.scripts.len();
-        let path = self.sources.join(format!("f{n}"));
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-
-    pub fn file(mut self, section: Section, install_path: &str, bytes: &[u8]) -> Bundle {
-        let source = self.source(bytes);
-        self.spec.payload.push(PayloadFile {
-            section,
-            source,
-            install_path: install_path.into(),
-        });
-        self
-    }
-
-    pub fn script(mut self, script: Script, body: &str) -> Bundle {
-        let source = self.source(format!("#!/bin/sh\n{body}\n").as_bytes());
-        self.spec.scripts.insert(script, source);
-        self
-    }
-
-    pub fn requires(mut self, id: &str) -> Bundle {
-        self.spec.requires.push(id.parse().unwrap());
-        self
-    }
-
-    pub fn release(mut self, release: &str) -> Bundle {
-        self.spec.sw_version = release.parse().unwrap();
-        self
-    }
-
-    pub fn reboot_required(mut self) -> Bundle {
-        self.spec.reboot_required = true;
-        self
-    }
-
-    pub fn build(self) -> PathBuf {
-        self.build_with(&key())
-    }
-
-    pub fn build_with(self, key: &SigningKey) -> PathBuf {
-        let out = self.out.join(key.id().as_str());
-        std::fs::create_dir_all(&out).unwrap();
-        convoy_bundle::build(&self.spec, key, &out).unwrap()
     }
 }
 
