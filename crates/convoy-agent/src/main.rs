@@ -180,21 +180,24 @@ mod tests {
         Args::command().debug_assert();
     }
 
+    /// The flags every normal run needs.
+    const NORMAL_RUN: [&str; 11] = [
+        "convoy-agent",
+        "--controller",
+        "http://c",
+        "--enrol-token-file",
+        "t",
+        "--hostname",
+        "worker-0",
+        "--personality",
+        "worker",
+        "--state-dir",
+        "s",
+    ];
+
     #[test]
     fn normal_runs_keep_their_required_flags() {
-        let run = [
-            "convoy-agent",
-            "--controller",
-            "http://c",
-            "--enrol-token-file",
-            "t",
-            "--hostname",
-            "worker-0",
-            "--personality",
-            "worker",
-            "--state-dir",
-            "s",
-        ];
+        let run = NORMAL_RUN;
         let Ok(Invocation::Agent(args)) = parse_invocation(run) else {
             panic!("a normal run parses");
         };
@@ -212,26 +215,19 @@ mod tests {
     #[test]
     fn the_patch_flags_parse() {
         let argv = [
-            "convoy-agent",
-            "--controller",
-            "http://c",
-            "--enrol-token-file",
-            "t",
-            "--hostname",
-            "worker-0",
-            "--personality",
-            "worker",
-            "--state-dir",
-            "s",
-            "--root",
-            "/srv/root",
-            "--trusted-key",
-            "a.pub",
-            "--trusted-key",
-            "b.pub",
-            "--reboot-command",
-            "restart-agent",
-        ];
+            &NORMAL_RUN[..],
+            &[
+                "--root",
+                "/srv/root",
+                "--trusted-key",
+                "a.pub",
+                "--trusted-key",
+                "b.pub",
+                "--reboot-command",
+                "restart-agent",
+            ],
+        ]
+        .concat();
         let Ok(Invocation::Agent(args)) = parse_invocation(argv) else {
             panic!("parses");
         };
