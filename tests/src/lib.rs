@@ -255,9 +255,32 @@ impl Site {
             .await
     }
 
+    /// Adds user `name` with `role` (password `<name>-password`) and returns the environment
+    /// that makes the CLI log in as them.
+    pub async fn add_user(
+        &self,
+        name: &'static str,
+        role: convoy_core::role::Role,
+    ) -> [(&'static str, String); 2] {
+        let password = format!("{name}-password");
+        self.admin()
+            .add_user(&convoy_api::users::NewUser {
+                name: name.into(),
+                password: password.clone(),
+                role,
+            })
+            .await
+            .unwrap();
+        [
+            ("CONVOY_USERNAME", name.to_string()),
+            ("CONVOY_PASSWORD", password),
+        ]
+    }
+
     /// Runs the real `convoy` CLI with only the given environment for credentials.
-    pub async fn convoy_as(&self, env: &[(&str, &str)], args: &[&str]) -> CliRun {
-        run_cli(&self.binaries.convoy, &self.url(), env, args).await
+    pub async fn convoy_as<V: AsRef<str>>(&self, env: &[(&str, V)], args: &[&str]) -> CliRun {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        run_cli(&self.binaries.convoy, &self.url(), &env, args).await
     }
 }
 

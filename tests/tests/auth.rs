@@ -94,7 +94,7 @@ async fn requests_without_a_valid_token_are_refused() {
     assert_eq!(host.administrative.as_str(), "unlocked");
 
     // The CLI says so in one line, exit 1.
-    let cli = site.convoy_as(&[], &["host", "list"]).await;
+    let cli = site.convoy_as::<&str>(&[], &["host", "list"]).await;
     assert!(cli.fails(2).contains("no credentials"), "{cli:?}");
     let cli = site
         .convoy_as(

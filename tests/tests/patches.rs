@@ -437,18 +437,7 @@ async fn bad_patch_requests_are_refused_and_change_nothing() {
     assert_eq!(rows[0].repo_state, "Available");
 
     // A reader may query, not upload.
-    admin
-        .add_user(&convoy_api::users::NewUser {
-            name: "rita".into(),
-            password: "rita-password".into(),
-            role: convoy_core::role::Role::Reader,
-        })
-        .await
-        .unwrap();
-    let reader = [
-        ("CONVOY_USERNAME", "rita"),
-        ("CONVOY_PASSWORD", "rita-password"),
-    ];
+    let reader = site.add_user("rita", convoy_core::role::Role::Reader).await;
     site.convoy_as(&reader, &["patch", "query"]).await.ok();
     let run = site
         .convoy_as(&reader, &["patch", "upload", &good.display().to_string()])

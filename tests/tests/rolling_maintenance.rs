@@ -763,18 +763,7 @@ async fn two_concurrent_creates_yield_exactly_one_strategy() {
 #[tokio::test]
 async fn a_reader_may_watch_but_not_run_a_strategy() {
     let site = start_site(&workers(1)).await;
-    site.admin()
-        .add_user(&convoy_api::users::NewUser {
-            name: "rita".into(),
-            password: "rita-password".into(),
-            role: convoy_core::role::Role::Reader,
-        })
-        .await
-        .unwrap();
-    let reader = [
-        ("CONVOY_USERNAME", "rita"),
-        ("CONVOY_PASSWORD", "rita-password"),
-    ];
+    let reader = site.add_user("rita", convoy_core::role::Role::Reader).await;
     let cli = site
         .convoy_as(
             &reader,
