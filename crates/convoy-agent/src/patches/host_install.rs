@@ -391,6 +391,11 @@ mod tests {
     }
 
     impl Agent {
+        /// A signed in-service bundle with one file for every personality.
+        fn bundle_with_file(&self, id: &str, path: &str, bytes: &[u8]) -> std::path::PathBuf {
+            self.host.bundle(id).file(Section::All, path, bytes).build()
+        }
+
         /// Puts the bundle on the controller; the change as the controller would send it.
         fn serve(&self, bundle: &std::path::Path, reboot_required: bool) -> PatchToChange {
             let bytes = std::fs::read(bundle).unwrap();
@@ -446,21 +451,9 @@ mod tests {
     #[tokio::test]
     async fn a_command_removes_then_installs_and_reports_the_installed_set() {
         let agent = agent().await;
-        let a = agent
-            .host
-            .bundle("A")
-            .file(Section::All, "etc/a", b"a")
-            .build();
-        let b = agent
-            .host
-            .bundle("B")
-            .file(Section::All, "etc/b", b"b")
-            .build();
-        let c = agent
-            .host
-            .bundle("C")
-            .file(Section::All, "etc/c", b"c")
-            .build();
+        let a = agent.bundle_with_file("A", "etc/a", b"a");
+        let b = agent.bundle_with_file("B", "etc/b", b"b");
+        let c = agent.bundle_with_file("C", "etc/c", b"c");
         let (a, b, c) = (
             agent.serve(&a, false),
             agent.serve(&b, false),
@@ -551,11 +544,7 @@ mod tests {
     #[tokio::test]
     async fn a_bundle_the_agent_refuses_changes_nothing() {
         let agent = agent().await;
-        let keep = agent
-            .host
-            .bundle("KEEP")
-            .file(Section::All, "etc/keep", b"k")
-            .build();
+        let keep = agent.bundle_with_file("KEEP", "etc/keep", b"k");
         let keep = agent.serve(&keep, false);
         assert!(
             agent
@@ -565,11 +554,7 @@ mod tests {
         );
         let before = agent.host.snapshot();
 
-        let good = agent
-            .host
-            .bundle("P1")
-            .file(Section::All, "etc/x", b"payload-bytes-to-alter")
-            .build();
+        let good = agent.bundle_with_file("P1", "etc/x", b"payload-bytes-to-alter");
         let announced = agent.serve(&good, false);
         // The bundle in the controller's store is altered behind its back.
         let mut bytes = std::fs::read(&good).unwrap();
@@ -630,11 +615,7 @@ mod tests {
             None,
         )
         .await;
-        let bundle = agent
-            .host
-            .bundle("P1")
-            .file(Section::All, "etc/x", b"x")
-            .build();
+        let bundle = agent.bundle_with_file("P1", "etc/x", b"x");
         let change = agent.serve(&bundle, false);
         let outcome = agent.run(vec![], vec![change], false, false).await;
         assert!(!outcome.succeeded);
@@ -646,11 +627,7 @@ mod tests {
     #[tokio::test]
     async fn a_failure_midway_keeps_what_was_done_and_says_so() {
         let agent = agent().await;
-        let a = agent
-            .host
-            .bundle("A")
-            .file(Section::All, "etc/a", b"a")
-            .build();
+        let a = agent.bundle_with_file("A", "etc/a", b"a");
         let b = agent
             .host
             .bundle("B")
@@ -677,11 +654,7 @@ mod tests {
         let flag = host.dir.path().join("rebooted");
         let command = RebootCommand::Shell(format!("echo once >> '{}'", flag.display()));
         let agent = agent_with(host, None, Some(command)).await;
-        let in_service = agent
-            .host
-            .bundle("IS")
-            .file(Section::All, "etc/a", b"a")
-            .build();
+        let in_service = agent.bundle_with_file("IS", "etc/a", b"a");
         let in_service = agent.serve(&in_service, false);
         let rr = agent
             .host
