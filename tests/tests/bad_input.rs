@@ -259,6 +259,51 @@ async fn malformed_requests_are_refused_naming_the_field_and_change_nothing() {
     )
     .await;
 
+    // An agent's report names the agent run it comes from; a bad name is refused before the
+    // command is even looked up.
+    let identity: Value = serde_json::from_slice(
+        &std::fs::read(site.agents[0].options.state_dir.join("identity.json")).unwrap(),
+    )
+    .unwrap();
+    let as_agent = Raw {
+        token: identity["credential"].as_str().unwrap().to_string(),
+        ..raw
+    };
+    let outcome = r#"{"succeeded": true, "message": "forged", "output": null}"#;
+    let report = "/v1/agent/commands/5f0c6b1e-0000-4000-8000-000000000000/outcome";
+    for (query, message) in [
+        ("?session=", "session: must be 1 to 64 characters"),
+        (
+            &*format!("?session={}", "s".repeat(65)),
+            "session: must be 1 to 64 characters",
+        ),
+        ("?session=s&later=1", "later: unknown parameter"),
+    ] {
+        as_agent
+            .refused(
+                post.clone(),
+                &format!("{report}{query}"),
+                outcome,
+                400,
+                message,
+            )
+            .await;
+    }
+    // Well formed, for a command the host does not have: nothing is recorded.
+    as_agent
+        .refused(
+            post.clone(),
+            &format!("{report}?session=s"),
+            outcome,
+            404,
+            "",
+        )
+        .await;
+    let raw = Raw {
+        token: site.admin_token().to_string(),
+        ..as_agent
+    };
+
     // Unknown routes and methods answer in JSON too.
     raw.refused(
         Method::GET,
