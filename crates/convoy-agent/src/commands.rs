@@ -3,9 +3,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use convoy_api::agent::{
-    CommandDelivery, HookPresenceRequest, HookRequest, MaintenanceState, RequiredScriptMissing,
-};
+use convoy_api::agent::{CommandDelivery, HookRequest, MaintenanceState, RequiredScriptMissing};
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use jiff::Timestamp;
@@ -85,7 +83,7 @@ impl Runner {
     fn required_script_missing(&self, request: &HookRequest) -> bool {
         request
             .requires
-            .is_some_and(|stage| self.hooks.presence(stage).script.is_none())
+            .is_some_and(|stage| self.hooks.script(stage).is_none())
     }
 
     async fn execute(&self, delivery: &CommandDelivery) -> CommandOutcome {
@@ -131,20 +129,6 @@ impl Runner {
                             None => format!("{} ran", request.stage),
                         },
                         output: serde_json::to_value(&run).unwrap_or_default(),
-                    }
-                }
-                Err(refused) => refused,
-            },
-            CommandKind::CheckHook => match payload::<HookPresenceRequest>(delivery) {
-                Ok(request) => {
-                    let presence = self.hooks.presence(request.stage);
-                    CommandOutcome {
-                        succeeded: true,
-                        message: match &presence.script {
-                            Some(script) => format!("{} is {script}", request.stage),
-                            None => format!("no {} script", request.stage),
-                        },
-                        output: serde_json::to_value(&presence).unwrap_or_default(),
                     }
                 }
                 Err(refused) => refused,

@@ -80,19 +80,6 @@ pub struct RequiredScriptMissing {
     pub missing_script: HookStage,
 }
 
-/// Payload of `check-hook`. The outcome's `output` is a [`HookPresence`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HookPresenceRequest {
-    pub stage: HookStage,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HookPresence {
-    /// The script that would run, if the stage has one.
-    pub script: Option<String>,
-}
-
 /// The `output` of `enter-maintenance` and `exit-maintenance`: the state the agent now keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaintenanceState {

@@ -18,8 +18,6 @@ pub enum CommandKind {
     Facts,
     /// Run one operator hook script (payload: `HookRequest`).
     RunHook,
-    /// Say whether a hook script exists (payload: `HookPresenceRequest`).
-    CheckHook,
     /// Put the host into maintenance; the agent keeps the state across restarts.
     EnterMaintenance,
     /// Take the host out of maintenance.
@@ -32,7 +30,6 @@ named_enum!(CommandKind, field = "kind", {
     Ping => "ping",
     Facts => "facts",
     RunHook => "run-hook",
-    CheckHook => "check-hook",
     EnterMaintenance => "enter-maintenance",
     ExitMaintenance => "exit-maintenance",
     InstallPatches => "install-patches",

@@ -46,7 +46,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use convoy_api::agent::{HookPresence, HookRequest};
+use convoy_api::agent::HookRequest;
 use convoy_core::hook::{HookRun, HookStage};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -105,12 +105,6 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    pub fn presence(&self, stage: HookStage) -> HookPresence {
-        HookPresence {
-            script: self.script(stage).map(|path| path.display().to_string()),
-        }
-    }
-
     /// Runs the stage's hook for command `id`, or, if this command already has a job (an
     /// earlier agent run started it), reports that job's outcome without running it again.
     pub async fn run(&self, id: Uuid, request: &HookRequest) -> HookRun {
@@ -172,7 +166,8 @@ impl Hooks {
         }
     }
 
-    fn script(&self, stage: HookStage) -> Option<PathBuf> {
+    /// The stage's script, if it has one.
+    pub fn script(&self, stage: HookStage) -> Option<PathBuf> {
         find_script(self.hooks_dir.as_deref()?, stage)
     }
 
@@ -877,11 +872,11 @@ mod tests {
         let site = Site::new();
         let hooks = site.hooks();
         let dir = site.hooks_dir();
-        assert_eq!(hooks.presence(HookStage::PreFlight).script, None);
+        assert_eq!(hooks.script(HookStage::PreFlight), None);
         // A directory by the first name does not count.
         std::fs::create_dir(dir.join("PreFlight")).unwrap();
         site.hook("PreFlight.py", "exit 0");
-        let shown = |stage| hooks.presence(stage).script;
+        let shown = |stage| hooks.script(stage).map(|path| display(&path));
         assert_eq!(
             shown(HookStage::PreFlight),
             Some(display(&dir.join("PreFlight.py")))
@@ -910,7 +905,7 @@ mod tests {
                 hooks_dir,
                 ..site.hooks()
             };
-            assert_eq!(hooks.presence(HookStage::Maintenance).script, None);
+            assert_eq!(hooks.script(HookStage::Maintenance), None);
             let run = hooks.run(id, &request).await;
             assert_eq!(run.script, None);
             assert_eq!((run.exit_code, run.error.as_deref()), (None, None));
