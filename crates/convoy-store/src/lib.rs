@@ -93,6 +93,8 @@ pub trait Store: Send + Sync + 'static {
     async fn commands(&self, ids: &[String]) -> Result<Vec<CommandRecord>>;
     /// Marks the host's unfinished commands that are due for `session` (see
     /// [`convoy_core::command::due_for_delivery`]) as dispatched at `now` and returns them.
+    /// The mark need not survive a crash (sessions include the controller's run), so a store
+    /// may commit it without waiting for the disk.
     async fn dispatch_due_commands(
         &self,
         hostname: &str,
