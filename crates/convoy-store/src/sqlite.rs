@@ -224,21 +224,50 @@ fn cluster_from(row: &SqliteRow) -> Result<ClusterRecord> {
     })
 }
 
+/// Runs `work` on the writer connection with `synchronous = OFF` for its commits alone, for
+/// writes a crash may lose (the next write repeats them). In a task of its own, so that a
+/// caller dropped half-way (a request cut off) cannot hand the connection back without its
+/// fsyncs; a connection whose `FULL` cannot be restored is closed instead.
+async fn without_fsync<T, F>(writer: &SqlitePool, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut sqlx::SqliteConnection) -> Work<'c, T> + Send + 'static,
+{
+    let writer = writer.clone();
+    let task = tokio::spawn(async move {
+        let mut connection = writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = OFF")
+            .execute(&mut *connection)
+            .await?;
+        let done = work(&mut connection).await;
+        let restored = sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *connection)
+            .await;
+        if restored.is_err() {
+            // Never hand back a connection whose commits would not be durable.
+            let _ = connection.detach();
+        }
+        restored?;
+        done
+    });
+    task.await.map_err(|e| StoreError::Corrupt {
+        table: "writer",
+        reason: format!("a write task failed: {e}"),
+    })?
+}
+
+/// What [`without_fsync`] runs on the connection.
+type Work<'c, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+
 /// Marks `due` as delivered to `session` (compare-and-set, so two concurrent polls never both
-/// take the same delivery) with `synchronous = OFF` for these commits only; returns the ones
-/// this call took.
+/// take the same delivery); returns the ones this call took. Run under [`without_fsync`].
 async fn mark_dispatched(
-    writer: &SqlitePool,
+    connection: &mut sqlx::SqliteConnection,
     due: Vec<CommandRecord>,
     session: &str,
     now: Timestamp,
 ) -> Result<Vec<CommandRecord>> {
-    let mut connection = writer.acquire().await?;
-    sqlx::query("PRAGMA synchronous = OFF")
-        .execute(&mut *connection)
-        .await?;
     let mut taken = Vec::new();
-    let mut failure = None;
     for mut command in due {
         let marked = sqlx::query(
             "UPDATE commands SET dispatched_at = $3, dispatched_session = $4 \
@@ -249,32 +278,14 @@ async fn mark_dispatched(
         .bind(millis(now))
         .bind(session)
         .execute(&mut *connection)
-        .await;
-        match marked {
-            Ok(done) if done.rows_affected() == 1 => {
-                command.dispatched_at = Some(now);
-                command.dispatched_session = Some(session.to_string());
-                taken.push(command);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
+        .await?;
+        if marked.rows_affected() == 1 {
+            command.dispatched_at = Some(now);
+            command.dispatched_session = Some(session.to_string());
+            taken.push(command);
         }
     }
-    let restored = sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut *connection)
-        .await;
-    if restored.is_err() {
-        // Never hand back a connection whose commits would not be durable.
-        let _ = connection.detach();
-    }
-    restored?;
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(taken),
-    }
+    Ok(taken)
 }
 
 #[async_trait]
@@ -426,7 +437,10 @@ impl Store for SqliteStore {
     }
 
     async fn record_heartbeat(&self, hostname: &str, f: &HostFacts, now: Timestamp) -> Result<()> {
-        sqlx::query(
+        // Every heartbeat carries the whole of the host's facts, so one a crash loses is
+        // replaced by the next within a ping interval: not worth an fsync, which 200 agents
+        // every 5 s would put in the way of the strategy's commits.
+        let query = sqlx::query(
             "UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
                load_memory_mib = $5, boot_id = $6, os = $7, agent_version = $8, \
                state_fs_free_bytes = $9, last_seen = $10, software = $11 \
@@ -442,10 +456,14 @@ impl Store for SqliteStore {
         .bind(&f.agent_version)
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
-        .bind(software_json(f)?)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        .bind(software_json(f)?);
+        without_fsync(&self.writer, move |connection| {
+            Box::pin(async move {
+                query.execute(connection).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn set_software(
@@ -554,17 +572,12 @@ impl Store for SqliteStore {
             return Ok(due);
         }
         // A delivery mark need not survive a crash (deliveries belong to one run of convoyd:
-        // after a restart every unfinished command is handed out again), so it is committed
-        // without an fsync. In a task of its own, so that a dropped poll cannot leave the
-        // writer connection without its fsyncs.
-        let writer = self.writer.clone();
+        // after a restart every unfinished command is handed out again).
         let session = session.to_string();
-        tokio::spawn(async move { mark_dispatched(&writer, due, &session, now).await })
-            .await
-            .map_err(|e| StoreError::Corrupt {
-                table: "commands",
-                reason: format!("the delivery task failed: {e}"),
-            })?
+        without_fsync(&self.writer, move |connection| {
+            Box::pin(async move { mark_dispatched(connection, due, &session, now).await })
+        })
+        .await
     }
 
     async fn complete_command(
@@ -868,9 +881,13 @@ mod tests {
         };
         // 2 is FULL.
         assert_eq!(synchronous().await, 2);
-        let taken = mark_dispatched(&store.writer, vec![], "s", Timestamp::now())
-            .await
-            .unwrap();
+        let taken = without_fsync(&store.writer, |connection| {
+            Box::pin(
+                async move { mark_dispatched(connection, vec![], "s", Timestamp::now()).await },
+            )
+        })
+        .await
+        .unwrap();
         assert!(taken.is_empty());
         assert_eq!(synchronous().await, 2);
     }

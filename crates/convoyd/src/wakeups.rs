@@ -2,6 +2,7 @@
 //! outcome wakes whoever waits for it. Only a hint: the store is always re-read after waking.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -11,6 +12,8 @@ pub struct Wakeups {
     hosts: Mutex<HashMap<String, Arc<Notify>>>,
     outcomes: Notify,
     strategy: Notify,
+    /// Counts operators' changes to the strategy, so the driver knows when its copy is stale.
+    strategy_changes: AtomicU64,
 }
 
 impl Wakeups {
@@ -32,6 +35,19 @@ impl Wakeups {
     /// The signal raised when an operator changes the strategy (create, apply, abort).
     pub fn strategy(&self) -> &Notify {
         &self.strategy
+    }
+
+    /// Called after an operator's change to the strategy is stored: counts it, then wakes
+    /// the driver.
+    pub fn strategy_changed(&self) {
+        self.strategy_changes.fetch_add(1, Ordering::SeqCst);
+        self.strategy.notify_waiters();
+    }
+
+    /// How many operator changes there have been. Read before the store: a copy of the
+    /// strategy read after it is current unless the count has moved since.
+    pub fn strategy_changes(&self) -> u64 {
+        self.strategy_changes.load(Ordering::SeqCst)
     }
 
     pub fn forget_host(&self, hostname: &str) {

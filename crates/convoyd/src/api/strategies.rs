@@ -178,6 +178,7 @@ pub async fn create(
         by = caller.name,
         "rolling-maintenance strategy created"
     );
+    state.wakeups.strategy_changed();
     Ok((StatusCode::CREATED, Json(view(&record)?)))
 }
 
@@ -217,7 +218,7 @@ pub async fn action(
         )));
     }
     tracing::info!(strategy = strategy.id, action = ?request.action, by = caller.name, "strategy action");
-    state.wakeups.strategy().notify_waiters();
+    state.wakeups.strategy_changed();
     Ok(Json(view(&current(&state).await?)?))
 }
 
@@ -250,6 +251,7 @@ pub async fn delete(
     state.store.enable_clusters(&strategy.id, None, now).await?;
     state.store.delete_strategy(&strategy.id).await?;
     tracing::info!(strategy = strategy.id, by = caller.name, "strategy deleted");
+    state.wakeups.strategy_changed();
     let mut deleted = view(&strategy)?;
     deleted.state = StrategyState::Deleting;
     deleted.updated_at = now;

@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -40,8 +41,11 @@ use crate::state::AppState;
 /// Longest the driver sleeps without being woken (a safety net; wake-ups normally come from
 /// outcomes, API actions and phase deadlines).
 const IDLE_WAKE: Duration = Duration::from_secs(5);
-/// How long the driver lets outcomes gather after the first one wakes it.
-const DEBOUNCE: Duration = Duration::from_millis(2);
+/// How often the driver lets other tasks run after the first outcome wakes it, so that
+/// reports already on their way join the same tick. Yielding costs no timer tick: a fixed
+/// sleep here was most of a phase's latency on an idle controller, and under load the reports
+/// that come in during a tick gather by themselves.
+const GATHER_YIELDS: usize = 4;
 
 pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -63,9 +67,9 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
             tokio::select! {
                 _ = strategy_changed => {}
                 _ = app.inbox.arrived().notified() => {
-                    // Outcomes of a stage's hosts arrive close together: a moment's wait lets
-                    // one tick take many of them.
-                    tokio::time::sleep(DEBOUNCE).await;
+                    for _ in 0..GATHER_YIELDS {
+                        tokio::task::yield_now().await;
+                    }
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -73,9 +77,14 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The steps of the running strategy as the driver last wrote them.
+/// The running strategy and its steps as the driver last wrote them.
 struct Loaded {
     strategy_id: String,
+    /// None: read it again (it changed under the driver).
+    strategy: Option<StrategyRecord>,
+    /// [`Wakeups::strategy_changes`](crate::wakeups::Wakeups::strategy_changes) when the
+    /// strategy was read: an operator's change since then means reading it again.
+    changes: u64,
     steps: Vec<StepRecord>,
 }
 
@@ -84,8 +93,26 @@ struct Loaded {
 async fn tick(app: &AppState, loaded: &mut Option<Loaded>) -> anyhow::Result<Option<Duration>> {
     // Reports nobody takes below are dropped, so their senders store them themselves.
     let offers = app.inbox.take();
+    let changes = app.wakeups.strategy_changes();
     let cached = loaded.take();
-    let Some(mut strategy) = app.store.strategy().await? else {
+    // While a strategy runs the driver is its only writer but for operators' actions, which
+    // are counted: its copy is current unless one came in. The steps are the driver's alone.
+    let (strategy, cached) = match cached {
+        Some(Loaded {
+            strategy: Some(strategy),
+            changes: seen,
+            steps,
+            ..
+        }) if seen == changes => {
+            let id = strategy.id.clone();
+            (Some(strategy), Some((id, steps)))
+        }
+        Some(Loaded {
+            strategy_id, steps, ..
+        }) => (app.store.strategy().await?, Some((strategy_id, steps))),
+        None => (app.store.strategy().await?, None),
+    };
+    let Some(mut strategy) = strategy else {
         app.inbox.await_commands([]);
         return Ok(None);
     };
@@ -101,15 +128,22 @@ async fn tick(app: &AppState, loaded: &mut Option<Loaded>) -> anyhow::Result<Opt
         StrategyKind::RollingMaintenance => {
             let options: RollingMaintenanceOptions = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
-            let cached = cached.filter(|l| l.strategy_id == strategy.id);
+            let cached = cached
+                .filter(|(id, _)| *id == strategy.id)
+                .map(|(_, steps)| steps);
             let driver = RollingMaintenance {
                 app,
                 options: &options,
                 pending: Mutex::default(),
+                ended: AtomicBool::new(false),
+                stale: AtomicBool::new(false),
             };
             let (wait, steps) = driver.tick(&mut strategy, now, cached, offers).await?;
+            let current = !driver.stale.load(Ordering::SeqCst);
             *loaded = Some(Loaded {
-                strategy_id: strategy.id,
+                strategy_id: strategy.id.clone(),
+                strategy: current.then_some(strategy),
+                changes,
                 steps,
             });
             Ok(wait)
@@ -129,6 +163,10 @@ struct RollingMaintenance<'a> {
     app: &'a AppState,
     options: &'a RollingMaintenanceOptions,
     pending: Mutex<Pending>,
+    /// Set when a step ends in this tick: only then may a cluster be done.
+    ended: AtomicBool,
+    /// Set when the strategy changed under the driver: its copy must be read again.
+    stale: AtomicBool,
 }
 
 /// What a tick has decided and not yet written.
@@ -181,7 +219,7 @@ impl RollingMaintenance<'_> {
         &self,
         strategy: &mut StrategyRecord,
         now: Timestamp,
-        cached: Option<Loaded>,
+        cached: Option<Vec<StepRecord>>,
         offers: Vec<Offer>,
     ) -> anyhow::Result<(Option<Duration>, Vec<StepRecord>)> {
         let store = &self.app.store;
@@ -189,7 +227,7 @@ impl RollingMaintenance<'_> {
         // Cleared before the store is read, so an outcome stored meanwhile is read next time.
         let stored_elsewhere = inbox.take_stored();
         let (mut steps, fresh) = match cached {
-            Some(loaded) => (loaded.steps, false),
+            Some(steps) => (steps, false),
             None => (store.steps(&strategy.id).await?, true),
         };
         let waiting_on: Vec<String> = steps.iter().filter_map(|s| s.command_id.clone()).collect();
@@ -285,7 +323,7 @@ impl RollingMaintenance<'_> {
             }
         }
 
-        self.flush(strategy).await?;
+        // Written with step 2's changes: one commit a tick.
 
         // 2. Let the engine start steps, abort pending ones and move the strategy on.
         // A stage's hosts share their cluster: it is disabled once.
@@ -326,6 +364,7 @@ impl RollingMaintenance<'_> {
                         {
                             // Changed under us (an API action): look again at once. The steps
                             // were just written, so they stay loaded.
+                            self.stale.store(true, Ordering::SeqCst);
                             return Ok((Some(Duration::ZERO), steps));
                         }
                         info!(strategy = strategy.id, from = %strategy.state, to = %next, "strategy state");
@@ -340,7 +379,13 @@ impl RollingMaintenance<'_> {
         // 3. Enable the clusters whose hosts are done, or all of them once stopping or done.
         let views = views(&steps);
         let stopping = engine_view(strategy, &views).stopping() || strategy.state.is_terminal();
-        for cluster in store.clusters().await? {
+        // A cluster can only become done when one of its steps ends.
+        let clusters = if fresh || stopping || self.ended.load(Ordering::SeqCst) {
+            store.clusters().await?
+        } else {
+            Vec::new()
+        };
+        for cluster in clusters {
             if cluster.disabled_by.as_deref() != Some(strategy.id.as_str()) {
                 continue;
             }
@@ -512,6 +557,7 @@ impl RollingMaintenance<'_> {
             reason = ending.reason,
             "step ended"
         );
+        self.ended.store(true, Ordering::SeqCst);
         step.state = ending.state.as_str().into();
         step.details = ending.reason;
         step.command_id = None;
