@@ -15,8 +15,8 @@ use crate::ledger::Ledger;
 use crate::patches::HostPatches;
 
 /// Whether a repeat of the command must be answered from the ledger instead of running again.
-/// An install must not run twice. A hook run keeps its own durable record (its job directory
-/// answers a repeat; a hook that did not run for want of its required script may be checked
+/// An install must not run twice. A hook run keeps its own durable record (the hook runner's
+/// journal answers a repeat; a hook that did not run for want of its required script may be checked
 /// again, since the controller takes only the first answer and sends nothing new before it).
 /// The rest change nothing the second time: reading facts, a ping, looking for a script, or
 /// setting the maintenance state the host already has — so they skip the ledger's fsyncs.

@@ -1,10 +1,12 @@
 //! Child processes that lead a process group of their own: spawned despite a busy text file,
 //! waited for with a timeout on their pidfd, stopped with everything they forked, and the tail
-//! of what they wrote. Hooks and patch scripts run this way.
+//! of what they wrote (to a file, or to a [`Capture`] in memory). Hooks and patch scripts run
+//! this way.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -59,10 +61,30 @@ pub(crate) fn spawn_blocking_retrying<T>(
 /// Waits up to `timeout` for a process group's leader, then stops the group (see
 /// [`stop_group`]). Returns the leader's exit status and whether it timed out.
 pub(crate) fn wait_or_stop(child: Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> {
+    wait_or_stop_tending(child, timeout, &mut || {})
+}
+
+/// How often [`wait_or_stop_tending`] calls its `tend` while the leader runs.
+const TEND_EVERY: Duration = Duration::from_secs(1);
+
+/// [`wait_or_stop`], calling `tend` about every second while the leader runs (to trim its
+/// [`Capture`]s, say).
+pub(crate) fn wait_or_stop_tending(
+    child: Child,
+    timeout: Duration,
+    tend: &mut dyn FnMut(),
+) -> io::Result<(ExitStatus, bool)> {
     let mut leader = Leader::new(child)?;
-    match leader.wait_for(timeout)? {
-        Some(status) => Ok((status, false)),
-        None => Ok((stop_group(&mut leader)?, true)),
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(status) = leader.wait_for(left.min(TEND_EVERY))? {
+            return Ok((status, false));
+        }
+        if left <= TEND_EVERY {
+            return Ok((stop_group(&mut leader)?, true));
+        }
+        tend();
     }
 }
 
@@ -165,6 +187,61 @@ pub(crate) fn tail(path: &Path) -> String {
     }
 }
 
+/// An output stream kept in memory (a memfd) instead of a file: a hook's output costs no
+/// inode on the state filesystem. Only its tail is wanted, so [`Capture::trim`] frees what
+/// came before as the process writes (the stream becomes a sparse file, its write offset
+/// untouched). A process that outlives the reader keeps writing into it harmlessly.
+pub(crate) struct Capture {
+    file: File,
+}
+
+/// Past this much output, [`Capture::trim`] frees all but the tail.
+const TRIM_AT: u64 = 1024 * 1024;
+
+impl Capture {
+    pub(crate) fn new(name: &str) -> io::Result<Capture> {
+        let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+        Ok(Capture {
+            file: File::from(fd),
+        })
+    }
+
+    /// A descriptor of the stream for a child's stdout or stderr.
+    pub(crate) fn for_child(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
+    /// Frees the memory of everything but the last [`TAIL_CAP`] bytes, once there is much.
+    pub(crate) fn trim(&self) {
+        let Ok(len) = self.file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        if len > TRIM_AT {
+            // Whole pages only; the tail's page stays.
+            let cut = (len - TAIL_CAP as u64) & !4095;
+            let flags =
+                rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+            // Best effort: without it the output only takes more memory.
+            let _ = rustix::fs::fallocate(&self.file, flags, 0, cut);
+        }
+    }
+
+    /// The last [`TAIL_CAP`] bytes written, as [`tail`] gives a file's.
+    pub(crate) fn tail(&self) -> String {
+        let read = || -> io::Result<(Vec<u8>, u64)> {
+            let len = self.file.metadata()?.len();
+            let skipped = len.saturating_sub(TAIL_CAP as u64);
+            let mut bytes = vec![0; (len - skipped) as usize];
+            self.file.read_exact_at(&mut bytes, skipped)?;
+            Ok((bytes, skipped))
+        };
+        match read() {
+            Ok((bytes, skipped)) => tail_text(&bytes, skipped),
+            Err(e) => format!("[cannot read the output: {e}]"),
+        }
+    }
+}
+
 fn tail_text(bytes: &[u8], skipped: u64) -> String {
     if skipped == 0 {
         return String::from_utf8_lossy(bytes).into_owned();
@@ -206,6 +283,46 @@ mod tests {
             let status = leader.wait_for(Duration::from_secs(10)).unwrap().unwrap();
             assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
         }
+    }
+
+    #[test]
+    fn a_capture_keeps_the_tail_in_little_memory() {
+        let capture = Capture::new("test").unwrap();
+        assert_eq!(capture.tail(), "");
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("head -c 3000000 /dev/zero | tr '\\0' x; echo end")
+            .stdout(capture.for_child().unwrap())
+            .spawn()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        capture.trim();
+        let text = capture.tail();
+        let (note, kept) = text.split_once('\n').unwrap();
+        assert_eq!(note, "[truncated: the first 2983620 bytes are not shown]");
+        assert_eq!(kept.len(), TAIL_CAP);
+        assert!(kept.ends_with("xxend\n"), "{kept:?}");
+        // The file still says 3 MB; the memory behind it is the tail's.
+        let blocks = rustix::fs::fstat(&capture.file).unwrap().st_blocks as u64;
+        assert!(
+            blocks * 512 <= 2 * TAIL_CAP as u64 + 8192,
+            "{blocks} blocks"
+        );
+    }
+
+    #[test]
+    fn tending_goes_on_while_the_leader_runs_and_stops_at_the_timeout() {
+        let child = std::process::Command::new("sleep")
+            .arg("300")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut tended = 0;
+        let (status, timed_out) =
+            wait_or_stop_tending(child, Duration::from_millis(2500), &mut || tended += 1).unwrap();
+        assert!(timed_out);
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+        assert_eq!(tended, 2);
     }
 
     #[test]

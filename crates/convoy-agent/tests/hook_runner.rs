@@ -45,8 +45,7 @@ fn the_agent_binary_runs_a_hook_once_and_records_its_outcome() {
         ),
     );
     let jobs = dir.path().join("jobs");
-    let job = jobs.join("job");
-    std::fs::create_dir_all(&job).unwrap();
+    std::fs::create_dir_all(&jobs).unwrap();
     // Not a pipe: the detached runner keeps its output open as long as it lives.
     let log = std::fs::File::create(dir.path().join("runner.log")).unwrap();
     let started = Command::new(AGENT)
@@ -62,29 +61,32 @@ fn the_agent_binary_runs_a_hook_once_and_records_its_outcome() {
     // The process started returns once the detached runner listens.
     assert!(started.success(), "{started:?}");
     let socket = jobs.join("runner.sock");
+    let job = "0b5e3a52-8d6f-4c1e-9a57-3f0f1d2c4b6a";
     let request = serde_json::json!({
-        "job_dir": job,
+        "job": job,
         "stage": "PreFlight",
         "timeout_seconds": 30,
         "script": script,
         "args": ["--force", "two words"],
     });
-    assert_eq!(
-        ask(&socket, &request),
-        serde_json::json!({"outcome": "ran"})
-    );
-    let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(job.join("result.json")).unwrap()).unwrap();
-    assert_eq!(result["exit_code"], 70);
-    assert_eq!(result["stdout"], "PreFlight --force two words\n");
-    assert_eq!(result["error"], serde_json::Value::Null);
-    assert!(job.join("started").exists());
+    let reply = ask(&socket, &request);
+    assert_eq!(reply["outcome"], "ended", "{reply}");
+    let run = &reply["run"];
+    assert_eq!(run["exit_code"], 70);
+    assert_eq!(run["stdout"], "PreFlight --force two words\n");
+    assert_eq!(run["error"], serde_json::Value::Null);
 
-    assert_eq!(
-        ask(&socket, &request),
-        serde_json::json!({"outcome": "not-run"})
-    );
+    // Asked again, it answers from its record and does not run the hook again.
+    assert_eq!(ask(&socket, &request), reply);
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "ran\n");
+    let journal = std::fs::read_to_string(jobs.join("journal")).unwrap();
+    let records: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{journal}");
+    assert_eq!(records[0]["started"]["job"], job);
+    assert_eq!(records[1]["ended"]["run"], *run);
 
     // Idle, it exits and takes its socket with it.
     let deadline = Instant::now() + Duration::from_secs(10);

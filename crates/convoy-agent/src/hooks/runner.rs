@@ -1,25 +1,32 @@
-//! The hook runner: plain blocking code in its own process, a thread per hook, no async
-//! runtime (see the module above for what it promises).
+//! The hook runner: plain blocking code in its own process, a thread per request, no async
+//! runtime (see the module above for what it promises). It alone writes the jobs journal, and
+//! it keeps in memory what the journal says of every job, plus the jobs it runs right now.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::Arc;
+use std::process::{ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use convoy_core::hook::{HookRun, HookStage};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use uuid::Uuid;
 
+use super::journal::{Entry, Journal, Record};
 use super::{
     MAX_REQUEST, REQUEST_TIMEOUT, RUNNER_IDLE, RUNNER_LOCK, RUNNER_SOCKET, RUNNER_SUBCOMMAND,
-    RUNNER_TICK, RunnerReply, RunnerRequest, SUPERVISOR_LOG, SocketAddress, open_log, supervise,
+    RUNNER_TICK, RunnerReply, RunnerRequest, STAGE_ENV, SocketAddress, display, failed,
 };
+use crate::process_group::{Capture, spawn_blocking_retrying, wait_or_stop_tending};
 
 /// `convoy-agent hook-runner`: started by the agent, never by hand.
 #[derive(Debug, clap::Args)]
@@ -42,9 +49,9 @@ pub fn runner_main(args: RunnerArgs) -> ExitCode {
     }
 }
 
-/// Takes the jobs directory, listens, detaches and serves requests until idle. Returns at once
-/// if another runner holds the directory. The process that started returns (and exits) only
-/// before it detaches: once it has exited, the runner listens.
+/// Takes the jobs directory, reads its journal, listens, detaches and serves requests until
+/// idle. Returns at once if another runner holds the directory. The process that started
+/// returns (and exits) only before it detaches: once it has exited, the runner listens.
 pub(super) fn serve(jobs_dir: &Path, idle: Duration) -> anyhow::Result<()> {
     // Absolute, as detaching moves the runner to `/`.
     let jobs_dir = std::path::absolute(jobs_dir)?;
@@ -68,6 +75,17 @@ pub(super) fn serve(jobs_dir: &Path, idle: Duration) -> anyhow::Result<()> {
             return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
         }
     };
+    // Under the lock: no other runner writes it now.
+    let (journal, entries) = Journal::open(&jobs_dir)?;
+    let runner = Arc::new(Runner {
+        journal: Mutex::new(journal),
+        jobs: Mutex::new(
+            entries
+                .into_iter()
+                .map(|(id, e)| (id, Job::Known(e)))
+                .collect(),
+        ),
+    });
     let address = SocketAddress::new(&jobs_dir)?;
     // Left by a runner that died: only the lock's holder may remove it.
     match std::fs::remove_file(&address.path) {
@@ -86,10 +104,10 @@ pub(super) fn serve(jobs_dir: &Path, idle: Duration) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     // The process the agent started exits here, telling it the runner listens; the runner
     // goes on in a child in a new session: not the agent's child (no zombie to reap), and out
-    // of reach of signals to the agent's process group. The lock and the socket are shared
-    // with the child, so they stay held.
+    // of reach of signals to the agent's process group. The lock, the journal and the socket
+    // are shared with the child, so they stay held.
     nix::unistd::daemon(false, true).context("cannot detach")?;
-    let served = accept_until_idle(&listener, &address, idle);
+    let served = accept_until_idle(&listener, &address, idle, &runner);
     // Under the lock, so no other runner's socket is removed; new clients then start a new
     // runner, and those already queued see their connection closed without a reply.
     let _ = std::fs::remove_file(&address.path);
@@ -98,17 +116,217 @@ pub(super) fn serve(jobs_dir: &Path, idle: Duration) -> anyhow::Result<()> {
     served
 }
 
+/// What the runner knows of the jobs it was asked about.
+struct Runner {
+    journal: Mutex<Journal>,
+    jobs: Mutex<HashMap<Uuid, Job>>,
+}
+
+enum Job {
+    /// As the journal says. A start without an end that this runner does not run was an
+    /// earlier runner's, which died: lost.
+    Known(Entry),
+    /// Running here; its reply goes to every request for it.
+    Running(Arc<Pending>),
+}
+
+/// The reply to the requests for a running job, once it has ended.
+#[derive(Default)]
+struct Pending {
+    reply: Mutex<Option<RunnerReply>>,
+    ended: Condvar,
+}
+
+impl Pending {
+    fn wait(&self) -> RunnerReply {
+        let mut reply = self.reply.lock().expect("pending reply lock");
+        loop {
+            if let Some(reply) = &*reply {
+                return reply.clone();
+            }
+            reply = self.ended.wait(reply).expect("pending reply lock");
+        }
+    }
+
+    fn finish(&self, reply: RunnerReply) {
+        *self.reply.lock().expect("pending reply lock") = Some(reply);
+        self.ended.notify_all();
+    }
+}
+
+impl Runner {
+    /// Answers one request: the recorded outcome, a wait for the running hook, or a new run.
+    fn answer(&self, request: &RunnerRequest) -> RunnerReply {
+        let mut jobs = self.jobs.lock().expect("jobs lock");
+        match jobs.get(&request.job) {
+            Some(Job::Running(pending)) => {
+                let pending = pending.clone();
+                drop(jobs);
+                pending.wait()
+            }
+            Some(Job::Known(Entry::Ended { offset, len })) => {
+                let (offset, len) = (*offset, *len);
+                drop(jobs);
+                let journal = self.journal.lock().expect("journal lock");
+                match journal.read_run(offset, len) {
+                    Ok(run) => RunnerReply::Ended { run },
+                    Err(e) => RunnerReply::Failed {
+                        error: format!("cannot read the hook's recorded outcome: {e:#}"),
+                    },
+                }
+            }
+            Some(Job::Known(Entry::Started { script, .. })) => RunnerReply::Lost {
+                script: Some(script.clone()),
+            },
+            None => {
+                let Some(script) = &request.script else {
+                    return RunnerReply::NoScript;
+                };
+                let pending = Arc::new(Pending::default());
+                jobs.insert(request.job, Job::Running(pending.clone()));
+                drop(jobs);
+                let (entry, reply) = self.run(request, script);
+                let mut jobs = self.jobs.lock().expect("jobs lock");
+                match entry {
+                    Some(entry) => jobs.insert(request.job, Job::Known(entry)),
+                    None => jobs.remove(&request.job),
+                };
+                drop(jobs);
+                pending.finish(reply.clone());
+                reply
+            }
+        }
+    }
+
+    /// Records the start, runs the hook and records its end. The entry is what the journal
+    /// now says of the job (None: nothing, the hook was not started).
+    fn run(&self, request: &RunnerRequest, script: &Path) -> (Option<Entry>, RunnerReply) {
+        let not_started = |e: anyhow::Error| {
+            let error = format!("{e:#}");
+            (None, RunnerReply::Failed { error })
+        };
+        let outputs = match Outputs::new() {
+            Ok(outputs) => outputs,
+            Err(e) => return not_started(e),
+        };
+        let started = Record::Started {
+            job: request.job,
+            script: display(script),
+            runner_pid: std::process::id(),
+        };
+        let appended = self.journal.lock().expect("journal lock").append(&started);
+        let started = match appended {
+            Ok(entry) => entry,
+            Err(e) => return not_started(e),
+        };
+        let args: Vec<OsString> = request.args.iter().map(OsString::from).collect();
+        let timeout = Duration::from_secs(request.timeout_seconds);
+        let run = run_hook(request.stage, timeout, script, &args, &outputs);
+        let ended = Record::Ended {
+            job: request.job,
+            run: run.clone(),
+        };
+        let appended = self.journal.lock().expect("journal lock").append(&ended);
+        match appended {
+            Ok(entry) => (Some(entry), RunnerReply::Ended { run }),
+            // Started and never ended, as far as the journal knows: lost from now on.
+            Err(e) => (
+                Some(started),
+                RunnerReply::Failed {
+                    error: format!("the hook ran, but its outcome could not be recorded: {e:#}"),
+                },
+            ),
+        }
+    }
+}
+
+/// Where a hook's stdout and stderr go.
+struct Outputs {
+    stdout: Capture,
+    stderr: Capture,
+}
+
+impl Outputs {
+    fn new() -> anyhow::Result<Outputs> {
+        let capture =
+            |name| Capture::new(name).with_context(|| format!("cannot capture the hook's {name}"));
+        Ok(Outputs {
+            stdout: capture("stdout")?,
+            stderr: capture("stderr")?,
+        })
+    }
+}
+
+/// Runs the hook to its end (or kills it at its timeout) and describes how it ended.
+fn run_hook(
+    stage: HookStage,
+    timeout: Duration,
+    script: &Path,
+    args: &[OsString],
+    outputs: &Outputs,
+) -> HookRun {
+    let begun = Instant::now();
+    let ended = spawn_and_wait(stage, timeout, script, args, outputs);
+    let duration_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (status, timed_out, error) = match ended {
+        Ok((status, timed_out)) => (Some(status), timed_out, None),
+        Err(e) => (None, false, Some(format!("{e:#}"))),
+    };
+    HookRun {
+        exit_code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        timed_out,
+        stdout: outputs.stdout.tail(),
+        stderr: outputs.stderr.tail(),
+        duration_ms,
+        error,
+        ..failed(Some(display(script)), String::new())
+    }
+}
+
+/// Spawns the hook as the leader of a new process group and waits for it; at the timeout
+/// the whole group is stopped. Returns the exit status and whether it timed out.
+fn spawn_and_wait(
+    stage: HookStage,
+    timeout: Duration,
+    script: &Path,
+    args: &[OsString],
+    outputs: &Outputs,
+) -> anyhow::Result<(ExitStatus, bool)> {
+    let dir = script.parent().context("the script has no directory")?;
+    let mut command = std::process::Command::new(script);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env(STAGE_ENV, stage.as_str())
+        .stdin(Stdio::null())
+        .stdout(outputs.stdout.for_child()?)
+        .stderr(outputs.stderr.for_child()?)
+        // Leader of its own group, so a timeout can kill everything the hook forked.
+        .process_group(0);
+    let child = spawn_blocking_retrying(|| command.spawn())
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    // The command holds the parent's copies of the output descriptors: close them.
+    drop(command);
+    let mut trim = || {
+        outputs.stdout.trim();
+        outputs.stderr.trim();
+    };
+    wait_or_stop_tending(child, timeout, &mut trim).context("lost track of the hook process")
+}
+
 fn accept_until_idle(
     listener: &UnixListener,
     address: &SocketAddress,
     idle: Duration,
+    runner: &Arc<Runner>,
 ) -> anyhow::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
     let mut quiet_since = Instant::now();
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                start_request(stream, &active);
+                start_request(stream, &active, runner);
                 quiet_since = Instant::now();
                 continue;
             }
@@ -167,13 +385,14 @@ impl Drop for Active {
     }
 }
 
-fn start_request(stream: UnixStream, active: &Arc<AtomicUsize>) {
+fn start_request(stream: UnixStream, active: &Arc<AtomicUsize>, runner: &Arc<Runner>) {
     let active = Active::new(active);
+    let runner = runner.clone();
     let spawned = std::thread::Builder::new()
         .name("hook".into())
         .spawn(move || {
             let _active = active;
-            serve_request(stream);
+            serve_request(stream, &runner);
         });
     if let Err(e) = spawned {
         // The connection closes unanswered with the hook not started: the agent asks again.
@@ -181,16 +400,16 @@ fn start_request(stream: UnixStream, active: &Arc<AtomicUsize>) {
     }
 }
 
-fn serve_request(stream: UnixStream) {
+fn serve_request(stream: UnixStream, runner: &Runner) {
     let reply = match read_request(&stream) {
-        Ok(request) => run_request(&request),
+        Ok(request) => runner.answer(&request),
         Err(e) => RunnerReply::Failed {
             error: format!("bad hook request: {e:#}"),
         },
     };
     let mut line = serde_json::to_vec(&reply).unwrap_or_default();
     line.push(b'\n');
-    // An agent killed meanwhile is not listening; its successor reads the job directory.
+    // An agent killed meanwhile is not listening; its successor asks again.
     let _ = (&stream).write_all(&line);
 }
 
@@ -202,26 +421,4 @@ fn read_request(stream: &UnixStream) -> anyhow::Result<RunnerRequest> {
     let mut line = Vec::new();
     io::BufReader::new(stream.take(MAX_REQUEST)).read_until(b'\n', &mut line)?;
     Ok(serde_json::from_slice(&line)?)
-}
-
-fn run_request(request: &RunnerRequest) -> RunnerReply {
-    let args: Vec<OsString> = request.args.iter().map(OsString::from).collect();
-    let ran = supervise(
-        &request.job_dir,
-        request.stage,
-        Duration::from_secs(request.timeout_seconds),
-        &request.script,
-        &args,
-    );
-    match ran {
-        Ok(Some(_)) => RunnerReply::Ran,
-        Ok(None) => RunnerReply::NotRun,
-        Err(e) => {
-            let error = format!("{e:#}");
-            // Kept with the job, for whoever looks at it later. Best effort.
-            let _ = open_log(&request.job_dir.join(SUPERVISOR_LOG))
-                .and_then(|mut log| Ok(writeln!(log, "{error}")?));
-            RunnerReply::Failed { error }
-        }
-    }
 }

@@ -1,0 +1,260 @@
+//! The jobs journal, `<jobs-dir>/journal`: what the hook runner knows of every hook it was
+//! asked to run, one JSON line per event, appended and synced by the runner that holds the
+//! jobs directory (so it has a single writer).
+//!
+//! - `{"started": {"job", "script", "runner_pid"}}` is durable before the hook is spawned: from
+//!   then on the hook may have run and is never started again for that job.
+//! - `{"ended": {"job", "run"}}` is durable before anyone is told the outcome.
+//!
+//! A job that started and never ended was being run by a runner that died: its outcome is
+//! lost. A crash can cut the last line short; a torn line was never synced, so nobody acted
+//! on it (a torn start was not spawned), and loading cuts it off.
+//!
+//! One file for every job, instead of a directory of files per job: creating inodes was most
+//! of what a trivial hook cost (on an ext4 without a journal, inode allocation slows down for
+//! a while after many deletions), and two appends cost two syncs instead of four.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use convoy_core::hook::HookRun;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub(super) const JOURNAL_FILE: &str = "journal";
+
+/// One line of the journal.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub(super) enum Record {
+    Started {
+        job: Uuid,
+        script: String,
+        runner_pid: u32,
+    },
+    Ended {
+        job: Uuid,
+        run: HookRun,
+    },
+}
+
+/// What the journal says of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// Started by this runner or an earlier one, with no outcome recorded (yet).
+    Started { script: String, runner_pid: u32 },
+    /// Ended; its record is `len` bytes at `offset`.
+    Ended { offset: u64, len: usize },
+}
+
+/// The journal, open for appending, and what it holds.
+pub(super) struct Journal {
+    path: PathBuf,
+    file: File,
+    /// Where the next record goes: the file's length.
+    end: u64,
+}
+
+impl Journal {
+    /// Opens (creating) the journal and reads what it holds. Call it only holding the jobs
+    /// directory: it cuts off a torn last line.
+    pub(super) fn open(jobs_dir: &Path) -> anyhow::Result<(Journal, HashMap<Uuid, Entry>)> {
+        let path = jobs_dir.join(JOURNAL_FILE);
+        let created = !path.try_exists()?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if created {
+            // Its name must be durable before any record in it counts.
+            sync_dir(jobs_dir)?;
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let (entries, complete) = entries(&bytes);
+        if complete < bytes.len() {
+            file.set_len(complete as u64)
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("cannot cut the torn end of {}", path.display()))?;
+        }
+        let journal = Journal {
+            path,
+            file,
+            end: complete as u64,
+        };
+        Ok((journal, entries))
+    }
+
+    /// Appends `record` and syncs it; returns where it lies.
+    pub(super) fn append(&mut self, record: &Record) -> anyhow::Result<Entry> {
+        let mut line = serde_json::to_vec(record).context("cannot encode a journal record")?;
+        line.push(b'\n');
+        let offset = self.end;
+        let written = self
+            .file
+            .write_all_at(&line, offset)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Whatever part of the line reached the file is overwritten by the next record
+            // (or cut off at the next load): nothing after `end` counts.
+            return Err(e).with_context(|| format!("cannot write {}", self.path.display()));
+        }
+        self.end += line.len() as u64;
+        Ok(match record {
+            Record::Started {
+                script, runner_pid, ..
+            } => Entry::Started {
+                script: script.clone(),
+                runner_pid: *runner_pid,
+            },
+            Record::Ended { .. } => Entry::Ended {
+                offset,
+                len: line.len(),
+            },
+        })
+    }
+
+    /// The outcome recorded at `offset`.
+    pub(super) fn read_run(&self, offset: u64, len: usize) -> anyhow::Result<HookRun> {
+        let mut line = vec![0; len];
+        self.file
+            .read_exact_at(&mut line, offset)
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        match serde_json::from_slice(&line) {
+            Ok(Record::Ended { run, .. }) => Ok(run),
+            _ => anyhow::bail!("{} holds no outcome at byte {offset}", self.path.display()),
+        }
+    }
+}
+
+/// Every job the journal's complete lines mention, and the length of those lines. A line
+/// that does not parse (only a torn last line should) is passed over.
+fn entries(bytes: &[u8]) -> (HashMap<Uuid, Entry>, usize) {
+    let mut entries = HashMap::new();
+    let mut offset = 0;
+    while let Some(newline) = bytes[offset..].iter().position(|&b| b == b'\n') {
+        let len = newline + 1;
+        match serde_json::from_slice(&bytes[offset..offset + newline]) {
+            Ok(Record::Started {
+                job,
+                script,
+                runner_pid,
+            }) => {
+                entries.insert(job, Entry::Started { script, runner_pid });
+            }
+            Ok(Record::Ended { job, .. }) => {
+                entries.insert(
+                    job,
+                    Entry::Ended {
+                        offset: offset as u64,
+                        len,
+                    },
+                );
+            }
+            Err(e) => eprintln!("skipping an unreadable journal line at byte {offset}: {e}"),
+        }
+        offset += len;
+    }
+    (entries, offset)
+}
+
+pub(super) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(exit_code: i32) -> HookRun {
+        HookRun {
+            script: Some("/hooks/PreFlight".into()),
+            exit_code: Some(exit_code),
+            signal: None,
+            timed_out: false,
+            stdout: "out\n".into(),
+            stderr: String::new(),
+            duration_ms: 3,
+            error: None,
+        }
+    }
+
+    fn started(job: Uuid) -> Record {
+        Record::Started {
+            job,
+            script: "/hooks/PreFlight".into(),
+            runner_pid: 7,
+        }
+    }
+
+    #[test]
+    fn records_are_read_back_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        {
+            let (mut journal, entries) = Journal::open(dir.path()).unwrap();
+            assert!(entries.is_empty());
+            journal.append(&started(a)).unwrap();
+            journal.append(&started(b)).unwrap();
+            let ended = journal
+                .append(&Record::Ended {
+                    job: a,
+                    run: run(70),
+                })
+                .unwrap();
+            let Entry::Ended { offset, len } = ended else {
+                panic!("{ended:?}");
+            };
+            assert_eq!(journal.read_run(offset, len).unwrap(), run(70));
+        }
+        let (journal, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[&b],
+            Entry::Started {
+                script: "/hooks/PreFlight".into(),
+                runner_pid: 7
+            }
+        );
+        let Entry::Ended { offset, len } = entries[&a] else {
+            panic!("{:?}", entries[&a]);
+        };
+        assert_eq!(journal.read_run(offset, len).unwrap(), run(70));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_and_the_next_record_follows_the_last_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        {
+            let (mut journal, _) = Journal::open(dir.path()).unwrap();
+            journal.append(&started(a)).unwrap();
+        }
+        let path = dir.path().join(JOURNAL_FILE);
+        let whole = std::fs::read(&path).unwrap();
+        // A crash in the middle of the outcome's write.
+        let mut torn = whole.clone();
+        let ended = serde_json::to_vec(&Record::Ended {
+            job: a,
+            run: run(0),
+        })
+        .unwrap();
+        torn.extend_from_slice(&ended[..ended.len() / 2]);
+        std::fs::write(&path, &torn).unwrap();
+
+        let (mut journal, entries) = Journal::open(dir.path()).unwrap();
+        assert!(matches!(entries[&a], Entry::Started { .. }), "{entries:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), whole);
+        journal.append(&started(b)).unwrap();
+        let (_, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 2);
+    }
+}
