@@ -432,6 +432,40 @@ async fn abort_lets_the_running_host_finish_and_aborts_the_rest() {
     assert!(admin.strategy_steps().await.unwrap().is_empty());
 }
 
+/// PreFlight takes no host out of service, so one host maintained at a time does not mean one
+/// PreFlight at a time: every host's runs at once (here each waits for its release).
+#[tokio::test]
+async fn pre_flight_runs_on_every_host_at_once_whatever_max_parallel_hosts() {
+    let site = start_site(&workers(3)).await;
+    let hosts = ["worker-0", "worker-1", "worker-2"];
+    for host in hosts {
+        site.write_hook(host, "PreFlight", BLOCKING_HOOK);
+    }
+    site.convoy(&["rolling-maintenance", "start", "--clusters", "cluster-1"])
+        .await
+        .ok();
+    for host in hosts {
+        site.wait_step_state(host, "pre-flight", LONG).await;
+    }
+    for host in hosts {
+        release(&site, host);
+    }
+    let strategy = site.wait_strategy_end(LONG).await;
+    assert_eq!(strategy.state, StrategyState::Complete);
+    let lines = site.hook_lines();
+    let starts = lines
+        .iter()
+        .take_while(|l| l.get(2).map(String::as_str) == Some("start"));
+    assert_eq!(starts.count(), 3, "{lines:?}");
+    // Maintenance itself still goes one host at a time.
+    let maintained: Vec<&str> = lines
+        .iter()
+        .filter(|l| l[1] == "Maintenance")
+        .map(|l| l[0].as_str())
+        .collect();
+    assert_eq!(maintained, hosts);
+}
+
 #[tokio::test]
 async fn stop_on_failure_with_three_parallel_hosts() {
     let site = start_site(&workers(4)).await;
@@ -644,6 +678,14 @@ async fn bad_strategy_input_is_refused_and_creates_nothing() {
                 ..Default::default()
             },
             "max_parallel_hosts: must be at least 1",
+        ),
+        (
+            NewRollingMaintenance {
+                zones: Some(vec!["zone-a".into()]),
+                max_parallel_preflight: Some(0),
+                ..Default::default()
+            },
+            "max_parallel_preflight: must be at least 1",
         ),
         (
             NewRollingMaintenance {

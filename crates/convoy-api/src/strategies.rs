@@ -29,6 +29,9 @@ pub struct NewRollingMaintenance {
     /// Hosts of a cluster maintained at once [default: 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel_hosts: Option<u32>,
+    /// Hosts whose PreFlight runs at once [default: 100, or max_parallel_hosts if more].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_preflight: Option<u32>,
     #[serde(default)]
     pub stop_on_failure: bool,
 }
@@ -40,6 +43,14 @@ pub struct RollingMaintenanceOptions {
     pub forced: bool,
     pub timeout_seconds: u64,
     pub payload: Option<String>,
+    /// Hosts whose PreFlight runs at once (strategies created before it existed swept with
+    /// `max_parallel`; reading them, 1 means that).
+    #[serde(default = "one")]
+    pub max_parallel_preflight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A strategy as the API shows it. `options` holds the kind's own settings.

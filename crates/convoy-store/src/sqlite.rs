@@ -440,11 +440,14 @@ impl Store for SqliteStore {
         // Every heartbeat carries the whole of the host's facts, so one a crash loses is
         // replaced by the next within a ping interval: not worth an fsync, which 200 agents
         // every 5 s would put in the way of the strategy's commits.
+        // One round trip: the pragmas travel in the query.
         let query = sqlx::query(
-            "UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
+            "PRAGMA synchronous = OFF; \
+             UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
                load_memory_mib = $5, boot_id = $6, os = $7, agent_version = $8, \
                state_fs_free_bytes = $9, last_seen = $10, software = $11 \
-             WHERE hostname = $1",
+             WHERE hostname = $1; \
+             PRAGMA synchronous = FULL",
         )
         .bind(hostname)
         .bind(i64::from(f.capacity_cpus))
@@ -457,13 +460,26 @@ impl Store for SqliteStore {
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
         .bind(software_json(f)?);
-        without_fsync(&self.writer, move |connection| {
-            Box::pin(async move {
-                query.execute(connection).await?;
-                Ok(())
-            })
-        })
-        .await
+        let writer = self.writer.clone();
+        // In a task of its own, like `without_fsync`.
+        let task = tokio::spawn(async move {
+            let mut connection = writer.acquire().await?;
+            let done = query.execute(&mut *connection).await;
+            // The query stopped before its last pragma: restore it, or close the connection.
+            if done.is_err()
+                && sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&mut *connection)
+                    .await
+                    .is_err()
+            {
+                let _ = connection.detach();
+            }
+            done.map(|_| ()).map_err(StoreError::from)
+        });
+        task.await.map_err(|e| StoreError::Corrupt {
+            table: "hosts",
+            reason: format!("the heartbeat task failed: {e}"),
+        })?
     }
 
     async fn set_software(
@@ -515,9 +531,13 @@ impl Store for SqliteStore {
     }
 
     async fn insert_command(&self, c: &CommandRecord) -> Result<()> {
-        batch::insert_commands(&self.writer, &[c])
-            .await
-            .map_err(|e| conflict(e, format!("command {}", c.id)))
+        batch::Rows {
+            commands: &[c],
+            ..Default::default()
+        }
+        .execute(batch::INSERT_COMMANDS, &self.writer)
+        .await
+        .map_err(|e| conflict(e, format!("command {}", c.id)))
     }
 
     async fn command(&self, id: &str) -> Result<Option<CommandRecord>> {
@@ -637,7 +657,13 @@ impl Store for SqliteStore {
             });
         }
         let steps: Vec<&StepRecord> = steps.iter().collect();
-        batch::upsert_steps(&mut *tx, &strategy.id, &steps).await?;
+        batch::Rows {
+            strategy_id: &strategy.id,
+            steps: &steps,
+            ..Default::default()
+        }
+        .execute(batch::UPSERT_STEPS, &mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -708,11 +734,16 @@ impl Store for SqliteStore {
             .iter()
             .filter_map(|w| w.command.as_ref())
             .collect();
+        let rows = batch::Rows {
+            strategy_id,
+            completions: &batch.completions,
+            steps: &steps,
+            phases: &phases,
+            commands: &commands,
+        };
+        // Three round trips to the writer's thread: begin, the rows, commit.
         let mut tx = self.writer.begin().await?;
-        batch::complete_commands(&mut tx, &batch.completions).await?;
-        batch::upsert_steps(&mut *tx, strategy_id, &steps).await?;
-        batch::upsert_phases(&mut *tx, strategy_id, &phases).await?;
-        batch::insert_commands(&mut *tx, &commands)
+        rows.execute(batch::WRITE_TICK, &mut *tx)
             .await
             .map_err(|e| conflict(e, "a command of this batch"))?;
         tx.commit().await?;
@@ -869,7 +900,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn marking_deliveries_leaves_the_writer_with_its_fsyncs() {
+    async fn marking_deliveries_and_heartbeats_leave_the_writer_with_its_fsyncs() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("convoy.db").display());
         let store = SqliteStore::open(&url).await.unwrap();
@@ -889,6 +920,17 @@ mod tests {
         .await
         .unwrap();
         assert!(taken.is_empty());
+        assert_eq!(synchronous().await, 2);
+        let facts: HostFacts = serde_json::from_value(serde_json::json!({
+            "capacity_cpus": 1, "capacity_memory_mib": 1, "load_cpus": 0.0,
+            "load_memory_mib": 0, "boot_id": "b", "os": "o", "agent_version": "v",
+            "state_fs_free_bytes": 0
+        }))
+        .unwrap();
+        store
+            .record_heartbeat("nobody", &facts, Timestamp::now())
+            .await
+            .unwrap();
         assert_eq!(synchronous().await, 2);
     }
 }

@@ -5,6 +5,7 @@ mod clock;
 mod config;
 mod credentials;
 mod data_dir;
+mod ids;
 mod patches;
 mod secrets;
 mod state;

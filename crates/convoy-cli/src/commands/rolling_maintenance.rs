@@ -39,6 +39,10 @@ pub struct CreateArgs {
     /// Hosts of a cluster maintained at once [default: 1].
     #[arg(long)]
     max_parallel_hosts: Option<u32>,
+    /// Hosts whose PreFlight runs at once (it takes no host out of service) [default: 100, or
+    /// --max-parallel-hosts if more].
+    #[arg(long)]
+    max_parallel_preflight: Option<u32>,
     /// Stop at the first failed host: running hosts finish their stage and cleanup, nothing
     /// new starts.
     #[arg(long)]
@@ -56,6 +60,7 @@ impl CreateArgs {
             timeout_seconds: self.timeout,
             payload: self.payload.clone(),
             max_parallel_hosts: self.max_parallel_hosts,
+            max_parallel_preflight: self.max_parallel_preflight,
             stop_on_failure: self.stop_on_failure,
         }
     }

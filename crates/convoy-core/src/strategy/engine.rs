@@ -2,7 +2,8 @@
 //! pending steps are aborted, and when the strategy's state changes.
 //!
 //! Rules: a kind with a sweep (rolling maintenance's PreFlight) runs it on every step before
-//! any stage starts, and a failed sweep cancels everything; stages run one after another, the
+//! any stage starts (on at most `max_parallel_sweep` steps at once: a sweep takes nothing out
+//! of service), and a failed sweep cancels everything; stages run one after another, the
 //! steps of a stage in parallel, never more than `max_parallel` at once; with stop-on-failure a
 //! failed step stops the strategy (running steps finish their phase and cleanup, nothing new
 //! starts, pending steps stay initial); abort turns pending steps aborted and lets running ones
@@ -37,6 +38,8 @@ pub struct EngineView<'a> {
     pub max_parallel: usize,
     /// The kind sweeps every step before stage 1.
     pub sweep: bool,
+    /// Steps swept at once.
+    pub max_parallel_sweep: usize,
     pub steps: &'a [StepView],
 }
 
@@ -131,8 +134,8 @@ fn decide_applying(view: &EngineView<'_>) -> Vec<Decision> {
             vec![]
         };
     }
-    let room = view.max_parallel.max(1).saturating_sub(running);
     if view.sweeping() {
+        let room = view.max_parallel_sweep.max(1).saturating_sub(running);
         return view
             .steps
             .iter()
@@ -151,6 +154,7 @@ fn decide_applying(view: &EngineView<'_>) -> Vec<Decision> {
     else {
         return vec![];
     };
+    let room = view.max_parallel.max(1).saturating_sub(running);
     let ready = if view.sweep {
         Progress::Swept
     } else {
@@ -176,6 +180,7 @@ mod tests {
             stop_on_failure: false,
             max_parallel: 2,
             sweep: false,
+            max_parallel_sweep: 2,
             steps,
         }
     }
@@ -218,7 +223,7 @@ mod tests {
         ];
         let v = EngineView {
             sweep: true,
-            max_parallel: 1,
+            max_parallel_sweep: 1,
             ..view(StrategyState::Applying, &steps)
         };
         assert_eq!(decide(&v), [Decision::StartSweep(1)]);
@@ -228,6 +233,28 @@ mod tests {
             ..view(StrategyState::Applying, &steps)
         };
         assert_eq!(decide(&v), [Decision::StartStep(0)]);
+    }
+
+    #[test]
+    fn the_sweep_has_a_limit_of_its_own() {
+        let steps = [
+            step(1, Progress::Sweeping),
+            step(1, Progress::Pending),
+            step(2, Progress::Pending),
+            step(3, Progress::Pending),
+            step(4, Progress::Pending),
+        ];
+        // One host maintained at a time, three swept at a time.
+        let v = EngineView {
+            sweep: true,
+            max_parallel: 1,
+            max_parallel_sweep: 3,
+            ..view(StrategyState::Applying, &steps)
+        };
+        assert_eq!(
+            decide(&v),
+            [Decision::StartSweep(1), Decision::StartSweep(2)]
+        );
     }
 
     #[test]
@@ -330,6 +357,7 @@ mod tests {
     fn simulate(
         stages: &[u32],
         max_parallel: usize,
+        max_parallel_sweep: usize,
         stop_on_failure: bool,
         sweep: bool,
         outcomes: &[u8],
@@ -351,6 +379,7 @@ mod tests {
                 stop_on_failure,
                 max_parallel,
                 sweep,
+                max_parallel_sweep,
                 steps: &steps,
             };
             let decisions = decide(&v);
@@ -391,7 +420,13 @@ mod tests {
                 .iter()
                 .filter(|s| matches!(s.progress, Progress::Sweeping | Progress::Running))
                 .count();
-            prop_assert!(running <= max_parallel.max(1));
+            let sweeping = steps.iter().any(|s| s.progress == Progress::Sweeping);
+            let limit = if sweeping {
+                max_parallel_sweep
+            } else {
+                max_parallel
+            };
+            prop_assert!(running <= limit.max(1), "{running} running: {steps:?}");
             if state.is_terminal() {
                 // Nothing is in flight, and every step whose stage started has ended (a step
                 // that only passed its sweep stays pending, like any step never started).
@@ -433,6 +468,7 @@ mod tests {
         fn every_strategy_ends_and_keeps_the_rules(
             stages in proptest::collection::vec(1u32..5, 1..12),
             max_parallel in 1usize..4,
+            max_parallel_sweep in 1usize..6,
             stop_on_failure: bool,
             sweep: bool,
             outcomes in proptest::collection::vec(any::<u8>(), 1..20),
@@ -440,7 +476,15 @@ mod tests {
         ) {
             let mut stages = stages;
             stages.sort_unstable();
-            simulate(&stages, max_parallel, stop_on_failure, sweep, &outcomes, abort_at)?;
+            simulate(
+                &stages,
+                max_parallel,
+                max_parallel_sweep,
+                stop_on_failure,
+                sweep,
+                &outcomes,
+                abort_at,
+            )?;
         }
     }
 }

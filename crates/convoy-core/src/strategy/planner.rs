@@ -90,6 +90,28 @@ pub struct PlannedStep {
     pub skipped: Option<String>,
 }
 
+/// PreFlight runs on this many hosts at once when the operator does not say: it takes no host
+/// out of service, so `max-parallel-hosts` (how many hosts may be down together) does not bound
+/// it, but a bound keeps a big fleet's sweep from hitting shared services (and the controller)
+/// with thousands of hooks at once.
+pub const DEFAULT_MAX_PARALLEL_PREFLIGHT: u32 = 100;
+
+/// How many hosts run PreFlight at once: as asked (at least 1), else the default or
+/// `max_parallel`, whichever is more.
+pub fn preflight_parallelism(
+    requested: Option<u32>,
+    max_parallel: u32,
+) -> Result<u32, ValidationError> {
+    match requested {
+        Some(0) => Err(ValidationError::new(
+            "max_parallel_preflight",
+            "must be at least 1",
+        )),
+        Some(n) => Ok(n),
+        None => Ok(DEFAULT_MAX_PARALLEL_PREFLIGHT.max(max_parallel)),
+    }
+}
+
 /// Resolves the scope against the inventory and orders the hosts into stages.
 ///
 /// Unknown names are refused, all of them named. A host that is unfit (offline, locked) is
@@ -293,6 +315,18 @@ mod tests {
             plan_rolling_maintenance(&[host("w1", None)], &Scope::Hosts(names(&["w1"])), 0, false)
                 .unwrap_err();
         assert_eq!(err.field, "max_parallel_hosts");
+    }
+
+    #[test]
+    fn preflight_runs_wide_unless_told_otherwise() {
+        assert_eq!(
+            preflight_parallelism(None, 1),
+            Ok(DEFAULT_MAX_PARALLEL_PREFLIGHT)
+        );
+        assert_eq!(preflight_parallelism(None, 500), Ok(500));
+        assert_eq!(preflight_parallelism(Some(3), 20), Ok(3));
+        let err = preflight_parallelism(Some(0), 1).unwrap_err();
+        assert_eq!(err.field, "max_parallel_preflight");
     }
 
     proptest! {

@@ -10,7 +10,6 @@ use convoy_core::command::CommandKind;
 use convoy_core::host::{Administrative, Availability};
 use convoy_store::CommandRecord;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, views};
@@ -147,7 +146,7 @@ pub async fn send_command(
         ));
     }
     find(&state, &hostname).await?;
-    let id = Uuid::new_v4().to_string();
+    let id = crate::ids::command_id();
     state
         .store
         .insert_command(&CommandRecord::new(

@@ -24,7 +24,6 @@ use convoy_core::patch::{
 use convoy_core::role::Role;
 use convoy_store::CommandRecord;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::ApiError;
 use super::extract::{AgentHost, ApiJson, ApiQuery, Caller};
@@ -442,7 +441,7 @@ pub async fn host_install(
         force: request.force,
         host_locked: host.administrative == Administrative::Locked,
     };
-    let id = Uuid::new_v4().to_string();
+    let id = crate::ids::command_id();
     state
         .store
         .insert_command(&CommandRecord::new(

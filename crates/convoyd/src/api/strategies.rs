@@ -12,7 +12,9 @@ use convoy_core::hook::HookRun;
 use convoy_core::host::{Administrative, Availability, availability};
 use convoy_core::phases::rolling_maintenance::Phase;
 use convoy_core::role::Role;
-use convoy_core::strategy::planner::{InventoryHost, Scope, plan_rolling_maintenance};
+use convoy_core::strategy::planner::{
+    InventoryHost, Scope, plan_rolling_maintenance, preflight_parallelism,
+};
 use convoy_core::strategy::{StrategyKind, StrategyState, Terminal};
 use convoy_core::validation::validate_name;
 use convoy_store::{StepRecord, StoreError, StrategyRecord};
@@ -100,6 +102,8 @@ pub async fn create(
         ));
     }
     let max_parallel = request.max_parallel_hosts.unwrap_or(1);
+    let max_parallel_preflight =
+        preflight_parallelism(request.max_parallel_preflight, max_parallel)?;
 
     let now = clock::now();
     let hosts = state.store.hosts().await?;
@@ -128,6 +132,7 @@ pub async fn create(
         forced: request.forced,
         timeout_seconds: timeout,
         payload: request.payload,
+        max_parallel_preflight,
     };
     let record = StrategyRecord {
         id: Uuid::new_v4().to_string(),

@@ -29,7 +29,6 @@ use convoy_store::{
 };
 use jiff::Timestamp;
 use tracing::{debug, error, info};
-use uuid::Uuid;
 
 use super::inbox::Offer;
 use super::rolling_maintenance::{
@@ -194,12 +193,18 @@ fn progress(step: &StepRecord) -> Progress {
     }
 }
 
-fn engine_view<'v>(strategy: &StrategyRecord, views: &'v [StepView]) -> EngineView<'v> {
+fn engine_view<'v>(
+    strategy: &StrategyRecord,
+    options: &RollingMaintenanceOptions,
+    views: &'v [StepView],
+) -> EngineView<'v> {
+    let max_parallel = strategy.max_parallel as usize;
     EngineView {
         state: strategy.state,
         stop_on_failure: strategy.stop_on_failure,
-        max_parallel: strategy.max_parallel as usize,
+        max_parallel,
         sweep: true,
+        max_parallel_sweep: (options.max_parallel_preflight as usize).max(max_parallel),
         steps: views,
     }
 }
@@ -309,7 +314,7 @@ impl RollingMaintenance<'_> {
                     },
                 };
                 let views = views(&steps);
-                let stopping = engine_view(strategy, &views).stopping();
+                let stopping = engine_view(strategy, self.options, &views).stopping();
                 self.advance(
                     strategy,
                     &mut steps[i],
@@ -330,7 +335,7 @@ impl RollingMaintenance<'_> {
         let mut disabled: HashSet<String> = HashSet::new();
         for _ in 0..steps.len() + 4 {
             let views = views(&steps);
-            let decisions = decide(&engine_view(strategy, &views));
+            let decisions = decide(&engine_view(strategy, self.options, &views));
             if decisions.is_empty() {
                 break;
             }
@@ -378,7 +383,8 @@ impl RollingMaintenance<'_> {
 
         // 3. Enable the clusters whose hosts are done, or all of them once stopping or done.
         let views = views(&steps);
-        let stopping = engine_view(strategy, &views).stopping() || strategy.state.is_terminal();
+        let stopping =
+            engine_view(strategy, self.options, &views).stopping() || strategy.state.is_terminal();
         // A cluster can only become done when one of its steps ends.
         let clusters = if fresh || stopping || self.ended.load(Ordering::SeqCst) {
             store.clusters().await?
@@ -516,7 +522,7 @@ impl RollingMaintenance<'_> {
     ) -> anyhow::Result<()> {
         let command = command_for(phase, self.options).map(|(kind, payload)| {
             let mut command = CommandRecord::new(
-                Uuid::new_v4().to_string(),
+                crate::ids::command_id(),
                 &step.target,
                 kind,
                 payload.to_string(),
