@@ -741,13 +741,30 @@ impl Store for SqliteStore {
             phases: &phases,
             commands: &commands,
         };
-        // Three round trips to the writer's thread: begin, the rows, commit.
-        let mut tx = self.writer.begin().await?;
-        rows.execute(batch::WRITE_TICK, &mut *tx)
-            .await
-            .map_err(|e| conflict(e, "a command of this batch"))?;
-        tx.commit().await?;
-        Ok(())
+        // One round trip to the writer's thread: the transaction is in the query. In a task
+        // of its own, so that nothing can stop it half-way with the transaction open.
+        let query = rows.query(batch::WRITE_TICK_TRANSACTION);
+        let writer = self.writer.clone();
+        let task = tokio::spawn(async move {
+            let mut connection = writer.acquire().await?;
+            let Err(e) = query.execute(&mut *connection).await else {
+                return Ok(());
+            };
+            // It stopped inside its transaction (or at its start or end): end it, or close
+            // the connection if that fails too.
+            if sqlx::query("ROLLBACK")
+                .execute(&mut *connection)
+                .await
+                .is_err()
+            {
+                let _ = connection.detach();
+            }
+            Err(conflict(e, "a command of this batch"))
+        });
+        task.await.map_err(|e| StoreError::Corrupt {
+            table: "strategy_steps",
+            reason: format!("the write task failed: {e}"),
+        })?
     }
 
     async fn delete_strategy(&self, strategy_id: &str) -> Result<bool> {

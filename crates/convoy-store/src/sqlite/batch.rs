@@ -70,15 +70,20 @@ macro_rules! insert_commands {
     };
 }
 
-/// Everything a driver tick writes.
-pub(super) const WRITE_TICK: &str = concat!(
+/// A query whose arguments it owns.
+pub(super) type Query = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Everything a driver tick writes, in a transaction of its own, all in one round trip.
+pub(super) const WRITE_TICK_TRANSACTION: &str = concat!(
+    "BEGIN IMMEDIATE; ",
     complete_commands!(),
     "; ",
     upsert_steps!(),
     "; ",
     upsert_phases!(),
     "; ",
-    insert_commands!()
+    insert_commands!(),
+    "; COMMIT"
 );
 pub(super) const UPSERT_STEPS: &str = upsert_steps!();
 pub(super) const INSERT_COMMANDS: &str = insert_commands!();
@@ -100,18 +105,21 @@ impl Rows<'_> {
     where
         E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
     {
+        self.query(sql).execute(executor).await?;
+        Ok(())
+    }
+
+    /// `sql` with these rows bound, owning its arguments (so it can be run in a task).
+    pub(super) fn query(&self, sql: &'static str) -> Query {
         fn array<T>(rows: &[T], row: impl Fn(&T) -> Value) -> String {
             Value::Array(rows.iter().map(row).collect()).to_string()
         }
         sqlx::query(sql)
             .bind(array(self.completions, completion_row))
-            .bind(self.strategy_id)
+            .bind(self.strategy_id.to_string())
             .bind(array(self.steps, |s| step_row(s)))
             .bind(array(self.phases, |p| phase_row(p)))
             .bind(array(self.commands, |c| command_row(c)))
-            .execute(executor)
-            .await?;
-        Ok(())
     }
 }
 
