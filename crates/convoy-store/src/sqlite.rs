@@ -256,6 +256,34 @@ where
     })?
 }
 
+/// Runs a query that leaves the writer connection in a state of its own until its last
+/// statement (a transaction, a pragma) restores it: on an error `recovery` restores it
+/// instead, and a connection that cannot be restored is closed. In a task of its own, so that
+/// a caller dropped half-way (a request cut off) cannot stop it in between.
+async fn execute_on_writer(
+    writer: &SqlitePool,
+    query: batch::Query,
+    recovery: &'static str,
+) -> sqlx::Result<()> {
+    let writer = writer.clone();
+    let task = tokio::spawn(async move {
+        let mut connection = writer.acquire().await?;
+        let Err(e) = query.execute(&mut *connection).await else {
+            return Ok(());
+        };
+        if sqlx::query(recovery)
+            .execute(&mut *connection)
+            .await
+            .is_err()
+        {
+            let _ = connection.detach();
+        }
+        Err(e)
+    });
+    task.await
+        .map_err(|e| sqlx::Error::Protocol(format!("a write task failed: {e}")))?
+}
+
 /// What [`without_fsync`] runs on the connection.
 type Work<'c, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
 
@@ -460,26 +488,10 @@ impl Store for SqliteStore {
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
         .bind(software_json(f)?);
-        let writer = self.writer.clone();
-        // In a task of its own, like `without_fsync`.
-        let task = tokio::spawn(async move {
-            let mut connection = writer.acquire().await?;
-            let done = query.execute(&mut *connection).await;
-            // The query stopped before its last pragma: restore it, or close the connection.
-            if done.is_err()
-                && sqlx::query("PRAGMA synchronous = FULL")
-                    .execute(&mut *connection)
-                    .await
-                    .is_err()
-            {
-                let _ = connection.detach();
-            }
-            done.map(|_| ()).map_err(StoreError::from)
-        });
-        task.await.map_err(|e| StoreError::Corrupt {
-            table: "hosts",
-            reason: format!("the heartbeat task failed: {e}"),
-        })?
+        // The query ends by restoring the pragma; if it stops before, that is done apart.
+        execute_on_writer(&self.writer, query, "PRAGMA synchronous = FULL")
+            .await
+            .map_err(StoreError::from)
     }
 
     async fn set_software(
@@ -741,30 +753,12 @@ impl Store for SqliteStore {
             phases: &phases,
             commands: &commands,
         };
-        // One round trip to the writer's thread: the transaction is in the query. In a task
-        // of its own, so that nothing can stop it half-way with the transaction open.
+        // One round trip to the writer's thread: the transaction is in the query, and it is
+        // rolled back if the query stops half-way.
         let query = rows.query(batch::WRITE_TICK_TRANSACTION);
-        let writer = self.writer.clone();
-        let task = tokio::spawn(async move {
-            let mut connection = writer.acquire().await?;
-            let Err(e) = query.execute(&mut *connection).await else {
-                return Ok(());
-            };
-            // It stopped inside its transaction (or at its start or end): end it, or close
-            // the connection if that fails too.
-            if sqlx::query("ROLLBACK")
-                .execute(&mut *connection)
-                .await
-                .is_err()
-            {
-                let _ = connection.detach();
-            }
-            Err(conflict(e, "a command of this batch"))
-        });
-        task.await.map_err(|e| StoreError::Corrupt {
-            table: "strategy_steps",
-            reason: format!("the write task failed: {e}"),
-        })?
+        execute_on_writer(&self.writer, query, "ROLLBACK")
+            .await
+            .map_err(|e| conflict(e, "a command of this batch"))
     }
 
     async fn delete_strategy(&self, strategy_id: &str) -> Result<bool> {
