@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -69,6 +69,8 @@ impl Journal {
             .write(true)
             .create(true)
             .truncate(false)
+            // Hooks' output may say things only root should read.
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         if created {
@@ -101,8 +103,9 @@ impl Journal {
             .write_all_at(&line, offset)
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
-            // Whatever part of the line reached the file is overwritten by the next record
-            // (or cut off at the next load): nothing after `end` counts.
+            // Nothing after `end` counts: take back whatever part of the line reached the
+            // file (best effort; the next record overwrites it anyway).
+            let _ = self.file.set_len(self.end);
             return Err(e).with_context(|| format!("cannot write {}", self.path.display()));
         }
         self.end += line.len() as u64;
@@ -215,6 +218,13 @@ mod tests {
             };
             assert_eq!(journal.read_run(offset, len).unwrap(), run(70));
         }
+        let mode = std::fs::metadata(dir.path().join(JOURNAL_FILE))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         let (journal, entries) = Journal::open(dir.path()).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(
