@@ -62,6 +62,9 @@ pub trait Store: Send + Sync + 'static {
     async fn host(&self, hostname: &str) -> Result<Option<HostRecord>>;
     async fn host_by_credential(&self, credential_hash: &str) -> Result<Option<HostRecord>>;
     async fn hosts(&self) -> Result<Vec<HostRecord>>;
+    /// The host and every other host of its cluster (of none, if it has none), sorted by
+    /// hostname; empty if the host is unknown.
+    async fn cluster_of(&self, hostname: &str) -> Result<Vec<HostRecord>>;
     /// Records a heartbeat's facts. The maintenance flag is not taken from heartbeats (one
     /// collected before a change could arrive after it) but from `set_maintenance`.
     async fn record_heartbeat(

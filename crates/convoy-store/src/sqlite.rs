@@ -464,6 +464,18 @@ impl Store for SqliteStore {
         rows.iter().map(host_from).collect()
     }
 
+    async fn cluster_of(&self, hostname: &str) -> Result<Vec<HostRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM hosts WHERE cluster IS (SELECT cluster FROM hosts WHERE hostname = $1) \
+               AND EXISTS (SELECT 1 FROM hosts WHERE hostname = $1) \
+             ORDER BY hostname",
+        )
+        .bind(hostname)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(host_from).collect()
+    }
+
     async fn record_heartbeat(&self, hostname: &str, f: &HostFacts, now: Timestamp) -> Result<()> {
         // Every heartbeat carries the whole of the host's facts, so one a crash loses is
         // replaced by the next within a ping interval: not worth an fsync, which 200 agents

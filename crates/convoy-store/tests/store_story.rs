@@ -107,6 +107,33 @@ async fn story(store: &dyn Store) {
     assert_eq!(again.enrolled_at, at(1));
     assert!(store.host_by_credential("cred-1").await.unwrap().is_none());
 
+    // A host's cluster: it and the hosts that share its cluster, none of another, nothing for
+    // an unknown host; hosts without a cluster share "none".
+    for (name, cluster) in [
+        ("worker-1", Some("c")),
+        ("other", Some("d")),
+        ("loner", None),
+    ] {
+        store
+            .enrol_host(&HostEnrolment {
+                hostname: name.into(),
+                cluster: cluster.map(String::from),
+                credential_hash: format!("cred-{name}"),
+                ..enrolment.clone()
+            })
+            .await
+            .unwrap();
+    }
+    let names = |hosts: Vec<convoy_store::HostRecord>| -> Vec<String> {
+        hosts.into_iter().map(|h| h.hostname).collect()
+    };
+    assert_eq!(
+        names(store.cluster_of("worker-1").await.unwrap()),
+        ["worker-0", "worker-1"]
+    );
+    assert_eq!(names(store.cluster_of("loner").await.unwrap()), ["loner"]);
+    assert!(store.cluster_of("nope").await.unwrap().is_empty());
+
     // Commands: delivered once, again only after the redelivery delay, completed once.
     let command = CommandRecord {
         id: "c1".into(),

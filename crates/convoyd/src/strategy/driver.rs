@@ -241,7 +241,8 @@ impl RollingMaintenance<'_> {
             inbox.await_commands(waiting_on.iter().cloned());
         }
         // The inventory is read only if a capacity check needs it.
-        let mut hosts: Option<Vec<HostRecord>> = None;
+        // A capacity check reads the hosts of its host's cluster, once a tick per cluster.
+        let mut clusters: HashMap<Option<String>, Vec<HostRecord>> = HashMap::new();
         let mut outcomes: HashMap<String, CommandOutcome> = HashMap::new();
         if fresh || stored_elsewhere {
             for command in store.commands(&waiting_on).await? {
@@ -274,13 +275,19 @@ impl RollingMaintenance<'_> {
                             })
                             .map(|s| s.target.as_str())
                             .collect();
-                        if hosts.is_none() {
-                            hosts = Some(store.hosts().await?);
+                        let target = steps[i].target.as_str();
+                        let known = clusters
+                            .get(&steps[i].group)
+                            .is_some_and(|hosts| hosts.iter().any(|h| h.hostname == target));
+                        if !known {
+                            // Its cluster as the inventory has it now, not as planned.
+                            let hosts = store.cluster_of(target).await?;
+                            clusters.insert(steps[i].group.clone(), hosts);
                         }
                         (
                             capacity_check(
-                                &steps[i].target,
-                                hosts.as_deref().unwrap_or_default(),
+                                target,
+                                &clusters[&steps[i].group],
                                 &leaving,
                                 now,
                                 self.app.ping_interval,
