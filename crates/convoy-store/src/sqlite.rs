@@ -224,52 +224,21 @@ fn cluster_from(row: &SqliteRow) -> Result<ClusterRecord> {
     })
 }
 
-/// Runs `work` on the writer connection with `synchronous = OFF` for its commits alone, for
-/// writes a crash may lose (the next write repeats them). In a task of its own, so that a
-/// caller dropped half-way (a request cut off) cannot hand the connection back without its
-/// fsyncs; a connection whose `FULL` cannot be restored is closed instead.
-async fn without_fsync<T, F>(writer: &SqlitePool, work: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut sqlx::SqliteConnection) -> Work<'c, T> + Send + 'static,
-{
-    let writer = writer.clone();
-    let task = tokio::spawn(async move {
-        let mut connection = writer.acquire().await?;
-        sqlx::query("PRAGMA synchronous = OFF")
-            .execute(&mut *connection)
-            .await?;
-        let done = work(&mut connection).await;
-        let restored = sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *connection)
-            .await;
-        if restored.is_err() {
-            // Never hand back a connection whose commits would not be durable.
-            let _ = connection.detach();
-        }
-        restored?;
-        done
-    });
-    task.await.map_err(|e| StoreError::Corrupt {
-        table: "writer",
-        reason: format!("a write task failed: {e}"),
-    })?
-}
-
 /// Runs a query that leaves the writer connection in a state of its own until its last
 /// statement (a transaction, a pragma) restores it: on an error `recovery` restores it
 /// instead, and a connection that cannot be restored is closed. In a task of its own, so that
 /// a caller dropped half-way (a request cut off) cannot stop it in between.
-async fn execute_on_writer(
+async fn on_writer(
     writer: &SqlitePool,
     query: batch::Query,
     recovery: &'static str,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Vec<SqliteRow>> {
     let writer = writer.clone();
     let task = tokio::spawn(async move {
         let mut connection = writer.acquire().await?;
-        let Err(e) = query.execute(&mut *connection).await else {
-            return Ok(());
+        let e = match query.fetch_all(&mut *connection).await {
+            Ok(rows) => return Ok(rows),
+            Err(e) => e,
         };
         if sqlx::query(recovery)
             .execute(&mut *connection)
@@ -284,37 +253,19 @@ async fn execute_on_writer(
         .map_err(|e| sqlx::Error::Protocol(format!("a write task failed: {e}")))?
 }
 
-/// What [`without_fsync`] runs on the connection.
-type Work<'c, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
-
-/// Marks `due` as delivered to `session` (compare-and-set, so two concurrent polls never both
-/// take the same delivery); returns the ones this call took. Run under [`without_fsync`].
-async fn mark_dispatched(
-    connection: &mut sqlx::SqliteConnection,
-    due: Vec<CommandRecord>,
-    session: &str,
-    now: Timestamp,
-) -> Result<Vec<CommandRecord>> {
-    let mut taken = Vec::new();
-    for mut command in due {
-        let marked = sqlx::query(
-            "UPDATE commands SET dispatched_at = $3, dispatched_session = $4 \
-             WHERE id = $1 AND completed_at IS NULL AND dispatched_at IS $2",
-        )
-        .bind(&command.id)
-        .bind(command.dispatched_at.map(millis))
-        .bind(millis(now))
-        .bind(session)
-        .execute(&mut *connection)
-        .await?;
-        if marked.rows_affected() == 1 {
-            command.dispatched_at = Some(now);
-            command.dispatched_session = Some(session.to_string());
-            taken.push(command);
-        }
-    }
-    Ok(taken)
-}
+/// Marks commands (`$1`: `[{id, dispatched_at}]`, the mark each was read with) as delivered
+/// at `$2` to `$3`: a compare-and-set, so two concurrent polls never both take the same
+/// delivery; returns the ids this query took. A delivery mark need not survive a crash
+/// (deliveries belong to one run of convoyd: after a restart every unfinished command is
+/// handed out again), so it is committed without an fsync; the pragmas travel in the query,
+/// which is one round trip to the writer's thread.
+const MARK_DISPATCHED: &str = "PRAGMA synchronous = OFF; \
+    UPDATE commands SET dispatched_at = $2, dispatched_session = $3 \
+      FROM json_each($1) AS j \
+      WHERE commands.id = j.value->>'id' AND commands.completed_at IS NULL \
+        AND commands.dispatched_at IS j.value->>'dispatched_at' \
+      RETURNING commands.id; \
+    PRAGMA synchronous = FULL";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -501,9 +452,8 @@ impl Store for SqliteStore {
         .bind(millis(now))
         .bind(software_json(f)?);
         // The query ends by restoring the pragma; if it stops before, that is done apart.
-        execute_on_writer(&self.writer, query, "PRAGMA synchronous = FULL")
-            .await
-            .map_err(StoreError::from)
+        on_writer(&self.writer, query, "PRAGMA synchronous = FULL").await?;
+        Ok(())
     }
 
     async fn set_software(
@@ -615,13 +565,29 @@ impl Store for SqliteStore {
         if due.is_empty() {
             return Ok(due);
         }
-        // A delivery mark need not survive a crash (deliveries belong to one run of convoyd:
-        // after a restart every unfinished command is handed out again).
-        let session = session.to_string();
-        without_fsync(&self.writer, move |connection| {
-            Box::pin(async move { mark_dispatched(connection, due, &session, now).await })
-        })
-        .await
+        let marks = serde_json::Value::Array(
+            due.iter()
+                .map(|c| serde_json::json!({"id": c.id, "dispatched_at": c.dispatched_at.map(millis)}))
+                .collect(),
+        );
+        let query = sqlx::query(MARK_DISPATCHED)
+            .bind(marks.to_string())
+            .bind(millis(now))
+            .bind(session.to_string());
+        let taken: Vec<String> = on_writer(&self.writer, query, "PRAGMA synchronous = FULL")
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(due
+            .into_iter()
+            .filter(|c| taken.contains(&c.id))
+            .map(|mut c| {
+                c.dispatched_at = Some(now);
+                c.dispatched_session = Some(session.to_string());
+                c
+            })
+            .collect())
     }
 
     async fn complete_command(
@@ -768,9 +734,10 @@ impl Store for SqliteStore {
         // One round trip to the writer's thread: the transaction is in the query, and it is
         // rolled back if the query stops half-way.
         let query = rows.query(batch::WRITE_TICK_TRANSACTION);
-        execute_on_writer(&self.writer, query, "ROLLBACK")
+        on_writer(&self.writer, query, "ROLLBACK")
             .await
-            .map_err(|e| conflict(e, "a command of this batch"))
+            .map_err(|e| conflict(e, "a command of this batch"))?;
+        Ok(())
     }
 
     async fn delete_strategy(&self, strategy_id: &str) -> Result<bool> {
@@ -935,25 +902,48 @@ mod tests {
         };
         // 2 is FULL.
         assert_eq!(synchronous().await, 2);
-        let taken = without_fsync(&store.writer, |connection| {
-            Box::pin(
-                async move { mark_dispatched(connection, vec![], "s", Timestamp::now()).await },
-            )
-        })
-        .await
-        .unwrap();
-        assert!(taken.is_empty());
-        assert_eq!(synchronous().await, 2);
         let facts: HostFacts = serde_json::from_value(serde_json::json!({
             "capacity_cpus": 1, "capacity_memory_mib": 1, "load_cpus": 0.0,
             "load_memory_mib": 0, "boot_id": "b", "os": "o", "agent_version": "v",
             "state_fs_free_bytes": 0
         }))
         .unwrap();
+        let now = Timestamp::now();
         store
-            .record_heartbeat("nobody", &facts, Timestamp::now())
+            .enrol_host(&crate::HostEnrolment {
+                hostname: "h".into(),
+                personality: convoy_core::host::Personality::Worker,
+                zone: None,
+                pod: None,
+                cluster: None,
+                credential_hash: "c".into(),
+                facts: facts.clone(),
+                now,
+            })
             .await
             .unwrap();
+        let command = CommandRecord::new(
+            "c1".into(),
+            "h",
+            convoy_core::command::CommandKind::Ping,
+            "null".into(),
+            now,
+        );
+        store.insert_command(&command).await.unwrap();
+        let taken = store
+            .dispatch_due_commands("h", "s", now, SignedDuration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].dispatched_session.as_deref(), Some("s"));
+        assert_eq!(synchronous().await, 2);
+        // Already delivered to this run: not again before the redelivery delay.
+        let again = store
+            .dispatch_due_commands("h", "s", now, SignedDuration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+        store.record_heartbeat("h", &facts, now).await.unwrap();
         assert_eq!(synchronous().await, 2);
     }
 }
