@@ -65,6 +65,9 @@ pub trait Store: Send + Sync + 'static {
     /// The host and every other host of its cluster (of none, if it has none), sorted by
     /// hostname; empty if the host is unknown.
     async fn cluster_of(&self, hostname: &str) -> Result<Vec<HostRecord>>;
+    /// Forgets that these unfinished commands were delivered (their delivery did not reach
+    /// the agent), so that the next poll gets them at once.
+    async fn undeliver(&self, ids: &[String]) -> Result<()>;
     /// Records a heartbeat's facts. The maintenance flag is not taken from heartbeats (one
     /// collected before a change could arrive after it) but from `set_maintenance`.
     async fn record_heartbeat(

@@ -415,6 +415,20 @@ impl Store for SqliteStore {
         rows.iter().map(host_from).collect()
     }
 
+    async fn undeliver(&self, ids: &[String]) -> Result<()> {
+        sqlx::query(
+            "UPDATE commands SET dispatched_at = NULL, dispatched_session = NULL \
+             WHERE id IN (SELECT value FROM json_each($1)) AND completed_at IS NULL",
+        )
+        .bind(serde_json::to_string(ids).map_err(|e| StoreError::Corrupt {
+            table: "commands",
+            reason: e.to_string(),
+        })?)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     async fn cluster_of(&self, hostname: &str) -> Result<Vec<HostRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM hosts WHERE cluster IS (SELECT cluster FROM hosts WHERE hostname = $1) \
@@ -943,6 +957,13 @@ mod tests {
             .await
             .unwrap();
         assert!(again.is_empty());
+        // A delivery taken back is handed out at once.
+        store.undeliver(&["c1".to_string()]).await.unwrap();
+        let again = store
+            .dispatch_due_commands("h", "s", now, SignedDuration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
         store.record_heartbeat("h", &facts, now).await.unwrap();
         assert_eq!(synchronous().await, 2);
     }

@@ -7,6 +7,7 @@ mod credentials;
 mod data_dir;
 mod ids;
 mod patches;
+mod polls;
 mod secrets;
 mod state;
 mod strategy;

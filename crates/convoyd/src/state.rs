@@ -11,6 +11,7 @@ use jiff::SignedDuration;
 
 use crate::config::Settings;
 use crate::credentials::CredentialCache;
+use crate::polls::Polls;
 use crate::secrets;
 use crate::strategy::inbox::Inbox;
 use crate::wakeups::Wakeups;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub wakeups: Arc<Wakeups>,
     /// Outcomes of strategy commands on their way to the strategy driver.
     pub inbox: Arc<Inbox>,
+    /// Agents' long polls the strategy driver can hand new commands to.
+    pub polls: Arc<Polls>,
     pub credentials: Arc<CredentialCache>,
     /// Verified against when a login names an unknown user, so that answering takes as long as
     /// for a known one.
@@ -60,6 +63,7 @@ impl AppState {
             redeliver_after: SignedDuration::from_secs(30).max(settings.ping_interval * 3),
             wakeups: Arc::new(Wakeups::default()),
             inbox: Arc::new(Inbox::default()),
+            polls: Arc::new(Polls::default()),
             credentials: Arc::new(CredentialCache::default()),
             decoy_password_hash: decoy.into(),
             patch_dir: settings.data_dir.join("patches"),

@@ -145,7 +145,26 @@ pub async fn poll_commands(
                 commands: deliveries(due)?,
             }));
         }
-        let _ = tokio::time::timeout_at(deadline, woken).await;
+        // The strategy driver may hand a new command straight to this poll; anything else
+        // wakes it to read the store again.
+        let (ticket, handed) = state.polls.wait(&host.hostname, &session);
+        tokio::pin!(handed);
+        let commands = tokio::select! {
+            commands = &mut handed => commands.ok(),
+            _ = tokio::time::timeout_at(deadline, woken) => {
+                if state.polls.cancel(&ticket) {
+                    None
+                } else {
+                    // Taken by the driver just now: its commands follow its write.
+                    handed.await.ok()
+                }
+            }
+        };
+        if let Some(commands) = commands.filter(|c| !c.is_empty()) {
+            return Ok(Json(CommandBatch {
+                commands: deliveries(commands)?,
+            }));
+        }
     }
 }
 

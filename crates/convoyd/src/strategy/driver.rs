@@ -35,6 +35,7 @@ use super::rolling_maintenance::{
     capacity_check, command_for, confirmed_maintenance, phase_timeout, result_name, result_of,
 };
 use crate::clock;
+use crate::polls::Waiting;
 use crate::state::AppState;
 
 /// Longest the driver sleeps without being woken (a safety net; wake-ups normally come from
@@ -178,6 +179,8 @@ struct Pending {
     offers: Vec<Offer>,
     /// Commands handed to a reporting agent in the answer to its report, by host.
     handed: HashMap<String, Vec<CommandRecord>>,
+    /// Commands handed to a host's waiting long poll.
+    polled: Vec<(CommandRecord, Waiting)>,
 }
 
 /// Where a stored step stands, for the engine.
@@ -535,7 +538,9 @@ impl RollingMaintenance<'_> {
                 payload.to_string(),
                 now,
             );
-            self.hand_to_reporter(&mut command, now);
+            if !self.hand_to_reporter(&mut command, now) {
+                self.hand_to_poll(&mut command, now);
+            }
             command
         });
         step.state = phase.as_str().into();
@@ -585,7 +590,7 @@ impl RollingMaintenance<'_> {
 
     /// If the command's host reported in this tick, the command goes back in the answer to
     /// that report: it is marked as delivered to the reporting agent run.
-    fn hand_to_reporter(&self, command: &mut CommandRecord, now: Timestamp) {
+    fn hand_to_reporter(&self, command: &mut CommandRecord, now: Timestamp) -> bool {
         let mut pending = self.pending.lock().expect("pending writes lock");
         let Some(session) = pending
             .offers
@@ -593,7 +598,7 @@ impl RollingMaintenance<'_> {
             .find(|o| o.hostname == command.hostname)
             .and_then(|o| o.session.clone())
         else {
-            return;
+            return false;
         };
         command.dispatched_at = Some(now);
         command.dispatched_session = Some(session);
@@ -602,6 +607,19 @@ impl RollingMaintenance<'_> {
             .entry(command.hostname.clone())
             .or_default()
             .push(command.clone());
+        true
+    }
+
+    /// If the command's host has a long poll waiting, the command goes to it: it is marked as
+    /// delivered to the poll's agent run.
+    fn hand_to_poll(&self, command: &mut CommandRecord, now: Timestamp) {
+        let Some(poll) = self.app.polls.take(&command.hostname) else {
+            return;
+        };
+        command.dispatched_at = Some(now);
+        command.dispatched_session = Some(poll.session.clone());
+        let mut pending = self.pending.lock().expect("pending writes lock");
+        pending.polled.push((command.clone(), poll));
     }
 
     /// Queues a step's change; [`Self::flush`] writes the queue in one transaction.
@@ -637,6 +655,7 @@ impl RollingMaintenance<'_> {
             wake,
             offers,
             mut handed,
+            polled,
         } = std::mem::take(&mut *self.pending.lock().expect("pending writes lock"));
         // Awaited before they exist, so no report of them can miss the inbox.
         self.app.inbox.also_await(
@@ -650,8 +669,20 @@ impl RollingMaintenance<'_> {
             let next = handed.remove(&offer.hostname).unwrap_or_default();
             let _ = offer.reply.send(next);
         }
-        for host in wake {
-            self.app.wakeups.wake_host(&host);
+        // A poll that went away meanwhile never got its command: take the delivery mark back,
+        // so that the agent's next poll gets it at once.
+        let mut undelivered = Vec::new();
+        for (command, poll) in polled {
+            if poll.reply.send(vec![command.clone()]).is_err() {
+                undelivered.push(command);
+            }
+        }
+        if !undelivered.is_empty() {
+            let ids: Vec<String> = undelivered.iter().map(|c| c.id.clone()).collect();
+            self.app.store.undeliver(&ids).await?;
+        }
+        for host in wake.iter().chain(undelivered.iter().map(|c| &c.hostname)) {
+            self.app.wakeups.wake_host(host);
         }
         Ok(())
     }
