@@ -43,14 +43,10 @@ pub struct RollingMaintenanceOptions {
     pub forced: bool,
     pub timeout_seconds: u64,
     pub payload: Option<String>,
-    /// Hosts whose PreFlight runs at once (strategies created before it existed swept with
-    /// `max_parallel`; reading them, 1 means that).
-    #[serde(default = "one")]
-    pub max_parallel_preflight: u32,
-}
-
-fn one() -> u32 {
-    1
+    /// Hosts whose PreFlight runs at once. None only in strategies created before the option
+    /// existed, which sweep at `max_parallel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_preflight: Option<u32>,
 }
 
 /// A strategy as the API shows it. `options` holds the kind's own settings.

@@ -1,5 +1,7 @@
 //! In-memory wake-ups between requests: a new command wakes its host's long poll, a reported
-//! outcome wakes whoever waits for it. Only a hint: the store is always re-read after waking.
+//! outcome wakes whoever waits for it. Only a hint: the store is always re-read after waking,
+//! except that the strategy driver keeps its copy of the strategy until operators' changes,
+//! which are counted here, say otherwise.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -45,7 +45,7 @@ pub(super) enum Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Entry {
     /// Started by this runner or an earlier one, with no outcome recorded (yet).
-    Started { script: String, runner_pid: u32 },
+    Started { script: String },
     /// Ended; its record is `len` bytes at `offset`.
     Ended { offset: u64, len: usize },
 }
@@ -110,11 +110,8 @@ impl Journal {
         }
         self.end += line.len() as u64;
         Ok(match record {
-            Record::Started {
-                script, runner_pid, ..
-            } => Entry::Started {
+            Record::Started { script, .. } => Entry::Started {
                 script: script.clone(),
-                runner_pid: *runner_pid,
             },
             Record::Ended { .. } => Entry::Ended {
                 offset,
@@ -144,12 +141,8 @@ fn entries(bytes: &[u8]) -> (HashMap<Uuid, Entry>, usize) {
     while let Some(newline) = bytes[offset..].iter().position(|&b| b == b'\n') {
         let len = newline + 1;
         match serde_json::from_slice(&bytes[offset..offset + newline]) {
-            Ok(Record::Started {
-                job,
-                script,
-                runner_pid,
-            }) => {
-                entries.insert(job, Entry::Started { script, runner_pid });
+            Ok(Record::Started { job, script, .. }) => {
+                entries.insert(job, Entry::Started { script });
             }
             Ok(Record::Ended { job, .. }) => {
                 entries.insert(
@@ -230,8 +223,7 @@ mod tests {
         assert_eq!(
             entries[&b],
             Entry::Started {
-                script: "/hooks/PreFlight".into(),
-                runner_pid: 7
+                script: "/hooks/PreFlight".into()
             }
         );
         let Entry::Ended { offset, len } = entries[&a] else {

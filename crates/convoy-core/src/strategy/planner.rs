@@ -112,6 +112,12 @@ pub fn preflight_parallelism(
     }
 }
 
+/// How many hosts a stored strategy sweeps at once: its PreFlight parallelism, or
+/// `max_parallel` for a strategy stored before it had one.
+pub fn sweep_parallelism(preflight: Option<u32>, max_parallel: u32) -> usize {
+    preflight.unwrap_or(max_parallel) as usize
+}
+
 /// Resolves the scope against the inventory and orders the hosts into stages.
 ///
 /// Unknown names are refused, all of them named. A host that is unfit (offline, locked) is
@@ -327,6 +333,10 @@ mod tests {
         assert_eq!(preflight_parallelism(Some(3), 20), Ok(3));
         let err = preflight_parallelism(Some(0), 1).unwrap_err();
         assert_eq!(err.field, "max_parallel_preflight");
+        // What is stored is what sweeps, even below max-parallel-hosts; older strategies sweep
+        // at max-parallel-hosts.
+        assert_eq!(sweep_parallelism(Some(3), 20), 3);
+        assert_eq!(sweep_parallelism(None, 20), 20);
     }
 
     proptest! {

@@ -132,7 +132,7 @@ pub async fn create(
         forced: request.forced,
         timeout_seconds: timeout,
         payload: request.payload,
-        max_parallel_preflight,
+        max_parallel_preflight: Some(max_parallel_preflight),
     };
     let record = StrategyRecord {
         id: Uuid::new_v4().to_string(),

@@ -22,6 +22,7 @@ use convoy_core::phases::rolling_maintenance::{
     self as rm, Action, Context, Next, Phase, PhaseResult,
 };
 use convoy_core::strategy::engine::{Decision, EngineView, Progress, StepView, decide};
+use convoy_core::strategy::planner::sweep_parallelism;
 use convoy_core::strategy::{Ending, StrategyKind, StrategyState, Terminal};
 use convoy_store::{
     CommandCompletion, CommandRecord, HostRecord, PhaseRecord, StepBatch, StepRecord, StepWrite,
@@ -201,13 +202,15 @@ fn engine_view<'v>(
     options: &RollingMaintenanceOptions,
     views: &'v [StepView],
 ) -> EngineView<'v> {
-    let max_parallel = strategy.max_parallel as usize;
     EngineView {
         state: strategy.state,
         stop_on_failure: strategy.stop_on_failure,
-        max_parallel,
+        max_parallel: strategy.max_parallel as usize,
         sweep: true,
-        max_parallel_sweep: (options.max_parallel_preflight as usize).max(max_parallel),
+        max_parallel_sweep: sweep_parallelism(
+            options.max_parallel_preflight,
+            strategy.max_parallel,
+        ),
         steps: views,
     }
 }
@@ -243,7 +246,6 @@ impl RollingMaintenance<'_> {
             // Before the store is read: a report from now on comes to the inbox.
             inbox.await_commands(waiting_on.iter().cloned());
         }
-        // The inventory is read only if a capacity check needs it.
         // A capacity check reads the hosts of its host's cluster, once a tick per cluster.
         let mut clusters: HashMap<Option<String>, Vec<HostRecord>> = HashMap::new();
         let mut outcomes: HashMap<String, CommandOutcome> = HashMap::new();
@@ -338,7 +340,7 @@ impl RollingMaintenance<'_> {
             }
         }
 
-        // Written with step 2's changes: one commit a tick.
+        // (Written with step 2's changes: one commit a tick.)
 
         // 2. Let the engine start steps, abort pending ones and move the strategy on.
         // A stage's hosts share their cluster: it is disabled once.
