@@ -63,6 +63,9 @@ impl SqliteStore {
     }
 }
 
+/// A query that owns its arguments (so it can run in a task of its own).
+type Query = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
 fn millis(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
@@ -230,7 +233,7 @@ fn cluster_from(row: &SqliteRow) -> Result<ClusterRecord> {
 /// a caller dropped half-way (a request cut off) cannot stop it in between.
 async fn on_writer(
     writer: &SqlitePool,
-    query: batch::Query,
+    query: Query,
     recovery: &'static str,
 ) -> sqlx::Result<Vec<SqliteRow>> {
     let writer = writer.clone();

@@ -24,6 +24,8 @@ use convoy_core::hook::HookRun;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::patches::files::sync_dir;
+
 pub(super) const JOURNAL_FILE: &str = "journal";
 
 /// One line of the journal.
@@ -158,12 +160,6 @@ fn entries(bytes: &[u8]) -> (HashMap<Uuid, Entry>, usize) {
         offset += len;
     }
     (entries, offset)
-}
-
-pub(super) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -314,11 +314,7 @@ fn create_jobs_dir(jobs_dir: &Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(jobs_dir)
         .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
-    let parent = match jobs_dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    journal::sync_dir(parent)
+    crate::patches::files::sync_parent(jobs_dir)
 }
 
 fn open_log(path: &Path) -> anyhow::Result<File> {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::millis;
+use super::{Query, millis};
 use crate::{CommandCompletion, CommandRecord, PhaseRecord, StepRecord};
 
 /// Records outcomes ($1; the first one of a command stays) and the maintenance state they
@@ -69,9 +69,6 @@ macro_rules! insert_commands {
            FROM json_each($5)"
     };
 }
-
-/// A query whose arguments it owns.
-pub(super) type Query = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// Everything a driver tick writes, in a transaction of its own, all in one round trip.
 pub(super) const WRITE_TICK_TRANSACTION: &str = concat!(
