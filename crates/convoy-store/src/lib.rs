@@ -65,11 +65,9 @@ pub trait Store: Send + Sync + 'static {
     /// The host and every other host of its cluster (of none, if it has none), sorted by
     /// hostname; empty if the host is unknown.
     async fn cluster_of(&self, hostname: &str) -> Result<Vec<HostRecord>>;
-    /// Forgets that these unfinished commands were delivered (their delivery did not reach
-    /// the agent), so that the next poll gets them at once.
-    async fn undeliver(&self, ids: &[String]) -> Result<()>;
     /// Records a heartbeat's facts. The maintenance flag is not taken from heartbeats (one
-    /// collected before a change could arrive after it) but from `set_maintenance`.
+    /// collected before a change could arrive after it) but from `set_maintenance`. The next
+    /// heartbeat repeats all of it, so a store may commit it without waiting for the disk.
     async fn record_heartbeat(
         &self,
         hostname: &str,
@@ -108,6 +106,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         redeliver_after: SignedDuration,
     ) -> Result<Vec<CommandRecord>>;
+    /// Forgets that these unfinished commands were delivered (their delivery did not reach
+    /// the agent), so that the next poll gets them at once.
+    async fn undeliver(&self, ids: &[String]) -> Result<()>;
     /// Records a command's outcome once; a repeated report leaves the first one in place.
     /// Returns the command, or None if the host has no such command.
     async fn complete_command(
