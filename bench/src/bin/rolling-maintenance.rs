@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use convoy_api::Client;
 use convoy_api::strategies::{ActionName, NewRollingMaintenance};
-use convoy_bench::{cpu_seconds, processes_in_mode};
+use convoy_bench::{cpu_seconds, machine_busy_seconds, processes_in_mode};
 use convoy_core::host::{Availability, Personality};
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
@@ -164,19 +164,24 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut runs = Vec::new();
     let mut floors = Vec::new();
+    let mut floor_cpu = Vec::new();
     for run in 1..=options.runs {
         let measured = run_strategy(&client, &options, &pids, controller.pid(), &hosts_dir).await?;
+        let floor_busy = machine_busy_seconds();
         let floor_started = Instant::now();
         let status = Command::new("sh").arg("-c").arg(&script).status()?;
         floors.push(floor_started.elapsed());
+        floor_cpu.push(machine_busy_seconds() - floor_busy);
         if !status.success() {
             bail!("the floor failed: {status}");
         }
         eprintln!(
-            "run {run}: {:.3} s, CPU {:.3} s; floor {:.3} s",
+            "run {run}: {:.3} s, CPU {:.3} s (machine {:.2} s); floor {:.3} s (machine {:.2} s)",
             measured.elapsed.as_secs_f64(),
             measured.cpu,
-            floors[floors.len() - 1].as_secs_f64()
+            measured.machine_cpu,
+            floors[floors.len() - 1].as_secs_f64(),
+            floor_cpu[floor_cpu.len() - 1],
         );
         runs.push(measured);
     }
@@ -242,6 +247,8 @@ async fn main() -> anyhow::Result<()> {
 struct Run {
     elapsed: Duration,
     cpu: f64,
+    /// The whole machine's busy CPU seconds from apply to complete.
+    machine_cpu: f64,
     controller_cpu: f64,
     breakdown: Vec<String>,
 }
@@ -269,6 +276,7 @@ async fn run_strategy(
         .map(|pid| (pid, cpu_seconds(pid)))
         .collect();
     eprintln!("applying");
+    let machine_before = machine_busy_seconds();
     let started = Instant::now();
     client.rolling_maintenance_action(ActionName::Apply).await?;
     let strategy = wait_until(
@@ -281,6 +289,7 @@ async fn run_strategy(
     )
     .await?;
     let elapsed = started.elapsed();
+    let machine_cpu = machine_busy_seconds() - machine_before;
     let runners: f64 = processes_in_mode("hook-runner", dir)
         .into_iter()
         .map(|pid| cpu_seconds(pid) - runners_before.get(&pid).copied().unwrap_or(0.0))
@@ -313,6 +322,7 @@ async fn run_strategy(
     Ok(Run {
         elapsed,
         cpu,
+        machine_cpu,
         controller_cpu,
         breakdown,
     })

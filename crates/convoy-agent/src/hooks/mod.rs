@@ -13,7 +13,8 @@
 //! command's id); the runner answers one line when it is done with it:
 //!
 //! - a job it never heard of is started: recorded in the jobs [`journal`] (durably, before
-//!   the hook is spawned), run, and its outcome recorded (durably, before the answer);
+//!   the hook is spawned), run, and its outcome recorded before the answer (synced with
+//!   the next start, or within a second);
 //! - a job that ended is answered from the journal, without running it again;
 //! - a job it is running right now is waited for (an agent restarted during the hook);
 //! - a job that started under an earlier runner and never ended is lost: that runner died

@@ -21,7 +21,7 @@ use nix::fcntl::{Flock, FlockArg};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use uuid::Uuid;
 
-use super::journal::{Entry, Journal, Record};
+use super::journal::{ENDED_SYNC_WITHIN, Entry, Journal, Record};
 use super::{
     MAX_REQUEST, REQUEST_TIMEOUT, RUNNER_IDLE, RUNNER_LOCK, RUNNER_SOCKET, RUNNER_SUBCOMMAND,
     RUNNER_TICK, RunnerReply, RunnerRequest, STAGE_ENV, SocketAddress, display, failed,
@@ -155,6 +155,24 @@ impl Pending {
 }
 
 impl Runner {
+    /// Syncs the journal's ended records once they have waited `within`; returns how soon
+    /// the next are due. A failure is only logged: the outcome was answered already, and the
+    /// next start's sync (or this, a second later) tries again.
+    fn sync_journal(&self, within: Duration) -> Option<Duration> {
+        match self
+            .journal
+            .lock()
+            .expect("journal lock")
+            .sync_if_due(within)
+        {
+            Ok(due) => due,
+            Err(e) => {
+                eprintln!("convoy-agent {RUNNER_SUBCOMMAND}: {e:#}");
+                Some(RUNNER_TICK)
+            }
+        }
+    }
+
     /// Answers one request: the recorded outcome, a wait for the running hook, or a new run.
     fn answer(&self, request: &RunnerRequest) -> RunnerReply {
         let mut jobs = self.jobs.lock().expect("jobs lock");
@@ -339,6 +357,7 @@ fn accept_until_idle(
                 continue;
             }
         }
+        let sync_due = runner.sync_journal(ENDED_SYNC_WITHIN);
         let now = Instant::now();
         let wait = if active.load(Ordering::SeqCst) > 0 {
             quiet_since = now;
@@ -348,10 +367,12 @@ fn accept_until_idle(
             // A removed state directory (a test's, say) has no agent left to serve, and a
             // replaced binary (an upgrade) should serve the next hooks.
             if left.is_zero() || !address.path.exists() || binary_replaced() {
+                runner.sync_journal(Duration::ZERO);
                 return Ok(());
             }
             left.min(RUNNER_TICK)
         };
+        let wait = sync_due.map_or(wait, |due| wait.min(due));
         let wait = Timespec::try_from(wait).unwrap_or(Timespec {
             tv_sec: 1,
             tv_nsec: 0,
