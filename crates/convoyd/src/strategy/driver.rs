@@ -666,7 +666,15 @@ impl RollingMaintenance<'_> {
                 .iter()
                 .filter_map(|w| w.command.as_ref().map(|c| c.id.clone())),
         );
+        let writing = std::time::Instant::now();
         self.app.store.write_steps(&strategy.id, &batch).await?;
+        debug!(
+            steps = batch.steps.len(),
+            reports = offers.len(),
+            polls = polled.len(),
+            micros = writing.elapsed().as_micros(),
+            "tick written"
+        );
         for offer in offers {
             let next = handed.remove(&offer.hostname).unwrap_or_default();
             let _ = offer.reply.send(next);
