@@ -92,7 +92,8 @@ async fn main() -> anyhow::Result<()> {
         ControllerOptions {
             data_dir: dir.path().join("controller"),
             port: free_port()?,
-            ping_interval: 5,
+            // convoyd's default: heartbeats are part of the load an update runs under.
+            ping_interval: 10,
             extra_args: vec![],
         },
     )
