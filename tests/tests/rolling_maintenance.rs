@@ -217,6 +217,10 @@ async fn a_failing_maintenance_fails_the_strategy_and_still_cleans_up() {
         site.admin().host("worker-1").await.unwrap().state,
         "in-service"
     );
+    assert!(matches!(
+        site.admin().strategy_step("worker-9").await,
+        Err(ClientError::Api { status: 404, .. })
+    ));
     let step = site.admin().strategy_step("worker-1").await.unwrap();
     let exit = step
         .phases

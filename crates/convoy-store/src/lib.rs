@@ -126,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
     async fn strategy(&self) -> Result<Option<StrategyRecord>>;
     /// The strategy's steps in plan order.
     async fn steps(&self, strategy_id: &str) -> Result<Vec<StepRecord>>;
+    /// One step of the strategy, by its target.
+    async fn step(&self, strategy_id: &str, target: &str) -> Result<Option<StepRecord>>;
     /// The phases of every step (or only of `target`'s), in the order they started.
     async fn phases(&self, strategy_id: &str, target: Option<&str>) -> Result<Vec<PhaseRecord>>;
     /// Moves the strategy from `from` to `to` if it is still in `from`; false otherwise.

@@ -691,6 +691,16 @@ impl Store for SqliteStore {
         rows.iter().map(step_from).collect()
     }
 
+    async fn step(&self, strategy_id: &str, target: &str) -> Result<Option<StepRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM strategy_steps WHERE strategy_id = $1 AND target = $2")
+                .bind(strategy_id)
+                .bind(target)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.as_ref().map(step_from).transpose()
+    }
+
     async fn phases(&self, strategy_id: &str, target: Option<&str>) -> Result<Vec<PhaseRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM step_phases WHERE strategy_id = $1 AND ($2 IS NULL OR target = $2) \

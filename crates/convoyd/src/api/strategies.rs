@@ -283,10 +283,11 @@ pub async fn step(
 ) -> Result<Json<StepDetail>, ApiError> {
     let not_found = || ApiError::not_found(format!("strategy step {target:?}"));
     let strategy = state.store.strategy().await?.ok_or_else(not_found)?;
-    let steps = state.store.steps(&strategy.id).await?;
-    let step = steps
-        .iter()
-        .find(|s| s.target == target)
+    // One row by its key: `strategy-step show` stays cheap at thousands of steps.
+    let step = state
+        .store
+        .step(&strategy.id, &target)
+        .await?
         .ok_or_else(not_found)?;
     let phases = state
         .store
@@ -308,7 +309,7 @@ pub async fn step(
         })
         .collect();
     Ok(Json(StepDetail {
-        step: step_view(step),
+        step: step_view(&step),
         phases,
     }))
 }
