@@ -341,6 +341,9 @@ fn accept_until_idle(
 ) -> anyhow::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
     let mut quiet_since = Instant::now();
+    // Looking for a removed directory or a replaced binary costs two system calls: once a
+    // tick is soon enough, and a busy runner would otherwise look after every request.
+    let mut looked_at = Instant::now();
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -366,7 +369,11 @@ fn accept_until_idle(
             let left = (quiet_since + idle).saturating_duration_since(now);
             // A removed state directory (a test's, say) has no agent left to serve, and a
             // replaced binary (an upgrade) should serve the next hooks.
-            if left.is_zero() || !address.path.exists() || binary_replaced() {
+            let look = now.duration_since(looked_at) >= RUNNER_TICK;
+            if look {
+                looked_at = now;
+            }
+            if left.is_zero() || (look && (!address.path.exists() || binary_replaced())) {
                 runner.sync_journal(Duration::ZERO);
                 return Ok(());
             }
