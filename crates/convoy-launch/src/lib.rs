@@ -8,7 +8,7 @@ mod wait;
 
 pub use binaries::Binaries;
 pub use process::{AgentOptions, AgentProcess, ControllerOptions, ControllerProcess};
-pub use wait::{Deadline, wait_until};
+pub use wait::{Deadline, wait_until, wait_until_every};
 
 /// Why a site could not be started.
 #[derive(Debug, thiserror::Error)]

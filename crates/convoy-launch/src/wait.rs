@@ -35,6 +35,21 @@ impl Deadline {
 pub async fn wait_until<T, F, Fut>(
     deadline: Deadline,
     what: &str,
+    check: F,
+) -> Result<T, LaunchError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_until_every(deadline, Duration::from_millis(50), what, check).await
+}
+
+/// [`wait_until`] with a pause of `every` between checks, for a waiter that must load the
+/// system it watches as little as possible (a benchmark).
+pub async fn wait_until_every<T, F, Fut>(
+    deadline: Deadline,
+    every: Duration,
+    what: &str,
     mut check: F,
 ) -> Result<T, LaunchError>
 where
@@ -48,6 +63,6 @@ where
         if deadline.passed() {
             return Err(deadline.timeout(what));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(every).await;
     }
 }
