@@ -399,6 +399,9 @@ async fn abort_lets_the_running_host_finish_and_aborts_the_rest() {
         .await
         .ok();
     site.wait_step_state("worker-0", "maintenance", LONG).await;
+    // The Maintenance hook came with entering maintenance; the host's state was confirmed
+    // with the same report that started the step's maintenance phase.
+    assert_eq!(admin.host("worker-0").await.unwrap().state, "maintenance");
     assert_eq!(site.admin().clusters().await.unwrap()[0].state, "disabled");
     let aborted = site
         .convoy(&["rolling-maintenance-strategy", "abort", "-f", "json"])

@@ -241,6 +241,10 @@ async fn main() -> anyhow::Result<()> {
     for line in &best.breakdown {
         println!("    {line}");
     }
+    println!(
+        "    (the Maintenance and PostMaintenance hooks travel with entering and leaving \
+         maintenance, and a hook that ends within 1 s is reported with them: its time is theirs)"
+    );
     Ok(())
 }
 

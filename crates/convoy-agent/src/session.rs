@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use convoy_api::agent::{CommandDelivery, Enrolment, Heartbeat};
+use convoy_api::agent::{
+    CarriedOutcome, CommandDelivery, Enrolment, FollowedBy, Heartbeat, OutcomeReport,
+};
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::{Client, ClientError};
 use convoy_bundle::TrustedKeys;
@@ -27,6 +29,10 @@ const UNKNOWN_CREDENTIAL: &str = "unknown_credential";
 /// How long one command poll is held open by the controller.
 const POLL_WAIT: Duration = Duration::from_secs(25);
 const DEFAULT_PING_INTERVAL: u64 = 10;
+/// How long the report of a command that carries another (entering maintenance, with the
+/// Maintenance hook) waits for the carried one to end, so that both go in one request: a
+/// trivial hook saves a request, and a long one is only shown in maintenance this much later.
+const CARRIED_REPORT_WITHIN: Duration = Duration::from_secs(1);
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)
@@ -256,38 +262,91 @@ impl Carrier {
     /// keeps failing the controller delivers the command again later and gets the recorded
     /// outcome then. Work that must follow the report (a reboot) runs after it.
     async fn carry_out(&self, delivery: CommandDelivery) {
-        let outcome: CommandOutcome = match self.runner.handle(&delivery).await {
+        let Some(outcome) = self.outcome_of(&delivery).await else {
+            return;
+        };
+        match followed_by(&delivery, &outcome) {
+            None => self.report_and_deliver(&delivery, &outcome, None).await,
+            Some(then) => self.carry_out_both(&delivery, outcome, then).await,
+        }
+        self.runner.after_report().await;
+    }
+
+    /// Runs the carried command at once. If it ends within [`CARRIED_REPORT_WITHIN`], both
+    /// outcomes go in one report. Otherwise the first is reported alone, and the carried one's
+    /// report waits for the answer to it: by then the controller has recorded the first outcome
+    /// and waits for the carried one.
+    async fn carry_out_both(
+        &self,
+        delivery: &CommandDelivery,
+        outcome: CommandOutcome,
+        then: CommandDelivery,
+    ) {
+        let run = self.outcome_of(&then);
+        tokio::pin!(run);
+        match tokio::time::timeout(CARRIED_REPORT_WITHIN, &mut run).await {
+            Ok(then_outcome) => {
+                let carried = then_outcome.map(|outcome| CarriedOutcome {
+                    id: then.id,
+                    outcome,
+                });
+                self.report_and_deliver(delivery, &outcome, carried).await;
+            }
+            Err(_) => {
+                let (_, then_outcome) =
+                    tokio::join!(self.report_and_deliver(delivery, &outcome, None), run);
+                if let Some(then_outcome) = then_outcome {
+                    self.report_and_deliver(&then, &then_outcome, None).await;
+                }
+            }
+        }
+    }
+
+    /// Runs the delivery, or finds its recorded outcome; None if there is nothing to report
+    /// (it is running already, or its outcome could not be recorded).
+    async fn outcome_of(&self, delivery: &CommandDelivery) -> Option<CommandOutcome> {
+        match self.runner.handle(delivery).await {
             Ok(Delivery::Ran(outcome)) => {
                 info!(command = %delivery.id, kind = %delivery.kind, succeeded = outcome.succeeded, "command ran");
-                outcome
+                Some(outcome)
             }
             Ok(Delivery::Recorded(outcome)) => {
                 info!(command = %delivery.id, "command delivered again; reporting its recorded outcome");
-                outcome
+                Some(outcome)
             }
-            Ok(Delivery::AlreadyRunning) => return,
+            Ok(Delivery::AlreadyRunning) => None,
             Err(e) => {
                 warn!(command = %delivery.id, "cannot record the outcome: {e:#}");
-                return;
+                None
             }
-        };
-        for next in self.report(&delivery, &outcome).await {
+        }
+    }
+
+    /// Reports the outcome (with a carried command's) and runs the commands handed back with
+    /// the answer.
+    async fn report_and_deliver(
+        &self,
+        delivery: &CommandDelivery,
+        outcome: &CommandOutcome,
+        carried: Option<CarriedOutcome>,
+    ) {
+        let report = OutcomeReport::new(outcome.clone(), carried);
+        for next in self.report(delivery, &report).await {
             let _ = self.deliver.send(next);
         }
-        self.runner.after_report().await;
     }
 
     /// Reports the outcome; returns the commands handed back with the answer.
     async fn report(
         &self,
         delivery: &CommandDelivery,
-        outcome: &CommandOutcome,
+        report: &OutcomeReport,
     ) -> Vec<CommandDelivery> {
         let mut backoff = Backoff::new();
         for _ in 0..10 {
             match self
                 .client
-                .report_outcome(&self.session, delivery.id, outcome)
+                .report_outcome(&self.session, delivery.id, report)
                 .await
             {
                 Ok(handed) => return handed,
@@ -306,6 +365,16 @@ impl Carrier {
     }
 }
 
+/// The command to run after `delivery`, if it carries one and succeeded.
+fn followed_by(delivery: &CommandDelivery, outcome: &CommandOutcome) -> Option<CommandDelivery> {
+    if !outcome.succeeded || !delivery.payload.is_object() {
+        return None;
+    }
+    serde_json::from_value::<FollowedBy>(delivery.payload.clone())
+        .ok()?
+        .then
+}
+
 async fn shutdown_signal() {
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -321,6 +390,35 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_carried_command_runs_only_after_a_success() {
+        let then = CommandDelivery {
+            id: uuid::Uuid::new_v4(),
+            kind: convoy_core::command::CommandKind::RunHook,
+            payload: serde_json::json!({"stage": "Maintenance", "timeout_seconds": 5}),
+        };
+        let delivery = CommandDelivery {
+            id: uuid::Uuid::new_v4(),
+            kind: convoy_core::command::CommandKind::EnterMaintenance,
+            payload: serde_json::to_value(FollowedBy {
+                then: Some(then.clone()),
+            })
+            .unwrap(),
+        };
+        let outcome = |succeeded| CommandOutcome {
+            succeeded,
+            message: String::new(),
+            output: serde_json::Value::Null,
+        };
+        assert_eq!(followed_by(&delivery, &outcome(true)), Some(then));
+        assert_eq!(followed_by(&delivery, &outcome(false)), None);
+        let alone = CommandDelivery {
+            payload: serde_json::Value::Null,
+            ..delivery
+        };
+        assert_eq!(followed_by(&alone, &outcome(true)), None);
+    }
 
     #[test]
     fn backoff_grows_to_the_ping_interval() {

@@ -80,6 +80,16 @@ pub struct RequiredScriptMissing {
     pub missing_script: HookStage,
 }
 
+/// Payload of `enter-maintenance` and `exit-maintenance`: the command to run as soon as this
+/// one has succeeded (the hook that follows the change of state), if any. The agent runs it at
+/// once, and reports its outcome only after the controller has answered this command's report,
+/// by when the controller waits for it. A `then` inside `then` is not run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FollowedBy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<CommandDelivery>,
+}
+
 /// The `output` of `enter-maintenance` and `exit-maintenance`: the state the agent now keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaintenanceState {
@@ -91,5 +101,86 @@ pub struct CommandBatch {
     pub commands: Vec<CommandDelivery>,
 }
 
-/// `POST /v1/agent/commands/{id}/outcome` body.
-pub type OutcomeReport = CommandOutcome;
+/// `POST /v1/agent/commands/{id}/outcome` body: the command's outcome, and with it, if the
+/// command carried another (see [`FollowedBy`]) that ended soon after, that one's outcome too.
+/// (The outcome's fields are spelled out, not flattened: serde's `flatten` would let unknown
+/// fields through.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeReport {
+    pub succeeded: bool,
+    pub message: String,
+    #[serde(default)]
+    pub output: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<CarriedOutcome>,
+}
+
+impl OutcomeReport {
+    pub fn new(outcome: CommandOutcome, then: Option<CarriedOutcome>) -> Self {
+        let CommandOutcome {
+            succeeded,
+            message,
+            output,
+        } = outcome;
+        OutcomeReport {
+            succeeded,
+            message,
+            output,
+            then,
+        }
+    }
+
+    /// The reported command's outcome, and the carried one's.
+    pub fn into_parts(self) -> (CommandOutcome, Option<CarriedOutcome>) {
+        let outcome = CommandOutcome {
+            succeeded: self.succeeded,
+            message: self.message,
+            output: self.output,
+        };
+        (outcome, self.then)
+    }
+}
+
+/// The outcome of the command another carried, reported with the carrier's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedOutcome {
+    pub id: Uuid,
+    pub outcome: CommandOutcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_an_outcome_with_an_optional_carried_one() {
+        let outcome = CommandOutcome {
+            succeeded: true,
+            message: "in maintenance".into(),
+            output: serde_json::json!({"maintenance": true}),
+        };
+        let alone: OutcomeReport = serde_json::from_value(serde_json::json!({
+            "succeeded": true, "message": "in maintenance", "output": {"maintenance": true}
+        }))
+        .unwrap();
+        assert_eq!(alone.clone().into_parts(), (outcome.clone(), None));
+        assert_eq!(alone, OutcomeReport::new(outcome.clone(), None));
+        let together = OutcomeReport::new(
+            outcome.clone(),
+            Some(CarriedOutcome {
+                id: Uuid::nil(),
+                outcome: outcome.clone(),
+            }),
+        );
+        let json = serde_json::to_value(&together).unwrap();
+        assert_eq!(json["message"], "in maintenance");
+        assert_eq!(
+            serde_json::from_value::<OutcomeReport>(json).unwrap(),
+            together
+        );
+        let unknown = serde_json::json!({"succeeded": true, "message": "", "colour": "red"});
+        assert!(serde_json::from_value::<OutcomeReport>(unknown).is_err());
+    }
+}

@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 use crate::agent::{
     CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat, HeartbeatAccepted,
+    OutcomeReport,
 };
 use crate::auth::AuthRequest;
 use crate::error::ErrorBody;
-use crate::hosts::{Command, CommandOutcome, Host, HostList, NewCommand};
+use crate::hosts::{Command, Host, HostList, NewCommand};
 use crate::patches::{
     AppDependencyList, AppDependencyReport, HostInstallRequest, HostPatchList, HostPatchRow,
     IsApplied, PatchDetail, PatchIdList, PatchList, PatchOperation, PatchOutcome, PatchRow,
@@ -454,13 +455,13 @@ impl Client {
         &self,
         session: &str,
         id: Uuid,
-        outcome: &CommandOutcome,
+        report: &OutcomeReport,
     ) -> Result<Vec<CommandDelivery>, ClientError> {
         let batch: CommandBatch = self
             .call(
                 Method::POST,
                 &format!("/v1/agent/commands/{id}/outcome?session={session}"),
-                Some(outcome),
+                Some(report),
             )
             .await?;
         Ok(batch.commands)

@@ -13,8 +13,11 @@
 //! two round trips; here the agent does both in one command, in the same order (no
 //! PreMaintenance runs on a host without a Maintenance script).
 //!
-//! ```text
-//! ```
+//! Entering maintenance travels with the Maintenance hook, and leaving it (on the way to
+//! PostMaintenance) with the PostMaintenance hook: the agent runs the hook as soon as the host's
+//! state has changed, instead of waiting for the controller to hear of the change and send the
+//! hook. The phases stay two, each with its own outcome, record and timeout; but once sent
+//! together, a stop lets the second one run (see [`carried`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +59,16 @@ impl Phase {
         (self == Phase::PreMaintenance).then_some(HookStage::Maintenance)
     }
 
+    /// The phase whose command travels with this phase's command when the step goes on
+    /// normally: the hook that follows a change of the host's maintenance state.
+    pub fn carries(self) -> Option<Phase> {
+        match self {
+            Phase::EnterMaintenance => Some(Phase::Maintenance),
+            Phase::ExitMaintenance => Some(Phase::PostMaintenance),
+            _ => None,
+        }
+    }
+
     /// What performing the phase means.
     pub fn action(self) -> Action {
         match self {
@@ -68,6 +81,15 @@ impl Phase {
             Phase::PostMaintenance => Action::RunHook(HookStage::PostMaintenance),
         }
     }
+}
+
+/// The phase sent along with `phase`, given whether the step is cleaning up (leaving
+/// maintenance on its way to an end already decided). A cleanup carries nothing: no
+/// PostMaintenance runs after a failure or a stop. The agent runs the carried phase only if
+/// `phase` succeeded; once the two are sent, a stop that comes meanwhile lets the carried
+/// phase run, since it may already be running.
+pub fn carried(phase: Phase, cleaning_up: bool) -> Option<Phase> {
+    if cleaning_up { None } else { phase.carries() }
 }
 
 /// How a phase is performed: on the host's agent, or by the controller.
@@ -193,20 +215,19 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
         )),
         (Phase::PostMaintenance, _) => Next::End(Ending::new(Terminal::Complete, "")),
     };
-    if cx.stopping { stop(phase, next) } else { next }
+    let sent_along = carried(phase, cx.pending.is_some());
+    match next {
+        Next::Phase(p) if sent_along == Some(p) => next,
+        _ if cx.stopping => stop(phase, next),
+        _ => next,
+    }
 }
 
 /// Under a stop, a step that would start a new phase ends instead: after its cleanup if the
-/// host is in maintenance.
+/// host is in maintenance. (A phase already sent along never gets here.)
 fn stop(finished: Phase, next: Next) -> Next {
     match next {
-        Next::Phase(Phase::ExitMaintenance) => Next::Cleanup {
-            then: Ending::new(
-                Terminal::Aborted,
-                format!("Stopped after {finished}; the host was taken out of maintenance"),
-            ),
-        },
-        Next::Phase(Phase::Maintenance) => Next::Cleanup {
+        Next::Phase(Phase::ExitMaintenance | Phase::Maintenance) => Next::Cleanup {
             then: Ending::new(
                 Terminal::Aborted,
                 format!("Stopped after {finished}; the host was taken out of maintenance"),
@@ -372,6 +393,15 @@ mod tests {
             cx(false, true),
         );
         assert!(matches!(next, Next::End(e) if e.state == Terminal::Aborted));
+        // Entering maintenance carried the Maintenance hook, so it runs; its end stops the step.
+        assert_eq!(
+            after(
+                Phase::EnterMaintenance,
+                PhaseResult::Succeeded,
+                cx(false, true)
+            ),
+            Next::Phase(Phase::Maintenance)
+        );
         let pending = Ending::new(Terminal::Aborted, "Stopped after maintenance");
         let next = after(
             Phase::ExitMaintenance,
@@ -420,6 +450,10 @@ mod tests {
                     Next::AwaitStage => phase = Phase::FIRST,
                     Next::Phase(p) => {
                         prop_assert!(Phase::ALL.iter().position(|x| *x == p) > Phase::ALL.iter().position(|x| *x == phase), "phases only go forward");
+                        // A stop starts nothing new: only a phase already sent along goes on.
+                        if stopping {
+                            prop_assert_eq!(carried(phase, pending.is_some()), Some(p));
+                        }
                         phase = p;
                     }
                     Next::Cleanup { then } => {

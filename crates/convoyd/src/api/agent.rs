@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use convoy_api::agent::{
     CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat, HeartbeatAccepted,
+    OutcomeReport,
 };
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
@@ -184,8 +185,9 @@ pub async fn report_outcome(
     host: AgentHost,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<OutcomeQuery>,
-    ApiJson(outcome): ApiJson<CommandOutcome>,
+    ApiJson(report): ApiJson<OutcomeReport>,
 ) -> Result<Json<CommandBatch>, ApiError> {
+    let (outcome, then) = report.into_parts();
     let session = match &query.session {
         Some(session) => Some(delivery_session(&state, session)?),
         None => None,
@@ -197,11 +199,14 @@ pub async fn report_outcome(
         hostname: host.hostname.clone(),
         command_id: id.clone(),
         outcome: outcome.clone(),
+        then,
         session,
         reply,
     };
     // An error from the answer: the driver dropped it (not its command after all, or its
-    // write failed).
+    // write failed). A carried outcome is then dropped too: the carried command has no record
+    // before the driver takes the first outcome, and once it has, it is delivered again and
+    // the agent answers from its own record.
     if state.inbox.offer(offer)
         && let Ok(handed) = answer.await
     {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use convoy_api::agent::{CommandDelivery, FollowedBy};
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::strategies::RollingMaintenanceOptions;
 use convoy_core::phases::rolling_maintenance::{
@@ -182,6 +183,8 @@ struct Pending {
     handed: HashMap<String, Vec<CommandRecord>>,
     /// Commands handed to a host's waiting long poll.
     polled: Vec<(CommandRecord, Waiting)>,
+    /// Outcomes of carried commands that came with their carrier's report, by command id.
+    carried: HashMap<String, CommandOutcome>,
 }
 
 /// Where a stored step stands, for the engine.
@@ -354,7 +357,7 @@ impl RollingMaintenance<'_> {
             for decision in decisions {
                 match decision {
                     Decision::StartSweep(i) => {
-                        self.begin(strategy, &mut steps[i], Phase::SWEEP, None, now)
+                        self.begin(strategy, &mut steps[i], Phase::SWEEP, None, None, now)
                             .await?
                     }
                     Decision::StartStep(i) => {
@@ -364,7 +367,7 @@ impl RollingMaintenance<'_> {
                             store.disable_cluster(&cluster, &strategy.id, now).await?;
                             disabled.insert(cluster);
                         }
-                        self.begin(strategy, &mut steps[i], Phase::FIRST, None, now)
+                        self.begin(strategy, &mut steps[i], Phase::FIRST, None, None, now)
                             .await?;
                     }
                     Decision::AbortPending(i) => {
@@ -462,6 +465,16 @@ impl RollingMaintenance<'_> {
                 maintenance: kind.and_then(|kind| confirmed_maintenance(kind, &offer.outcome)),
             });
             outcomes.insert(offer.command_id.clone(), offer.outcome.clone());
+            // The outcome of the command this one carried: recorded with the carried
+            // command's record when the step gets there, later in this tick.
+            if let Some(then) = &offer.then
+                && carried_id(&offer.command_id).ok() == Some(then.id.to_string())
+            {
+                outcomes.insert(then.id.to_string(), then.outcome.clone());
+                pending
+                    .carried
+                    .insert(then.id.to_string(), then.outcome.clone());
+            }
             pending.offers.push(offer);
         }
     }
@@ -502,12 +515,25 @@ impl RollingMaintenance<'_> {
             pending: pending.as_ref(),
         };
         debug!(step = step.target, phase = %phase, result = result_name(&result), "phase ended");
+        let sent_along = rm::carried(phase, pending.is_some());
         match rm::after(phase, result, context) {
-            Next::Phase(next) => self.begin(strategy, step, next, Some(finished), now).await,
+            Next::Phase(next) => {
+                // The agent already has the command of a phase sent along with this one.
+                let carried_by = step.command_id.clone().filter(|_| sent_along == Some(next));
+                self.begin(strategy, step, next, Some(finished), carried_by, now)
+                    .await
+            }
             Next::Cleanup { then } => {
                 step.pending_end = Some(serde_json::to_string(&then)?);
-                self.begin(strategy, step, Phase::ExitMaintenance, Some(finished), now)
-                    .await
+                self.begin(
+                    strategy,
+                    step,
+                    Phase::ExitMaintenance,
+                    Some(finished),
+                    None,
+                    now,
+                )
+                .await
             }
             Next::AwaitStage => {
                 step.state = "initial".into();
@@ -523,28 +549,21 @@ impl RollingMaintenance<'_> {
     }
 
     /// Starts `phase` on the step: the step, the phase record and the command that performs
-    /// it are written together, then the host's agent is woken.
+    /// it are written together, then the host's agent is woken. `carried_by` is the command
+    /// that already took this phase's command to the agent, if one did.
     async fn begin(
         &self,
         strategy: &StrategyRecord,
         step: &mut StepRecord,
         phase: Phase,
         finished: Option<PhaseRecord>,
+        carried_by: Option<String>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        let command = command_for(phase, self.options).map(|(kind, payload)| {
-            let mut command = CommandRecord::new(
-                crate::ids::command_id(),
-                &step.target,
-                kind,
-                payload.to_string(),
-                now,
-            );
-            if !self.hand_to_reporter(&mut command, now) {
-                self.hand_to_poll(&mut command, now);
-            }
-            command
-        });
+        let command = match carried_by {
+            Some(first) => self.carried_command(step, phase, &first, now)?,
+            None => self.new_command(step, phase, now)?,
+        };
         step.state = phase.as_str().into();
         step.command_id = command.as_ref().map(|c| c.id.clone());
         step.phase_started_at = Some(now);
@@ -561,6 +580,73 @@ impl RollingMaintenance<'_> {
         };
         self.write(strategy, step, finished, Some(started), command)
             .await
+    }
+
+    /// A new command for `phase`, with the command of the phase it carries inside, handed to
+    /// the agent's report or poll if one is here.
+    fn new_command(
+        &self,
+        step: &StepRecord,
+        phase: Phase,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<CommandRecord>> {
+        let Some((kind, mut payload)) = command_for(phase, self.options) else {
+            return Ok(None);
+        };
+        let id = crate::ids::command_id();
+        if let Some(next) = rm::carried(phase, step.pending_end.is_some())
+            && let Some((then_kind, then_payload)) = command_for(next, self.options)
+        {
+            let then = CommandDelivery {
+                id: carried_id(&id)?.parse()?,
+                kind: then_kind,
+                payload: then_payload,
+            };
+            payload = serde_json::to_value(FollowedBy { then: Some(then) })?;
+        }
+        let mut command = CommandRecord::new(id, &step.target, kind, payload.to_string(), now);
+        if !self.hand_to_reporter(&mut command, now) {
+            self.hand_to_poll(&mut command, now);
+        }
+        Ok(Some(command))
+    }
+
+    /// The record of the command `first` took to the agent for `phase`: delivered to the agent
+    /// run that reported `first`, and completed if its outcome came along. If this tick did not hear that report (it was read from the
+    /// store), the command is left to be delivered again, which the agent answers from its
+    /// record or ignores while it runs.
+    fn carried_command(
+        &self,
+        step: &StepRecord,
+        phase: Phase,
+        first: &str,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<CommandRecord>> {
+        let Some((kind, payload)) = command_for(phase, self.options) else {
+            return Ok(None);
+        };
+        let mut command = CommandRecord::new(
+            carried_id(first)?,
+            &step.target,
+            kind,
+            payload.to_string(),
+            now,
+        );
+        let mut pending = self.pending.lock().expect("pending writes lock");
+        if let Some(outcome) = pending.carried.remove(&command.id) {
+            command.completed_at = Some(now);
+            command.outcome = Some(serde_json::to_string(&outcome)?);
+        }
+        if let Some(session) = pending
+            .offers
+            .iter()
+            .find(|o| o.command_id == first)
+            .and_then(|o| o.session.clone())
+        {
+            command.dispatched_at = Some(now);
+            command.dispatched_session = Some(session);
+        }
+        Ok(Some(command))
     }
 
     async fn end(
@@ -658,6 +744,8 @@ impl RollingMaintenance<'_> {
             offers,
             mut handed,
             polled,
+            // Each was taken by its carried command's record in the same pass.
+            carried: _,
         } = std::mem::take(&mut *self.pending.lock().expect("pending writes lock"));
         // Awaited before they exist, so no report of them can miss the inbox.
         self.app.inbox.also_await(
@@ -696,6 +784,11 @@ impl RollingMaintenance<'_> {
         }
         Ok(())
     }
+}
+
+fn carried_id(first: &str) -> anyhow::Result<String> {
+    crate::ids::carried_command_id(first)
+        .with_context(|| format!("command id {first:?} is not a UUID"))
 }
 
 /// The strategy's details when it changes state: why it failed, if it did.

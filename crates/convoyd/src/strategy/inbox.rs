@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use convoy_api::agent::CarriedOutcome;
 use convoy_api::hosts::CommandOutcome;
 use convoy_store::CommandRecord;
 use tokio::sync::{Notify, oneshot};
@@ -21,6 +22,8 @@ pub struct Offer {
     pub hostname: String,
     pub command_id: String,
     pub outcome: CommandOutcome,
+    /// The outcome of the command this one carried, if it ended in time to come along.
+    pub then: Option<CarriedOutcome>,
     /// The agent run (as stored in `dispatched_session`) the host's next command may be
     /// handed to in the answer.
     pub session: Option<String>,
@@ -111,6 +114,7 @@ mod tests {
                     message: String::new(),
                     output: serde_json::Value::Null,
                 },
+                then: None,
                 session: None,
                 reply,
             },
