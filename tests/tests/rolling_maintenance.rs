@@ -45,6 +45,12 @@ async fn start_site(hosts: &[HostSpec]) -> Site {
 #[tokio::test]
 async fn hooks_run_in_order_with_pre_flight_on_every_host_first() {
     let site = start_site(&workers(3)).await;
+    // A Maintenance hook of some length, reported with entering maintenance (under 1 s).
+    site.write_hook(
+        "worker-1",
+        "Maintenance",
+        &format!("sleep 0.3\n{}", convoy_e2e::STANDARD_HOOK),
+    );
     let run = site
         .convoy(&[
             "rolling-maintenance",
@@ -133,6 +139,26 @@ async fn hooks_run_in_order_with_pre_flight_on_every_host_first() {
     let maintenance = &step["phases"][4];
     assert_eq!(maintenance["exit_code"], 0);
     assert_eq!(maintenance["stdout"], "Maintenance done on worker-1\n");
+    // The phase that came with entering maintenance shows the hook's own time, and the
+    // phases follow one another.
+    let at = |phase: &Value, field: &str| -> jiff::Timestamp {
+        phase[field].as_str().unwrap().parse().unwrap()
+    };
+    let took = at(maintenance, "finished_at").duration_since(at(maintenance, "started_at"));
+    assert!(
+        took >= jiff::SignedDuration::from_millis(290),
+        "{maintenance}"
+    );
+    for pair in step["phases"].as_array().unwrap().windows(2) {
+        assert!(
+            at(&pair[0], "finished_at") <= at(&pair[1], "started_at"),
+            "{pair:?}"
+        );
+        assert!(
+            at(&pair[1], "started_at") <= at(&pair[1], "finished_at"),
+            "{pair:?}"
+        );
+    }
 }
 
 #[tokio::test]

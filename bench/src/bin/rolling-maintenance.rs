@@ -243,7 +243,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "    (the Maintenance and PostMaintenance hooks travel with entering and leaving \
-         maintenance, and a hook that ends within 1 s is reported with them: its time is theirs)"
+         maintenance, and a hook that ends within 1 s is reported with them: its phase begins \
+         its run time before that report)"
     );
     Ok(())
 }

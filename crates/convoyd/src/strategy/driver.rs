@@ -34,7 +34,8 @@ use tracing::{debug, error, info};
 
 use super::inbox::Offer;
 use super::rolling_maintenance::{
-    capacity_check, command_for, confirmed_maintenance, phase_timeout, result_name, result_of,
+    capacity_check, command_for, confirmed_maintenance, hook_duration, phase_timeout, result_name,
+    result_of,
 };
 use crate::clock;
 use crate::polls::Waiting;
@@ -560,19 +561,27 @@ impl RollingMaintenance<'_> {
         carried_by: Option<String>,
         now: Timestamp,
     ) -> anyhow::Result<()> {
-        let command = match carried_by {
-            Some(first) => self.carried_command(step, phase, &first, now)?,
-            None => self.new_command(step, phase, now)?,
+        let (command, began, finished) = match carried_by {
+            Some(first) => {
+                let (command, began) = self.carried_command(step, phase, &first, now)?;
+                // The carrier's phase ended when the carried one began.
+                let finished = finished.map(|f| PhaseRecord {
+                    finished_at: Some(began),
+                    ..f
+                });
+                (command, began, finished)
+            }
+            None => (self.new_command(step, phase, now)?, now, finished),
         };
         step.state = phase.as_str().into();
         step.command_id = command.as_ref().map(|c| c.id.clone());
-        step.phase_started_at = Some(now);
+        step.phase_started_at = Some(began);
         step.started_at.get_or_insert(now);
         step.updated_at = now;
         let started = PhaseRecord {
             target: step.target.clone(),
             phase: phase.as_str().into(),
-            started_at: now,
+            started_at: began,
             finished_at: None,
             result: None,
             details: String::new(),
@@ -611,19 +620,21 @@ impl RollingMaintenance<'_> {
         Ok(Some(command))
     }
 
-    /// The record of the command `first` took to the agent for `phase`: delivered to the agent
-    /// run that reported `first`, and completed if its outcome came along. If this tick did not hear that report (it was read from the
-    /// store), the command is left to be delivered again, which the agent answers from its
-    /// record or ignores while it runs.
+    /// The record of the command `first` took to the agent for `phase`, and when the phase
+    /// began: delivered to the agent run that reported `first`, and completed if its outcome
+    /// came along (the phase then began the hook's run time ago, not when this tick heard of
+    /// it; never before the carrier's phase began). If this tick did not hear that report (it
+    /// was read from the store), the command is left to be delivered again, which the agent
+    /// answers from its record or ignores while it runs.
     fn carried_command(
         &self,
         step: &StepRecord,
         phase: Phase,
         first: &str,
         now: Timestamp,
-    ) -> anyhow::Result<Option<CommandRecord>> {
+    ) -> anyhow::Result<(Option<CommandRecord>, Timestamp)> {
         let Some((kind, payload)) = command_for(phase, self.options) else {
-            return Ok(None);
+            return Ok((None, now));
         };
         let mut command = CommandRecord::new(
             carried_id(first)?,
@@ -632,10 +643,14 @@ impl RollingMaintenance<'_> {
             payload.to_string(),
             now,
         );
+        let mut began = now;
         let mut pending = self.pending.lock().expect("pending writes lock");
         if let Some(outcome) = pending.carried.remove(&command.id) {
             command.completed_at = Some(now);
             command.outcome = Some(serde_json::to_string(&outcome)?);
+            if let Some(took) = hook_duration(&outcome) {
+                began = (now - took).max(step.phase_started_at.unwrap_or(now));
+            }
         }
         if let Some(session) = pending
             .offers
@@ -646,7 +661,7 @@ impl RollingMaintenance<'_> {
             command.dispatched_at = Some(now);
             command.dispatched_session = Some(session);
         }
-        Ok(Some(command))
+        Ok((Some(command), began))
     }
 
     async fn end(

@@ -93,6 +93,12 @@ pub fn result_of(phase: Phase, outcome: &CommandOutcome) -> PhaseResult {
     }
 }
 
+/// How long the hook an outcome reports ran, if it reports one.
+pub fn hook_duration(outcome: &CommandOutcome) -> Option<SignedDuration> {
+    let run = serde_json::from_value::<HookRun>(outcome.output.clone()).ok()?;
+    Some(SignedDuration::from_millis(run.duration_ms as i64))
+}
+
 /// The capacity check of `hostname` against the current inventory; `leaving` are hosts going
 /// into maintenance in the same stage.
 pub fn capacity_check(
