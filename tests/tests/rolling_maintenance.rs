@@ -551,6 +551,9 @@ async fn stop_on_failure_with_three_parallel_hosts() {
 
 #[tokio::test]
 async fn a_controller_killed_at_several_points_finishes_with_each_hook_once() {
+    // Each wait ends within the 30 s after which a command without an outcome is delivered
+    // again: no outcome may be lost on the way (the redelivery would hide it, only later).
+    const WITHIN: Duration = Duration::from_secs(25);
     let mut site = start_site(&workers(3)).await;
     for host in ["worker-0", "worker-1", "worker-2"] {
         site.write_hook(host, "Maintenance", BLOCKING_HOOK);
@@ -566,15 +569,27 @@ async fn a_controller_killed_at_several_points_finishes_with_each_hook_once() {
     .await
     .ok();
 
+    let log_has = |site: &Site, line: &str| site.hook_lines().iter().any(|l| l.join(" ") == line);
+    // 0. As soon as worker-0's Maintenance hook started: it came with entering maintenance,
+    // whose report may or may not have arrived yet.
+    convoy_e2e::convoy_launch::wait_until(
+        convoy_e2e::convoy_launch::Deadline::after(WITHIN),
+        "worker-0's maintenance to start",
+        || async { log_has(&site, "worker-0 Maintenance start").then_some(()) },
+    )
+    .await
+    .unwrap();
+    site.controller.kill();
+    site.controller.restart().await.unwrap();
     // 1. While worker-0 and worker-1 are in maintenance.
-    site.wait_step_state("worker-1", "maintenance", LONG).await;
+    site.wait_step_state("worker-1", "maintenance", WITHIN)
+        .await;
     site.controller.kill();
     site.controller.restart().await.unwrap();
     release(&site, "worker-0");
     // 2. Right after worker-0 finished its maintenance hook.
-    let log_has = |site: &Site, line: &str| site.hook_lines().iter().any(|l| l.join(" ") == line);
     convoy_e2e::convoy_launch::wait_until(
-        convoy_e2e::convoy_launch::Deadline::after(LONG),
+        convoy_e2e::convoy_launch::Deadline::after(WITHIN),
         "worker-0's maintenance to end",
         || async { log_has(&site, "worker-0 Maintenance").then_some(()) },
     )
@@ -584,12 +599,13 @@ async fn a_controller_killed_at_several_points_finishes_with_each_hook_once() {
     site.controller.restart().await.unwrap();
     release(&site, "worker-1");
     // 3. While worker-2 (stage 2) is in maintenance; the cluster is disabled meanwhile.
-    site.wait_step_state("worker-2", "maintenance", LONG).await;
+    site.wait_step_state("worker-2", "maintenance", WITHIN)
+        .await;
     site.controller.kill();
     site.controller.restart().await.unwrap();
     release(&site, "worker-2");
 
-    let strategy = site.wait_strategy_end(LONG).await;
+    let strategy = site.wait_strategy_end(WITHIN).await;
     assert_eq!(
         strategy.state,
         StrategyState::Complete,

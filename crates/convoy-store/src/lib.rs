@@ -6,8 +6,8 @@ mod sqlite;
 
 pub use records::{
     ClusterRecord, CommandCompletion, CommandRecord, HostEnrolment, HostRecord, PatchChanges,
-    PatchRecord, PhaseRecord, StepBatch, StepRecord, StepWrite, StrategyRecord, TokenOwner,
-    UserRecord,
+    PatchRecord, PhaseRecord, ReportedCommand, StepBatch, StepRecord, StepWrite, StrategyRecord,
+    TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -110,14 +110,15 @@ pub trait Store: Send + Sync + 'static {
     /// the agent), so that the next poll gets them at once.
     async fn undeliver(&self, ids: &[String]) -> Result<()>;
     /// Records a command's outcome once; a repeated report leaves the first one in place.
-    /// Returns the command, or None if the host has no such command.
+    /// Returns the command and whether this report was its first, or None if the host has
+    /// no such command.
     async fn complete_command(
         &self,
         hostname: &str,
         id: &str,
         outcome_json: &str,
         now: Timestamp,
-    ) -> Result<Option<CommandRecord>>;
+    ) -> Result<Option<ReportedCommand>>;
 
     // strategies
     /// Stores a new strategy and its steps. Fails with `Conflict` naming the existing strategy

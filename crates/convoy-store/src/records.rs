@@ -131,6 +131,15 @@ pub struct StepWrite {
     pub command: Option<CommandRecord>,
 }
 
+/// A command after an agent's report of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedCommand {
+    pub command: CommandRecord,
+    /// This report recorded the outcome; false for a repeat (the first outcome stays, and
+    /// what it said about the host was applied then).
+    pub first: bool,
+}
+
 /// An agent's outcome for a command, recorded in the same transaction as the strategy
 /// changes it causes.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,8 +17,8 @@ mod batch;
 
 use crate::{
     ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PatchChanges, PatchRecord,
-    PhaseRecord, Result, StepBatch, StepRecord, Store, StoreError, StrategyRecord, TokenOwner,
-    UserRecord,
+    PhaseRecord, ReportedCommand, Result, StepBatch, StepRecord, Store, StoreError, StrategyRecord,
+    TokenOwner, UserRecord,
 };
 use convoy_core::strategy::StrategyState;
 
@@ -613,7 +613,7 @@ impl Store for SqliteStore {
         id: &str,
         outcome_json: &str,
         now: Timestamp,
-    ) -> Result<Option<CommandRecord>> {
+    ) -> Result<Option<ReportedCommand>> {
         let updated = sqlx::query(
             "UPDATE commands SET completed_at = $3, outcome = $4 \
              WHERE id = $1 AND hostname = $2 AND completed_at IS NULL RETURNING *",
@@ -625,7 +625,11 @@ impl Store for SqliteStore {
         .fetch_optional(&self.writer)
         .await?;
         if let Some(row) = updated {
-            return command_from(&row).map(Some);
+            let command = command_from(&row)?;
+            return Ok(Some(ReportedCommand {
+                command,
+                first: true,
+            }));
         }
         // Already completed (a repeated report), or not this host's command.
         let row = sqlx::query("SELECT * FROM commands WHERE id = $1 AND hostname = $2")
@@ -633,7 +637,14 @@ impl Store for SqliteStore {
             .bind(hostname)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(command_from).transpose()
+        row.as_ref()
+            .map(|row| {
+                Ok(ReportedCommand {
+                    command: command_from(row)?,
+                    first: false,
+                })
+            })
+            .transpose()
     }
 
     async fn create_strategy(&self, strategy: &StrategyRecord, steps: &[StepRecord]) -> Result<()> {

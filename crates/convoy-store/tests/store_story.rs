@@ -174,12 +174,16 @@ async fn story(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
+    assert!(done.first);
+    let done = done.command;
     assert_eq!(done.outcome.as_deref(), Some(r#"{"first":true}"#));
     let repeat = store
         .complete_command("worker-0", "c1", r#"{"second":true}"#, at(43))
         .await
         .unwrap()
         .unwrap();
+    assert!(!repeat.first);
+    let repeat = repeat.command;
     assert_eq!(repeat.outcome.as_deref(), Some(r#"{"first":true}"#));
     assert_eq!(repeat.completed_at, Some(at(42)));
     assert!(

@@ -5,8 +5,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use convoy_api::agent::{
-    CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat, HeartbeatAccepted,
-    OutcomeReport,
+    CarriedOutcome, CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat,
+    HeartbeatAccepted, OutcomeReport,
 };
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
@@ -192,30 +192,66 @@ pub async fn report_outcome(
         Some(session) => Some(delivery_session(&state, session)?),
         None => None,
     };
-    // A strategy's command: the driver records the outcome with the step changes it causes
-    // and answers with the host's next command.
-    let (reply, answer) = oneshot::channel();
-    let offer = Offer {
-        hostname: host.hostname.clone(),
-        command_id: id.clone(),
-        outcome: outcome.clone(),
-        then,
-        session,
-        reply,
-    };
-    // An error from the answer: the driver dropped it (not its command after all, or its
-    // write failed). A carried outcome is then dropped too: the carried command has no record
-    // before the driver takes the first outcome, and once it has, it is delivered again and
-    // the agent answers from its own record.
-    if state.inbox.offer(offer)
-        && let Ok(handed) = answer.await
+    if let Some(handed) =
+        offer_to_driver(&state, &host.hostname, &id, &outcome, &then, &session).await
     {
         return Ok(Json(CommandBatch {
             commands: deliveries(handed)?,
         }));
     }
     store_outcome(&state, &host.hostname, &id, &outcome).await?;
+    // The driver did not wait for the first command (a repeat of it already came in, say):
+    // it may wait for the carried one, whose outcome then goes the same way. A carried
+    // command without a record yet is left alone: the driver creates it once it takes the
+    // first outcome, and the agent answers its delivery from its own record.
+    if let Some(then) = then {
+        let then_id = then.id.to_string();
+        if let Some(handed) = offer_to_driver(
+            &state,
+            &host.hostname,
+            &then_id,
+            &then.outcome,
+            &None,
+            &session,
+        )
+        .await
+        {
+            return Ok(Json(CommandBatch {
+                commands: deliveries(handed)?,
+            }));
+        }
+        match store_outcome(&state, &host.hostname, &then_id, &then.outcome).await {
+            Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {}
+            other => other?,
+        }
+    }
     Ok(Json(CommandBatch { commands: vec![] }))
+}
+
+/// Hands a report to the strategy driver if it waits for the command: it records the
+/// outcome with the step changes it causes and answers with the host's next commands. None
+/// if it does not wait for it, or dropped it (its write failed): the gateway stores it then.
+async fn offer_to_driver(
+    state: &AppState,
+    hostname: &str,
+    id: &str,
+    outcome: &CommandOutcome,
+    then: &Option<CarriedOutcome>,
+    session: &Option<String>,
+) -> Option<Vec<CommandRecord>> {
+    let (reply, answer) = oneshot::channel();
+    let offer = Offer {
+        hostname: hostname.to_string(),
+        command_id: id.to_string(),
+        outcome: outcome.clone(),
+        then: then.clone(),
+        session: session.clone(),
+        reply,
+    };
+    if !state.inbox.offer(offer) {
+        return None;
+    }
+    answer.await.ok()
 }
 
 /// Records an outcome the strategy driver does not take, with what it says about the host.
@@ -226,11 +262,18 @@ async fn store_outcome(
     outcome: &CommandOutcome,
 ) -> Result<(), ApiError> {
     let json = serde_json::to_string(outcome).map_err(ApiError::internal)?;
-    let record = state
+    let reported = state
         .store
         .complete_command(hostname, id, &json, crate::clock::now())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("command {id} of host {hostname:?}")))?;
+    // A repeat changes nothing: what the first outcome said was applied when it came, and a
+    // late repeat (an agent retrying an old report) must not undo what happened since, such
+    // as entering maintenance again after the host left it.
+    if !reported.first {
+        return Ok(());
+    }
+    let record = reported.command;
     // The agent confirmed a maintenance change: the host's state follows at once.
     if let Some(maintenance) = confirmed_maintenance(record.kind, outcome) {
         state.store.set_maintenance(hostname, maintenance).await?;
