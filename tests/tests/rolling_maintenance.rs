@@ -30,6 +30,22 @@ const ALL_STAGES: [&str; 4] = [
 /// A hook that logs "start", waits for `{dir}/release-{host}`, then logs its normal line.
 const BLOCKING_HOOK: &str = "echo \"{host} {stage} start\" >> {log}\nwhile [ ! -e {dir}/release-{host} ]; do sleep 0.05; done\necho \"{host} {stage} $*\" >> {log}\necho \"{stage} done on {host}\"";
 
+/// Waits until a hook logged `line`.
+async fn wait_for_hook_line(site: &Site, line: &str, within: Duration) {
+    convoy_e2e::convoy_launch::wait_until(
+        convoy_e2e::convoy_launch::Deadline::after(within),
+        &format!("the hook log line {line:?}"),
+        || async {
+            site.hook_lines()
+                .iter()
+                .any(|l| l.join(" ") == line)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
 fn release(site: &Site, host: &str) {
     std::fs::write(site.dir.path().join(format!("release-{host}")), "").unwrap();
 }
@@ -569,16 +585,9 @@ async fn a_controller_killed_at_several_points_finishes_with_each_hook_once() {
     .await
     .ok();
 
-    let log_has = |site: &Site, line: &str| site.hook_lines().iter().any(|l| l.join(" ") == line);
     // 0. As soon as worker-0's Maintenance hook started: it came with entering maintenance,
     // whose report may or may not have arrived yet.
-    convoy_e2e::convoy_launch::wait_until(
-        convoy_e2e::convoy_launch::Deadline::after(WITHIN),
-        "worker-0's maintenance to start",
-        || async { log_has(&site, "worker-0 Maintenance start").then_some(()) },
-    )
-    .await
-    .unwrap();
+    wait_for_hook_line(&site, "worker-0 Maintenance start", WITHIN).await;
     site.controller.kill();
     site.controller.restart().await.unwrap();
     // 1. While worker-0 and worker-1 are in maintenance.
@@ -588,13 +597,7 @@ async fn a_controller_killed_at_several_points_finishes_with_each_hook_once() {
     site.controller.restart().await.unwrap();
     release(&site, "worker-0");
     // 2. Right after worker-0 finished its maintenance hook.
-    convoy_e2e::convoy_launch::wait_until(
-        convoy_e2e::convoy_launch::Deadline::after(WITHIN),
-        "worker-0's maintenance to end",
-        || async { log_has(&site, "worker-0 Maintenance").then_some(()) },
-    )
-    .await
-    .unwrap();
+    wait_for_hook_line(&site, "worker-0 Maintenance", WITHIN).await;
     site.controller.kill();
     site.controller.restart().await.unwrap();
     release(&site, "worker-1");
@@ -635,18 +638,7 @@ async fn an_agent_killed_during_maintenance_reports_the_real_outcome_once() {
         .await
         .ok();
     site.wait_step_state("worker-0", "maintenance", LONG).await;
-    convoy_e2e::convoy_launch::wait_until(
-        convoy_e2e::convoy_launch::Deadline::after(LONG),
-        "the Maintenance hook to start",
-        || async {
-            site.hook_lines()
-                .iter()
-                .any(|l| l.join(" ") == "worker-0 Maintenance start")
-                .then_some(())
-        },
-    )
-    .await
-    .unwrap();
+    wait_for_hook_line(&site, "worker-0 Maintenance start", LONG).await;
     site.agent("worker-0").kill();
     site.agent("worker-0").restart().unwrap();
     release(&site, "worker-0");
