@@ -367,12 +367,12 @@ impl Carrier {
 
 /// The command to run after `delivery`, if it carries one and succeeded.
 fn followed_by(delivery: &CommandDelivery, outcome: &CommandOutcome) -> Option<CommandDelivery> {
-    if !outcome.succeeded || !delivery.payload.is_object() {
+    if !outcome.succeeded {
         return None;
     }
     serde_json::from_value::<FollowedBy>(delivery.payload.clone())
-        .ok()?
-        .then
+        .ok()
+        .map(|followed| followed.then)
 }
 
 async fn shutdown_signal() {
@@ -401,10 +401,7 @@ mod tests {
         let delivery = CommandDelivery {
             id: uuid::Uuid::new_v4(),
             kind: convoy_core::command::CommandKind::EnterMaintenance,
-            payload: serde_json::to_value(FollowedBy {
-                then: Some(then.clone()),
-            })
-            .unwrap(),
+            payload: serde_json::to_value(FollowedBy { then: then.clone() }).unwrap(),
         };
         let outcome = |succeeded| CommandOutcome {
             succeeded,

@@ -80,14 +80,13 @@ pub struct RequiredScriptMissing {
     pub missing_script: HookStage,
 }
 
-/// Payload of `enter-maintenance` and `exit-maintenance`: the command to run as soon as this
-/// one has succeeded (the hook that follows the change of state), if any. The agent runs it at
-/// once, and reports its outcome only after the controller has answered this command's report,
-/// by when the controller waits for it. A `then` inside `then` is not run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Payload of an `enter-maintenance` or `exit-maintenance` that carries the hook after it
+/// (`null` otherwise): the command to run as soon as this one has succeeded. The agent runs it
+/// at once, and reports its outcome only after the controller has answered this command's
+/// report, by when the controller waits for it. A `then` inside `then` is not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FollowedBy {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub then: Option<CommandDelivery>,
+    pub then: CommandDelivery,
 }
 
 /// The `output` of `enter-maintenance` and `exit-maintenance`: the state the agent now keeps.

@@ -611,7 +611,7 @@ impl RollingMaintenance<'_> {
                 kind: then_kind,
                 payload: then_payload,
             };
-            payload = serde_json::to_value(FollowedBy { then: Some(then) })?;
+            payload = serde_json::to_value(FollowedBy { then })?;
         }
         let mut command = CommandRecord::new(id, &step.target, kind, payload.to_string(), now);
         if !self.hand_to_reporter(&mut command, now) {
