@@ -1,4 +1,4 @@
-//! `convoy demo` runs a site and shows its hosts.
+//! `convoy demo` runs a site, shows its hosts and says what it does at each step.
 
 use std::time::Duration;
 
@@ -42,5 +42,59 @@ async fn the_demo_shows_its_hosts_and_maintains_them() {
             stdout.contains(&format!("updating packages on {host}")),
             "{stdout}"
         );
+    }
+
+    // It says what it does from its first line, each step as it starts and ends, and its
+    // total time; with prebuilt binaries (no `CARGO`) it builds nothing.
+    assert!(
+        stdout.starts_with("Convoy demo: a controller and three hosts on this machine.\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Building convoyd"), "{stdout}");
+    let steps = [
+        "==> Starting the controller (convoyd) on 127.0.0.1:",
+        "\n    done in ",
+        "==> Enrolling 3 agents (controller-0, worker-0, worker-1)",
+        "\n    done in ",
+        "$ convoy host list",
+        "==> Running a rolling maintenance strategy over cluster-1",
+        "Rolling maintenance complete",
+        "\n    done in ",
+        "==> Building a signed patch, uploading it and installing it on every host",
+        "$ convoy patch query-hosts",
+        "\n    done in ",
+        "The site is running (ready in ",
+    ];
+    let mut from = 0;
+    for step in steps {
+        let at = stdout[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing, or out of order, in:\n{stdout}"));
+        from += at + step.len();
+    }
+    let ready = stdout
+        .split("The site is running (ready in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" s)").next())
+        .unwrap();
+    assert!(ready.parse::<f64>().is_ok(), "{ready}");
+}
+
+#[test]
+fn demo_help_says_what_it_starts_where_it_writes_and_how_to_stop_it() {
+    let binaries = convoy_e2e::convoy_launch::Binaries::locate().unwrap();
+    let help = std::process::Command::new(&binaries.convoy)
+        .args(["demo", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "convoyd",
+        "convoy-agents",
+        "temporary directory",
+        "Ctrl-C",
+        "--dir",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
 }

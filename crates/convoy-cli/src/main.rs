@@ -56,7 +56,19 @@ enum Command {
     Patch(commands::patch::PatchCommand),
     /// Log in and print a token to use as CONVOY_TOKEN.
     Token,
-    /// Start a controller and three agents in a temporary directory and show them.
+    /// Run a demo site on this machine: a controller and three hosts, maintained and patched.
+    ///
+    /// Starts one convoyd (the site's controller) on 127.0.0.1 at a free port and three
+    /// convoy-agents (controller-0, worker-0, worker-1) as real processes, using the convoyd and
+    /// convoy-agent built beside this convoy (CONVOY_BIN_DIR overrides; under `cargo run` they
+    /// are built first, with cargo's progress). It runs a rolling maintenance with hook scripts
+    /// over the hosts, builds a signed patch and installs it on every host, then prints how to
+    /// point this CLI at the site.
+    ///
+    /// Everything is written under a new temporary directory (or --dir): the controller's data
+    /// and log, each host's agent state, hooks and root directory, and the patch signing key.
+    /// Nothing is written elsewhere. The site keeps running until Ctrl-C, which stops every
+    /// process and removes the temporary directory (a --dir is kept); --once stops it at the end.
     Demo(commands::demo::DemoArgs),
 }
 

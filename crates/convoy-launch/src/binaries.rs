@@ -55,16 +55,17 @@ impl Binaries {
     }
 
     /// Under `cargo run` (which sets `CARGO`), builds the daemon and agent in the same profile
-    /// first, so the demo never runs stale or missing binaries. Elsewhere does nothing.
-    pub fn build_with_cargo_if_available() -> Result<(), LaunchError> {
+    /// first, so the demo never runs stale or missing binaries; cargo's own progress shows.
+    /// Elsewhere does nothing and says so.
+    pub fn build_with_cargo_if_available() -> Result<bool, LaunchError> {
         let Some(cargo) = std::env::var_os("CARGO") else {
-            return Ok(());
+            return Ok(false);
         };
         let dir = Self::default_dir()?;
         let mut command = std::process::Command::new(cargo);
         command.args([
             "build",
-            "--quiet",
+            "--workspace",
             "--bin",
             "convoyd",
             "--bin",
@@ -73,11 +74,33 @@ impl Binaries {
         if dir.file_name().is_some_and(|n| n == "release") {
             command.arg("--release");
         }
+        // `cargo run` from outside the workspace (`--manifest-path`) leaves the working
+        // directory elsewhere; the package being run is always inside it.
+        if let Some(package) = std::env::var_os("CARGO_MANIFEST_DIR") {
+            command.current_dir(package);
+        }
+        // What `cargo run` tells the program it runs about its package is not for another
+        // cargo: build scripts that watch these (ring's, rustls') would rebuild every time.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || matches!(
+                    name.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                )
+            {
+                command.env_remove(name.as_ref());
+            }
+        }
         let status = command
             .status()
             .map_err(|e| LaunchError::Build(e.to_string()))?;
         if status.success() {
-            Ok(())
+            Ok(true)
         } else {
             Err(LaunchError::Build(format!(
                 "cargo build exited with {status}"

@@ -1,6 +1,8 @@
 //! `convoy demo`: a controller and three agents on this machine, in a temporary directory.
 
-use std::path::PathBuf;
+mod steps;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -17,14 +19,16 @@ use crate::commands::host::LIST_COLUMNS;
 use crate::commands::rolling_maintenance::{follow, show_report};
 use crate::connection::ConnectionArgs;
 use crate::failure::Failure;
-use crate::output::{Format, OutputArgs};
+use crate::output::{Format, OutputArgs, emit};
+use steps::{Output, Steps, seconds};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Keep the demo's files here instead of a temporary directory that is removed at the end.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Stop as soon as the hosts are shown, instead of running until Ctrl-C.
+    /// Stop the site (and remove its temporary directory) once the demo has run, instead of
+    /// keeping it running until Ctrl-C.
     #[arg(long)]
     once: bool,
 }
@@ -39,7 +43,13 @@ const HOSTS: [(&str, Personality); 3] = [
 impl DemoArgs {
     pub async fn run(self, _connection: &ConnectionArgs) -> Result<(), Failure> {
         let failed = |e: convoy_launch::LaunchError| Failure::failed(e.to_string());
-        Binaries::build_with_cargo_if_available().map_err(failed)?;
+        let steps = Steps::start();
+        emit("Convoy demo: a controller and three hosts on this machine.\n");
+        if std::env::var_os("CARGO").is_some() {
+            let step = steps.begin("Building convoyd and convoy-agent with cargo", Output::Own);
+            Binaries::build_with_cargo_if_available().map_err(failed)?;
+            step.done();
+        }
         let binaries = Binaries::locate().map_err(failed)?;
         let temp;
         let root = match &self.dir {
@@ -55,13 +65,15 @@ impl DemoArgs {
             }
         };
 
-        println!(
-            "Starting convoyd and {} agents in {}",
-            HOSTS.len(),
-            root.display()
+        let port = free_port().map_err(|e| Failure::failed(e.to_string()))?;
+        let step = steps.begin(
+            &format!(
+                "Starting the controller (convoyd) on 127.0.0.1:{port}, files in {}",
+                root.display()
+            ),
+            Output::Quiet,
         );
         let key = patch_key(&root.join("keys"))?;
-        let port = free_port().map_err(|e| Failure::failed(e.to_string()))?;
         let controller = ControllerProcess::start(
             &binaries,
             ControllerOptions {
@@ -74,38 +86,30 @@ impl DemoArgs {
         .await
         .map_err(failed)?;
         let password = controller.admin_password().map_err(failed)?;
-
-        let mut agents = Vec::new();
-        for (hostname, personality) in HOSTS {
-            let hooks = root.join("hooks").join(hostname);
-            write_demo_hooks(&hooks, hostname)
-                .map_err(|e| Failure::failed(format!("cannot write the demo's hooks: {e}")))?;
-            let mut options = AgentOptions::new(hostname, personality, &root.join("hosts"));
-            let host_root = root.join("roots").join(hostname);
-            std::fs::create_dir_all(&host_root).map_err(|e| {
-                Failure::failed(format!("cannot create {}: {e}", host_root.display()))
-            })?;
-            options.extra_args = vec![
-                "--hooks-dir".into(),
-                hooks.display().to_string(),
-                "--root".into(),
-                host_root.display().to_string(),
-                "--trusted-key".into(),
-                key.public.display().to_string(),
-                "--reboot-command".into(),
-                "restart-agent".into(),
-            ];
-            options.zone = Some("zone-a".into());
-            options.pod = Some("pod-1".into());
-            options.cluster = Some("cluster-1".into());
-            options.capacity_cpus = Some(8);
-            options.capacity_memory_mib = Some(16384);
-            agents.push(AgentProcess::start(&binaries, &controller, options).map_err(failed)?);
-        }
-
         let client = Client::new(&controller.url())?;
         let token = client.login("admin", &password).await?;
         let client = client.with_token(token);
+        step.done();
+
+        let step = steps.begin(
+            &format!(
+                "Enrolling {} agents ({}) and waiting for their hosts to be available",
+                HOSTS.len(),
+                HOSTS.map(|(name, _)| name).join(", ")
+            ),
+            Output::Quiet,
+        );
+        let mut agents = Vec::new();
+        for (hostname, personality) in HOSTS {
+            agents.push(start_agent(
+                &binaries,
+                &controller,
+                &root,
+                &key,
+                hostname,
+                personality,
+            )?);
+        }
         wait_until(
             Deadline::after(Duration::from_secs(30)),
             "the demo's hosts to become available",
@@ -120,6 +124,7 @@ impl DemoArgs {
         )
         .await
         .map_err(failed)?;
+        step.done();
 
         println!("\n$ convoy host list");
         let table = OutputArgs {
@@ -129,7 +134,12 @@ impl DemoArgs {
         .resolve()?;
         table.list(&client.hosts().await?, LIST_COLUMNS)?;
 
-        println!("\n$ convoy rolling-maintenance start --clusters cluster-1 --wait");
+        println!();
+        let step = steps.begin(
+            "Running a rolling maintenance strategy over cluster-1 (hook scripts on every host)",
+            Output::Own,
+        );
+        println!("$ convoy rolling-maintenance start --clusters cluster-1 --wait");
         client
             .create_rolling_maintenance(&NewRollingMaintenance {
                 clusters: Some(vec!["cluster-1".into()]),
@@ -140,8 +150,15 @@ impl DemoArgs {
         client.rolling_maintenance_action(ActionName::Apply).await?;
         let report = follow(&client, &table).await?;
         show_report(&table, &report)?;
+        step.done();
 
+        println!();
+        let step = steps.begin(
+            "Building a signed patch, uploading it and installing it on every host",
+            Output::Own,
+        );
         demo_patch(&client, &table, &root, &key).await?;
+        step.done();
 
         let bin_dir = binaries
             .convoy
@@ -149,7 +166,7 @@ impl DemoArgs {
             .map(|d| d.display().to_string())
             .unwrap_or_default();
         println!(
-            "\nThe site is running. In another shell:\n\
+            "\nThe site is running (ready in {ready}). In another shell:\n\
              \n  export PATH={bin_dir}:$PATH\
              \n  export CONVOY_URL={url} CONVOY_USERNAME=admin CONVOY_PASSWORD={password}\
              \n  convoy host list\
@@ -164,6 +181,7 @@ impl DemoArgs {
              \n  convoy host lock worker-1 && convoy host list\
              \n  convoy user add alice --role operator\
              \n\nHooks: {root}/hooks/<host>/; each host's root: {root}/roots/<host>/; patch keys: {root}/keys/; logs: {root}/controller/convoyd.log and {root}/hosts/<host>/agent.log",
+            ready = seconds(steps.elapsed()),
             url = controller.url(),
             root = root.display(),
         );
@@ -180,6 +198,46 @@ impl DemoArgs {
         drop(controller);
         Ok(())
     }
+}
+
+/// Starts one of the demo's agents with its hooks, its own root and fixed capacity figures.
+fn start_agent(
+    binaries: &Binaries,
+    controller: &ControllerProcess,
+    root: &Path,
+    key: &DemoKey,
+    hostname: &str,
+    personality: Personality,
+) -> Result<AgentProcess, Failure> {
+    let hooks = root.join("hooks").join(hostname);
+    write_demo_hooks(&hooks, hostname)
+        .map_err(|e| Failure::failed(format!("cannot write the demo's hooks: {e}")))?;
+    let mut options = AgentOptions::new(hostname, personality, &root.join("hosts"));
+    let host_root = root.join("roots").join(hostname);
+    std::fs::create_dir_all(&host_root)
+        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", host_root.display())))?;
+    options.extra_args = vec![
+        "--hooks-dir".into(),
+        hooks.display().to_string(),
+        "--root".into(),
+        host_root.display().to_string(),
+        "--trusted-key".into(),
+        key.public.display().to_string(),
+        "--reboot-command".into(),
+        "restart-agent".into(),
+        // The simulated hosts share this machine: its load average says nothing of what
+        // they would move in maintenance, and a busy machine would fail the capacity check.
+        "--load-cpus".into(),
+        "1".into(),
+        "--load-memory-mib".into(),
+        "2048".into(),
+    ];
+    options.zone = Some("zone-a".into());
+    options.pod = Some("pod-1".into());
+    options.cluster = Some("cluster-1".into());
+    options.capacity_cpus = Some(8);
+    options.capacity_memory_mib = Some(16384);
+    AgentProcess::start(binaries, controller, options).map_err(|e| Failure::failed(e.to_string()))
 }
 
 /// The demo's hook scripts: each says what it would do, takes a moment, and succeeds.
