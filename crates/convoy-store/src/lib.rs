@@ -5,13 +5,14 @@ mod records;
 mod sqlite;
 
 pub use records::{
-    ClusterRecord, CommandCompletion, CommandRecord, HostEnrolment, HostRecord, PatchChanges,
-    PatchRecord, PhaseRecord, ReportedCommand, StepBatch, StepRecord, StepWrite, StrategyRecord,
-    TokenOwner, UserRecord,
+    ClusterRecord, CommandCompletion, CommandRecord, HostEffects, HostEnrolment, HostRecord,
+    PatchChanges, PatchRecord, PhaseRecord, ReportedCommand, StepBatch, StepRecord, StepWrite,
+    StrategyRecord, TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
+use convoy_core::command::CommandKind;
 use convoy_core::host::{Administrative, HostFacts};
 use convoy_core::strategy::StrategyState;
 use jiff::{SignedDuration, Timestamp};
@@ -66,21 +67,14 @@ pub trait Store: Send + Sync + 'static {
     /// hostname; empty if the host is unknown.
     async fn cluster_of(&self, hostname: &str) -> Result<Vec<HostRecord>>;
     /// Records a heartbeat's facts. The maintenance flag is not taken from heartbeats (one
-    /// collected before a change could arrive after it) but from `set_maintenance`. The next
+    /// collected before a change could arrive after it) but from the agent's confirmation of a
+    /// maintenance command (`complete_command`'s effects). The next
     /// heartbeat repeats all of it, so a store may commit it without waiting for the disk.
     async fn record_heartbeat(
         &self,
         hostname: &str,
         facts: &HostFacts,
         now: Timestamp,
-    ) -> Result<()>;
-    /// Records the maintenance state the host's agent confirmed.
-    async fn set_maintenance(&self, hostname: &str, maintenance: bool) -> Result<()>;
-    /// Records the patch software the host's agent reported with an install's outcome.
-    async fn set_software(
-        &self,
-        hostname: &str,
-        software: &convoy_core::patch::HostSoftware,
     ) -> Result<()>;
     async fn set_administrative(
         &self,
@@ -109,15 +103,17 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets that these unfinished commands were delivered (their delivery did not reach
     /// the agent), so that the next poll gets them at once.
     async fn undeliver(&self, ids: &[String]) -> Result<()>;
-    /// Records a command's outcome once; a repeated report leaves the first one in place.
-    /// Returns the command and whether this report was its first, or None if the host has
-    /// no such command.
+    /// Records a command's outcome once, and with it, in the same transaction, what
+    /// `effects` says the outcome changes on the host for the command's kind; a repeated
+    /// report leaves the first one in place and changes nothing. Returns the command and
+    /// whether this report was its first, or None if the host has no such command.
     async fn complete_command(
         &self,
         hostname: &str,
         id: &str,
         outcome_json: &str,
         now: Timestamp,
+        effects: &(dyn Fn(CommandKind) -> HostEffects + Send + Sync),
     ) -> Result<Option<ReportedCommand>>;
 
     // strategies

@@ -140,6 +140,18 @@ pub struct ReportedCommand {
     pub first: bool,
 }
 
+/// What a command's first outcome changes on its host, written in the same transaction as
+/// the outcome itself: a crash can lose both or neither, never the effects alone.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostEffects {
+    /// The host's maintenance state, when the outcome confirms a change of it.
+    pub maintenance: Option<bool>,
+    /// The host's patch state as the agent reported it with an install's answer.
+    pub software: Option<convoy_core::patch::HostSoftware>,
+    /// The host is no longer pending for any patch (it answered an install).
+    pub clear_interim: bool,
+}
+
 /// An agent's outcome for a command, recorded in the same transaction as the strategy
 /// changes it causes.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,9 +16,9 @@ use sqlx::sqlite::{
 mod batch;
 
 use crate::{
-    ClusterRecord, CommandRecord, HostEnrolment, HostRecord, PatchChanges, PatchRecord,
-    PhaseRecord, ReportedCommand, Result, StepBatch, StepRecord, Store, StoreError, StrategyRecord,
-    TokenOwner, UserRecord,
+    ClusterRecord, CommandRecord, HostEffects, HostEnrolment, HostRecord, PatchChanges,
+    PatchRecord, PhaseRecord, ReportedCommand, Result, StepBatch, StepRecord, Store, StoreError,
+    StrategyRecord, TokenOwner, UserRecord,
 };
 use convoy_core::strategy::StrategyState;
 
@@ -153,8 +153,8 @@ fn command_from(row: &SqliteRow) -> Result<CommandRecord> {
     })
 }
 
-fn software_json(facts: &HostFacts) -> Result<String> {
-    serde_json::to_string(&facts.software).map_err(|e| StoreError::Corrupt {
+fn software_json(software: &convoy_core::patch::HostSoftware) -> Result<String> {
+    serde_json::to_string(software).map_err(|e| StoreError::Corrupt {
         table: "hosts",
         reason: format!("software: {e}"),
     })
@@ -389,7 +389,7 @@ impl Store for SqliteStore {
         .bind(e.facts.state_fs_free_bytes as i64)
         .bind(millis(e.now))
         .bind(e.facts.maintenance)
-        .bind(software_json(&e.facts)?)
+        .bind(software_json(&e.facts.software)?)
         .fetch_one(&self.writer)
         .await?;
         host_from(&row)
@@ -467,35 +467,9 @@ impl Store for SqliteStore {
         .bind(&f.agent_version)
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
-        .bind(software_json(f)?);
+        .bind(software_json(&f.software)?);
         // The query ends by restoring the pragma; if it stops before, that is done apart.
         on_writer(&self.writer, query, "PRAGMA synchronous = FULL").await?;
-        Ok(())
-    }
-
-    async fn set_software(
-        &self,
-        hostname: &str,
-        software: &convoy_core::patch::HostSoftware,
-    ) -> Result<()> {
-        let json = serde_json::to_string(software).map_err(|e| StoreError::Corrupt {
-            table: "hosts",
-            reason: format!("software: {e}"),
-        })?;
-        sqlx::query("UPDATE hosts SET software = $2 WHERE hostname = $1")
-            .bind(hostname)
-            .bind(json)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn set_maintenance(&self, hostname: &str, maintenance: bool) -> Result<()> {
-        sqlx::query("UPDATE hosts SET maintenance = $2 WHERE hostname = $1")
-            .bind(hostname)
-            .bind(maintenance)
-            .execute(&self.writer)
-            .await?;
         Ok(())
     }
 
@@ -613,7 +587,9 @@ impl Store for SqliteStore {
         id: &str,
         outcome_json: &str,
         now: Timestamp,
+        effects: &(dyn Fn(convoy_core::command::CommandKind) -> HostEffects + Send + Sync),
     ) -> Result<Option<ReportedCommand>> {
+        let mut tx = self.writer.begin().await?;
         let updated = sqlx::query(
             "UPDATE commands SET completed_at = $3, outcome = $4 \
              WHERE id = $1 AND hostname = $2 AND completed_at IS NULL RETURNING *",
@@ -622,15 +598,18 @@ impl Store for SqliteStore {
         .bind(hostname)
         .bind(millis(now))
         .bind(outcome_json)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = updated {
             let command = command_from(&row)?;
+            apply_host_effects(&mut tx, hostname, &effects(command.kind)).await?;
+            tx.commit().await?;
             return Ok(Some(ReportedCommand {
                 command,
                 first: true,
             }));
         }
+        tx.rollback().await?;
         // Already completed (a repeated report), or not this host's command.
         let row = sqlx::query("SELECT * FROM commands WHERE id = $1 AND hostname = $2")
             .bind(id)
@@ -921,6 +900,35 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Writes what a first outcome changes on its host, inside the outcome's transaction.
+async fn apply_host_effects(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    hostname: &str,
+    effects: &HostEffects,
+) -> Result<()> {
+    if let Some(maintenance) = effects.maintenance {
+        sqlx::query("UPDATE hosts SET maintenance = $2 WHERE hostname = $1")
+            .bind(hostname)
+            .bind(maintenance)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(software) = &effects.software {
+        sqlx::query("UPDATE hosts SET software = $2 WHERE hostname = $1")
+            .bind(hostname)
+            .bind(software_json(software)?)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if effects.clear_interim {
+        sqlx::query("DELETE FROM patch_interim WHERE hostname = $1")
+            .bind(hostname)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

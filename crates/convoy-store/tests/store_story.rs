@@ -6,8 +6,8 @@ use convoy_core::host::{Administrative, HostFacts, Personality};
 use convoy_core::role::Role;
 use convoy_core::strategy::{StrategyKind, StrategyState};
 use convoy_store::{
-    CommandCompletion, CommandRecord, HostEnrolment, PhaseRecord, SqliteStore, StepBatch,
-    StepRecord, StepWrite, Store, StoreError, StrategyRecord, UserRecord,
+    CommandCompletion, CommandRecord, HostEffects, HostEnrolment, PhaseRecord, SqliteStore,
+    StepBatch, StepRecord, StepWrite, Store, StoreError, StrategyRecord, UserRecord,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -169,16 +169,36 @@ async fn story(store: &dyn Store) {
             .len(),
         1
     );
+    // The first outcome brings its effects on the host with it; a repeat brings none.
+    let installed = convoy_core::patch::HostSoftware {
+        release: Some("25.09".parse().unwrap()),
+        ..Default::default()
+    };
+    let effects = |kind: CommandKind| {
+        assert_eq!(kind, CommandKind::Ping);
+        HostEffects {
+            maintenance: Some(true),
+            software: Some(installed.clone()),
+            clear_interim: true,
+        }
+    };
     let done = store
-        .complete_command("worker-0", "c1", r#"{"first":true}"#, at(42))
+        .complete_command("worker-0", "c1", r#"{"first":true}"#, at(42), &effects)
         .await
         .unwrap()
         .unwrap();
     assert!(done.first);
     let done = done.command;
     assert_eq!(done.outcome.as_deref(), Some(r#"{"first":true}"#));
+    let host = store.host("worker-0").await.unwrap().unwrap();
+    assert!(host.facts.maintenance);
+    assert_eq!(host.facts.software, installed);
+    let undo = |_: CommandKind| HostEffects {
+        maintenance: Some(false),
+        ..Default::default()
+    };
     let repeat = store
-        .complete_command("worker-0", "c1", r#"{"second":true}"#, at(43))
+        .complete_command("worker-0", "c1", r#"{"second":true}"#, at(43), &undo)
         .await
         .unwrap()
         .unwrap();
@@ -188,7 +208,16 @@ async fn story(store: &dyn Store) {
     assert_eq!(repeat.completed_at, Some(at(42)));
     assert!(
         store
-            .complete_command("other", "c1", "{}", at(44))
+            .host("worker-0")
+            .await
+            .unwrap()
+            .unwrap()
+            .facts
+            .maintenance
+    );
+    assert!(
+        store
+            .complete_command("other", "c1", "{}", at(44), &undo)
             .await
             .unwrap()
             .is_none()
@@ -210,7 +239,7 @@ async fn story(store: &dyn Store) {
         .unwrap();
     assert_eq!(to_s2[0].dispatched_session.as_deref(), Some("s2"));
     store
-        .complete_command("worker-0", "c2", "{}", at(52))
+        .complete_command("worker-0", "c2", "{}", at(52), &|_| HostEffects::default())
         .await
         .unwrap();
     assert!(
@@ -221,8 +250,7 @@ async fn story(store: &dyn Store) {
             .is_empty()
     );
 
-    // Maintenance comes from the agent's confirmation, not from heartbeats.
-    store.set_maintenance("worker-0", true).await.unwrap();
+    // Maintenance comes from the agent's confirmation (c1's), not from heartbeats.
     store
         .record_heartbeat("worker-0", &facts(0.1), at(60))
         .await
@@ -236,7 +264,19 @@ async fn story(store: &dyn Store) {
             .facts
             .maintenance
     );
-    store.set_maintenance("worker-0", false).await.unwrap();
+    let leave = CommandRecord {
+        id: "c3".into(),
+        kind: CommandKind::ExitMaintenance,
+        ..command.clone()
+    };
+    store.insert_command(&leave).await.unwrap();
+    store
+        .complete_command("worker-0", "c3", "{}", at(61), &|_| HostEffects {
+            maintenance: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 
     strategy_story(store).await;
 
@@ -495,6 +535,78 @@ async fn sqlite_store_story() {
     drop(store);
     let reopened = SqliteStore::open(&url).await.unwrap();
     assert!(reopened.users().await.unwrap().is_empty());
+}
+
+/// An outcome and its effects on the host are one transaction: when writing the effects
+/// fails (here a trigger refuses the host's update, as a crash would cut it off), the
+/// outcome is not recorded either, so the agent's retry applies both.
+#[tokio::test]
+async fn an_outcome_is_recorded_with_its_host_effects_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("convoy.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store
+        .enrol_host(&HostEnrolment {
+            hostname: "worker-0".into(),
+            personality: Personality::Worker,
+            zone: None,
+            pod: None,
+            cluster: None,
+            credential_hash: "cred-1".into(),
+            facts: facts(0.5),
+            now: at(0),
+        })
+        .await
+        .unwrap();
+    let command = CommandRecord {
+        id: "c1".into(),
+        hostname: "worker-0".into(),
+        kind: CommandKind::EnterMaintenance,
+        payload: "{}".into(),
+        created_at: at(0),
+        dispatched_at: None,
+        dispatched_session: None,
+        completed_at: None,
+        outcome: None,
+    };
+    store.insert_command(&command).await.unwrap();
+
+    let side_door = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER cut_off BEFORE UPDATE OF maintenance ON hosts \
+         BEGIN SELECT RAISE(ABORT, 'cut off'); END",
+    )
+    .execute(&side_door)
+    .await
+    .unwrap();
+    let enter = |_: CommandKind| HostEffects {
+        maintenance: Some(true),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .complete_command("worker-0", "c1", "{}", at(1), &enter)
+            .await
+            .is_err()
+    );
+    let stored = store.command("c1").await.unwrap().unwrap();
+    assert_eq!(
+        stored.completed_at, None,
+        "the outcome went without its effects"
+    );
+
+    sqlx::query("DROP TRIGGER cut_off")
+        .execute(&side_door)
+        .await
+        .unwrap();
+    let retried = store
+        .complete_command("worker-0", "c1", "{}", at(2), &enter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(retried.first);
+    let host = store.host("worker-0").await.unwrap().unwrap();
+    assert!(host.facts.maintenance);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::patch::HostSoftware;
 use convoy_core::validation::validate_name;
-use convoy_store::{CommandRecord, HostEnrolment};
+use convoy_store::{CommandRecord, HostEffects, HostEnrolment};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
@@ -262,33 +262,36 @@ async fn store_outcome(
     outcome: &CommandOutcome,
 ) -> Result<(), ApiError> {
     let json = serde_json::to_string(outcome).map_err(ApiError::internal)?;
+    // A repeat changes nothing: what the first outcome said was applied with it, in the same
+    // transaction, and a late repeat (an agent retrying an old report) must not undo what
+    // happened since, such as entering maintenance again after the host left it.
     let reported = state
         .store
-        .complete_command(hostname, id, &json, crate::clock::now())
+        .complete_command(hostname, id, &json, crate::clock::now(), &|kind| {
+            host_effects(kind, outcome)
+        })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("command {id} of host {hostname:?}")))?;
-    // A repeat changes nothing: what the first outcome said was applied when it came, and a
-    // late repeat (an agent retrying an old report) must not undo what happened since, such
-    // as entering maintenance again after the host left it.
     if !reported.first {
         return Ok(());
-    }
-    let record = reported.command;
-    // The agent confirmed a maintenance change: the host's state follows at once.
-    if let Some(maintenance) = confirmed_maintenance(record.kind, outcome) {
-        state.store.set_maintenance(hostname, maintenance).await?;
-    }
-    // The host answered its install: it is no longer pending for any patch, and its patch
-    // state is the one it reported with the answer.
-    if record.kind == CommandKind::InstallPatches {
-        if let Ok(software) = serde_json::from_value::<HostSoftware>(outcome.output.clone()) {
-            state.store.set_software(hostname, &software).await?;
-        }
-        state.store.clear_interim(hostname).await?;
     }
     state.inbox.note_stored();
     state.wakeups.outcomes().notify_waiters();
     Ok(())
+}
+
+/// What a command's outcome changes on its host: a confirmed maintenance change, and for an
+/// install, the patch state the host reported with its answer (it is then pending for no
+/// patch).
+fn host_effects(kind: CommandKind, outcome: &CommandOutcome) -> HostEffects {
+    let install = kind == CommandKind::InstallPatches;
+    HostEffects {
+        maintenance: confirmed_maintenance(kind, outcome),
+        software: install
+            .then(|| serde_json::from_value::<HostSoftware>(outcome.output.clone()).ok())
+            .flatten(),
+        clear_interim: install,
+    }
 }
 
 /// The `dispatched_session` of a delivery to agent run `session`. A delivery belongs to this
