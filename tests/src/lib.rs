@@ -433,6 +433,12 @@ impl Site {
         std::fs::copy(keys_dir.path().join("patch-signing.pem"), &keys.signing).expect("copy key");
         std::fs::copy(keys_dir.path().join("patch-signing.pub.pem"), &keys.public)
             .expect("copy key");
+        // A restarted controller reads its settings again: they name the site's own copy.
+        std::fs::write(
+            site.dir.path().join("convoyd.toml"),
+            format!("trusted_keys = [{:?}]\n", keys.public.display().to_string()),
+        )
+        .expect("rewrite config");
         // Agents trust the same key, install under their own root, and "reboot" by restarting.
         site.agent_args = vec![
             "--trusted-key".into(),

@@ -69,8 +69,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     if trusted.is_empty() {
         tracing::warn!("no --trusted-key given: every patch upload will be refused");
     }
-    std::fs::create_dir_all(settings.data_dir.join("patches"))
-        .context("cannot create the patch directory")?;
+    let patch_dir = settings.data_dir.join("patches");
+    std::fs::create_dir_all(&patch_dir).context("cannot create the patch directory")?;
+    patches::sweep::report(&patches::sweep::sweep(&site.store, &patch_dir).await?);
     let state = AppState::new(
         Arc::new(site.store),
         site.enrolment_token,

@@ -37,6 +37,9 @@ pub struct AppState {
     pub decoy_password_hash: Arc<str>,
     /// Where verified patch bundles are kept (`DATA_DIR/patches`).
     pub patch_dir: PathBuf,
+    /// Held by every change of the patch repository from the moment it reads the repository
+    /// to decide until its rows and bundle files are written: changes never interleave.
+    pub repository_changes: Arc<tokio::sync::Mutex<()>>,
     /// Keys whose signatures patches may carry.
     pub trusted_keys: Arc<TrustedKeys>,
     pub bundle_limits: Limits,
@@ -67,6 +70,7 @@ impl AppState {
             credentials: Arc::new(CredentialCache::default()),
             decoy_password_hash: decoy.into(),
             patch_dir: settings.data_dir.join("patches"),
+            repository_changes: Arc::new(tokio::sync::Mutex::new(())),
             trusted_keys: Arc::new(trusted_keys),
             bundle_limits: Limits {
                 max_total_size: settings.max_patch_bytes,

@@ -189,7 +189,7 @@ async fn decide_and_persist(
     state: &AppState,
     decide: impl FnOnce(&Site) -> Result<Outcome, convoy_core::patch::Refusal>,
 ) -> Result<Json<PatchOutcome>, ApiError> {
-    let site = Site::load(state).await?;
+    let site = Site::load_for_change(state).await?;
     let outcome = decide(&site).map_err(refused)?;
     site.persist(state, &outcome, &BTreeMap::new()).await?;
     Ok(Json(answer(&outcome)))
@@ -263,7 +263,7 @@ pub async fn commit(
 ) -> Result<Json<PatchOutcome>, ApiError> {
     caller.require(Role::Operator)?;
     let ids = require_ids("ids", &request.ids)?;
-    let site = Site::load(&state).await?;
+    let site = Site::load_for_change(&state).await?;
     let outcome = convoy_core::patch::operations::commit(&site.repo, &site.patch_states(), &ids)
         .map_err(refused)?;
     if request.dry_run {
@@ -411,7 +411,8 @@ pub async fn host_install(
     ApiJson(request): ApiJson<HostInstallRequest>,
 ) -> Result<(StatusCode, Json<InstallSent>), ApiError> {
     caller.require(Role::Operator)?;
-    let site = Site::load(&state).await?;
+    // The command names bundles by digest: no change may delete them while it is made.
+    let site = Site::load_for_change(&state).await?;
     let Some(host) = site.hosts.iter().find(|h| h.hostname == hostname) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -501,9 +502,16 @@ pub async fn bundle(
         .into_iter()
         .find(|r| r.id == id.as_str())
         .ok_or_else(|| ApiError::not_found(format!("patch {id}")))?;
-    let file = tokio::fs::File::open(state.patch_dir.join(&record.file_name))
-        .await
-        .map_err(ApiError::internal)?;
+    let file = match tokio::fs::File::open(state.patch_dir.join(&record.file_name)).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::conflict(format!(
+                "the bundle of patch {id} is missing from the repository; upload the patch \
+                 again to restore it"
+            )));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
         file,
         256 * 1024,

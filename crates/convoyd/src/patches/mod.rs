@@ -2,4 +2,5 @@
 //! rules of `convoy_core::patch`), and installs on hosts through their agents.
 
 pub mod repository;
+pub mod sweep;
 pub mod upload;

@@ -1,5 +1,7 @@
 //! Loading the repository from the store into the pure model, and writing an operation's
-//! outcome back.
+//! outcome back. A change loads with [`Site::load_for_change`], which holds the repository's
+//! lock until the `Site` is dropped, so that what it decided from is still true when it
+//! writes (two changes interleaving once left a patch row whose bundle the other deleted).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,10 +21,27 @@ pub struct Site {
     pub interim: Interim,
     pub reports: Vec<HostReport>,
     pub hosts: Vec<HostRecord>,
+    /// Held while this site is read to be changed (see the module's doc).
+    _change: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Site {
+    /// The repository as it is now, to read only.
     pub async fn load(state: &AppState) -> Result<Site, ApiError> {
+        Self::read(state, None).await
+    }
+
+    /// The repository, to decide a change from and persist it: no other change runs until
+    /// the returned site is dropped.
+    pub async fn load_for_change(state: &AppState) -> Result<Site, ApiError> {
+        let change = state.repository_changes.clone().lock_owned().await;
+        Self::read(state, Some(change)).await
+    }
+
+    async fn read(
+        state: &AppState,
+        change: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<Site, ApiError> {
         let mut repo = Repository::new();
         let mut records = BTreeMap::new();
         for record in state.store.patches().await? {
@@ -52,6 +71,7 @@ impl Site {
             interim,
             reports,
             hosts,
+            _change: change,
         })
     }
 
@@ -107,8 +127,13 @@ impl Site {
                 .push((id.to_string(), hostnames.clone()));
         }
         state.store.save_patches(&changes).await?;
-        for file in deleted_files {
+        // The rows are gone first: a crash before the files go leaves files without rows,
+        // which the start-up sweep removes, never rows without files.
+        for file in &deleted_files {
             let _ = std::fs::remove_file(file);
+        }
+        if !deleted_files.is_empty() {
+            sync_dir(&state.patch_dir);
         }
         Ok(after)
     }
@@ -126,4 +151,12 @@ fn report(host: &HostRecord) -> Option<HostReport> {
         installed: software.installed.clone(),
         changed_since_boot: software.changed_since_boot.clone(),
     })
+}
+
+/// Makes a rename or removal in `dir` durable (best effort: a failure leaves it to the
+/// file system's own commit, and the start-up sweep tidies what a crash left).
+pub fn sync_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot sync the patch directory");
+    }
 }

@@ -76,7 +76,7 @@ pub async fn upload(state: &AppState, file_name: &str, body: Body) -> Result<Out
         ));
     }
 
-    let site = Site::load(state).await?;
+    let site = Site::load_for_change(state).await?;
     // A re-upload may change metadata only (a committed patch is not touched at all).
     if let Some(existing) = site.records.get(&id)
         && existing.repo_state != convoy_core::patch::RepoState::Committed
@@ -101,10 +101,13 @@ pub async fn upload(state: &AppState, file_name: &str, body: Body) -> Result<Out
         uploaded_at: site.records.get(&id).map_or(now, |r| r.uploaded_at),
         updated_at: now,
     };
+    // The file is in place (and its name durable) before its row: a crash between the two
+    // leaves a file without a row, which the start-up sweep removes.
     tokio::fs::rename(&incoming.path, state.patch_dir.join(&file_name))
         .await
         .map_err(ApiError::internal)?;
     incoming.keep = true;
+    super::repository::sync_dir(&state.patch_dir);
     site.persist(state, &outcome, &BTreeMap::from([(id, record)]))
         .await?;
     Ok(outcome)
@@ -141,6 +144,11 @@ async fn receive(body: Body, path: &Path, max: u64) -> Result<(u64, String), Api
 /// Whether the stored bundle at `stored` has the same payload and scripts as `new` (a
 /// re-upload may change metadata only).
 fn same_payload(stored: &Path, new: &VerifiedBundle) -> Result<bool, ApiError> {
+    if !stored.exists() {
+        // Its bundle was lost (a disk replaced, a file removed by hand): the upload repairs it.
+        tracing::warn!(file = %stored.display(), "a patch's bundle is missing; the upload restores it");
+        return Ok(true);
+    }
     let old = convoy_bundle::inspect(stored).map_err(ApiError::internal)?;
     let contents = |members: &[convoy_bundle::ManifestEntry]| -> Vec<(String, String)> {
         members
