@@ -25,17 +25,15 @@ impl FactSource {
     pub fn collect(&self) -> HostFacts {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let total_mib = meminfo_kib(&meminfo, "MemTotal:") / 1024;
-        let available_mib = meminfo_kib(&meminfo, "MemAvailable:") / 1024;
         let boot_id = reboot::boot_id(&self.state_dir);
         HostFacts {
             capacity_cpus: self.capacity_cpus.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
             }),
             capacity_memory_mib: self.capacity_memory_mib.unwrap_or(total_mib),
-            load_cpus: self.load_cpus.unwrap_or_else(load_average),
-            load_memory_mib: self
-                .load_memory_mib
-                .unwrap_or_else(|| total_mib.saturating_sub(available_mib)),
+            // The workload to move is what the operator says it is; without a figure, none.
+            load_cpus: self.load_cpus.unwrap_or(0.0),
+            load_memory_mib: self.load_memory_mib.unwrap_or(0),
             software: state::software(&self.state_dir, self.release.clone(), &boot_id),
             boot_id,
             os: os_name(),
@@ -46,12 +44,6 @@ impl FactSource {
     }
 }
 
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
 fn meminfo_kib(meminfo: &str, key: &str) -> u64 {
     meminfo
         .lines()
@@ -59,12 +51,6 @@ fn meminfo_kib(meminfo: &str, key: &str) -> u64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
-}
-
-fn load_average() -> f64 {
-    read_trimmed("/proc/loadavg")
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0.0)
 }
 
 fn os_name() -> String {
@@ -122,6 +108,24 @@ mod tests {
         assert!(facts.state_fs_free_bytes > 0);
         assert!(!facts.boot_id.is_empty());
         assert_eq!(facts.agent_version, env!("CARGO_PKG_VERSION"));
+    }
+
+    /// The machine's own load (a build, other simulated hosts) is not workload to move: a
+    /// host that reports no figures has none, so a busy machine fails no capacity check.
+    #[test]
+    fn without_workload_figures_a_host_has_nothing_to_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = FactSource {
+            state_dir: dir.path().into(),
+            capacity_cpus: None,
+            capacity_memory_mib: None,
+            load_cpus: None,
+            load_memory_mib: None,
+            maintenance: MaintenanceFlag::new(dir.path()),
+            release: None,
+        }
+        .collect();
+        assert_eq!((facts.load_cpus, facts.load_memory_mib), (0.0, 0));
     }
 
     #[test]

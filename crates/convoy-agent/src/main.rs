@@ -77,10 +77,12 @@ pub struct Args {
     /// The software release this host runs; patches for other releases are not installed here.
     #[arg(long, default_value = "25.09")]
     pub release: convoy_core::patch::Release,
-    /// CPU load to report instead of the measured load average (for simulated hosts).
-    #[arg(long)]
+    /// CPUs of workload this host runs that must move to the other hosts of its cluster while
+    /// it is in maintenance (the rolling maintenance capacity check) [default: 0, nothing to
+    /// move]. The machine's load average is not used: it says nothing of what can move.
+    #[arg(long, value_parser = workload_figure)]
     pub load_cpus: Option<f64>,
-    /// Memory in use to report, in MiB, instead of the measured value (for simulated hosts).
+    /// MiB of memory of that workload [default: 0].
     #[arg(long)]
     pub load_memory_mib: Option<u64>,
 }
@@ -178,6 +180,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn workload_figures_are_finite_and_not_negative() {
+        assert_eq!(workload_figure("2.5"), Ok(2.5));
+        assert_eq!(workload_figure("0"), Ok(0.0));
+        for bad in ["-1e308", "-0.5", "inf", "NaN", "lots"] {
+            assert!(workload_figure(bad).is_err(), "{bad}");
+        }
     }
 
     /// The flags every normal run needs.
@@ -286,5 +297,19 @@ mod tests {
         let mut mixed = argv.to_vec();
         mixed.splice(1..1, ["--hostname", "worker-0"]);
         assert!(parse_invocation(mixed).is_err());
+    }
+}
+
+/// A workload figure: a finite number of CPUs, at least 0.
+fn workload_figure(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text:?} must be a finite number of CPUs, at least 0"
+        ))
     }
 }
