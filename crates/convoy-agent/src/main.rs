@@ -173,6 +173,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// A workload figure: a finite number of CPUs, at least 0.
+fn workload_figure(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text:?} must be a finite number of CPUs, at least 0"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,19 +311,5 @@ mod tests {
         let mut mixed = argv.to_vec();
         mixed.splice(1..1, ["--hostname", "worker-0"]);
         assert!(parse_invocation(mixed).is_err());
-    }
-}
-
-/// A workload figure: a finite number of CPUs, at least 0.
-fn workload_figure(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if value.is_finite() && value >= 0.0 {
-        Ok(value)
-    } else {
-        Err(format!(
-            "{text:?} must be a finite number of CPUs, at least 0"
-        ))
     }
 }
