@@ -85,7 +85,7 @@ pub fn prior(target: &Path) -> anyhow::Result<Prior> {
 
 /// The directories to create under `root` so that `path` (relative) can be written, parents
 /// first. Fails if a component exists and is not a directory (a symlink to one is fine: real
-/// roots have `/lib -> usr/lib`).
+/// roots have `/lib -> usr/lib`; it is followed inside the root).
 pub fn missing_dirs(root: &Path, path: &str) -> anyhow::Result<Vec<String>> {
     let mut missing = Vec::new();
     let mut prefix = String::new();
@@ -99,7 +99,7 @@ pub fn missing_dirs(root: &Path, path: &str) -> anyhow::Result<Vec<String>> {
             missing.push(prefix.clone());
             continue;
         }
-        let dir = root.join(&prefix);
+        let dir = super::rooted::dir_in_root(root, &prefix)?;
         match std::fs::metadata(&dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => bail!(
@@ -116,7 +116,7 @@ pub fn missing_dirs(root: &Path, path: &str) -> anyhow::Result<Vec<String>> {
 /// Creates the directories (parents first); one that exists already is fine.
 pub fn create_dirs(root: &Path, dirs: &[String]) -> anyhow::Result<()> {
     for dir in dirs {
-        let path = root.join(dir);
+        let path = super::rooted::dir_in_root(root, dir)?;
         match std::fs::create_dir(&path) {
             Ok(()) => sync_parent(&path)?,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -130,7 +130,7 @@ pub fn create_dirs(root: &Path, dirs: &[String]) -> anyhow::Result<()> {
 /// files there since, and those stay.
 pub fn remove_created_dirs(root: &Path, dirs: &[String]) -> anyhow::Result<()> {
     for dir in dirs.iter().rev() {
-        let path = root.join(dir);
+        let path = super::rooted::file_in_root(root, dir)?;
         match std::fs::remove_dir(&path) {
             Ok(()) => sync_parent(&path)?,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => {}
@@ -196,7 +196,7 @@ pub fn place(
 /// Puts back what `change` says was at its path: the backed-up file, the link, or nothing.
 /// Repeating it is harmless, which is what makes recovery safe to interrupt.
 pub fn restore(root: &Path, backup_dir: &Path, change: &FileChange) -> anyhow::Result<()> {
-    let target = root.join(&change.path);
+    let target = super::rooted::file_in_root(root, &change.path)?;
     remove_if_present(&temp_path(&target))?;
     match &change.prior {
         Prior::Absent => {

@@ -38,6 +38,7 @@ use super::journal::{self, Journal, Operation};
 use super::layout::Layout;
 use super::plan;
 use super::reboot;
+use super::rooted;
 use super::scripts::{self, Source};
 use super::state::{InstalledPatch, PatchState};
 
@@ -215,7 +216,7 @@ impl Installer {
                 let mode = if file.executable { 0o755 } else { 0o644 };
                 files::place(
                     &staged.join(&file.install_path),
-                    &self.root.join(&file.install_path),
+                    &rooted::file_in_root(&self.root, &file.install_path)?,
                     mode,
                     None,
                 )?;
@@ -292,7 +293,7 @@ impl Installer {
         // After pre-install: the script may have prepared the root.
         let mut changes = FileChanges::default();
         for file in &install_files {
-            let target = self.root.join(&file.install_path);
+            let target = rooted::file_in_root(&self.root, &file.install_path)?;
             let prior = files::prior(&target)?;
             if let Prior::File { .. } = prior {
                 files::copy_durably(&target, &backup_dir.join(&file.install_path))?;
@@ -640,6 +641,47 @@ mod tests {
         assert!(installed(&host).is_empty());
         assert!(!layout.patch_dir(&id).exists(), "the backups went with it");
         assert_eq!(state(&host).changed_since_boot, [id].into());
+    }
+
+    /// A root that is a copy of a system has absolute links (`lib -> /usr/lib`): they lead to
+    /// the root's own directories, never out of it, on install and on removal.
+    #[test]
+    fn links_in_the_root_never_lead_an_install_out_of_it() {
+        let host = Host::new(Personality::Worker);
+        let outside = host.dir.path().join("outside");
+        // A target no real machine has, so that a regression fails instead of writing there.
+        std::fs::create_dir_all(host.root().join("usr/convoy-test-lib")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink("/usr/convoy-test-lib", host.root().join("lib")).unwrap();
+        // A link to the machine's own copy of `outside`, by its absolute path.
+        std::os::unix::fs::symlink(&outside, host.root().join("escape")).unwrap();
+        write(
+            &host,
+            format!("{}/keep", outside.display()).trim_start_matches('/'),
+            b"",
+            0o644,
+        );
+        let before = host.snapshot();
+
+        let bundle = host
+            .bundle("P1")
+            .file(Section::All, "lib/libx.so", b"patched lib")
+            .file(Section::All, "escape/planted", b"must stay inside")
+            .build();
+        install(&host, &bundle).unwrap();
+        assert_eq!(host.read("usr/convoy-test-lib/libx.so"), "patched lib");
+        assert!(
+            !outside.join("planted").exists(),
+            "the install wrote outside the root"
+        );
+        let inside = format!("{}/planted", outside.display());
+        assert_eq!(
+            host.read(inside.trim_start_matches('/')),
+            "must stay inside"
+        );
+
+        remove(&host, "P1").unwrap();
+        assert_eq!(host.snapshot(), before);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`install_local`]: `convoy-agent install-local FILE...`, for a host without a controller.
 //! - [`installer`]: one patch in or out, and recovery of an unfinished change.
 //! - [`journal`]: the record of a change under way, and the recovery rule (undo it).
-//! - [`files`]: atomic file placement and restoration under the root.
+//! - [`files`]: atomic file placement and restoration under the root; [`rooted`]: paths
+//!   under the root with links resolved inside it.
 //! - [`plan`]: the decisions, as pure functions.
 //! - [`state`]: the durable record, and what heartbeats report from it.
 //! - [`scripts`], [`download`], [`reboot`]: bundle scripts, bundle downloads, boot ids and
@@ -38,6 +39,7 @@ pub mod journal;
 pub mod layout;
 pub mod plan;
 pub mod reboot;
+pub mod rooted;
 pub mod scripts;
 pub mod state;
 
