@@ -249,6 +249,35 @@ async fn malformed_requests_are_refused_naming_the_field_and_change_nothing() {
         "facts.capacity_cpus: invalid value",
     )
     .await;
+    // Figures beyond any host (they once poisoned the capacity check) are refused by field.
+    for (field, value, reason) in [
+        (
+            "capacity_memory_mib",
+            json!(u64::MAX),
+            "facts.capacity_memory_mib: must be at most",
+        ),
+        (
+            "load_cpus",
+            json!(-1e308),
+            "facts.load_cpus: must be a number from 0",
+        ),
+        (
+            "capacity_cpus",
+            json!(u32::MAX),
+            "facts.capacity_cpus: must be at most",
+        ),
+    ] {
+        let mut huge = facts.clone();
+        huge[field] = value;
+        raw.refused(
+            post.clone(),
+            "/v1/agent/enrol",
+            &enrol("h1", "worker", &huge),
+            400,
+            reason,
+        )
+        .await;
+    }
     // A user token is not a host credential.
     raw.refused(
         post.clone(),

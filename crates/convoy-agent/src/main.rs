@@ -34,8 +34,10 @@ pub struct Args {
     /// URL of the site's convoyd, e.g. http://10.0.0.1:7400.
     #[arg(long, env = "CONVOY_CONTROLLER")]
     pub controller: String,
-    /// File holding the site's enrolment token (the controller's DATA_DIR/agent-token). Read
-    /// only on the first start; later starts use the credential in the state directory.
+    /// File holding an enrolment token: the site's agent token (the controller's
+    /// DATA_DIR/agent-token), which enrols a hostname the site does not know yet, or a
+    /// single-use token from `convoy host enrol-token create HOST`, which also enrols a known
+    /// host again. Read only when the state directory holds no credential.
     #[arg(long)]
     pub enrol_token_file: PathBuf,
     /// This host's name.

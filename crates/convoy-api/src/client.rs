@@ -143,6 +143,21 @@ impl Client {
             .await
     }
 
+    pub async fn create_enrol_token(
+        &self,
+        hostname: &str,
+        ttl_seconds: u64,
+    ) -> Result<crate::hosts::EnrolToken, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/hosts/{hostname}/enrol-tokens"),
+            Some(&crate::hosts::NewEnrolToken {
+                ttl_seconds: Some(ttl_seconds),
+            }),
+        )
+        .await
+    }
+
     pub async fn lock_host(&self, hostname: &str) -> Result<Host, ClientError> {
         self.call(
             Method::POST,

@@ -70,3 +70,21 @@ pub struct CommandOutcome {
     #[serde(default)]
     pub output: serde_json::Value,
 }
+
+/// `POST /v1/hosts/{hostname}/enrol-tokens`: a single-use token that lets the host enrol
+/// again (its agent's `--enrolment-token`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnrolToken {
+    /// How long the token is valid [default: 3600; 60 to 604800].
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A new per-host enrolment token: shown once, only its hash is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrolToken {
+    pub hostname: String,
+    pub token: String,
+    pub expires_at: jiff::Timestamp,
+}

@@ -171,3 +171,108 @@ pub struct HostFacts {
     #[serde(default)]
     pub software: crate::patch::HostSoftware,
 }
+
+/// The largest figures a host may report: beyond any machine, so that a wrong or hostile
+/// agent cannot plant values that overflow sums or poison the capacity check.
+pub const MAX_HOST_CPUS: u32 = 65_536;
+/// 1 PiB.
+pub const MAX_HOST_MEMORY_MIB: u64 = 1 << 30;
+/// Longest free text a host reports (boot id, OS, agent version).
+pub const MAX_FACT_TEXT: usize = 256;
+
+impl HostFacts {
+    /// Checks every figure is within what a real host can have; the error names the field
+    /// (`facts.load_cpus`).
+    pub fn check(&self) -> Result<(), crate::validation::ValidationError> {
+        use crate::validation::ValidationError;
+        let field = |name: &str| format!("facts.{name}");
+        if self.capacity_cpus > MAX_HOST_CPUS {
+            return Err(ValidationError::new(
+                field("capacity_cpus"),
+                format!("must be at most {MAX_HOST_CPUS}"),
+            ));
+        }
+        if !(self.load_cpus.is_finite()
+            && (0.0..=f64::from(MAX_HOST_CPUS)).contains(&self.load_cpus))
+        {
+            return Err(ValidationError::new(
+                field("load_cpus"),
+                format!("must be a number from 0 to {MAX_HOST_CPUS}"),
+            ));
+        }
+        for (name, value) in [
+            ("capacity_memory_mib", self.capacity_memory_mib),
+            ("load_memory_mib", self.load_memory_mib),
+        ] {
+            if value > MAX_HOST_MEMORY_MIB {
+                return Err(ValidationError::new(
+                    field(name),
+                    format!("must be at most {MAX_HOST_MEMORY_MIB} (1 PiB)"),
+                ));
+            }
+        }
+        if self.state_fs_free_bytes > i64::MAX as u64 {
+            return Err(ValidationError::new(
+                field("state_fs_free_bytes"),
+                format!("must be at most {}", i64::MAX),
+            ));
+        }
+        for (name, value) in [
+            ("boot_id", &self.boot_id),
+            ("os", &self.os),
+            ("agent_version", &self.agent_version),
+        ] {
+            if value.len() > MAX_FACT_TEXT {
+                return Err(ValidationError::new(
+                    field(name),
+                    format!("must be at most {MAX_FACT_TEXT} bytes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod fact_tests {
+    use super::*;
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            capacity_cpus: 8,
+            capacity_memory_mib: 16384,
+            load_cpus: 1.5,
+            load_memory_mib: 512,
+            boot_id: "b".into(),
+            os: "Debian".into(),
+            agent_version: "0.1.0".into(),
+            state_fs_free_bytes: 1 << 40,
+            maintenance: false,
+            software: Default::default(),
+        }
+    }
+
+    #[test]
+    fn figures_beyond_any_host_are_refused_by_field() {
+        assert_eq!(facts().check(), Ok(()));
+        type Spoil = fn(&mut HostFacts);
+        let cases: [(&str, Spoil); 7] = [
+            ("facts.capacity_cpus", |f| f.capacity_cpus = u32::MAX),
+            ("facts.capacity_memory_mib", |f| {
+                f.capacity_memory_mib = u64::MAX
+            }),
+            ("facts.load_cpus", |f| f.load_cpus = -1e308),
+            ("facts.load_cpus", |f| f.load_cpus = f64::NAN),
+            ("facts.load_memory_mib", |f| f.load_memory_mib = u64::MAX),
+            ("facts.state_fs_free_bytes", |f| {
+                f.state_fs_free_bytes = u64::MAX
+            }),
+            ("facts.os", |f| f.os = "x".repeat(300)),
+        ];
+        for (field, spoil) in cases {
+            let mut bad = facts();
+            spoil(&mut bad);
+            assert_eq!(bad.check().unwrap_err().field, field);
+        }
+    }
+}

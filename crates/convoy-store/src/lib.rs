@@ -5,9 +5,9 @@ mod records;
 mod sqlite;
 
 pub use records::{
-    ClusterRecord, CommandCompletion, CommandRecord, HostEffects, HostEnrolment, HostRecord,
-    PatchChanges, PatchRecord, PhaseRecord, ReportedCommand, StepBatch, StepRecord, StepWrite,
-    StrategyRecord, TokenOwner, UserRecord,
+    ClusterRecord, CommandCompletion, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken,
+    HostEnrolment, HostRecord, PatchChanges, PatchRecord, PhaseRecord, ReportedCommand, StepBatch,
+    StepRecord, StepWrite, StrategyRecord, TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -23,6 +23,9 @@ pub enum StoreError {
     /// The row would duplicate one that exists (`what` names it).
     #[error("{what} already exists")]
     Conflict { what: String },
+    /// What the change presented does not allow it (`reason` says why).
+    #[error("{reason}")]
+    Refused { reason: String },
     #[error("unsupported database URL {url:?}: {reason}")]
     UnsupportedUrl { url: String, reason: String },
     #[error("database error: {0}")]
@@ -58,8 +61,12 @@ pub trait Store: Send + Sync + 'static {
 
     // hosts
     /// Records an enrolled host, or re-enrols a known one: its identity, facts and credential
-    /// are replaced, its administrative state is kept.
+    /// are replaced, its administrative state is kept. Checked in the same transaction: the
+    /// site token enrols only a hostname not yet known (else `Conflict`); a per-host token must
+    /// be for this hostname and unexpired (else `Refused`), and is used up.
     async fn enrol_host(&self, enrolment: &HostEnrolment) -> Result<HostRecord>;
+    /// Stores a per-host enrolment token, replacing any earlier one for the same host.
+    async fn insert_host_enrol_token(&self, token: &HostEnrolToken) -> Result<()>;
     async fn host(&self, hostname: &str) -> Result<Option<HostRecord>>;
     async fn host_by_credential(&self, credential_hash: &str) -> Result<Option<HostRecord>>;
     async fn hosts(&self) -> Result<Vec<HostRecord>>;

@@ -26,6 +26,8 @@ pub struct TokenOwner {
 /// An agent's enrolment as the store records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostEnrolment {
+    /// What lets this enrolment happen.
+    pub authority: EnrolAuthority,
     pub hostname: String,
     pub personality: Personality,
     pub zone: Option<String>,
@@ -34,6 +36,28 @@ pub struct HostEnrolment {
     pub credential_hash: String,
     pub facts: HostFacts,
     pub now: Timestamp,
+}
+
+/// What an enrolment presented, and so what it may do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnrolAuthority {
+    /// The site-wide enrolment token: may enrol a hostname the site does not know, never take
+    /// over one it knows.
+    SiteToken,
+    /// A single-use per-host token (its hash): it must be for this hostname and unexpired, and
+    /// the enrolment uses it up. It may enrol the host anew or replace its credential.
+    HostToken { token_hash: String },
+}
+
+/// A per-host enrolment token as stored (only its hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostEnrolToken {
+    pub token_hash: String,
+    pub hostname: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The user who created it.
+    pub created_by: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

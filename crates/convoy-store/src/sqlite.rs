@@ -16,9 +16,9 @@ use sqlx::sqlite::{
 mod batch;
 
 use crate::{
-    ClusterRecord, CommandRecord, HostEffects, HostEnrolment, HostRecord, PatchChanges,
-    PatchRecord, PhaseRecord, ReportedCommand, Result, StepBatch, StepRecord, Store, StoreError,
-    StrategyRecord, TokenOwner, UserRecord,
+    ClusterRecord, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment,
+    HostRecord, PatchChanges, PatchRecord, PhaseRecord, ReportedCommand, Result, StepBatch,
+    StepRecord, Store, StoreError, StrategyRecord, TokenOwner, UserRecord,
 };
 use convoy_core::strategy::StrategyState;
 
@@ -354,45 +354,96 @@ impl Store for SqliteStore {
     }
 
     async fn enrol_host(&self, e: &HostEnrolment) -> Result<HostRecord> {
-        let row = sqlx::query(
+        let mut tx = self.writer.begin().await?;
+        // The site token only ever inserts: a known hostname is a unique violation.
+        let upsert = match &e.authority {
+            EnrolAuthority::SiteToken => "",
+            EnrolAuthority::HostToken { token_hash } => {
+                let used = sqlx::query(
+                    "DELETE FROM host_enrol_tokens \
+                     WHERE token_hash = $1 AND hostname = $2 AND expires_at > $3 RETURNING hostname",
+                )
+                .bind(token_hash)
+                .bind(&e.hostname)
+                .bind(millis(e.now))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if used.is_none() {
+                    return Err(StoreError::Refused {
+                        reason: format!(
+                            "the enrolment token is not valid for host {:?}: it is for another \
+                             host, expired or already used",
+                            e.hostname
+                        ),
+                    });
+                }
+                "ON CONFLICT (hostname) DO UPDATE SET \
+                   personality = excluded.personality, zone = excluded.zone, pod = excluded.pod, \
+                   cluster = excluded.cluster, credential_hash = excluded.credential_hash, \
+                   capacity_cpus = excluded.capacity_cpus, \
+                   capacity_memory_mib = excluded.capacity_memory_mib, \
+                   load_cpus = excluded.load_cpus, load_memory_mib = excluded.load_memory_mib, \
+                   boot_id = excluded.boot_id, os = excluded.os, \
+                   agent_version = excluded.agent_version, \
+                   state_fs_free_bytes = excluded.state_fs_free_bytes, last_seen = excluded.last_seen, \
+                   maintenance = excluded.maintenance, software = excluded.software "
+            }
+        };
+        let query = format!(
             "INSERT INTO hosts (hostname, personality, zone, pod, cluster, administrative, \
                credential_hash, capacity_cpus, capacity_memory_mib, load_cpus, load_memory_mib, \
                boot_id, os, agent_version, state_fs_free_bytes, last_seen, enrolled_at, maintenance, \
                software) \
              VALUES ($1, $2, $3, $4, $5, 'unlocked', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, \
                $16, $17) \
-             ON CONFLICT (hostname) DO UPDATE SET \
-               personality = excluded.personality, zone = excluded.zone, pod = excluded.pod, \
-               cluster = excluded.cluster, credential_hash = excluded.credential_hash, \
-               capacity_cpus = excluded.capacity_cpus, \
-               capacity_memory_mib = excluded.capacity_memory_mib, \
-               load_cpus = excluded.load_cpus, load_memory_mib = excluded.load_memory_mib, \
-               boot_id = excluded.boot_id, os = excluded.os, \
-               agent_version = excluded.agent_version, \
-               state_fs_free_bytes = excluded.state_fs_free_bytes, last_seen = excluded.last_seen, \
-               maintenance = excluded.maintenance, software = excluded.software \
-             RETURNING *",
+             {upsert}RETURNING *"
+        );
+        // The only part put in is one of the two static clauses above.
+        let row = sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(&e.hostname)
+            .bind(e.personality.as_str())
+            .bind(&e.zone)
+            .bind(&e.pod)
+            .bind(&e.cluster)
+            .bind(&e.credential_hash)
+            .bind(i64::from(e.facts.capacity_cpus))
+            .bind(e.facts.capacity_memory_mib as i64)
+            .bind(e.facts.load_cpus)
+            .bind(e.facts.load_memory_mib as i64)
+            .bind(&e.facts.boot_id)
+            .bind(&e.facts.os)
+            .bind(&e.facts.agent_version)
+            .bind(e.facts.state_fs_free_bytes as i64)
+            .bind(millis(e.now))
+            .bind(e.facts.maintenance)
+            .bind(software_json(&e.facts.software)?)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|err| conflict(err, format!("host {:?}", e.hostname)))?;
+        let host = host_from(&row)?;
+        tx.commit().await?;
+        Ok(host)
+    }
+
+    async fn insert_host_enrol_token(&self, token: &HostEnrolToken) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM host_enrol_tokens WHERE hostname = $1")
+            .bind(&token.hostname)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO host_enrol_tokens (token_hash, hostname, created_at, expires_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(&e.hostname)
-        .bind(e.personality.as_str())
-        .bind(&e.zone)
-        .bind(&e.pod)
-        .bind(&e.cluster)
-        .bind(&e.credential_hash)
-        .bind(i64::from(e.facts.capacity_cpus))
-        .bind(e.facts.capacity_memory_mib as i64)
-        .bind(e.facts.load_cpus)
-        .bind(e.facts.load_memory_mib as i64)
-        .bind(&e.facts.boot_id)
-        .bind(&e.facts.os)
-        .bind(&e.facts.agent_version)
-        .bind(e.facts.state_fs_free_bytes as i64)
-        .bind(millis(e.now))
-        .bind(e.facts.maintenance)
-        .bind(software_json(&e.facts.software)?)
-        .fetch_one(&self.writer)
+        .bind(&token.token_hash)
+        .bind(&token.hostname)
+        .bind(millis(token.created_at))
+        .bind(millis(token.expires_at))
+        .bind(&token.created_by)
+        .execute(&mut *tx)
         .await?;
-        host_from(&row)
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn host(&self, hostname: &str) -> Result<Option<HostRecord>> {
@@ -957,6 +1008,7 @@ mod tests {
         let now = Timestamp::now();
         store
             .enrol_host(&crate::HostEnrolment {
+                authority: crate::EnrolAuthority::SiteToken,
                 hostname: "h".into(),
                 personality: convoy_core::host::Personality::Worker,
                 zone: None,

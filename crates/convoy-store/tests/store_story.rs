@@ -6,8 +6,9 @@ use convoy_core::host::{Administrative, HostFacts, Personality};
 use convoy_core::role::Role;
 use convoy_core::strategy::{StrategyKind, StrategyState};
 use convoy_store::{
-    CommandCompletion, CommandRecord, HostEffects, HostEnrolment, PhaseRecord, SqliteStore,
-    StepBatch, StepRecord, StepWrite, Store, StoreError, StrategyRecord, UserRecord,
+    CommandCompletion, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment,
+    PhaseRecord, SqliteStore, StepBatch, StepRecord, StepWrite, Store, StoreError, StrategyRecord,
+    UserRecord,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -64,6 +65,7 @@ async fn story(store: &dyn Store) {
 
     // Hosts: enrol, heartbeat, lock, re-enrol keeps the administrative state.
     let enrolment = HostEnrolment {
+        authority: EnrolAuthority::SiteToken,
         hostname: "worker-0".into(),
         personality: Personality::Worker,
         zone: Some("z".into()),
@@ -95,14 +97,60 @@ async fn story(store: &dyn Store) {
             .unwrap()
             .is_none()
     );
-    let again = store
-        .enrol_host(&HostEnrolment {
-            credential_hash: "cred-2".into(),
-            now: at(5),
-            ..enrolment.clone()
-        })
+    // The site token never takes over a known host; a per-host token must be its own,
+    // unexpired and unused, and is used up by the enrolment.
+    let takeover = HostEnrolment {
+        credential_hash: "cred-evil".into(),
+        now: at(5),
+        ..enrolment.clone()
+    };
+    assert!(matches!(
+        store.enrol_host(&takeover).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let token = |hash: &str, hostname: &str, expires: i64| HostEnrolToken {
+        token_hash: hash.into(),
+        hostname: hostname.into(),
+        created_at: at(0),
+        expires_at: at(expires),
+        created_by: "admin".into(),
+    };
+    let with_token = |hash: &str| HostEnrolment {
+        authority: EnrolAuthority::HostToken {
+            token_hash: hash.into(),
+        },
+        credential_hash: "cred-2".into(),
+        now: at(5),
+        ..enrolment.clone()
+    };
+    store
+        .insert_host_enrol_token(&token("t-other", "worker-9", 100))
         .await
         .unwrap();
+    store
+        .insert_host_enrol_token(&token("t-old", "worker-0", 4))
+        .await
+        .unwrap();
+    for refused in ["t-other", "t-old", "t-unknown"] {
+        assert!(
+            matches!(
+                store.enrol_host(&with_token(refused)).await,
+                Err(StoreError::Refused { .. })
+            ),
+            "{refused}"
+        );
+    }
+    assert!(store.host_by_credential("cred-1").await.unwrap().is_some());
+    // A new token for the host replaces its unused earlier one.
+    store
+        .insert_host_enrol_token(&token("t-1", "worker-0", 100))
+        .await
+        .unwrap();
+    let again = store.enrol_host(&with_token("t-1")).await.unwrap();
+    assert!(matches!(
+        store.enrol_host(&with_token("t-1")).await,
+        Err(StoreError::Refused { .. })
+    ));
     assert_eq!(again.administrative, Administrative::Locked);
     assert_eq!(again.enrolled_at, at(1));
     assert!(store.host_by_credential("cred-1").await.unwrap().is_none());
@@ -547,6 +595,7 @@ async fn an_outcome_is_recorded_with_its_host_effects_or_not_at_all() {
     let store = SqliteStore::open(&url).await.unwrap();
     store
         .enrol_host(&HostEnrolment {
+            authority: EnrolAuthority::SiteToken,
             hostname: "worker-0".into(),
             personality: Personality::Worker,
             zone: None,

@@ -37,6 +37,11 @@ pub struct Args {
     /// `convoy key generate`). Without one every patch upload is refused.
     #[arg(long = "trusted-key")]
     pub trusted_keys: Vec<PathBuf>,
+    /// Refuse enrolments with the site's agent token (DATA_DIR/agent-token); hosts then enrol
+    /// only with a per-host token from `convoy host enrol-token create`. By default the site
+    /// token enrols hostnames the site does not know yet, never a known one.
+    #[arg(long)]
+    pub no_site_enrolment: bool,
 }
 
 /// The settings file. Every key is optional.
@@ -57,6 +62,8 @@ pub struct FileSettings {
     pub max_patch_bytes: Option<u64>,
     /// The release the site runs (`apply_active_release_only` patches must be for it).
     pub release: Option<String>,
+    /// Whether the site's agent token enrols new hosts (default true; --no-site-enrolment).
+    pub site_enrolment: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +78,7 @@ pub struct Settings {
     pub trusted_keys: Vec<PathBuf>,
     pub max_patch_bytes: u64,
     pub release: convoy_core::patch::Release,
+    pub site_enrolment: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -135,6 +143,7 @@ impl Settings {
             token_ttl: SignedDuration::from_secs(ttl as i64),
             max_body_bytes: max_body,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            site_enrolment: !args.no_site_enrolment && file.site_enrolment.unwrap_or(true),
             data_dir,
         })
     }

@@ -22,6 +22,8 @@ pub struct AppState {
     /// SHA-256 of the agent enrolment token; compared by hash so the comparison does not leak
     /// the token through timing.
     pub enrolment_token_hash: Arc<str>,
+    /// Whether the site token may enrol new hosts (`site_enrolment`).
+    pub site_enrolment: bool,
     pub ping_interval: SignedDuration,
     pub token_ttl: SignedDuration,
     /// A dispatched command without an outcome after this long is delivered again.
@@ -61,6 +63,7 @@ impl AppState {
         AppState {
             store,
             enrolment_token_hash: secrets::token_hash(&enrolment_token).into(),
+            site_enrolment: settings.site_enrolment,
             ping_interval: settings.ping_interval,
             token_ttl: settings.token_ttl,
             redeliver_after: SignedDuration::from_secs(30).max(settings.ping_interval * 3),

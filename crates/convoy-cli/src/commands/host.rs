@@ -48,6 +48,22 @@ pub enum HostCommand {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
         wait: u64,
     },
+    /// Single-use tokens with which a host enrols again (admins only).
+    #[command(subcommand)]
+    EnrolToken(EnrolTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrolTokenCommand {
+    /// Create a token with which HOST may enrol once (a reinstalled host that lost its
+    /// credential: `convoy-agent --enrolment-token TOKEN`). It replaces an unused earlier one
+    /// and is shown only now. The site's agent token never re-enrols a known host.
+    Create {
+        hostname: String,
+        /// Seconds the token stays valid.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=604_800))]
+        ttl: u64,
+    },
 }
 
 impl HostCommand {
@@ -68,6 +84,9 @@ impl HostCommand {
             }
             HostCommand::Facts { hostname, wait } => {
                 command(&client, out, &hostname, CommandKind::Facts, wait).await
+            }
+            HostCommand::EnrolToken(EnrolTokenCommand::Create { hostname, ttl }) => {
+                out.one(&client.create_enrol_token(&hostname, ttl).await?)
             }
         }
     }

@@ -12,7 +12,7 @@ use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::patch::HostSoftware;
 use convoy_core::validation::validate_name;
-use convoy_store::{CommandRecord, HostEffects, HostEnrolment};
+use convoy_store::{CommandRecord, EnrolAuthority, HostEffects, HostEnrolment, StoreError};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
@@ -27,21 +27,35 @@ fn interval_seconds(state: &AppState) -> u64 {
     state.ping_interval.as_secs() as u64
 }
 
-/// `POST /v1/agent/enrol`. A wrong token is refused before anything is stored.
+/// `POST /v1/agent/enrol`. The token decides what the enrolment may do: the site's agent token
+/// enrols a hostname the site does not know yet (and only while site enrolment is on); a
+/// per-host token (`convoy host enrol-token create`) enrols its own host, known or not, once.
+/// A refused enrolment stores nothing.
 pub async fn enrol(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<Enrolment>,
 ) -> Result<Json<EnrolmentAccepted>, ApiError> {
-    if secrets::token_hash(&request.enrolment_token) != *state.enrolment_token_hash {
-        tracing::warn!(
-            host = request.hostname,
-            "enrolment refused: wrong enrolment token"
-        );
-        return Err(ApiError::unauthorized(
-            "enrolment refused: wrong enrolment token; use the controller's DATA_DIR/agent-token",
-        ));
-    }
     validate_name("hostname", &request.hostname)?;
+    let presented = secrets::token_hash(&request.enrolment_token);
+    let authority = if presented == *state.enrolment_token_hash {
+        if !state.site_enrolment {
+            tracing::warn!(
+                host = request.hostname,
+                "enrolment refused: site enrolment is turned off"
+            );
+            return Err(ApiError::unauthorized(format!(
+                "enrolment refused: this controller does not enrol hosts with its site agent \
+                 token (site_enrolment = false); create a token for the host: convoy host \
+                 enrol-token create {}",
+                request.hostname
+            )));
+        }
+        EnrolAuthority::SiteToken
+    } else {
+        EnrolAuthority::HostToken {
+            token_hash: presented,
+        }
+    };
     for (field, value) in [
         ("zone", &request.zone),
         ("pod", &request.pod),
@@ -51,12 +65,16 @@ pub async fn enrol(
             validate_name(field, value)?;
         }
     }
+    request.facts.check()?;
     let credential = secrets::generate("cvh_", 32);
     let known = state.store.host(&request.hostname).await?.is_some();
-    let record = state
+    let site_token = authority == EnrolAuthority::SiteToken;
+    let hostname = request.hostname.clone();
+    let record = match state
         .store
         .enrol_host(&HostEnrolment {
-            hostname: request.hostname.clone(),
+            authority,
+            hostname: request.hostname,
             personality: request.personality,
             zone: request.zone,
             pod: request.pod,
@@ -65,7 +83,29 @@ pub async fn enrol(
             facts: request.facts,
             now: crate::clock::now(),
         })
-        .await?;
+        .await
+    {
+        Ok(record) => record,
+        Err(StoreError::Conflict { .. }) if site_token => {
+            tracing::warn!(
+                host = hostname,
+                "enrolment refused: the site token cannot re-enrol a known host"
+            );
+            return Err(ApiError::conflict(format!(
+                "host {hostname:?} is already enrolled; the site's agent token enrols only new \
+                 hosts. To enrol it again (a reinstalled host), an admin creates a single-use \
+                 token: convoy host enrol-token create {hostname}"
+            )));
+        }
+        Err(StoreError::Refused { reason }) => {
+            tracing::warn!(host = hostname, "enrolment refused: {reason}");
+            return Err(ApiError::unauthorized(format!(
+                "enrolment refused: the token is neither the site's agent token \
+                 (DATA_DIR/agent-token) nor a valid token for host {hostname:?} ({reason})"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // A re-enrolment revokes the host's previous credential (forgotten only now that the
     // store no longer knows it, so a concurrent request cannot cache it again).
     state.credentials.forget_host(&record.hostname);
@@ -91,6 +131,7 @@ pub async fn heartbeat(
     host: AgentHost,
     ApiJson(request): ApiJson<Heartbeat>,
 ) -> Result<Json<HeartbeatAccepted>, ApiError> {
+    request.facts.check()?;
     state
         .store
         .record_heartbeat(&host.hostname, &request.facts, crate::clock::now())

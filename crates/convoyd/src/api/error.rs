@@ -90,6 +90,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { what } => ApiError::conflict(format!("{what} already exists")),
+            StoreError::Refused { reason } => ApiError::conflict(reason),
             other => ApiError::internal(other),
         }
     }

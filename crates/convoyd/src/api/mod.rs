@@ -2,6 +2,7 @@
 
 mod agent;
 mod clusters;
+mod enrol_tokens;
 mod error;
 mod extract;
 mod hosts;
@@ -72,6 +73,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             get(patches::query_app_dependencies).post(patches::report_app_dependencies),
         )
         .route("/v1/patches/{id}", get(patches::show))
+        .route(
+            "/v1/hosts/{hostname}/enrol-tokens",
+            post(enrol_tokens::create),
+        )
         .route("/v1/patch-hosts", get(patches::query_hosts))
         .route(
             "/v1/patch-hosts/{hostname}/install",
