@@ -245,3 +245,57 @@ async fn roles_limit_what_users_may_do() {
         "{own:?}"
     );
 }
+
+#[tokio::test]
+async fn two_admins_deleting_each_other_leave_one() {
+    let site = Site::controller_only(None).await;
+    let url = site.url();
+    let add_admin = |by: Client, name: String| {
+        let url = url.clone();
+        async move {
+            let password = format!("{name}-password");
+            by.add_user(&NewUser {
+                name: name.clone(),
+                password: password.clone(),
+                role: Role::Admin,
+            })
+            .await
+            .unwrap();
+            let client = Client::new(&url).unwrap();
+            let token = client.login(&name, &password).await.unwrap();
+            (name, client.with_token(token))
+        }
+    };
+    // The bootstrap admin hands over to "a", so each pair below is the site's only admins.
+    let (mut survivor_name, mut survivor) = add_admin(site.admin(), "a".into()).await;
+    survivor.delete_user("admin").await.unwrap();
+    for pair in 0..8 {
+        let (other_name, other) = add_admin(survivor.clone(), format!("b{pair}")).await;
+        let (first, second) = tokio::join!(
+            survivor.delete_user(&other_name),
+            other.delete_user(&survivor_name)
+        );
+        let admins: Vec<String> = match (&first, &second) {
+            (Ok(()), Ok(())) => panic!("pair {pair}: both admins deleted each other"),
+            (Ok(()), _) => survivor.users().await.unwrap(),
+            (_, Ok(())) => other.users().await.unwrap(),
+            _ => panic!("pair {pair}: neither deletion happened: {first:?} {second:?}"),
+        }
+        .into_iter()
+        .filter(|u| u.role == Role::Admin)
+        .map(|u| u.name)
+        .collect();
+        assert_eq!(admins.len(), 1, "pair {pair}: admins left: {admins:?}");
+        // The refused side hears why.
+        let refused = if first.is_ok() { second } else { first };
+        let (status, code, message) = api_error(refused);
+        assert!(
+            (status == 409 && code == "conflict" && message.contains("last admin"))
+                || status == 401,
+            "pair {pair}: {status} {code} {message}"
+        );
+        if admins[0] != survivor_name {
+            (survivor_name, survivor) = (other_name, other);
+        }
+    }
+}
