@@ -299,3 +299,131 @@ async fn two_admins_deleting_each_other_leave_one() {
         }
     }
 }
+
+/// `POST /v3/auth/tokens` with `body`; the new token and its `expires_at`.
+async fn issue(url: &str, body: serde_json::Value) -> (String, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v3/auth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let token = response.headers()["X-Subject-Token"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (
+        token,
+        body["token"]["expires_at"].as_str().unwrap().to_string(),
+    )
+}
+
+fn token_method(token: &str) -> serde_json::Value {
+    serde_json::json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token}}}})
+}
+
+#[tokio::test]
+async fn a_token_from_the_token_method_expires_with_the_token_it_came_from() {
+    let site = Site::controller_only(Some("token_ttl_seconds = 2\n")).await;
+    let password = site.controller.admin_password().unwrap();
+    let (first, expires) = issue(
+        &site.url(),
+        serde_json::json!({"auth": {"identity": {"methods": ["password"],
+            "password": {"user": {"name": "admin", "password": password}}}}}),
+    )
+    .await;
+    let (second, second_expires) = issue(&site.url(), token_method(&first)).await;
+    let (third, third_expires) = issue(&site.url(), token_method(&second)).await;
+    assert_eq!(second_expires, expires);
+    assert_eq!(third_expires, expires);
+    assert!(second != first && third != second);
+
+    // When the first expires, so do the ones obtained from it.
+    let client = |token: &str| Client::new(&site.url()).unwrap().with_token(token);
+    wait_until(
+        Deadline::after(Duration::from_secs(10)),
+        "the first token to expire",
+        || async { client(&first).hosts().await.is_err().then_some(()) },
+    )
+    .await
+    .unwrap();
+    for token in [&second, &third] {
+        let (status, _, message) = api_error(client(token).hosts().await);
+        assert_eq!(status, 401);
+        assert!(message.contains("expired"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_revoked_by_their_owner_or_an_admin() {
+    let site = Site::controller_only(None).await;
+    site.add_user("rita", Role::Reader).await;
+    let login = || async {
+        Client::new(&site.url())
+            .unwrap()
+            .login("rita", "rita-password")
+            .await
+            .unwrap()
+    };
+
+    // A reader revokes their own token with the CLI; it stops working at once.
+    let own = login().await;
+    let run = site
+        .convoy_as(&[("CONVOY_TOKEN", own.as_str())], &["token", "revoke"])
+        .await;
+    assert_eq!(run.ok(), "token revoked\n");
+    let reader = Client::new(&site.url()).unwrap().with_token(&own);
+    let (status, _, message) = api_error(reader.hosts().await);
+    assert_eq!(status, 401);
+    assert!(message.contains("unknown token"), "{message}");
+
+    // Not someone else's, unless an admin.
+    let second = login().await;
+    let run = site
+        .convoy_as(
+            &[("CONVOY_TOKEN", second.as_str())],
+            &["token", "revoke", site.admin_token()],
+        )
+        .await;
+    assert!(run.fails(1).contains("needs the admin role"), "{run:?}");
+    site.admin().hosts().await.unwrap();
+    site.admin().revoke_token(&second).await.unwrap();
+    let (status, ..) = api_error(
+        Client::new(&site.url())
+            .unwrap()
+            .with_token(&second)
+            .hosts()
+            .await,
+    );
+    assert_eq!(status, 401);
+
+    // Unknown tokens, a missing header and nothing to revoke are refused, naming why.
+    let run = site.convoy(&["token", "revoke", "cvt_unknown"]).await;
+    assert!(run.fails(2).contains("not found"), "{run:?}");
+    let response = reqwest::Client::new()
+        .delete(format!("{}/v3/auth/tokens", site.url()))
+        .header("X-Auth-Token", site.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("X-Subject-Token: is required"),
+        "{message}"
+    );
+    let run = site
+        .convoy_as(
+            &[
+                ("CONVOY_USERNAME", "rita"),
+                ("CONVOY_PASSWORD", "rita-password"),
+            ],
+            &["token", "revoke"],
+        )
+        .await;
+    assert!(run.fails(2).contains("no token to revoke"), "{run:?}");
+    site.admin().hosts().await.unwrap();
+}

@@ -63,6 +63,8 @@ pub trait Store: Send + Sync + 'static {
         expires_at: Timestamp,
     ) -> Result<()>;
     async fn token_owner(&self, token_hash: &str) -> Result<Option<TokenOwner>>;
+    /// Forgets one token; false if there was none.
+    async fn revoke_token(&self, token_hash: &str) -> Result<bool>;
     /// Forgets tokens that expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64>;
 

@@ -362,6 +362,14 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn revoke_token(&self, token_hash: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64> {
         let done = sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
             .bind(millis(now))

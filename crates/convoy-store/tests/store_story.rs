@@ -58,6 +58,13 @@ async fn story(store: &dyn Store) {
         (owner.user.name.as_str(), owner.expires_at),
         ("admin", at(10))
     );
+    store
+        .insert_token("h3", "admin", at(0), at(100))
+        .await
+        .unwrap();
+    assert!(store.revoke_token("h3").await.unwrap());
+    assert!(!store.revoke_token("h3").await.unwrap());
+    assert!(store.token_owner("h3").await.unwrap().is_none());
     assert_eq!(store.purge_expired_tokens(at(50)).await.unwrap(), 1);
     assert!(store.token_owner("h1").await.unwrap().is_none());
     assert!(store.token_owner("h2").await.unwrap().is_some());

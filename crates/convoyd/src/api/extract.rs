@@ -208,7 +208,9 @@ async fn check_user(
     }
 }
 
-async fn identify(
+/// The user a token belongs to, if it is known and unexpired; callers that change something
+/// must be operators unless `reads_only`.
+pub(super) async fn identify(
     state: &AppState,
     token: Option<&str>,
     reads_only: bool,

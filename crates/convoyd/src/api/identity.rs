@@ -4,14 +4,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use convoy_api::SUBJECT_TOKEN_HEADER;
 use convoy_api::auth::{AuthRequest, DomainRef, NamedRef, RoleRef, TokenInfo, TokenResponse};
+use convoy_api::{AUTH_HEADER, SUBJECT_TOKEN_HEADER};
+use convoy_core::role::Role;
 use convoy_store::UserRecord;
 use jiff::Timestamp;
 use serde_json::json;
 
 use super::ApiError;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, identify};
 use crate::secrets;
 use crate::state::AppState;
 
@@ -47,20 +48,23 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// `POST /v3/auth/tokens`: password or token method. Replies 201 with the token in
-/// `X-Subject-Token`.
+/// `X-Subject-Token`. A token obtained with the token method expires when the token it was
+/// obtained with does (as in Keystone), so a token cannot be renewed forever.
 pub async fn issue_token(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<AuthRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let identity = request.auth.identity;
-    let user = if identity.methods.iter().any(|m| m == "password") {
+    let now = crate::clock::now();
+    let (user, expires_at) = if identity.methods.iter().any(|m| m == "password") {
         let password = identity.password.ok_or_else(|| {
             ApiError::invalid(
                 "auth.identity.password",
                 "is required for the password method",
             )
         })?;
-        login_with_password(&state, password.user.name, password.user.password).await?
+        let user = login_with_password(&state, password.user.name, password.user.password).await?;
+        (user, now + state.token_ttl)
     } else if identity.methods.iter().any(|m| m == "token") {
         let token = identity.token.ok_or_else(|| {
             ApiError::invalid("auth.identity.token", "is required for the token method")
@@ -69,13 +73,13 @@ pub async fn issue_token(
             .store
             .token_owner(&secrets::token_hash(&token.id))
             .await?
-            .filter(|owner| owner.expires_at > crate::clock::now())
+            .filter(|owner| owner.expires_at > now)
             .ok_or_else(|| {
                 ApiError::unauthorized(
                     "authentication failed: unknown or expired token; log in again",
                 )
             })?;
-        owner.user
+        (owner.user, owner.expires_at)
     } else {
         return Err(ApiError::invalid(
             "auth.identity.methods",
@@ -83,8 +87,6 @@ pub async fn issue_token(
         ));
     };
 
-    let now = crate::clock::now();
-    let expires_at = now + state.token_ttl;
     let token = secrets::generate("cvt_", 32);
     state.store.purge_expired_tokens(now).await?;
     state
@@ -120,6 +122,36 @@ pub async fn issue_token(
         HeaderValue::from_str(&token).map_err(ApiError::internal)?,
     );
     Ok((StatusCode::CREATED, headers, Json(body)))
+}
+
+/// `DELETE /v3/auth/tokens`: revokes the token in `X-Subject-Token`. The caller's own
+/// tokens may be revoked by anyone holding them; another user's only by an admin (Keystone's
+/// policy). Replies 204.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let caller = identify(&state, header(AUTH_HEADER), true).await?;
+    let subject = header(SUBJECT_TOKEN_HEADER).ok_or_else(|| {
+        ApiError::invalid(
+            SUBJECT_TOKEN_HEADER,
+            "is required: the token to revoke (your own is in X-Auth-Token)",
+        )
+    })?;
+    let hash = secrets::token_hash(subject);
+    let owner = state
+        .store
+        .token_owner(&hash)
+        .await?
+        .filter(|owner| owner.expires_at > crate::clock::now())
+        .ok_or_else(|| ApiError::not_found("the token in X-Subject-Token (or it expired)"))?;
+    if owner.user.name != caller.name {
+        caller.require(Role::Admin)?;
+    }
+    state.store.revoke_token(&hash).await?;
+    tracing::info!(user = owner.user.name, by = caller.name, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn login_with_password(

@@ -101,7 +101,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/", get(identity::versions))
         .route("/v3", get(identity::discovery))
         .route("/v3/", get(identity::discovery))
-        .route("/v3/auth/tokens", post(identity::issue_token));
+        .route(
+            "/v3/auth/tokens",
+            post(identity::issue_token).delete(identity::revoke_token),
+        );
 
     Router::new()
         .merge(user_routes)
