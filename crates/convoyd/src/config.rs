@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use jiff::SignedDuration;
@@ -37,6 +38,21 @@ pub struct Args {
     /// `convoy key generate`). Without one every patch upload is refused.
     #[arg(long = "trusted-key")]
     pub trusted_keys: Vec<PathBuf>,
+    /// Seconds a request's head (request line and headers) may take from its first byte; a
+    /// slower connection is closed [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a connection may stay open with no request under way (from its opening, or
+    /// from the end of its last response) [default: 75].
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Longest pause, in seconds, within a request body; a JSON body must also arrive whole
+    /// within it [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub body_timeout: Option<u64>,
+    /// Most connections served at once; more wait to be accepted [default: 1024].
+    #[arg(long, value_name = "COUNT")]
+    pub max_connections: Option<usize>,
 }
 
 /// The settings file. Every key is optional.
@@ -57,6 +73,10 @@ pub struct FileSettings {
     pub max_patch_bytes: Option<u64>,
     /// The release the site runs (`apply_active_release_only` patches must be for it).
     pub release: Option<String>,
+    pub header_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub body_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +91,10 @@ pub struct Settings {
     pub trusted_keys: Vec<PathBuf>,
     pub max_patch_bytes: u64,
     pub release: convoy_core::patch::Release,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -79,6 +103,10 @@ const DEFAULT_TOKEN_TTL: u64 = 3600;
 const DEFAULT_MAX_BODY: usize = 256 * 1024;
 const DEFAULT_MAX_PATCH: u64 = 8 << 30;
 const DEFAULT_RELEASE: &str = "25.09";
+const DEFAULT_HEADER_TIMEOUT: u64 = 10;
+const DEFAULT_IDLE_TIMEOUT: u64 = 75;
+const DEFAULT_BODY_TIMEOUT: u64 = 30;
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 impl Settings {
     /// Merges defaults, the file and the flags, and checks the result. Errors name the setting.
@@ -106,6 +134,43 @@ impl Settings {
         if max_body < 1024 {
             return Err(format!(
                 "max_body_bytes: must be at least 1024, got {max_body}"
+            ));
+        }
+        let seconds = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| {
+            let value = flag.or(file).unwrap_or(default);
+            if (1..=3600).contains(&value) {
+                Ok(Duration::from_secs(value))
+            } else {
+                Err(format!(
+                    "{name}: must be between 1 and 3600 seconds, got {value}"
+                ))
+            }
+        };
+        let header_timeout = seconds(
+            "header timeout",
+            args.header_timeout,
+            file.header_timeout_seconds,
+            DEFAULT_HEADER_TIMEOUT,
+        )?;
+        let idle_timeout = seconds(
+            "idle timeout",
+            args.idle_timeout,
+            file.idle_timeout_seconds,
+            DEFAULT_IDLE_TIMEOUT,
+        )?;
+        let body_timeout = seconds(
+            "body timeout",
+            args.body_timeout,
+            file.body_timeout_seconds,
+            DEFAULT_BODY_TIMEOUT,
+        )?;
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(format!(
+                "max connections: must be between 1 and 1000000, got {max_connections}"
             ));
         }
         let data_dir = absolute(&args.data_dir)?;
@@ -136,6 +201,10 @@ impl Settings {
             max_body_bytes: max_body,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             data_dir,
+            header_timeout,
+            idle_timeout,
+            body_timeout,
+            max_connections,
         })
     }
 }
@@ -180,6 +249,53 @@ mod tests {
         assert_eq!(s.token_ttl, SignedDuration::from_secs(60));
         let s = Settings::resolve(&args(&["--config", f, "--ping-interval", "2"])).unwrap();
         assert_eq!(s.ping_interval, SignedDuration::from_secs(2));
+    }
+
+    #[test]
+    fn connection_limits_come_from_flags_the_file_or_defaults() {
+        let s = Settings::resolve(&args(&[])).unwrap();
+        assert_eq!(
+            (
+                s.header_timeout,
+                s.idle_timeout,
+                s.body_timeout,
+                s.max_connections
+            ),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(75),
+                Duration::from_secs(30),
+                1024
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("convoyd.toml");
+        std::fs::write(
+            &file,
+            "header_timeout_seconds = 2\nidle_timeout_seconds = 3\nbody_timeout_seconds = 4\n\
+             max_connections = 5\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let s = Settings::resolve(&args(&["--config", f, "--header-timeout", "1"])).unwrap();
+        assert_eq!(
+            (
+                s.header_timeout,
+                s.idle_timeout,
+                s.body_timeout,
+                s.max_connections
+            ),
+            (
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+                Duration::from_secs(4),
+                5
+            )
+        );
+        let err = Settings::resolve(&args(&["--idle-timeout", "0"])).unwrap_err();
+        assert!(err.starts_with("idle timeout:"), "{err}");
+        let err = Settings::resolve(&args(&["--max-connections", "0"])).unwrap_err();
+        assert!(err.starts_with("max connections:"), "{err}");
     }
 
     #[test]

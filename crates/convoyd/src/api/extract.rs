@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 use crate::secrets::token_hash;
+use crate::server::{BodyTimedOut, BodyTimeout};
 use crate::state::AppState;
 
 /// A JSON body. Malformed JSON, unknown, missing and mistyped fields, trailing data and
@@ -24,20 +25,48 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "body: larger than this controller accepts (max_body_bytes)",
-                    )
-                }
-                other => ApiError::invalid("body", other.body_text()),
-            })?;
+        // A JSON body is small: it must arrive whole within the body timeout.
+        let timeout = req.extensions().get::<BodyTimeout>().map(|t| t.0);
+        let read = Bytes::from_request(req, state);
+        let read = match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, read)
+                .await
+                .map_err(|_| body_timed_out())?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "body: larger than this controller accepts (max_body_bytes)",
+                )
+            }
+            other if caused_by::<BodyTimedOut>(&other) => body_timed_out(),
+            other => ApiError::invalid("body", other.body_text()),
+        })?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+fn body_timed_out() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "body: did not arrive within the body timeout (body_timeout_seconds)",
+    )
+}
+
+/// Whether `error` or one of its sources is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<E>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Parses a JSON document into `T`, turning serde's error into `"<field>: <reason>"`.
@@ -178,18 +207,17 @@ pub async fn authenticate_user(
             req.extensions_mut().insert(caller);
             Ok(next.run(req).await)
         }
-        Err((error, req)) => {
-            drain(req.into_body()).await;
-            Err(error)
-        }
+        // The body is not read: the connection throws it away after the answer has gone.
+        Err((error, _)) => Err(error),
     }
 }
 
-/// Reads and drops what is left of a refused request's body (up to a bound), so that a client
-/// still sending it reads the error instead of a reset connection.
+/// Drops a refused request's body unread. Never read a body to throw it away here: the
+/// connection (`crate::server`) discards what is left after the response has gone, within
+/// bounds and without holding it in memory, so that a client still sending it reads the
+/// answer instead of a reset connection.
 pub async fn drain(body: axum::body::Body) {
-    const DRAIN_LIMIT: usize = 64 << 20;
-    let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+    drop(body);
 }
 
 async fn check_user(
