@@ -427,3 +427,72 @@ async fn tokens_are_revoked_by_their_owner_or_an_admin() {
     assert!(run.fails(2).contains("no token to revoke"), "{run:?}");
     site.admin().hosts().await.unwrap();
 }
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_user_and_per_source() {
+    let site = Site::controller_only(Some(
+        "login_failures_per_user = 3\nlogin_failures_per_source = 5\n",
+    ))
+    .await;
+    let password = site.controller.admin_password().unwrap();
+    let login = |name: &'static str, password: String| {
+        let url = site.url();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v3/auth/tokens"))
+                .json(
+                    &serde_json::json!({"auth": {"identity": {"methods": ["password"],
+                    "password": {"user": {"name": name, "password": password}}}}}),
+                )
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(login("admin", "wrong-password".into()).await.status(), 401);
+    }
+    // Past the limit even the right password is refused, saying why and until when.
+    let refused = login("admin", password.clone()).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_failed_logins");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("3 failed logins for user \"admin\""),
+        "{message}"
+    );
+    // Tokens already issued keep working.
+    site.admin().hosts().await.unwrap();
+
+    // Other names from the same client count against the client.
+    for _ in 0..2 {
+        assert_eq!(login("nobody", "wrong-password".into()).await.status(), 401);
+    }
+    site.add_user("rita", Role::Reader).await;
+    let refused = login("rita", "rita-password".into()).await;
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("5 failed logins from 127.0.0.1"),
+        "{message}"
+    );
+    // The CLI says so in one line, exit 1.
+    let cli = site
+        .convoy_as(
+            &[
+                ("CONVOY_USERNAME", "rita"),
+                ("CONVOY_PASSWORD", "rita-password"),
+            ],
+            &["host", "list"],
+        )
+        .await;
+    assert!(cli.fails(1).contains("try again in"), "{cli:?}");
+}

@@ -287,3 +287,91 @@ async fn connections_beyond_the_cap_wait_for_one_to_end() {
         "{answer:?}"
     );
 }
+
+/// Threads of convoyd's tokio runtime (its workers and its blocking pool) right now.
+fn runtime_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("convoyd runs")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("tokio-"))
+        .count()
+}
+
+/// CPU time convoyd has used, in seconds (user and system; clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("convoyd runs");
+    // The fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[tokio::test]
+async fn bad_logins_hash_one_password_per_core_at_a_time() {
+    const LOGINS: usize = 100;
+    // The throttle is opened wide: this test is about the logins that do get hashed.
+    let site = Site::controller_only(Some(
+        "login_failures_per_user = 1000\nlogin_failures_per_source = 1000\n",
+    ))
+    .await;
+    let pid = site.controller.pid().unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let memory_before = status_figure(pid, "VmHWM");
+    let threads_before = runtime_threads(pid);
+    // One argon2 hash takes 19 MiB; a core's worth of slack beyond one hash per core.
+    let memory_limit = memory_before + (cores as u64 + 1) * 20 * MIB;
+    // The runtime's workers (one per core) and its blocking threads: one hashing per core,
+    // and as many again that have just ended a hash and are not yet back in the pool when the
+    // next turn starts.
+    let thread_limit = cores + 2 * cores + 2;
+    let cpu_before = cpu_seconds(pid);
+    let logins: Vec<_> = (0..LOGINS)
+        .map(|i| {
+            let client = convoy_api::Client::new(&site.url()).unwrap();
+            tokio::spawn(async move {
+                let name = if i % 2 == 0 { "admin" } else { "nobody" };
+                client.login(name, "not-the-password").await
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let all_done = async {
+        let mut results = vec![];
+        for login in logins {
+            results.push(login.await.unwrap());
+        }
+        results
+    };
+    let mut all_done = std::pin::pin!(all_done);
+    let mut peak_threads = threads_before;
+    let results = loop {
+        tokio::select! {
+            results = &mut all_done => break results,
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {
+                peak_threads = peak_threads.max(runtime_threads(pid));
+                let memory = status_figure(pid, "VmHWM");
+                assert!(
+                    peak_threads <= thread_limit && memory <= memory_limit,
+                    "{peak_threads} runtime threads (limit {thread_limit}), {} MiB (limit {} MiB)",
+                    memory / MIB,
+                    memory_limit / MIB
+                );
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let memory = status_figure(pid, "VmHWM");
+    let cpu = cpu_seconds(pid) - cpu_before;
+    eprintln!(
+        "{LOGINS} bad logins in {elapsed:.2?} on {cores} cores, {cpu:.2} s of CPU: at most \
+         {peak_threads} runtime threads ({threads_before} before), peak memory {} MiB ({} MiB \
+         before)",
+        memory / MIB,
+        memory_before / MIB
+    );
+    assert!(memory <= memory_limit, "{} MiB", memory / MIB);
+    for result in results {
+        assert_eq!(result.unwrap_err().status(), Some(401));
+    }
+}

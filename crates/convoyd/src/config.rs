@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use convoy_core::login_throttle::ThrottlePolicy;
 use jiff::SignedDuration;
 use serde::Deserialize;
 
@@ -73,6 +74,11 @@ pub struct FileSettings {
     pub max_patch_bytes: Option<u64>,
     /// The release the site runs (`apply_active_release_only` patches must be for it).
     pub release: Option<String>,
+    /// Failed logins a user name may have within `login_failure_window_seconds`.
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins a client address (an IPv6 /64) may have within the window.
+    pub login_failures_per_source: Option<u32>,
+    pub login_failure_window_seconds: Option<u64>,
     pub header_timeout_seconds: Option<u64>,
     pub idle_timeout_seconds: Option<u64>,
     pub body_timeout_seconds: Option<u64>,
@@ -91,6 +97,8 @@ pub struct Settings {
     pub trusted_keys: Vec<PathBuf>,
     pub max_patch_bytes: u64,
     pub release: convoy_core::patch::Release,
+    pub login_per_user: ThrottlePolicy,
+    pub login_per_source: ThrottlePolicy,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
@@ -103,6 +111,9 @@ const DEFAULT_TOKEN_TTL: u64 = 3600;
 const DEFAULT_MAX_BODY: usize = 256 * 1024;
 const DEFAULT_MAX_PATCH: u64 = 8 << 30;
 const DEFAULT_RELEASE: &str = "25.09";
+const DEFAULT_LOGIN_FAILURES_PER_USER: u32 = 5;
+const DEFAULT_LOGIN_FAILURES_PER_SOURCE: u32 = 20;
+const DEFAULT_LOGIN_FAILURE_WINDOW: u64 = 60;
 const DEFAULT_HEADER_TIMEOUT: u64 = 10;
 const DEFAULT_IDLE_TIMEOUT: u64 = 75;
 const DEFAULT_BODY_TIMEOUT: u64 = 30;
@@ -173,6 +184,34 @@ impl Settings {
                 "max connections: must be between 1 and 1000000, got {max_connections}"
             ));
         }
+        let window = file
+            .login_failure_window_seconds
+            .unwrap_or(DEFAULT_LOGIN_FAILURE_WINDOW);
+        if !(1..=86_400).contains(&window) {
+            return Err(format!(
+                "login_failure_window_seconds: must be between 1 and 86400, got {window}"
+            ));
+        }
+        let throttle = |name: &str, value: Option<u32>, default: u32| {
+            let max_failures = value.unwrap_or(default);
+            if max_failures == 0 {
+                return Err(format!("{name}: must be at least 1"));
+            }
+            Ok(ThrottlePolicy {
+                max_failures,
+                window: SignedDuration::from_secs(window as i64),
+            })
+        };
+        let login_per_user = throttle(
+            "login_failures_per_user",
+            file.login_failures_per_user,
+            DEFAULT_LOGIN_FAILURES_PER_USER,
+        )?;
+        let login_per_source = throttle(
+            "login_failures_per_source",
+            file.login_failures_per_source,
+            DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+        )?;
         let data_dir = absolute(&args.data_dir)?;
         let database_url = args
             .database_url
@@ -201,6 +240,8 @@ impl Settings {
             max_body_bytes: max_body,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             data_dir,
+            login_per_user,
+            login_per_source,
             header_timeout,
             idle_timeout,
             body_timeout,

@@ -6,13 +6,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use convoy_api::auth::{AuthRequest, DomainRef, NamedRef, RoleRef, TokenInfo, TokenResponse};
 use convoy_api::{AUTH_HEADER, SUBJECT_TOKEN_HEADER};
+use std::net::IpAddr;
+
 use convoy_core::role::Role;
+use convoy_core::validation::validate_name;
 use convoy_store::UserRecord;
 use jiff::Timestamp;
 use serde_json::json;
 
 use super::ApiError;
-use super::extract::{ApiJson, identify};
+use super::extract::{ApiJson, ClientAddress, identify};
+use crate::login_throttles::Refusal;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -52,6 +56,7 @@ fn base_url(headers: &HeaderMap) -> String {
 /// obtained with does (as in Keystone), so a token cannot be renewed forever.
 pub async fn issue_token(
     State(state): State<AppState>,
+    ClientAddress(source): ClientAddress,
     ApiJson(request): ApiJson<AuthRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let identity = request.auth.identity;
@@ -63,7 +68,8 @@ pub async fn issue_token(
                 "is required for the password method",
             )
         })?;
-        let user = login_with_password(&state, password.user.name, password.user.password).await?;
+        let user =
+            login_with_password(&state, password.user.name, password.user.password, source).await?;
         (user, now + state.token_ttl)
     } else if identity.methods.iter().any(|m| m == "token") {
         let token = identity.token.ok_or_else(|| {
@@ -154,23 +160,51 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Checks a password, unless the user name or the client has failed too often lately (429,
+/// before any hashing). Hashes run one per core at a time (`crate::hashing`).
 async fn login_with_password(
     state: &AppState,
     name: String,
     password: String,
+    source: Option<IpAddr>,
 ) -> Result<UserRecord, ApiError> {
+    let throttled = |refusal: Refusal| {
+        ApiError::too_many(
+            "too_many_failed_logins",
+            refusal.reason,
+            refusal.retry_after_seconds,
+        )
+    };
+    let wrong = || ApiError::unauthorized("authentication failed: wrong user name or password");
+    let throttles = &state.login_throttles;
+    throttles
+        .check(&name, source, crate::clock::now())
+        .map_err(throttled)?;
+    // No user can have an invalid name: refused without a hash (which tells nothing a reader
+    // of the docs does not know), and only the client is counted.
+    if validate_name("name", &name).is_err() {
+        throttles.failed(None, source, crate::clock::now());
+        return Err(wrong());
+    }
     let user = state.store.user(&name).await?;
     let phc = match &user {
         Some(user) => user.password_hash.clone(),
         None => state.decoy_password_hash.to_string(),
     };
+    let turn = state.hashing.turn().await;
+    // Failures counted while this login waited for its turn count against it too.
+    throttles
+        .check(&name, source, crate::clock::now())
+        .map_err(throttled)?;
     let matches =
         tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc)).await?;
+    drop(turn);
     match user {
         Some(user) if matches => Ok(user),
-        _ => Err(ApiError::unauthorized(
-            "authentication failed: wrong user name or password",
-        )),
+        _ => {
+            throttles.failed(Some(&name), source, crate::clock::now());
+            Err(wrong())
+        }
     }
 }
 

@@ -43,7 +43,9 @@ pub async fn add(
         )));
     }
     let password = request.password;
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+    let hash = state
+        .hashing
+        .run(move || secrets::hash_password(&password))
         .await?
         .map_err(ApiError::internal)?;
     let record = UserRecord {
