@@ -29,6 +29,9 @@ use tracing::{debug, warn};
 
 pub use body::{BodyTimedOut, BodyTimeout};
 
+/// Largest read buffer of a connection; a request head must fit in it.
+const READ_BUFFER_BYTES: usize = 64 << 10;
+
 /// The limits every connection is served with.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -116,6 +119,9 @@ async fn connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout)
+        // A connection's read buffer holds a head (and body pieces on their way): 64 KiB is
+        // ample for a head, and keeps each connection's memory small (hyper's default ~400 KiB).
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
