@@ -375,3 +375,29 @@ async fn bad_logins_hash_one_password_per_core_at_a_time() {
         assert_eq!(result.unwrap_err().status(), Some(401));
     }
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_outlives_the_header_timeout_between_requests() {
+    let site = Site::controller_only(Some(
+        "header_timeout_seconds = 1\nidle_timeout_seconds = 4\n",
+    ))
+    .await;
+    let address = site.url().trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let request = b"GET /v3 HTTP/1.1\r\nHost: convoy\r\n\r\n";
+    for pause in [Duration::ZERO, Duration::from_secs(2)] {
+        // The pause between requests is what is tested: idle, but within the idle timeout.
+        tokio::time::sleep(pause).await;
+        stream.write_all(request).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .expect("answered")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "after {pause:?}: {answer}"
+        );
+    }
+}

@@ -21,12 +21,15 @@ use tokio::time::Sleep;
 #[derive(Debug, Default)]
 pub struct HeadClock {
     busy: AtomicUsize,
+    /// Heads read so far: a deadline armed for an earlier head is void.
+    heads: AtomicUsize,
 }
 
 impl HeadClock {
     /// hyper has read a request's head and calls the service; returns the request body's and
     /// the response's parts.
     pub fn request_began(self: &Arc<Self>) -> (Busy, Busy) {
+        self.heads.fetch_add(1, Ordering::SeqCst);
         self.busy.fetch_add(2, Ordering::SeqCst);
         (Busy(self.clone()), Busy(self.clone()))
     }
@@ -52,7 +55,8 @@ pub struct HeadTimed {
     stream: TcpStream,
     clock: Arc<HeadClock>,
     timeout: Duration,
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The deadline of the head numbered `.1` (in `HeadClock::heads`).
+    deadline: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl HeadTimed {
@@ -77,18 +81,21 @@ impl AsyncRead for HeadTimed {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.clock.between_requests() {
+        let head = this.clock.heads.load(Ordering::SeqCst);
+        if this.deadline.as_ref().is_some_and(|(_, of)| *of != head) {
             this.deadline = None;
+        }
+        if !this.clock.between_requests() {
             return Pin::new(&mut this.stream).poll_read(cx, buf);
         }
         let before = buf.filled().len();
         let read = Pin::new(&mut this.stream).poll_read(cx, buf);
         match &read {
             Poll::Ready(Ok(())) if buf.filled().len() > before && this.deadline.is_none() => {
-                this.deadline = Some(Box::pin(tokio::time::sleep(this.timeout)));
+                this.deadline = Some((Box::pin(tokio::time::sleep(this.timeout)), head));
             }
             Poll::Pending => {
-                if let Some(deadline) = &mut this.deadline
+                if let Some((deadline, _)) = &mut this.deadline
                     && deadline.as_mut().poll(cx).is_ready()
                 {
                     return Poll::Ready(Err(io::Error::new(
