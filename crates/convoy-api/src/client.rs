@@ -128,6 +128,21 @@ impl Client {
             })
     }
 
+    /// Revokes `token` (`DELETE /v3/auth/tokens`): this client's own, or, for an admin, any.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), ClientError> {
+        let mut request = self
+            .http
+            .delete(format!("{}/v3/auth/tokens", self.base))
+            .header(SUBJECT_TOKEN_HEADER, token)
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(own) = &self.token {
+            request = request.header(AUTH_HEADER, own);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.check(response).await?;
+        Ok(())
+    }
+
     /// Keystone version discovery (`GET /v3`); answers as soon as convoyd serves requests.
     pub async fn identity_version(&self) -> Result<serde_json::Value, ClientError> {
         self.call(Method::GET, "/v3", None::<&()>).await

@@ -52,9 +52,10 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         match &e {
-            // The controller refused the request as given: bad input, unknown names, conflicts.
+            // The controller refused the request as given: bad input, unknown names, conflicts
+            // (not: authentication, roles, and too many attempts, which a retry may cure).
             ClientError::Api { status, .. }
-                if (400..500).contains(status) && *status != 401 && *status != 403 =>
+                if (400..500).contains(status) && ![401, 403, 429].contains(status) =>
             {
                 Failure::bad_input(e.to_string())
             }

@@ -54,8 +54,8 @@ enum Command {
     /// Patches: build, inspect and verify patch files.
     #[command(subcommand)]
     Patch(commands::patch::PatchCommand),
-    /// Log in and print a token to use as CONVOY_TOKEN.
-    Token,
+    /// Log in and print a token to use as CONVOY_TOKEN; `token revoke` revokes one.
+    Token(commands::token::TokenArgs),
     /// Run a demo site on this machine: a controller and three hosts, maintained and patched.
     ///
     /// Starts one convoyd (the site's controller) on 127.0.0.1 at a free port and three
@@ -99,12 +99,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::StrategyStep(command) => command.run(&cli.connection, &out).await,
         Command::Key(command) => command.run(&out),
         Command::Patch(command) => command.run(&cli.connection, &out).await,
-        Command::Token => {
-            let client = cli.connection.client().await?;
-            let token = cli.connection.token_of(&client).await?;
-            println!("{token}");
-            Ok(())
-        }
+        Command::Token(args) => args.run(&cli.connection, &out).await,
         Command::Demo(args) => args.run(&cli.connection).await,
     }
 }

@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod command;
 pub mod hook;
 pub mod host;
+pub mod login_throttle;
 mod names;
 pub mod patch;
 pub mod phases;

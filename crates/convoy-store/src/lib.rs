@@ -38,6 +38,15 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What [`Store::delete_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserDeletion {
+    Deleted,
+    NotFound,
+    /// Refused: the user is the last admin.
+    LastAdmin,
+}
+
 /// Everything convoyd keeps. Each method is one transaction: it either happens entirely or
 /// not at all, and once it returns the change survives a crash.
 #[async_trait]
@@ -46,8 +55,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_user(&self, user: &UserRecord) -> Result<()>;
     async fn user(&self, name: &str) -> Result<Option<UserRecord>>;
     async fn users(&self) -> Result<Vec<UserRecord>>;
-    /// Deletes a user and every token issued to them; false if there was none.
-    async fn delete_user(&self, name: &str) -> Result<bool>;
+    /// Deletes a user and every token issued to them, unless that would leave no admin: the
+    /// check and the deletion are one transaction, so two admins deleting each other at once
+    /// cannot both succeed.
+    async fn delete_user(&self, name: &str) -> Result<UserDeletion>;
     async fn insert_token(
         &self,
         token_hash: &str,
@@ -56,6 +67,8 @@ pub trait Store: Send + Sync + 'static {
         expires_at: Timestamp,
     ) -> Result<()>;
     async fn token_owner(&self, token_hash: &str) -> Result<Option<TokenOwner>>;
+    /// Forgets one token; false if there was none.
+    async fn revoke_token(&self, token_hash: &str) -> Result<bool>;
     /// Forgets tokens that expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64>;
 

@@ -18,7 +18,7 @@ mod batch;
 use crate::{
     ClusterRecord, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment,
     HostRecord, PatchChanges, PatchRecord, PhaseRecord, ReportedCommand, Result, StepBatch,
-    StepRecord, Store, StoreError, StrategyRecord, TokenOwner, UserRecord,
+    StepRecord, Store, StoreError, StrategyRecord, TokenOwner, UserDeletion, UserRecord,
 };
 use convoy_core::strategy::StrategyState;
 
@@ -301,12 +301,29 @@ impl Store for SqliteStore {
         rows.iter().map(user_from).collect()
     }
 
-    async fn delete_user(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM users WHERE name = $1")
+    async fn delete_user(&self, name: &str) -> Result<UserDeletion> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "DELETE FROM users WHERE name = $1 AND (role <> 'admin' OR EXISTS \
+               (SELECT 1 FROM users WHERE role = 'admin' AND name <> $1))",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let outcome = if done.rows_affected() > 0 {
+            UserDeletion::Deleted
+        } else if sqlx::query("SELECT 1 FROM users WHERE name = $1")
             .bind(name)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some()
+        {
+            UserDeletion::LastAdmin
+        } else {
+            UserDeletion::NotFound
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     async fn insert_token(
@@ -343,6 +360,14 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    async fn revoke_token(&self, token_hash: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64> {

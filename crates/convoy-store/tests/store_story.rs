@@ -8,7 +8,7 @@ use convoy_core::strategy::{StrategyKind, StrategyState};
 use convoy_store::{
     CommandCompletion, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment,
     PhaseRecord, SqliteStore, StepBatch, StepRecord, StepWrite, Store, StoreError, StrategyRecord,
-    UserRecord,
+    UserDeletion, UserRecord,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -59,6 +59,13 @@ async fn story(store: &dyn Store) {
         (owner.user.name.as_str(), owner.expires_at),
         ("admin", at(10))
     );
+    store
+        .insert_token("h3", "admin", at(0), at(100))
+        .await
+        .unwrap();
+    assert!(store.revoke_token("h3").await.unwrap());
+    assert!(!store.revoke_token("h3").await.unwrap());
+    assert!(store.token_owner("h3").await.unwrap().is_none());
     assert_eq!(store.purge_expired_tokens(at(50)).await.unwrap(), 1);
     assert!(store.token_owner("h1").await.unwrap().is_none());
     assert!(store.token_owner("h2").await.unwrap().is_some());
@@ -332,8 +339,56 @@ async fn story(store: &dyn Store) {
     assert!(store.delete_host("worker-0").await.unwrap());
     assert!(!store.delete_host("worker-0").await.unwrap());
     assert!(store.command("c1").await.unwrap().is_none());
-    assert!(store.delete_user("admin").await.unwrap());
+    assert_eq!(
+        store.delete_user("admin").await.unwrap(),
+        UserDeletion::LastAdmin
+    );
+    let successor = UserRecord {
+        name: "successor".into(),
+        ..admin
+    };
+    store.insert_user(&successor).await.unwrap();
+    assert_eq!(
+        store.delete_user("admin").await.unwrap(),
+        UserDeletion::Deleted
+    );
+    assert_eq!(
+        store.delete_user("admin").await.unwrap(),
+        UserDeletion::NotFound
+    );
     assert!(store.token_owner("h2").await.unwrap().is_none());
+    assert_eq!(
+        store.delete_user("successor").await.unwrap(),
+        UserDeletion::LastAdmin
+    );
+}
+
+/// Two admins, the only ones, deleting each other at once: one deletion wins, the other is
+/// refused, whatever the interleaving. Each survivor is one of the next pair.
+async fn last_admin_story(store: &dyn Store) {
+    let admin = |name: &str| UserRecord {
+        name: name.into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$x".into(),
+        created_at: at(0),
+    };
+    let mut survivor = "first".to_string();
+    store.insert_user(&admin(&survivor)).await.unwrap();
+    for pair in 0..5 {
+        let other = format!("admin-{pair}");
+        store.insert_user(&admin(&other)).await.unwrap();
+        let (one, two) = tokio::join!(store.delete_user(&other), store.delete_user(&survivor));
+        let mut outcomes = [one.unwrap(), two.unwrap()];
+        outcomes.sort_by_key(|o| *o != UserDeletion::Deleted);
+        assert_eq!(
+            outcomes,
+            [UserDeletion::Deleted, UserDeletion::LastAdmin],
+            "pair {pair}"
+        );
+        let admins = store.users().await.unwrap();
+        assert_eq!(admins.len(), 1, "pair {pair}: {admins:?}");
+        survivor = admins[0].name.clone();
+    }
 }
 
 async fn strategy_story(store: &dyn Store) {
@@ -582,7 +637,14 @@ async fn sqlite_store_story() {
     // Reopening runs no migration twice and keeps the data.
     drop(store);
     let reopened = SqliteStore::open(&url).await.unwrap();
-    assert!(reopened.users().await.unwrap().is_empty());
+    assert_eq!(reopened.users().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_keeps_one_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("convoy.db").display());
+    last_admin_story(&SqliteStore::open(&url).await.unwrap()).await;
 }
 
 /// An outcome and its effects on the host are one transaction: when writing the effects

@@ -2,8 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
+use convoy_core::login_throttle::ThrottlePolicy;
 use jiff::SignedDuration;
 use serde::Deserialize;
 
@@ -42,6 +44,21 @@ pub struct Args {
     /// token enrols hostnames the site does not know yet, never a known one.
     #[arg(long)]
     pub no_site_enrolment: bool,
+    /// Seconds a request's head (request line and headers) may take from its first byte; a
+    /// slower connection is closed [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a connection may stay open with no request under way (from its opening, or
+    /// from the end of its last response) [default: 75].
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Longest pause, in seconds, within a request body; a JSON body must also arrive whole
+    /// within it [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub body_timeout: Option<u64>,
+    /// Most connections served at once; more wait to be accepted [default: 1024].
+    #[arg(long, value_name = "COUNT")]
+    pub max_connections: Option<usize>,
 }
 
 /// The settings file. Every key is optional.
@@ -64,6 +81,15 @@ pub struct FileSettings {
     pub release: Option<String>,
     /// Whether the site's agent token enrols new hosts (default true; --no-site-enrolment).
     pub site_enrolment: Option<bool>,
+    /// Failed logins a user name may have within `login_failure_window_seconds`.
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins a client address (an IPv6 /64) may have within the window.
+    pub login_failures_per_source: Option<u32>,
+    pub login_failure_window_seconds: Option<u64>,
+    pub header_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub body_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +105,12 @@ pub struct Settings {
     pub max_patch_bytes: u64,
     pub release: convoy_core::patch::Release,
     pub site_enrolment: bool,
+    pub login_per_user: ThrottlePolicy,
+    pub login_per_source: ThrottlePolicy,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -87,6 +119,13 @@ const DEFAULT_TOKEN_TTL: u64 = 3600;
 const DEFAULT_MAX_BODY: usize = 256 * 1024;
 const DEFAULT_MAX_PATCH: u64 = 8 << 30;
 const DEFAULT_RELEASE: &str = "25.09";
+const DEFAULT_LOGIN_FAILURES_PER_USER: u32 = 5;
+const DEFAULT_LOGIN_FAILURES_PER_SOURCE: u32 = 20;
+const DEFAULT_LOGIN_FAILURE_WINDOW: u64 = 60;
+const DEFAULT_HEADER_TIMEOUT: u64 = 10;
+const DEFAULT_IDLE_TIMEOUT: u64 = 75;
+const DEFAULT_BODY_TIMEOUT: u64 = 30;
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 impl Settings {
     /// Merges defaults, the file and the flags, and checks the result. Errors name the setting.
@@ -116,6 +155,71 @@ impl Settings {
                 "max_body_bytes: must be at least 1024, got {max_body}"
             ));
         }
+        let seconds = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| {
+            let value = flag.or(file).unwrap_or(default);
+            if (1..=3600).contains(&value) {
+                Ok(Duration::from_secs(value))
+            } else {
+                Err(format!(
+                    "{name}: must be between 1 and 3600 seconds, got {value}"
+                ))
+            }
+        };
+        let header_timeout = seconds(
+            "header timeout",
+            args.header_timeout,
+            file.header_timeout_seconds,
+            DEFAULT_HEADER_TIMEOUT,
+        )?;
+        let idle_timeout = seconds(
+            "idle timeout",
+            args.idle_timeout,
+            file.idle_timeout_seconds,
+            DEFAULT_IDLE_TIMEOUT,
+        )?;
+        let body_timeout = seconds(
+            "body timeout",
+            args.body_timeout,
+            file.body_timeout_seconds,
+            DEFAULT_BODY_TIMEOUT,
+        )?;
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(format!(
+                "max connections: must be between 1 and 1000000, got {max_connections}"
+            ));
+        }
+        let window = file
+            .login_failure_window_seconds
+            .unwrap_or(DEFAULT_LOGIN_FAILURE_WINDOW);
+        if !(1..=86_400).contains(&window) {
+            return Err(format!(
+                "login_failure_window_seconds: must be between 1 and 86400, got {window}"
+            ));
+        }
+        let throttle = |name: &str, value: Option<u32>, default: u32| {
+            let max_failures = value.unwrap_or(default);
+            if max_failures == 0 {
+                return Err(format!("{name}: must be at least 1"));
+            }
+            Ok(ThrottlePolicy {
+                max_failures,
+                window: SignedDuration::from_secs(window as i64),
+            })
+        };
+        let login_per_user = throttle(
+            "login_failures_per_user",
+            file.login_failures_per_user,
+            DEFAULT_LOGIN_FAILURES_PER_USER,
+        )?;
+        let login_per_source = throttle(
+            "login_failures_per_source",
+            file.login_failures_per_source,
+            DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+        )?;
         let data_dir = absolute(&args.data_dir)?;
         let database_url = args
             .database_url
@@ -145,6 +249,12 @@ impl Settings {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             site_enrolment: !args.no_site_enrolment && file.site_enrolment.unwrap_or(true),
             data_dir,
+            login_per_user,
+            login_per_source,
+            header_timeout,
+            idle_timeout,
+            body_timeout,
+            max_connections,
         })
     }
 }
@@ -189,6 +299,53 @@ mod tests {
         assert_eq!(s.token_ttl, SignedDuration::from_secs(60));
         let s = Settings::resolve(&args(&["--config", f, "--ping-interval", "2"])).unwrap();
         assert_eq!(s.ping_interval, SignedDuration::from_secs(2));
+    }
+
+    #[test]
+    fn connection_limits_come_from_flags_the_file_or_defaults() {
+        let s = Settings::resolve(&args(&[])).unwrap();
+        assert_eq!(
+            (
+                s.header_timeout,
+                s.idle_timeout,
+                s.body_timeout,
+                s.max_connections
+            ),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(75),
+                Duration::from_secs(30),
+                1024
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("convoyd.toml");
+        std::fs::write(
+            &file,
+            "header_timeout_seconds = 2\nidle_timeout_seconds = 3\nbody_timeout_seconds = 4\n\
+             max_connections = 5\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let s = Settings::resolve(&args(&["--config", f, "--header-timeout", "1"])).unwrap();
+        assert_eq!(
+            (
+                s.header_timeout,
+                s.idle_timeout,
+                s.body_timeout,
+                s.max_connections
+            ),
+            (
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+                Duration::from_secs(4),
+                5
+            )
+        );
+        let err = Settings::resolve(&args(&["--idle-timeout", "0"])).unwrap_err();
+        assert!(err.starts_with("idle timeout:"), "{err}");
+        let err = Settings::resolve(&args(&["--max-connections", "0"])).unwrap_err();
+        assert!(err.starts_with("max connections:"), "{err}");
     }
 
     #[test]

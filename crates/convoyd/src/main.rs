@@ -5,10 +5,13 @@ mod clock;
 mod config;
 mod credentials;
 mod data_dir;
+mod hashing;
 mod ids;
+mod login_throttles;
 mod patches;
 mod polls;
 mod secrets;
+mod server;
 mod state;
 mod strategy;
 mod telemetry;
@@ -86,20 +89,24 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         "convoyd listening on http://{address}"
     );
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        info!("shutting down");
-        let _ = stop_tx.send(());
-    });
+    let limits = server::Limits {
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+        body_timeout: settings.body_timeout,
+        max_connections: settings.max_connections,
+    };
     // Agents hold long polls open; give open requests a moment, then stop regardless.
-    tokio::select! {
-        served = server => served.context("the HTTP server stopped")?,
-        _ = async {
-            let _ = stop_rx.await;
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        } => {}
-    }
+    server::serve(
+        listener,
+        app,
+        limits,
+        async {
+            shutdown_signal().await;
+            info!("shutting down");
+        },
+        std::time::Duration::from_secs(2),
+    )
+    .await;
     Ok(())
 }
 

@@ -11,6 +11,8 @@ use jiff::SignedDuration;
 
 use crate::config::Settings;
 use crate::credentials::CredentialCache;
+use crate::hashing::Hashing;
+use crate::login_throttles::LoginThrottles;
 use crate::polls::Polls;
 use crate::secrets;
 use crate::strategy::inbox::Inbox;
@@ -50,6 +52,9 @@ pub struct AppState {
     pub release: Release,
     /// A random id of this run of convoyd.
     pub incarnation: Arc<str>,
+    /// Password hashes run one per core at a time.
+    pub hashing: Arc<Hashing>,
+    pub login_throttles: Arc<LoginThrottles>,
 }
 
 impl AppState {
@@ -82,6 +87,11 @@ impl AppState {
             max_patch_bytes: settings.max_patch_bytes,
             release: settings.release.clone(),
             incarnation: secrets::generate("", 8).into(),
+            hashing: Arc::new(Hashing::per_core()),
+            login_throttles: Arc::new(LoginThrottles::new(
+                settings.login_per_user,
+                settings.login_per_source,
+            )),
         }
     }
 }

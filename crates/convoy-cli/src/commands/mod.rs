@@ -9,4 +9,5 @@ pub mod patch_repo;
 pub mod patch_tools;
 pub mod rolling_maintenance;
 pub mod strategy_step;
+pub mod token;
 pub mod user;

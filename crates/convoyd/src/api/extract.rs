@@ -3,7 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -14,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 use crate::secrets::token_hash;
+use crate::server::{BodyTimedOut, BodyTimeout};
 use crate::state::AppState;
 
 /// A JSON body. Malformed JSON, unknown, missing and mistyped fields, trailing data and
@@ -24,20 +27,48 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "body: larger than this controller accepts (max_body_bytes)",
-                    )
-                }
-                other => ApiError::invalid("body", other.body_text()),
-            })?;
+        // A JSON body is small: it must arrive whole within the body timeout.
+        let timeout = req.extensions().get::<BodyTimeout>().map(|t| t.0);
+        let read = Bytes::from_request(req, state);
+        let read = match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, read)
+                .await
+                .map_err(|_| body_timed_out())?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "body: larger than this controller accepts (max_body_bytes)",
+                )
+            }
+            other if caused_by::<BodyTimedOut>(&other) => body_timed_out(),
+            other => ApiError::invalid("body", other.body_text()),
+        })?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+fn body_timed_out() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "body: did not arrive within the body timeout (body_timeout_seconds)",
+    )
+}
+
+/// Whether `error` or one of its sources is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<E>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Parses a JSON document into `T`, turning serde's error into `"<field>: <reason>"`.
@@ -136,6 +167,25 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
     }
 }
 
+/// The client's address, when the connection recorded it (`crate::server` does).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 /// The authenticated user of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -178,18 +228,9 @@ pub async fn authenticate_user(
             req.extensions_mut().insert(caller);
             Ok(next.run(req).await)
         }
-        Err((error, req)) => {
-            drain(req.into_body()).await;
-            Err(error)
-        }
+        // The body is not read: the connection throws it away after the answer has gone.
+        Err((error, _)) => Err(error),
     }
-}
-
-/// Reads and drops what is left of a refused request's body (up to a bound), so that a client
-/// still sending it reads the error instead of a reset connection.
-pub async fn drain(body: axum::body::Body) {
-    const DRAIN_LIMIT: usize = 64 << 20;
-    let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
 }
 
 async fn check_user(
@@ -208,7 +249,9 @@ async fn check_user(
     }
 }
 
-async fn identify(
+/// The user a token belongs to, if it is known and unexpired; callers that change something
+/// must be operators unless `reads_only`.
+pub(super) async fn identify(
     state: &AppState,
     token: Option<&str>,
     reads_only: bool,

@@ -4,14 +4,19 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use convoy_api::SUBJECT_TOKEN_HEADER;
 use convoy_api::auth::{AuthRequest, DomainRef, NamedRef, RoleRef, TokenInfo, TokenResponse};
+use convoy_api::{AUTH_HEADER, SUBJECT_TOKEN_HEADER};
+use std::net::IpAddr;
+
+use convoy_core::role::Role;
+use convoy_core::validation::validate_name;
 use convoy_store::UserRecord;
 use jiff::Timestamp;
 use serde_json::json;
 
 use super::ApiError;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ClientAddress, identify};
+use crate::login_throttles::Refusal;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -47,20 +52,25 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// `POST /v3/auth/tokens`: password or token method. Replies 201 with the token in
-/// `X-Subject-Token`.
+/// `X-Subject-Token`. A token obtained with the token method expires when the token it was
+/// obtained with does (as in Keystone), so a token cannot be renewed forever.
 pub async fn issue_token(
     State(state): State<AppState>,
+    ClientAddress(source): ClientAddress,
     ApiJson(request): ApiJson<AuthRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let identity = request.auth.identity;
-    let user = if identity.methods.iter().any(|m| m == "password") {
+    let now = crate::clock::now();
+    let (user, expires_at) = if identity.methods.iter().any(|m| m == "password") {
         let password = identity.password.ok_or_else(|| {
             ApiError::invalid(
                 "auth.identity.password",
                 "is required for the password method",
             )
         })?;
-        login_with_password(&state, password.user.name, password.user.password).await?
+        let user =
+            login_with_password(&state, password.user.name, password.user.password, source).await?;
+        (user, now + state.token_ttl)
     } else if identity.methods.iter().any(|m| m == "token") {
         let token = identity.token.ok_or_else(|| {
             ApiError::invalid("auth.identity.token", "is required for the token method")
@@ -69,13 +79,13 @@ pub async fn issue_token(
             .store
             .token_owner(&secrets::token_hash(&token.id))
             .await?
-            .filter(|owner| owner.expires_at > crate::clock::now())
+            .filter(|owner| owner.expires_at > now)
             .ok_or_else(|| {
                 ApiError::unauthorized(
                     "authentication failed: unknown or expired token; log in again",
                 )
             })?;
-        owner.user
+        (owner.user, owner.expires_at)
     } else {
         return Err(ApiError::invalid(
             "auth.identity.methods",
@@ -83,8 +93,6 @@ pub async fn issue_token(
         ));
     };
 
-    let now = crate::clock::now();
-    let expires_at = now + state.token_ttl;
     let token = secrets::generate("cvt_", 32);
     state.store.purge_expired_tokens(now).await?;
     state
@@ -122,23 +130,81 @@ pub async fn issue_token(
     Ok((StatusCode::CREATED, headers, Json(body)))
 }
 
+/// `DELETE /v3/auth/tokens`: revokes the token in `X-Subject-Token`. The caller's own
+/// tokens may be revoked by anyone holding them; another user's only by an admin (Keystone's
+/// policy). Replies 204.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let caller = identify(&state, header(AUTH_HEADER), true).await?;
+    let subject = header(SUBJECT_TOKEN_HEADER).ok_or_else(|| {
+        ApiError::invalid(
+            SUBJECT_TOKEN_HEADER,
+            "is required: the token to revoke (your own is in X-Auth-Token)",
+        )
+    })?;
+    let hash = secrets::token_hash(subject);
+    let owner = state
+        .store
+        .token_owner(&hash)
+        .await?
+        .filter(|owner| owner.expires_at > crate::clock::now())
+        .ok_or_else(|| ApiError::not_found("the token in X-Subject-Token (or it expired)"))?;
+    if owner.user.name != caller.name {
+        caller.require(Role::Admin)?;
+    }
+    state.store.revoke_token(&hash).await?;
+    tracing::info!(user = owner.user.name, by = caller.name, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks a password, unless the user name or the client has failed too often lately (429,
+/// before any hashing). Hashes run one per core at a time (`crate::hashing`).
 async fn login_with_password(
     state: &AppState,
     name: String,
     password: String,
+    source: Option<IpAddr>,
 ) -> Result<UserRecord, ApiError> {
+    let throttled = |refusal: Refusal| {
+        ApiError::too_many(
+            "too_many_failed_logins",
+            refusal.reason,
+            refusal.retry_after_seconds,
+        )
+    };
+    let wrong = || ApiError::unauthorized("authentication failed: wrong user name or password");
+    let throttles = &state.login_throttles;
+    throttles
+        .check(&name, source, crate::clock::now())
+        .map_err(throttled)?;
+    // No user can have an invalid name: refused without a hash (which tells nothing a reader
+    // of the docs does not know), and only the client is counted.
+    if validate_name("name", &name).is_err() {
+        throttles.failed(None, source, crate::clock::now());
+        return Err(wrong());
+    }
     let user = state.store.user(&name).await?;
     let phc = match &user {
         Some(user) => user.password_hash.clone(),
         None => state.decoy_password_hash.to_string(),
     };
+    let turn = state.hashing.turn().await;
+    // Failures counted while this login waited for its turn count against it too.
+    throttles
+        .check(&name, source, crate::clock::now())
+        .map_err(throttled)?;
     let matches =
         tokio::task::spawn_blocking(move || secrets::verify_password(&password, &phc)).await?;
+    drop(turn);
     match user {
         Some(user) if matches => Ok(user),
-        _ => Err(ApiError::unauthorized(
-            "authentication failed: wrong user name or password",
-        )),
+        _ => {
+            throttles.failed(Some(&name), source, crate::clock::now());
+            Err(wrong())
+        }
     }
 }
 

@@ -18,7 +18,6 @@ use axum::middleware;
 use axum::routing::{delete, get, post};
 
 pub use error::ApiError;
-pub use extract::drain;
 
 use crate::config::Settings;
 use crate::state::AppState;
@@ -106,7 +105,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/", get(identity::versions))
         .route("/v3", get(identity::discovery))
         .route("/v3/", get(identity::discovery))
-        .route("/v3/auth/tokens", post(identity::issue_token));
+        .route(
+            "/v3/auth/tokens",
+            post(identity::issue_token).delete(identity::revoke_token),
+        );
 
     Router::new()
         .merge(user_routes)

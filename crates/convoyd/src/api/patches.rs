@@ -95,7 +95,6 @@ pub async fn upload(
     body: Body,
 ) -> Result<(StatusCode, Json<PatchOutcome>), ApiError> {
     caller.require(Role::Operator)?;
-    // receive_upload drains the body itself when it refuses the name up front.
     let outcome = receive_upload(&state, &query.file_name, body).await?;
     tracing::info!(file = query.file_name, by = caller.name, "patch uploaded");
     Ok((StatusCode::CREATED, Json(answer(&outcome))))

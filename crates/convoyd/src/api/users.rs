@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use convoy_api::users::{NewUser, User, UserList};
 use convoy_core::role::Role;
 use convoy_core::validation::{validate_name, validate_password};
-use convoy_store::UserRecord;
+use convoy_store::{UserDeletion, UserRecord};
 
 use super::extract::{ApiJson, Caller};
 use super::{ApiError, views};
@@ -43,7 +43,9 @@ pub async fn add(
         )));
     }
     let password = request.password;
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+    let hash = state
+        .hashing
+        .run(move || secrets::hash_password(&password))
         .await?
         .map_err(ApiError::internal)?;
     let record = UserRecord {
@@ -68,14 +70,22 @@ pub async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
-    // Refusing to delete oneself keeps at least one admin: only an admin deletes users.
+    // The store refuses to delete the last admin; refusing to delete oneself as well keeps a
+    // caller from locking themselves out by mistake.
     if name == caller.name {
         return Err(ApiError::conflict(
             "you cannot delete your own user; another admin can",
         ));
     }
-    if !state.store.delete_user(&name).await? {
-        return Err(ApiError::not_found(format!("user {name:?}")));
+    match state.store.delete_user(&name).await? {
+        UserDeletion::Deleted => {}
+        UserDeletion::NotFound => return Err(ApiError::not_found(format!("user {name:?}"))),
+        // Reached when another admin deleted the caller a moment ago.
+        UserDeletion::LastAdmin => {
+            return Err(ApiError::conflict(format!(
+                "user {name:?} is the last admin; add another admin first"
+            )));
+        }
     }
     tracing::info!(user = name, by = caller.name, "user deleted");
     Ok(StatusCode::NO_CONTENT)

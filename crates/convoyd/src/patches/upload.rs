@@ -34,13 +34,9 @@ impl Drop for Incoming {
 
 /// Receives, verifies and imports one patch file named `file_name`.
 pub async fn upload(state: &AppState, file_name: &str, body: Body) -> Result<Outcome, ApiError> {
-    let id = match PatchId::from_file_name(file_name) {
-        Ok(id) => id,
-        Err(e) => {
-            crate::api::drain(body).await;
-            return Err(ApiError::invalid("file_name", e.reason));
-        }
-    };
+    // A refused name leaves the body unread: the connection throws it away after the answer.
+    let id =
+        PatchId::from_file_name(file_name).map_err(|e| ApiError::invalid("file_name", e.reason))?;
 
     let incoming_dir = state.patch_dir.join("incoming");
     tokio::fs::create_dir_all(&incoming_dir)
