@@ -92,8 +92,24 @@ pub fn three_hosts() -> Vec<HostSpec> {
 }
 
 impl Site {
-    /// A controller (with `config` as its settings file, if given) and no agents.
+    /// A controller (with `config` as its settings file, if given) and no agents, on plain
+    /// HTTP over loopback.
     pub async fn controller_only(config: Option<&str>) -> Site {
+        Self::controller(config, false).await
+    }
+
+    /// A controller serving HTTPS with its self-signed certificate, which the site's agents
+    /// and CLI runs trust as their CA.
+    pub async fn with_tls(hosts: &[HostSpec]) -> Site {
+        let mut site = Self::controller(None, true).await;
+        for host in hosts {
+            site.start_agent(host);
+        }
+        site.wait_available(hosts.len()).await;
+        site
+    }
+
+    async fn controller(config: Option<&str>, tls: bool) -> Site {
         convoy_api::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("convoy-e2e-")
@@ -112,13 +128,15 @@ impl Site {
                 data_dir: dir.path().join("controller"),
                 port: free_port().expect("free port"),
                 ping_interval: PING_INTERVAL,
+                tls,
                 extra_args,
             },
         )
         .await
         .expect("convoyd starts");
         let password = controller.admin_password().expect("admin password");
-        let admin_token = Client::new(&controller.url())
+        let admin_token = controller
+            .client()
             .unwrap()
             .login("admin", &password)
             .await
@@ -195,7 +213,8 @@ impl Site {
 
     /// A client logged in as admin.
     pub fn admin(&self) -> Client {
-        Client::new(&self.controller.url())
+        self.controller
+            .client()
             .unwrap()
             .with_token(&self.admin_token)
     }
@@ -279,7 +298,11 @@ impl Site {
 
     /// Runs the real `convoy` CLI with only the given environment for credentials.
     pub async fn convoy_as<V: AsRef<str>>(&self, env: &[(&str, V)], args: &[&str]) -> CliRun {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        let ca_cert = self.controller.ca_cert().map(|c| c.display().to_string());
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        if let Some(ca_cert) = &ca_cert {
+            env.push(("CONVOY_CA_CERT", ca_cert));
+        }
         run_cli(&self.binaries.convoy, &self.url(), &env, args).await
     }
 }
@@ -545,6 +568,8 @@ pub async fn run_cli(binary: &Path, url: &str, env: &[(&str, &str)], args: &[&st
         .env_remove("CONVOY_TOKEN")
         .env_remove("CONVOY_USERNAME")
         .env_remove("CONVOY_PASSWORD")
+        .env_remove("CONVOY_CA_CERT")
+        .env_remove("CONVOY_TLS_FINGERPRINT")
         .env("CONVOY_URL", url)
         .envs(env.iter().copied())
         .kill_on_drop(true);

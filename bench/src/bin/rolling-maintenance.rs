@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             port: free_port()?,
             // convoyd's default: heartbeats are part of the load an update runs under.
             ping_interval: 10,
+            tls: false,
             extra_args: vec![],
         },
     )

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct Identity {
     pub hostname: String,
     pub credential: String,
+    /// The controller's certificate fingerprint, pinned at enrolment over HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -79,10 +82,12 @@ mod tests {
         let identity = Identity {
             hostname: "worker-0".into(),
             credential: "cvh_x".into(),
+            tls_fingerprint: Some("sha256:ab".into()),
         };
         save(dir.path(), &identity).unwrap();
         let loaded = load(dir.path(), "worker-0").unwrap().unwrap();
         assert_eq!(loaded.credential, "cvh_x");
+        assert_eq!(loaded.tls_fingerprint.as_deref(), Some("sha256:ab"));
         let err = load(dir.path(), "worker-1").unwrap_err().to_string();
         assert!(err.contains("belongs to host \"worker-0\""), "{err}");
     }

@@ -31,9 +31,20 @@ pub struct Args {
     /// Other things this binary does; a normal run of the agent has none.
     #[command(subcommand)]
     pub command: Option<Mode>,
-    /// URL of the site's convoyd, e.g. http://10.0.0.1:7400.
+    /// URL of the site's convoyd, e.g. https://10.0.0.1:7400 (http:// only to a convoyd run
+    /// with --insecure-http).
     #[arg(long, env = "CONVOY_CONTROLLER")]
     pub controller: String,
+    /// PEM CA certificate to verify the controller with (convoyd's own self-signed certificate,
+    /// DATA_DIR/tls/cert.pem, will do) [default: the fingerprint pinned at enrolment, else the
+    /// system's certificate authorities].
+    #[arg(long, env = "CONVOY_CA_CERT", conflicts_with = "tls_fingerprint")]
+    pub ca_cert: Option<PathBuf>,
+    /// SHA-256 fingerprint of the controller's certificate, as convoyd prints it: only that
+    /// certificate is accepted. Pinned at enrolment, so later starts need neither this nor
+    /// --ca-cert.
+    #[arg(long, env = "CONVOY_TLS_FINGERPRINT")]
+    pub tls_fingerprint: Option<String>,
     /// File holding an enrolment token: the site's agent token (the controller's
     /// DATA_DIR/agent-token), which enrols a hostname the site does not know yet, or a
     /// single-use token from `convoy host enrol-token create HOST`, which also enrols a known

@@ -10,7 +10,7 @@ use convoy_api::agent::{
     CarriedOutcome, CommandDelivery, Enrolment, FollowedBy, Heartbeat, OutcomeReport,
 };
 use convoy_api::hosts::CommandOutcome;
-use convoy_api::{Client, ClientError};
+use convoy_api::{Client, ClientError, Trust};
 use convoy_bundle::TrustedKeys;
 use tracing::{info, warn};
 
@@ -65,17 +65,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.release.clone(),
         trusted,
     );
-    let controller = Client::new(&args.controller)?;
+    if convoy_api::trust::insecure_over_network(&args.controller) {
+        warn!(
+            controller = args.controller,
+            "plain HTTP to the controller: the host credential and commands cross the network \
+             in clear text; use https://"
+        );
+    }
     let interval = Arc::new(AtomicU64::new(DEFAULT_PING_INTERVAL));
+    let saved = identity::load(&args.state_dir, &args.hostname)?;
+    let trust = trust(&args, saved.as_ref())?;
+    let controller = Client::with_trust(&args.controller, &trust)?;
 
-    let identity = match identity::load(&args.state_dir, &args.hostname)? {
+    let identity = match saved {
         Some(identity) => {
             info!(host = identity.hostname, "starting with the saved identity");
             identity
         }
         None => enrol(&controller, &args, &facts, &interval).await?,
     };
-    let bundles = BundleSource::new(&args.controller, &identity.credential)?;
+    let bundles = BundleSource::new(&args.controller, &identity.credential, &trust)?;
     let patches = HostPatches::new(installer, Some(bundles), args.reboot_command.clone());
     // Before taking commands: an install a crash interrupted is undone first.
     patches.start().await;
@@ -143,9 +152,15 @@ async fn enrol(
         };
         match controller.enrol(&request).await {
             Ok(accepted) => {
+                // The certificate this client's trust accepted is pinned for later starts.
+                let tls_fingerprint = match args.tls_fingerprint.clone() {
+                    Some(pinned) => Some(pinned),
+                    None => controller.controller_fingerprint().await.unwrap_or(None),
+                };
                 let identity = Identity {
                     hostname: accepted.hostname,
                     credential: accepted.credential,
+                    tls_fingerprint,
                 };
                 identity::save(&args.state_dir, &identity)?;
                 interval.store(accepted.ping_interval_seconds, Ordering::Relaxed);
@@ -164,6 +179,22 @@ async fn enrol(
             }
         }
     }
+}
+
+/// How the agent trusts its controller: `--ca-cert`, else `--tls-fingerprint`, else the
+/// fingerprint pinned at enrolment, else the system's certificate authorities.
+fn trust(args: &Args, saved: Option<&Identity>) -> anyhow::Result<Trust> {
+    if let Some(ca) = &args.ca_cert {
+        return Ok(Trust::ca_file(ca)?);
+    }
+    let pinned = args
+        .tls_fingerprint
+        .as_deref()
+        .or_else(|| saved.and_then(|s| s.tls_fingerprint.as_deref()));
+    Ok(match pinned {
+        Some(fingerprint) => Trust::fingerprint(fingerprint)?,
+        None => Trust::System,
+    })
 }
 
 fn credential_revoked(error: &ClientError) -> bool {

@@ -22,6 +22,7 @@ use crate::strategies::{
     ActionName, Cluster, ClusterList, MaintenanceReport, NewRollingMaintenance, Step, StepDetail,
     StepList, Strategy, StrategyAction,
 };
+use crate::trust::Trust;
 use crate::users::{NewUser, User, UserList};
 
 const RM_PATH: &str = "/v1/rolling-maintenance-strategy";
@@ -68,8 +69,15 @@ pub struct Client {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Client {
-    /// A client for the controller at `base_url` (`http://host:port`), without credentials.
+    /// A client for the controller at `base_url` (`https://host:port`, or `http://` where
+    /// convoyd runs with `--insecure-http`), without credentials, trusting the platform's
+    /// certificate authorities.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Self::with_trust(base_url, &Trust::System)
+    }
+
+    /// A client that trusts the controller's certificate as `trust` says.
+    pub fn with_trust(base_url: &str, trust: &Trust) -> Result<Self, ClientError> {
         let base = base_url.trim_end_matches('/').to_string();
         let parsed = reqwest::Url::parse(&base).map_err(|e| ClientError::InvalidUrl {
             url: base_url.into(),
@@ -81,8 +89,11 @@ impl Client {
                 reason: "the scheme must be http or https".into(),
             });
         }
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .tls_info(true);
+        let http = trust
+            .apply(builder)
             .build()
             .map_err(|e| ClientError::InvalidUrl {
                 url: base_url.into(),
@@ -452,6 +463,23 @@ impl Client {
 
     // --- the agent's side of the protocol ---
 
+    /// The fingerprint of the certificate the controller presents (after this client's trust
+    /// accepted it), or None over plain HTTP: what an agent pins at enrolment.
+    pub async fn controller_fingerprint(&self) -> Result<Option<String>, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/v3", self.base))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        Ok(response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .map(crate::trust::fingerprint_of))
+    }
+
     pub async fn enrol(&self, enrolment: &Enrolment) -> Result<EnrolmentAccepted, ClientError> {
         self.call(Method::POST, "/v1/agent/enrol", Some(enrolment))
             .await
@@ -582,6 +610,12 @@ impl Client {
         while let Some(inner) = source {
             reason = inner.to_string();
             source = inner.source();
+        }
+        if reason.contains("certificate") {
+            reason.push_str(
+                "; to trust a convoyd's own self-signed certificate give --ca-cert \
+                 DATA_DIR/tls/cert.pem or --tls-fingerprint with the fingerprint it printed",
+            );
         }
         ClientError::Unreachable {
             url: self.base.clone(),

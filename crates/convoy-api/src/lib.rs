@@ -8,10 +8,12 @@ pub mod error;
 pub mod hosts;
 pub mod patches;
 pub mod strategies;
+pub mod trust;
 pub mod users;
 
 pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorDetail};
+pub use trust::{Trust, TrustError};
 
 /// Header that carries a user's token or an agent's host credential.
 pub const AUTH_HEADER: &str = "X-Auth-Token";

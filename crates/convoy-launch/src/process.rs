@@ -115,6 +115,9 @@ pub struct ControllerOptions {
     pub data_dir: PathBuf,
     pub port: u16,
     pub ping_interval: u64,
+    /// Serve HTTPS with convoyd's self-signed certificate (agents and clients trust it as
+    /// their CA); otherwise plain HTTP on loopback (`--insecure-http`).
+    pub tls: bool,
     /// More flags for convoyd (e.g. `--config FILE`).
     pub extra_args: Vec<String>,
 }
@@ -151,8 +154,11 @@ impl ControllerProcess {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", options.port))
             .arg("--ping-interval")
-            .arg(options.ping_interval.to_string())
-            .args(&options.extra_args);
+            .arg(options.ping_interval.to_string());
+        if !options.tls {
+            command.arg("--insecure-http");
+        }
+        command.args(&options.extra_args);
         Guarded::spawn(
             command,
             "convoyd".into(),
@@ -165,7 +171,9 @@ impl ControllerProcess {
         let deadline = Deadline::after(Duration::from_secs(30));
         loop {
             self.process.check_running()?;
-            if probe(&url).await {
+            if let Ok(client) = self.client()
+                && client.identity_version().await.is_ok()
+            {
                 return Ok(());
             }
             if deadline.passed() {
@@ -176,7 +184,27 @@ impl ControllerProcess {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.options.port)
+        let scheme = if self.options.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.options.port)
+    }
+
+    /// The certificate convoyd serves HTTPS with (made on its first start), which clients
+    /// trust as their CA; None over plain HTTP.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.options
+            .tls
+            .then(|| self.options.data_dir.join("tls").join("cert.pem"))
+    }
+
+    /// A client for this controller that trusts its certificate.
+    pub fn client(&self) -> Result<convoy_api::Client, LaunchError> {
+        let trust = match self.ca_cert() {
+            Some(cert) => convoy_api::Trust::ca_file(&cert)
+                .map_err(|e| LaunchError::Io(std::io::Error::other(e.to_string())))?,
+            None => convoy_api::Trust::System,
+        };
+        convoy_api::Client::with_trust(&self.url(), &trust)
+            .map_err(|e| LaunchError::Io(std::io::Error::other(e.to_string())))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -221,13 +249,6 @@ impl ControllerProcess {
         }
         self.process = Self::spawn(&self.binary, &self.options)?;
         self.wait_ready().await
-    }
-}
-
-async fn probe(url: &str) -> bool {
-    match convoy_api::Client::new(url) {
-        Ok(client) => client.identity_version().await.is_ok(),
-        Err(_) => false,
     }
 }
 
@@ -282,6 +303,12 @@ impl AgentProcess {
         let binary = binaries.agent.clone();
         let controller_url = controller.url();
         let token_file = controller.agent_token_file();
+        let mut options = options;
+        if let Some(cert) = controller.ca_cert() {
+            options
+                .extra_args
+                .extend(["--ca-cert".into(), cert.display().to_string()]);
+        }
         Ok(AgentProcess {
             process: Self::spawn(&binary, &controller_url, &token_file, &options)?,
             binary,

@@ -44,6 +44,17 @@ pub struct Args {
     /// token enrols hostnames the site does not know yet, never a known one.
     #[arg(long)]
     pub no_site_enrolment: bool,
+    /// PEM certificate (chain) to serve HTTPS with [default: a self-signed one made in
+    /// DATA_DIR/tls/ on first start].
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS: tokens, passwords, host credentials and commands
+    /// then cross the network in clear text. For tests and loopback-only setups.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub insecure_http: bool,
     /// Seconds a request's head (request line and headers) may take from its first byte; a
     /// slower connection is closed [default: 10].
     #[arg(long, value_name = "SECONDS")]
@@ -81,6 +92,12 @@ pub struct FileSettings {
     pub release: Option<String>,
     /// Whether the site's agent token enrols new hosts (default true; --no-site-enrolment).
     pub site_enrolment: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: Option<bool>,
+    /// More names (DNS names or IP addresses) for the self-signed certificate made on first
+    /// start, besides loopback and this machine's name.
+    pub tls_names: Option<Vec<String>>,
     /// Failed logins a user name may have within `login_failure_window_seconds`.
     pub login_failures_per_user: Option<u32>,
     /// Failed logins a client address (an IPv6 /64) may have within the window.
@@ -105,6 +122,10 @@ pub struct Settings {
     pub max_patch_bytes: u64,
     pub release: convoy_core::patch::Release,
     pub site_enrolment: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_http: bool,
+    pub tls_names: Vec<String>,
     pub login_per_user: ThrottlePolicy,
     pub login_per_source: ThrottlePolicy,
     pub header_timeout: Duration,
@@ -248,6 +269,10 @@ impl Settings {
             max_body_bytes: max_body,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             site_enrolment: !args.no_site_enrolment && file.site_enrolment.unwrap_or(true),
+            tls_cert: args.tls_cert.clone().or(file.tls_cert),
+            tls_key: args.tls_key.clone().or(file.tls_key),
+            insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
+            tls_names: file.tls_names.unwrap_or_default(),
             data_dir,
             login_per_user,
             login_per_source,

@@ -15,6 +15,7 @@ mod server;
 mod state;
 mod strategy;
 mod telemetry;
+mod tls;
 mod wakeups;
 
 use std::process::ExitCode;
@@ -83,11 +84,23 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     strategy::driver::spawn(state.clone());
     let app = api::router(state, &settings);
-    info!(
-        address = %address,
-        data_dir = %settings.data_dir.display(),
-        "convoyd listening on http://{address}"
-    );
+    let tls = tls::prepare(&settings)?;
+    match &tls {
+        Some(tls) => info!(
+            address = %address,
+            data_dir = %settings.data_dir.display(),
+            cert = %tls.cert_path.display(),
+            fingerprint = tls.fingerprint,
+            "convoyd listening on https://{address}; its certificate's fingerprint is {}",
+            tls.fingerprint
+        ),
+        None => tracing::warn!(
+            address = %address,
+            data_dir = %settings.data_dir.display(),
+            "convoyd listening on http://{address} (--insecure-http): tokens, passwords, host \
+             credentials and commands cross the network in clear text"
+        ),
+    }
 
     let limits = server::Limits {
         header_timeout: settings.header_timeout,
@@ -98,6 +111,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     // Agents hold long polls open; give open requests a moment, then stop regardless.
     server::serve(
         listener,
+        tls.map(|tls| tls.acceptor),
         app,
         limits,
         async {

@@ -27,11 +27,15 @@ pub struct BundleSource {
 }
 
 impl BundleSource {
-    pub fn new(base_url: &str, credential: &str) -> anyhow::Result<BundleSource> {
+    pub fn new(
+        base_url: &str,
+        credential: &str,
+        trust: &convoy_api::Trust,
+    ) -> anyhow::Result<BundleSource> {
         // Idempotent; lets tests and `install-local` build a source without main's setup.
         convoy_api::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        let http = trust
+            .apply(reqwest::Client::builder().connect_timeout(Duration::from_secs(5)))
             .build()
             .context("cannot set up the HTTP client for downloads")?;
         Ok(BundleSource {
@@ -152,7 +156,7 @@ mod tests {
         let (fake, url) = FakeController::start("cvh_secret").await;
         let bytes = vec![7u8; 300_000];
         fake.put("P1", bytes.clone());
-        let source = BundleSource::new(&url, "cvh_secret").unwrap();
+        let source = BundleSource::new(&url, "cvh_secret", &Default::default()).unwrap();
 
         let path = source
             .fetch(&step("P1", Some(&bytes)), &layout)
@@ -179,7 +183,7 @@ mod tests {
             err.to_string(),
             "the controller refused the download of P9 (404 Not Found): no patch P9"
         );
-        let stranger = BundleSource::new(&url, "cvh_other").unwrap();
+        let stranger = BundleSource::new(&url, "cvh_other", &Default::default()).unwrap();
         let err = stranger
             .fetch(&step("P1", None), &layout)
             .await

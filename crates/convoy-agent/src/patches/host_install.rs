@@ -377,7 +377,7 @@ mod tests {
             Some(trusted) => host.installer_trusting(trusted),
             None => host.installer(),
         };
-        let source = BundleSource::new(&url, CREDENTIAL).unwrap();
+        let source = BundleSource::new(&url, CREDENTIAL, &Default::default()).unwrap();
         let patches = HostPatches::new(installer, Some(source), reboot);
         Agent {
             host,

@@ -100,8 +100,8 @@ pub async fn enrol(
         Err(StoreError::Refused { reason }) => {
             tracing::warn!(host = hostname, "enrolment refused: {reason}");
             return Err(ApiError::unauthorized(format!(
-                "enrolment refused: the token is neither the site's agent token \
-                 (DATA_DIR/agent-token) nor a valid token for host {hostname:?} ({reason})"
+                "enrolment refused: wrong enrolment token; it is neither the site's agent \
+                 token (DATA_DIR/agent-token) nor a valid token for host {hostname:?} ({reason})"
             )));
         }
         Err(e) => return Err(e.into()),

@@ -13,7 +13,6 @@ use std::time::Duration;
 use axum::body::Body;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 /// Whether a connection is between requests: each request holds two parts of it (its body and
@@ -49,18 +48,18 @@ impl Drop for Busy {
     }
 }
 
-/// A socket whose reads fail once a request head has been arriving for longer than the
-/// timeout.
-pub struct HeadTimed {
-    stream: TcpStream,
+/// A connection (TCP, or TLS over TCP) whose reads fail once a request head has been arriving
+/// for longer than the timeout.
+pub struct HeadTimed<S> {
+    stream: S,
     clock: Arc<HeadClock>,
     timeout: Duration,
     /// The deadline of the head numbered `.1` (in `HeadClock::heads`).
     deadline: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
-impl HeadTimed {
-    pub fn new(stream: TcpStream, timeout: Duration) -> Self {
+impl<S> HeadTimed<S> {
+    pub fn new(stream: S, timeout: Duration) -> Self {
         HeadTimed {
             stream,
             clock: Arc::default(),
@@ -74,7 +73,7 @@ impl HeadTimed {
     }
 }
 
-impl AsyncRead for HeadTimed {
+impl<S: AsyncRead + Unpin> AsyncRead for HeadTimed<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -110,7 +109,7 @@ impl AsyncRead for HeadTimed {
     }
 }
 
-impl AsyncWrite for HeadTimed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for HeadTimed<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

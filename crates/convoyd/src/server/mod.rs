@@ -23,8 +23,10 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 pub use body::{BodyTimedOut, BodyTimeout};
@@ -41,10 +43,11 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish for
-/// up to `grace`.
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` completes, then
+/// lets open requests finish for up to `grace`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -74,8 +77,20 @@ pub async fn serve(
         };
         let app = app.clone();
         let closing = closing_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection(stream, peer, app, limits, closing).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => connection(stream, peer, app, limits, closing).await,
+                // The handshake must end within the header timeout, as a head must.
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, app, limits, closing).await,
+                        Ok(Err(e)) => debug!(peer = %peer, "TLS handshake failed: {e}"),
+                        Err(_) => debug!(peer = %peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -84,14 +99,15 @@ pub async fn serve(
     let _ = tokio::time::timeout(grace, permits.acquire_many(all)).await;
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     limits: Limits,
     mut closing: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let stream = head::HeadTimed::new(stream, limits.header_timeout);
     let head = stream.clock();
     let app = TowerToHyperService::new(app);

@@ -80,13 +80,14 @@ impl DemoArgs {
                 data_dir: root.join("controller"),
                 port,
                 ping_interval: 2,
+                tls: true,
                 extra_args: vec!["--trusted-key".into(), key.public.display().to_string()],
             },
         )
         .await
         .map_err(failed)?;
         let password = controller.admin_password().map_err(failed)?;
-        let client = Client::new(&controller.url())?;
+        let client = controller.client().map_err(failed)?;
         let token = client.login("admin", &password).await?;
         let client = client.with_token(token);
         step.done();
@@ -168,7 +169,7 @@ impl DemoArgs {
         println!(
             "\nThe site is running (ready in {ready}). In another shell:\n\
              \n  export PATH={bin_dir}:$PATH\
-             \n  export CONVOY_URL={url} CONVOY_USERNAME=admin CONVOY_PASSWORD={password}\
+             \n  export CONVOY_URL={url} CONVOY_CA_CERT={ca_cert} CONVOY_USERNAME=admin CONVOY_PASSWORD={password}\
              \n  convoy host list\
              \n  convoy host show worker-0\
              \n  convoy host ping worker-1\
@@ -183,6 +184,10 @@ impl DemoArgs {
              \n\nHooks: {root}/hooks/<host>/; each host's root: {root}/roots/<host>/; patch keys: {root}/keys/; logs: {root}/controller/convoyd.log and {root}/hosts/<host>/agent.log",
             ready = seconds(steps.elapsed()),
             url = controller.url(),
+            ca_cert = controller
+                .ca_cert()
+                .map(|c| c.display().to_string())
+                .unwrap_or_default(),
             root = root.display(),
         );
         if self.once {
