@@ -178,6 +178,12 @@ async fn apply_install_remove_restores_every_byte() {
     assert!(!worker_root.join("etc/app.conf").exists());
     assert!(!controller_root.join("etc/motd").exists());
     site.convoy(&["patch", "delete", "PATCH_0001"]).await.ok();
+    // The agent logged the removal with the command that asked for it.
+    let log = agent_log(&site, "worker-0");
+    assert!(
+        log.contains("removing patch PATCH_0001 (asked by command "),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -222,6 +228,11 @@ async fn a_reboot_required_patch_needs_a_locked_host_and_reboots_it() {
     .await
     .unwrap();
     wait_patch_state(&site, "PATCH_RR", "Applied").await;
+    let log = agent_log(&site, "worker-0");
+    assert!(
+        log.contains("rebooting the host (asked by command "),
+        "{log}"
+    );
     let row = host_row(&site, "worker-0").await;
     assert_eq!(
         (row.patch_current.as_str(), row.reboot_required.as_str()),
@@ -313,4 +324,14 @@ async fn an_agent_killed_mid_install_never_reports_a_half_installed_patch() {
         r.patch_current == "Yes"
     })
     .await;
+}
+
+/// What a host's agent has logged so far.
+fn agent_log(site: &Site, hostname: &str) -> String {
+    let agent = site
+        .agents
+        .iter()
+        .find(|a| a.hostname() == hostname)
+        .unwrap();
+    std::fs::read_to_string(agent.log()).unwrap()
 }

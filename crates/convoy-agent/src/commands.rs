@@ -134,7 +134,11 @@ impl Runner {
                 Err(refused) => refused,
             },
             CommandKind::InstallPatches => match payload(delivery) {
-                Ok(request) => self.patches.install_patches(request).await,
+                Ok(request) => {
+                    self.patches
+                        .install_patches(request, &delivery.id.to_string())
+                        .await
+                }
                 Err(refused) => refused,
             },
             CommandKind::EnterMaintenance | CommandKind::ExitMaintenance => {

@@ -114,10 +114,14 @@ impl HostPatches {
         let installer = self.installer.clone();
         let rebooted = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut held = installer.lock(true)?;
-            if !installer.take_reboot_request(&mut held)? {
+            let Some(asked_by) = installer.take_reboot_request(&mut held)? else {
                 return Ok(());
-            }
+            };
             drop(held);
+            warn!(
+                command = asked_by,
+                "rebooting the host (asked by command {asked_by})"
+            );
             command.run(&installer.state_dir)
         })
         .await;
@@ -128,10 +132,15 @@ impl HostPatches {
         }
     }
 
-    /// Runs one `install-patches` command to its outcome.
-    pub async fn install_patches(&self, request: InstallPatches) -> CommandOutcome {
+    /// Runs one `install-patches` command (`command_id`, named in the log of every removal
+    /// and reboot it causes) to its outcome.
+    pub async fn install_patches(
+        &self,
+        request: InstallPatches,
+        command_id: &str,
+    ) -> CommandOutcome {
         let _busy = self.busy.lock().await;
-        match self.run(request).await {
+        match self.run(request, command_id).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 // The record itself could not be read or written.
@@ -145,9 +154,14 @@ impl HostPatches {
         }
     }
 
-    async fn run(&self, request: InstallPatches) -> anyhow::Result<CommandOutcome> {
+    async fn run(
+        &self,
+        request: InstallPatches,
+        command_id: &str,
+    ) -> anyhow::Result<CommandOutcome> {
         let this = self.clone();
         let begin_request = request.clone();
+        let command_id = command_id.to_string();
         let begun = blocking(move || this.begin(&begin_request)).await??;
         let (mut held, plan) = match begun {
             Begun::Answered(outcome) => return Ok(outcome),
@@ -170,7 +184,7 @@ impl HostPatches {
         }
         let this = self.clone();
         blocking(move || {
-            let result = this.apply(&mut held, &plan, &bundles, &request);
+            let result = this.apply(&mut held, &plan, &bundles, &request, &command_id);
             for path in &bundles {
                 let _ = std::fs::remove_file(path);
             }
@@ -197,6 +211,26 @@ impl HostPatches {
                 return Ok(Begun::Answered(self.outcome(false, message, &held)));
             }
         };
+        // Whatever a command says: a patch signed as unremovable stays on this host.
+        if let Some(step) = plan.remove.iter().find(|s| {
+            held.state
+                .installed
+                .get(&s.id)
+                .is_some_and(|r| r.unremovable)
+        }) {
+            let message = format!(
+                "patch {} is unremovable (its signed metadata says so); this agent never \
+                 removes it",
+                step.id
+            );
+            warn!("install-patches refused: {message}");
+            self.installer.set_state(
+                &mut held,
+                AgentState::InstallRejected,
+                Some(message.clone()),
+            )?;
+            return Ok(Begun::Answered(self.outcome(false, message, &held)));
+        }
         if plan.install.is_empty() && plan.remove.is_empty() {
             self.installer
                 .set_state(&mut held, AgentState::Idle, None)?;
@@ -232,6 +266,7 @@ impl HostPatches {
         plan: &Plan,
         bundles: &[PathBuf],
         request: &InstallPatches,
+        command_id: &str,
     ) -> anyhow::Result<CommandOutcome> {
         let mut verified = Vec::new();
         for (step, path) in plan.install.iter().zip(bundles) {
@@ -279,6 +314,13 @@ impl HostPatches {
                 .installed
                 .get(&step.id)
                 .is_some_and(|r| r.reboot_required);
+            info!(
+                command = command_id,
+                patch = %step.id,
+                force = request.force,
+                "removing patch {} (asked by command {command_id})",
+                step.id
+            );
             if let Err(e) = self.installer.remove(held, &step.id) {
                 return self.fail(held, format!("removing {} failed: {e:#}", step.id), &done);
             }
@@ -300,7 +342,12 @@ impl HostPatches {
         let mut message = done.describe();
         if done.reboot_required {
             if self.reboot.is_some() {
-                self.installer.request_reboot(held)?;
+                self.installer.request_reboot(held, command_id)?;
+                info!(
+                    command = command_id,
+                    "a reboot is requested (asked by command {command_id}); it runs once the \
+                     outcome is reported"
+                );
                 message.push_str("; rebooting");
             } else {
                 message.push_str("; reboot the host to finish (the agent has no --reboot-command)");
@@ -423,7 +470,7 @@ mod tests {
                 force,
                 host_locked,
             };
-            self.patches.install_patches(request).await
+            self.patches.install_patches(request, "test-command").await
         }
 
         fn state(&self) -> PatchState {
@@ -446,6 +493,35 @@ mod tests {
             sha256: None,
             size: None,
         }
+    }
+
+    /// A patch signed as unremovable stays, whatever a command says (even forced): the
+    /// command is rejected before anything changes.
+    #[tokio::test]
+    async fn an_unremovable_patch_is_never_removed() {
+        let agent = agent().await;
+        let bundle = agent
+            .host
+            .bundle("KEEP")
+            .file(Section::All, "etc/keep", b"keep")
+            .unremovable()
+            .build();
+        let keep = agent.serve(&bundle, false);
+        assert!(agent.run(vec![], vec![keep], false, false).await.succeeded);
+        assert!(agent.state().installed[&"KEEP".parse::<PatchId>().unwrap()].unremovable);
+        let before = agent.host.snapshot();
+
+        let outcome = agent
+            .run(vec![removal("KEEP", false)], vec![], true, true)
+            .await;
+        assert!(!outcome.succeeded);
+        assert!(
+            outcome.message.contains("unremovable"),
+            "{}",
+            outcome.message
+        );
+        assert_eq!(agent.host.snapshot(), before);
+        assert_eq!(agent.state().state, AgentState::InstallRejected);
     }
 
     #[tokio::test]

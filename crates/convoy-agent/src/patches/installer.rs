@@ -242,6 +242,7 @@ impl Installer {
             requires: meta.requires.clone(),
             changes,
             pre_remove: has(bundle, Script::PreRemove),
+            unremovable: meta.unremovable,
             installed_at: Timestamp::now(),
         };
         let boot = reboot::boot_id(&self.state_dir);
@@ -385,19 +386,32 @@ impl Installer {
     }
 
     /// Notes that the host must reboot once the outcome is reported.
-    pub fn request_reboot(&self, held: &mut Held) -> anyhow::Result<()> {
+    /// Records that command `asked_by` needs a reboot of this boot.
+    pub fn request_reboot(&self, held: &mut Held, asked_by: &str) -> anyhow::Result<()> {
         let boot = reboot::boot_id(&self.state_dir);
-        self.update(held, |s| s.reboot_requested_in_boot = Some(boot))
+        self.update(held, |s| {
+            s.reboot_requested_in_boot = Some(boot);
+            s.reboot_requested_by = Some(asked_by.to_string());
+        })
     }
 
-    /// Clears the reboot request; true if it was made in this boot (so the reboot is due).
-    /// Cleared before the reboot runs: a reboot command that keeps failing must not loop.
-    pub fn take_reboot_request(&self, held: &mut Held) -> anyhow::Result<bool> {
+    /// Clears the reboot request; the command that asked for it if it was made in this boot
+    /// (so the reboot is due). Cleared before the reboot runs: a reboot command that keeps
+    /// failing must not loop.
+    pub fn take_reboot_request(&self, held: &mut Held) -> anyhow::Result<Option<String>> {
         let Some(requested) = held.state.reboot_requested_in_boot.clone() else {
-            return Ok(false);
+            return Ok(None);
         };
-        self.update(held, |s| s.reboot_requested_in_boot = None)?;
-        Ok(requested == reboot::boot_id(&self.state_dir))
+        let asked_by = held
+            .state
+            .reboot_requested_by
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        self.update(held, |s| {
+            s.reboot_requested_in_boot = None;
+            s.reboot_requested_by = None;
+        })?;
+        Ok((requested == reboot::boot_id(&self.state_dir)).then_some(asked_by))
     }
 
     /// Changes the record on disk, then in memory.
@@ -1003,12 +1017,17 @@ mod tests {
         let host = Host::new(Personality::Worker);
         let installer = host.installer();
         let mut held = installer.lock(false).unwrap();
-        installer.request_reboot(&mut held).unwrap();
-        assert!(installer.take_reboot_request(&mut held).unwrap());
-        assert!(!installer.take_reboot_request(&mut held).unwrap());
-        installer.request_reboot(&mut held).unwrap();
+        installer.request_reboot(&mut held, "c-1").unwrap();
+        assert_eq!(
+            installer.take_reboot_request(&mut held).unwrap().as_deref(),
+            Some("c-1"),
+            "the reboot names the command that asked for it"
+        );
+        assert_eq!(installer.take_reboot_request(&mut held).unwrap(), None);
+        installer.request_reboot(&mut held, "c-2").unwrap();
         std::fs::write(host.state_dir().join("boot-id"), "rebooted").unwrap();
-        assert!(!installer.take_reboot_request(&mut held).unwrap());
+        assert_eq!(installer.take_reboot_request(&mut held).unwrap(), None);
         assert!(held.state.reboot_requested_in_boot.is_none());
+        assert!(held.state.reboot_requested_by.is_none());
     }
 }

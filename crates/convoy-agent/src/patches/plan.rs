@@ -299,6 +299,7 @@ mod tests {
                 created_dirs: vec![],
             },
             pre_remove: false,
+            unremovable: false,
             installed_at: jiff::Timestamp::UNIX_EPOCH,
         };
         let installed: BTreeMap<_, _> = [

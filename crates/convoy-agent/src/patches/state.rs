@@ -38,6 +38,9 @@ pub struct PatchState {
     /// has not been run yet.
     #[serde(default)]
     pub reboot_requested_in_boot: Option<String>,
+    /// The command whose change asked for that reboot (logged when the reboot runs).
+    #[serde(default)]
+    pub reboot_requested_by: Option<String>,
 }
 
 /// What the agent keeps about an installed patch: enough to remove it without its bundle.
@@ -52,6 +55,9 @@ pub struct InstalledPatch {
     /// Whether `installed/<id>/pre-remove` holds the patch's pre-remove script.
     #[serde(default)]
     pub pre_remove: bool,
+    /// The patch's signed metadata says it is unremovable: the agent never removes it.
+    #[serde(default)]
+    pub unremovable: bool,
     pub installed_at: Timestamp,
 }
 
@@ -65,6 +71,7 @@ impl Default for PatchState {
             changes_boot_id: None,
             unfinished: None,
             reboot_requested_in_boot: None,
+            reboot_requested_by: None,
         }
     }
 }
@@ -161,6 +168,7 @@ mod tests {
             requires: requires.iter().map(|r| id(r)).collect(),
             changes: FileChanges::default(),
             pre_remove: false,
+            unremovable: false,
             installed_at: Timestamp::UNIX_EPOCH,
         }
     }

@@ -84,6 +84,11 @@ impl Bundle {
         self
     }
 
+    pub fn unremovable(mut self) -> Bundle {
+        self.spec.unremovable = true;
+        self
+    }
+
     /// Signed with the site's key, into `<dir>/bundles/`.
     pub fn build(self) -> PathBuf {
         self.build_with(&key())
