@@ -37,6 +37,12 @@ const CARRIED_REPORT_WITHIN: Duration = Duration::from_secs(1);
 pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create {}", args.state_dir.display()))?;
+    // The host credential, the hook journal and the patch record live here: the agent's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.state_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private", args.state_dir.display()))?;
+    }
     let facts = FactSource {
         state_dir: args.state_dir.clone(),
         capacity_cpus: args.capacity_cpus,

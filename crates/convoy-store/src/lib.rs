@@ -34,6 +34,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
+    #[error("cannot prepare the database file {path}: {reason}")]
+    Io { path: String, reason: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -43,7 +43,11 @@ impl SqliteStore {
                 reason: "this build of convoyd stores its data in SQLite; use sqlite://PATH".into(),
             });
         }
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        // Password hashes and token hashes live here: readable by convoyd's user only. SQLite
+        // gives its WAL and shared-memory files the database file's mode.
+        private_file(options.get_filename())?;
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit is on disk before the caller hears of it, even across power loss.
@@ -61,6 +65,34 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { reader, writer })
     }
+}
+
+/// Creates the database file readable by its owner only, or makes an existing one so (with
+/// its WAL files).
+fn private_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let failed = |e: std::io::Error| StoreError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(failed)?;
+        }
+    }
+    Ok(())
 }
 
 /// A query that owns its arguments (so it can run in a task of its own).

@@ -633,6 +633,15 @@ async fn sqlite_store_story() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("convoy.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
+    // Hashes of passwords and tokens live in it: its owner's only, WAL included.
+    for name in ["convoy.db", "convoy.db-wal"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+    }
     story(&store).await;
     // Reopening runs no migration twice and keeps the data.
     drop(store);

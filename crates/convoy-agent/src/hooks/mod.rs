@@ -32,6 +32,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -46,6 +47,7 @@ use uuid::Uuid;
 
 use crate::process_group::spawn_retrying;
 
+mod confine;
 mod journal;
 mod runner;
 pub use runner::{RunnerArgs, runner_main};
@@ -313,7 +315,10 @@ fn create_jobs_dir(jobs_dir: &Path) -> anyhow::Result<()> {
     if jobs_dir.try_exists()? {
         return Ok(());
     }
-    std::fs::create_dir_all(jobs_dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(jobs_dir)
         .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
     crate::patches::files::sync_parent(jobs_dir)
 }

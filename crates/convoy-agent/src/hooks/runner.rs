@@ -223,6 +223,11 @@ impl Runner {
             let error = format!("{e:#}");
             (None, RunnerReply::Failed { error })
         };
+        let script = match super::confine::check_script(script) {
+            Ok(script) => script,
+            Err(error) => return (None, RunnerReply::Failed { error }),
+        };
+        let script = script.as_path();
         let outputs = match Outputs::new() {
             Ok(outputs) => outputs,
             Err(e) => return not_started(e),
@@ -429,10 +434,13 @@ fn start_request(stream: UnixStream, active: &Arc<AtomicUsize>, runner: &Arc<Run
 }
 
 fn serve_request(stream: UnixStream, runner: &Runner) {
-    let reply = match read_request(&stream) {
-        Ok(request) => runner.answer(&request),
-        Err(e) => RunnerReply::Failed {
-            error: format!("bad hook request: {e:#}"),
+    let reply = match super::confine::check_peer(&stream) {
+        Err(error) => RunnerReply::Failed { error },
+        Ok(()) => match read_request(&stream) {
+            Ok(request) => runner.answer(&request),
+            Err(e) => RunnerReply::Failed {
+                error: format!("bad hook request: {e:#}"),
+            },
         },
     };
     let mut line = serde_json::to_vec(&reply).unwrap_or_default();
