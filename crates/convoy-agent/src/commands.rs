@@ -134,11 +134,7 @@ impl Runner {
                 Err(refused) => refused,
             },
             CommandKind::InstallPatches => match payload(delivery) {
-                Ok(request) => {
-                    self.patches
-                        .install_patches(request, &delivery.id.to_string())
-                        .await
-                }
+                Ok(request) => self.patches.install_patches(request, delivery.id).await,
                 Err(refused) => refused,
             },
             CommandKind::EnterMaintenance | CommandKind::ExitMaintenance => {

@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if trusted.is_empty() {
         warn!("no --trusted-key: every patch install will be refused");
     }
-    let installer = Installer::new(
+    let mut installer = Installer::new(
         &args.state_dir,
         &args.root,
         args.personality,
@@ -90,6 +90,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => enrol(&controller, &args, &facts, &interval).await?,
     };
+    // Patch scripts of the controller's commands run under the hook runner, exactly once.
+    installer.runner = Some(hooks.clone());
     let bundles = BundleSource::new(&args.controller, &identity.credential, &trust)?;
     let patches = HostPatches::new(installer, Some(bundles), args.reboot_command.clone());
     // Before taking commands: an install a crash interrupted is undone first.

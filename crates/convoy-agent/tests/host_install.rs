@@ -169,6 +169,72 @@ async fn an_agent_killed_mid_install_rolls_back_when_it_restarts() {
     drop(restarted);
 }
 
+/// An agent SIGKILLed while a patch script runs, and asked the same command again once it is
+/// back: the script goes on under the hook runner, and the restarted agent adopts it instead
+/// of starting a second copy. Every script of the patch runs exactly once.
+#[tokio::test]
+async fn an_agent_killed_during_a_patch_script_adopts_it_and_never_runs_it_twice() {
+    let site = Site::new();
+    let controller = FakeConvoyd::start().await;
+    let mut agent = Agent::start(&site, &controller);
+    controller
+        .wait_for_heartbeat("the first heartbeat", |_| true)
+        .await;
+
+    // Each script notes each run; post-install then waits for the test's go-ahead.
+    let runs = site.path("runs");
+    let go = site.path("go");
+    let bundle = site
+        .bundle("P1")
+        .file(Section::All, "etc/app.conf", b"patched config\n")
+        .script(
+            Script::PreInstall,
+            &format!("echo pre-install >> '{}'", runs.display()),
+        )
+        .script(
+            Script::PostInstall,
+            &format!(
+                "echo post-install >> '{0}'\nwhile [ ! -e '{1}' ]; do sleep 0.05; done",
+                runs.display(),
+                go.display()
+            ),
+        )
+        .build();
+    let change = controller.serve(&bundle, false);
+    let command = controller.send(&InstallPatches {
+        remove: vec![],
+        install: vec![change],
+        force: false,
+        host_locked: false,
+    });
+    eventually(
+        || {
+            std::fs::read_to_string(&runs)
+                .ok()?
+                .contains("post-install")
+                .then_some(())
+        },
+        "the post-install script to start",
+    )
+    .await;
+    agent.kill();
+    assert!(controller.outcome(command).is_none());
+
+    // The restarted agent gets the same command again (a new session): it rolls the
+    // unfinished change back, places the files again and finds both scripts' runs.
+    let restarted = Agent::start(&site, &controller);
+    std::fs::write(&go, b"").unwrap();
+    let (_, outcome) = controller.wait_for_outcome(command).await;
+    assert!(outcome.succeeded, "{}", outcome.message);
+    assert_eq!(site.read("etc/app.conf"), "patched config\n");
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "pre-install\npost-install\n",
+        "a script ran twice"
+    );
+    drop(restarted);
+}
+
 #[tokio::test]
 async fn patches_installed_locally_are_reported_once_the_agent_runs() {
     let site = Site::new();

@@ -98,13 +98,41 @@ impl Hooks {
         let shown = script.as_deref().map(display);
         let line = RunnerRequest {
             job: id,
-            stage: request.stage,
+            stage: Some(request.stage),
+            env: Default::default(),
             timeout_seconds: request.timeout_seconds,
             script,
             args: request.args.clone(),
         };
+        self.ask_until_answered(&line, shown).await
+    }
+
+    /// Runs `script` as job `job` (a patch script, with its environment), or reports the
+    /// outcome of the job's earlier run without running it again: a restarted agent adopts a
+    /// script still running, and never starts a second copy of one that started.
+    pub async fn run_job(
+        &self,
+        job: Uuid,
+        script: PathBuf,
+        env: std::collections::BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> HookRun {
+        let shown = Some(display(&script));
+        let line = RunnerRequest {
+            job,
+            stage: None,
+            env,
+            timeout_seconds: timeout.as_secs().max(1),
+            script: Some(script),
+            args: vec![],
+        };
+        self.ask_until_answered(&line, shown).await
+    }
+
+    async fn ask_until_answered(&self, line: &RunnerRequest, shown: Option<String>) -> HookRun {
+        let id = line.job;
         for _ in 0..=UNANSWERED_RETRIES {
-            match self.ask_runner(&line).await {
+            match self.ask_runner(line).await {
                 Ok(Some(reply)) => return outcome(reply, shown),
                 // The runner went away: its successor reads the journal and knows.
                 Ok(None) => {
@@ -275,9 +303,13 @@ impl SocketAddress {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunnerRequest {
-    /// The command's id.
+    /// The command's id (a hook), or an id derived from it (a patch script).
     job: Uuid,
-    stage: HookStage,
+    /// The hook stage (`CONVOY_HOOK_STAGE`); None for a patch script.
+    stage: Option<HookStage>,
+    /// More environment for the script (a patch script's `CONVOY_PATCH_ID`, ...).
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
     timeout_seconds: u64,
     /// None: the stage has no script (a job the runner knows is still answered).
     script: Option<PathBuf>,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use convoy_core::hook::{HookRun, HookStage};
+use convoy_core::hook::HookRun;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -244,7 +244,7 @@ impl Runner {
         };
         let args: Vec<OsString> = request.args.iter().map(OsString::from).collect();
         let timeout = Duration::from_secs(request.timeout_seconds);
-        let run = run_hook(request.stage, timeout, script, &args, &outputs);
+        let run = run_hook(request, timeout, script, &args, &outputs);
         let ended = Record::Ended {
             job: request.job,
             run: run.clone(),
@@ -282,14 +282,14 @@ impl Outputs {
 
 /// Runs the hook to its end (or kills it at its timeout) and describes how it ended.
 fn run_hook(
-    stage: HookStage,
+    request: &RunnerRequest,
     timeout: Duration,
     script: &Path,
     args: &[OsString],
     outputs: &Outputs,
 ) -> HookRun {
     let begun = Instant::now();
-    let ended = spawn_and_wait(stage, timeout, script, args, outputs);
+    let ended = spawn_and_wait(request, timeout, script, args, outputs);
     let duration_ms = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (status, timed_out, error) = match ended {
         Ok((status, timed_out)) => (Some(status), timed_out, None),
@@ -310,7 +310,7 @@ fn run_hook(
 /// Spawns the hook as the leader of a new process group and waits for it; at the timeout
 /// the whole group is stopped. Returns the exit status and whether it timed out.
 fn spawn_and_wait(
-    stage: HookStage,
+    request: &RunnerRequest,
     timeout: Duration,
     script: &Path,
     args: &[OsString],
@@ -321,12 +321,15 @@ fn spawn_and_wait(
     command
         .args(args)
         .current_dir(dir)
-        .env(STAGE_ENV, stage.as_str())
+        .envs(&request.env)
         .stdin(Stdio::null())
         .stdout(outputs.stdout.for_child()?)
         .stderr(outputs.stderr.for_child()?)
         // Leader of its own group, so a timeout can kill everything the hook forked.
         .process_group(0);
+    if let Some(stage) = request.stage {
+        command.env(STAGE_ENV, stage.as_str());
+    }
     let child = spawn_blocking_retrying(|| command.spawn())
         .with_context(|| format!("cannot run {}", script.display()))?;
     // The command holds the parent's copies of the output descriptors: close them.

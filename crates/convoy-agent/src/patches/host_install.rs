@@ -25,6 +25,7 @@ use convoy_api::hosts::CommandOutcome;
 use convoy_api::patches::InstallPatches;
 use convoy_core::patch::{AgentState, HostSoftware, PatchId};
 use tracing::{error, info, warn};
+use uuid::Uuid;
 
 use super::download::BundleSource;
 use super::installer::{Held, Installer, NO_TRUSTED_KEYS};
@@ -137,7 +138,7 @@ impl HostPatches {
     pub async fn install_patches(
         &self,
         request: InstallPatches,
-        command_id: &str,
+        command_id: Uuid,
     ) -> CommandOutcome {
         let _busy = self.busy.lock().await;
         match self.run(request, command_id).await {
@@ -154,15 +155,11 @@ impl HostPatches {
         }
     }
 
-    async fn run(
-        &self,
-        request: InstallPatches,
-        command_id: &str,
-    ) -> anyhow::Result<CommandOutcome> {
+    async fn run(&self, request: InstallPatches, command: Uuid) -> anyhow::Result<CommandOutcome> {
         let this = self.clone();
         let begin_request = request.clone();
-        let command_id = command_id.to_string();
-        let begun = blocking(move || this.begin(&begin_request)).await??;
+        let command_id = command.to_string();
+        let begun = blocking(move || this.begin(&begin_request, command)).await??;
         let (mut held, plan) = match begun {
             Begun::Answered(outcome) => return Ok(outcome),
             Begun::Go(held, plan) => (*held, plan),
@@ -194,8 +191,10 @@ impl HostPatches {
     }
 
     /// Step 1: the lock, recovery, the plan and the lock rule.
-    fn begin(&self, request: &InstallPatches) -> anyhow::Result<Begun> {
+    fn begin(&self, request: &InstallPatches, command: Uuid) -> anyhow::Result<Begun> {
         let mut held = self.installer.lock(true)?;
+        // Its scripts run as runner jobs of this command: asked again, it never runs them twice.
+        held.command = Some(command);
         let installed: BTreeSet<PatchId> = held.state.installed.keys().cloned().collect();
         let plan = match plan::plan(request, &installed) {
             Ok(plan) => plan,
@@ -470,7 +469,7 @@ mod tests {
                 force,
                 host_locked,
             };
-            self.patches.install_patches(request, "test-command").await
+            self.patches.install_patches(request, Uuid::new_v4()).await
         }
 
         fn state(&self) -> PatchState {

@@ -57,6 +57,9 @@ pub struct Installer {
     pub trusted: TrustedKeys,
     pub limits: Limits,
     pub script_timeout: Duration,
+    /// The hook runner that runs the scripts of a command from the controller (see
+    /// [`scripts`]); None runs every script directly.
+    pub runner: Option<crate::hooks::Hooks>,
 }
 
 /// The patch record, held under the lock: only its holder changes patches.
@@ -65,6 +68,8 @@ pub struct Held {
     pub state: PatchState,
     /// What recovery did when the lock was taken, if anything.
     pub recovered: Option<String>,
+    /// The controller's command this change runs for: its scripts run as runner jobs.
+    pub command: Option<uuid::Uuid>,
     _lock: Flock<File>,
 }
 
@@ -85,6 +90,7 @@ impl Installer {
             trusted,
             limits: Limits::default(),
             script_timeout: scripts::DEFAULT_TIMEOUT,
+            runner: None,
         }
     }
 
@@ -120,6 +126,7 @@ impl Installer {
         let mut held = Held {
             state: PatchState::load(&self.layout)?,
             recovered: None,
+            command: None,
             _lock: lock,
         };
         held.recovered = self.recover(&mut held)?;
@@ -192,7 +199,7 @@ impl Installer {
             .check(&held.state, bundle)
             .map_err(anyhow::Error::msg)?;
         let patch_dir = self.layout.patch_dir(&id);
-        let prepared = self.prepare(&id, bundle);
+        let prepared = self.prepare(&id, bundle, held.command);
         let (work, staged, changes) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -225,7 +232,7 @@ impl Installer {
                 scripts::run(
                     Script::PostInstall,
                     Source::Bundle(bundle),
-                    &self.script_context(&id),
+                    &self.script_context(&id, held.command),
                 )?;
             }
             Ok(())
@@ -259,6 +266,7 @@ impl Installer {
         &self,
         id: &PatchId,
         bundle: &VerifiedBundle,
+        command: Option<uuid::Uuid>,
     ) -> anyhow::Result<(tempfile::TempDir, PathBuf, FileChanges)> {
         let patch_dir = self.layout.patch_dir(id);
         remove_tree(&patch_dir);
@@ -287,7 +295,7 @@ impl Installer {
             scripts::run(
                 Script::PreInstall,
                 Source::Bundle(bundle),
-                &self.script_context(id),
+                &self.script_context(id, command),
             )?;
         }
 
@@ -350,7 +358,7 @@ impl Installer {
             scripts::run(
                 Script::PreRemove,
                 Source::Kept(&self.layout.pre_remove_script(id)),
-                &self.script_context(id),
+                &self.script_context(id, held.command),
             )?;
         }
         let journal = Journal {
@@ -482,13 +490,18 @@ impl Installer {
         }
     }
 
-    fn script_context(&self, id: &PatchId) -> scripts::Setting {
+    fn script_context(&self, id: &PatchId, command: Option<uuid::Uuid>) -> scripts::Setting {
         scripts::Setting {
             patch: id.clone(),
             root: self.root.clone(),
             personality: self.personality,
             work_dir: self.layout.work_dir(),
             timeout: self.script_timeout,
+            job: self
+                .runner
+                .clone()
+                .zip(command)
+                .map(|(hooks, command)| scripts::ScriptJob { hooks, command }),
         }
     }
 }

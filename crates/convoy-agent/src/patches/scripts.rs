@@ -8,6 +8,14 @@
 //!
 //! Scripts learn what they act on from the environment: `CONVOY_PATCH_ID`,
 //! `CONVOY_PATCH_SCRIPT` (its own name), `CONVOY_ROOT` (absolute) and `CONVOY_PERSONALITY`.
+//!
+//! For a command from the controller, a script runs under the hook runner, as hooks do, as a
+//! job whose id comes from the command, the patch and the script: the runner records its start
+//! before it spawns it and its end before it answers, and outlives the agent. So an agent
+//! killed during a script and asked the same command again adopts the run (waits for it, or
+//! takes its recorded outcome) and never starts a second copy; a run whose runner died with it
+//! (a host reboot) is reported lost and not run again. Without a command
+//! (`install-local`) a script runs directly.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -20,6 +28,9 @@ use convoy_bundle::{Script, VerifiedBundle};
 use convoy_core::host::Personality;
 use convoy_core::patch::PatchId;
 
+use uuid::Uuid;
+
+use crate::hooks::Hooks;
 use crate::process_group;
 
 /// How long a script may run before it is killed.
@@ -40,22 +51,105 @@ pub struct Setting {
     /// Parent of the script's temporary working directory.
     pub work_dir: PathBuf,
     pub timeout: Duration,
+    /// The command this runs for, and the runner to run it under; None runs it directly.
+    pub job: Option<ScriptJob>,
+}
+
+/// A command from the controller whose scripts run under the hook runner.
+#[derive(Debug, Clone)]
+pub struct ScriptJob {
+    pub hooks: Hooks,
+    pub command: Uuid,
+}
+
+impl ScriptJob {
+    /// The runner's job id of `script` of `patch` for this command: the same every time the
+    /// command is asked again.
+    fn id(&self, patch: &PatchId, script: Script) -> Uuid {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(self.command.as_bytes())
+            .chain_update(patch.as_str().as_bytes())
+            .chain_update(b"/")
+            .chain_update(script.as_str().as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Uuid::new_v8(bytes)
+    }
 }
 
 /// Runs `script` to its end; an error says how it failed, with the last line it printed.
 pub fn run(script: Script, source: Source<'_>, cx: &Setting) -> anyhow::Result<()> {
+    match &cx.job {
+        Some(job) => run_under_runner(script, source, cx, job),
+        None => run_directly(script, source, cx),
+    }
+}
+
+/// Runs the script as a runner job (see the module's doc). Blocking: called from the
+/// install's blocking task, it waits for the runner on the agent's runtime.
+fn run_under_runner(
+    script: Script,
+    source: Source<'_>,
+    cx: &Setting,
+    job: &ScriptJob,
+) -> anyhow::Result<()> {
     let what = format!("the {script} script of {}", cx.patch);
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("{script}-"))
-        .tempdir_in(&cx.work_dir)
+    let id = job.id(&cx.patch, script);
+    // A directory of its own per job: a run adopted after a restart finds its script there.
+    let dir = cx.work_dir.join(format!("{script}-{id}"));
+    std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot make a working directory for {what}"))?;
-    let path = dir.path().join(script.as_str());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.join(script.as_str());
+    if !path.exists() {
+        // Whole or not at all: an agent killed while writing it leaves no half script.
+        let partial = dir.join(format!("{script}.partial"));
+        write_script(script, source, &partial, &what)?;
+        std::fs::rename(&partial, &path)?;
+    }
+    let root = std::path::absolute(&cx.root)
+        .with_context(|| format!("cannot resolve the root {}", cx.root.display()))?;
+    let env = [
+        ("CONVOY_PATCH_ID", cx.patch.as_str().to_string()),
+        ("CONVOY_PATCH_SCRIPT", script.as_str().to_string()),
+        ("CONVOY_ROOT", root.display().to_string()),
+        ("CONVOY_PERSONALITY", cx.personality.as_str().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let run =
+        tokio::runtime::Handle::current().block_on(job.hooks.run_job(id, path, env, cx.timeout));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(error) = &run.error {
+        bail!("{what}: {error}");
+    }
+    let said = last_line(&run.stderr)
+        .or_else(|| last_line(&run.stdout))
+        .map(|line| format!(": {line}"))
+        .unwrap_or_default();
+    match (run.exit_code, run.signal, run.timed_out) {
+        (Some(0), _, false) => Ok(()),
+        (_, _, true) => bail!(
+            "{what} did not finish within {} s and was killed{said}",
+            cx.timeout.as_secs()
+        ),
+        (Some(code), _, _) => bail!("{what} exited with code {code}{said}"),
+        (None, Some(signal), _) => bail!("{what} was killed by signal {signal}{said}"),
+        (None, None, _) => bail!("{what} failed{said}"),
+    }
+}
+
+/// Puts the script's verified bytes at `path`, executable by the agent's user only.
+fn write_script(script: Script, source: Source<'_>, path: &Path, what: &str) -> anyhow::Result<()> {
     match source {
         Source::Bundle(bundle) => bundle
-            .unpack_member(&script.member(), &path)
+            .unpack_member(&script.member(), path)
             .with_context(|| format!("cannot unpack {what}"))?,
         Source::Kept(kept) => {
-            std::fs::copy(kept, &path).with_context(|| {
+            std::fs::copy(kept, path).with_context(|| {
                 format!(
                     "cannot copy {what} from {} (the agent's copy)",
                     kept.display()
@@ -63,8 +157,19 @@ pub fn run(script: Script, source: Source<'_>, cx: &Setting) -> anyhow::Result<(
             })?;
         }
     }
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot make {} executable", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} executable", path.display()))
+}
+
+/// Runs the script as a child of this process (no command to tie its run to).
+fn run_directly(script: Script, source: Source<'_>, cx: &Setting) -> anyhow::Result<()> {
+    let what = format!("the {script} script of {}", cx.patch);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{script}-"))
+        .tempdir_in(&cx.work_dir)
+        .with_context(|| format!("cannot make a working directory for {what}"))?;
+    let path = dir.path().join(script.as_str());
+    write_script(script, source, &path, &what)?;
     let root = std::path::absolute(&cx.root)
         .with_context(|| format!("cannot resolve the root {}", cx.root.display()))?;
     let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
@@ -126,6 +231,7 @@ mod tests {
             personality: Personality::Worker,
             work_dir: work.into(),
             timeout: Duration::from_secs(10),
+            job: None,
         }
     }
 
