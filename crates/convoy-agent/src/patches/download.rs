@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use convoy_api::error::ErrorBody;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -46,7 +46,25 @@ impl BundleSource {
     }
 
     /// Downloads the bundle of `step` into the layout's bundle directory; returns its path.
+    /// A controller that is away (restarting, say) is tried again with backoff for up to
+    /// [`RETRY_FOR`]; a refusal or a bundle that is not the one announced fails at once.
     pub async fn fetch(&self, step: &Step, layout: &Layout) -> anyhow::Result<PathBuf> {
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.fetch_once(step, layout).await {
+                Ok(path) => return Ok(path),
+                Err(Failure::Transient(e)) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!("{e:#}; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(Failure::Transient(e) | Failure::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn fetch_once(&self, step: &Step, layout: &Layout) -> Result<PathBuf, Failure> {
         let id = &step.id;
         let url = format!("{}/v1/agent/patches/{id}", self.base);
         let response = self
@@ -55,28 +73,54 @@ impl BundleSource {
             .header(convoy_api::AUTH_HEADER, &self.credential)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot download {id} from {url}: {}", root_cause(&e)))?;
+            .map_err(|e| {
+                Failure::Transient(anyhow::anyhow!(
+                    "cannot download {id} from {url}: {}",
+                    root_cause(&e)
+                ))
+            })?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
             let reason = serde_json::from_str::<ErrorBody>(&text)
                 .map(|b| b.error.message)
                 .unwrap_or_else(|_| format!("{url} answered {status}"));
-            bail!("the controller refused the download of {id} ({status}): {reason}");
+            let error =
+                anyhow::anyhow!("the controller refused the download of {id} ({status}): {reason}");
+            return Err(if status.is_server_error() {
+                Failure::Transient(error)
+            } else {
+                Failure::Final(error)
+            });
         }
+        self.receive(step, layout, response).await
+    }
+
+    /// Streams an answered download to disk and checks it against what was announced.
+    async fn receive(
+        &self,
+        step: &Step,
+        layout: &Layout,
+        response: reqwest::Response,
+    ) -> Result<PathBuf, Failure> {
+        let id = &step.id;
+        let last = |e: anyhow::Error| Failure::Final(e);
         let max = step
             .size
             .unwrap_or(convoy_bundle::Limits::default().max_total_size);
         if let Some(length) = response.content_length()
             && length > max
         {
-            bail!("the controller sends {length} bytes for {id}, more than the {max} expected");
+            return Err(last(anyhow::anyhow!(
+                "the controller sends {length} bytes for {id}, more than the {max} expected"
+            )));
         }
 
         let part = layout.partial_bundle(id);
         let mut file = tokio::fs::File::create(&part)
             .await
-            .with_context(|| format!("cannot create {}", part.display()))?;
+            .with_context(|| format!("cannot create {}", part.display()))
+            .map_err(last)?;
         let mut hasher = Sha256::new();
         let mut received = 0u64;
         let mut response = response;
@@ -84,46 +128,69 @@ impl BundleSource {
             let chunk = tokio::time::timeout(IDLE_TIMEOUT, response.chunk())
                 .await
                 .map_err(|_| {
-                    anyhow::anyhow!(
+                    Failure::Transient(anyhow::anyhow!(
                         "the download of {id} stalled: nothing for {} s",
                         IDLE_TIMEOUT.as_secs()
-                    )
+                    ))
                 })?
                 .map_err(|e| {
-                    anyhow::anyhow!("the download of {id} broke off: {}", root_cause(&e))
+                    Failure::Transient(anyhow::anyhow!(
+                        "the download of {id} broke off: {}",
+                        root_cause(&e)
+                    ))
                 })?;
             let Some(chunk) = chunk else { break };
             received += chunk.len() as u64;
             if received > max {
-                bail!("the controller sent more than the {max} bytes expected for {id}");
+                return Err(last(anyhow::anyhow!(
+                    "the controller sent more than the {max} bytes expected for {id}"
+                )));
             }
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .await
-                .with_context(|| format!("cannot write {}", part.display()))?;
+                .with_context(|| format!("cannot write {}", part.display()))
+                .map_err(last)?;
         }
         file.sync_all()
             .await
-            .with_context(|| format!("cannot write {}", part.display()))?;
+            .with_context(|| format!("cannot write {}", part.display()))
+            .map_err(last)?;
         drop(file);
 
         if let Some(size) = step.size
             && received != size
         {
-            bail!("the download of {id} is {received} bytes, the controller announced {size}");
+            return Err(last(anyhow::anyhow!(
+                "the download of {id} is {received} bytes, the controller announced {size}"
+            )));
         }
         let sha256 = hex::encode(hasher.finalize());
         if let Some(expected) = &step.sha256
             && !expected.eq_ignore_ascii_case(&sha256)
         {
-            bail!("the download of {id} has SHA-256 {sha256}, the controller announced {expected}");
+            return Err(last(anyhow::anyhow!(
+                "the download of {id} has SHA-256 {sha256}, the controller announced {expected}"
+            )));
         }
         let bundle = layout.bundle(id);
         tokio::fs::rename(&part, &bundle)
             .await
-            .with_context(|| format!("cannot rename {} to {}", part.display(), bundle.display()))?;
+            .with_context(|| format!("cannot rename {} to {}", part.display(), bundle.display()))
+            .map_err(last)?;
         Ok(bundle)
     }
+}
+
+/// How long a download is tried again while the controller is away.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Why one attempt at a download failed.
+enum Failure {
+    /// The controller was away or broke off: worth another try.
+    Transient(anyhow::Error),
+    /// Refused, or not the bundle announced: another try would fail the same way.
+    Final(anyhow::Error),
 }
 
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
