@@ -583,3 +583,19 @@ pub async fn run_cli(binary: &Path, url: &str, env: &[(&str, &str)], args: &[&st
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// Facts of a small host, for requests that enrol or heartbeat without a real agent.
+pub fn host_facts() -> convoy_api::agent::HostFacts {
+    convoy_api::agent::HostFacts {
+        capacity_cpus: 1,
+        capacity_memory_mib: 1024,
+        load_cpus: 0.0,
+        load_memory_mib: 0,
+        boot_id: "b".into(),
+        os: "test".into(),
+        agent_version: "0".into(),
+        state_fs_free_bytes: 1,
+        maintenance: false,
+        software: Default::default(),
+    }
+}

@@ -22,18 +22,7 @@ fn api_error(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String,
 }
 
 fn facts() -> HostFacts {
-    HostFacts {
-        capacity_cpus: 1,
-        capacity_memory_mib: 1024,
-        load_cpus: 0.0,
-        load_memory_mib: 0,
-        boot_id: "b".into(),
-        os: "test".into(),
-        agent_version: "0".into(),
-        state_fs_free_bytes: 1,
-        maintenance: false,
-        software: Default::default(),
-    }
+    convoy_e2e::host_facts()
 }
 
 #[tokio::test]

@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 
 /// Posts an enrolment of `hostname` with `token`; returns the status and the JSON body.
 async fn enrol(site: &Site, hostname: &str, token: &str) -> (u16, Value) {
-    let facts = json!({"capacity_cpus": 4, "capacity_memory_mib": 8192, "load_cpus": 0.0,
-        "load_memory_mib": 0, "boot_id": "b", "os": "o", "agent_version": "v",
-        "state_fs_free_bytes": 1});
+    let facts = convoy_e2e::host_facts();
     let response = reqwest::Client::new()
         .post(format!("{}/v1/agent/enrol", site.url()))
         .json(&json!({"enrolment_token": token, "hostname": hostname,
@@ -27,9 +25,7 @@ fn message(body: &Value) -> &str {
 
 /// Whether `credential` is still a valid host credential (a heartbeat is accepted).
 async fn credential_works(site: &Site, credential: &str) -> bool {
-    let facts = json!({"capacity_cpus": 4, "capacity_memory_mib": 8192, "load_cpus": 0.0,
-        "load_memory_mib": 0, "boot_id": "b", "os": "o", "agent_version": "v",
-        "state_fs_free_bytes": 1});
+    let facts = convoy_e2e::host_facts();
     reqwest::Client::new()
         .post(format!("{}/v1/agent/heartbeat", site.url()))
         .header("X-Auth-Token", credential)

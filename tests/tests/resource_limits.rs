@@ -203,18 +203,7 @@ async fn a_long_poll_outlives_the_timeouts_and_a_stalled_body_does_not() {
             zone: None,
             pod: None,
             cluster: None,
-            facts: convoy_api::agent::HostFacts {
-                capacity_cpus: 1,
-                capacity_memory_mib: 1024,
-                load_cpus: 0.0,
-                load_memory_mib: 0,
-                boot_id: "b".into(),
-                os: "test".into(),
-                agent_version: "0".into(),
-                state_fs_free_bytes: 1,
-                maintenance: false,
-                software: Default::default(),
-            },
+            facts: convoy_e2e::host_facts(),
         })
         .await
         .unwrap();

@@ -31,6 +31,16 @@ fn facts(load: f64) -> HostFacts {
     }
 }
 
+async fn in_maintenance(store: &dyn Store, hostname: &str) -> bool {
+    store
+        .host(hostname)
+        .await
+        .unwrap()
+        .unwrap()
+        .facts
+        .maintenance
+}
+
 async fn story(store: &dyn Store) {
     // Users and tokens.
     let admin = UserRecord {
@@ -261,15 +271,7 @@ async fn story(store: &dyn Store) {
     let repeat = repeat.command;
     assert_eq!(repeat.outcome.as_deref(), Some(r#"{"first":true}"#));
     assert_eq!(repeat.completed_at, Some(at(42)));
-    assert!(
-        store
-            .host("worker-0")
-            .await
-            .unwrap()
-            .unwrap()
-            .facts
-            .maintenance
-    );
+    assert!(in_maintenance(store, "worker-0").await);
     assert!(
         store
             .complete_command("other", "c1", "{}", at(44), &undo)
@@ -310,15 +312,7 @@ async fn story(store: &dyn Store) {
         .record_heartbeat("worker-0", &facts(0.1), at(60))
         .await
         .unwrap();
-    assert!(
-        store
-            .host("worker-0")
-            .await
-            .unwrap()
-            .unwrap()
-            .facts
-            .maintenance
-    );
+    assert!(in_maintenance(store, "worker-0").await);
     let leave = CommandRecord {
         id: "c3".into(),
         kind: CommandKind::ExitMaintenance,
@@ -590,15 +584,7 @@ async fn strategy_story(store: &dyn Store) {
     assert_eq!(c9.outcome.as_deref(), Some(r#"{"first":true}"#));
     assert_eq!(c9.completed_at, Some(at(104)));
     assert_eq!(store.steps("s1").await.unwrap()[0], swept);
-    assert!(
-        store
-            .host("worker-0")
-            .await
-            .unwrap()
-            .unwrap()
-            .facts
-            .maintenance
-    );
+    assert!(in_maintenance(store, "worker-0").await);
 
     // Clusters: disabled by a strategy, enabled again only for it.
     store.disable_cluster("c", "s1", at(104)).await.unwrap();
