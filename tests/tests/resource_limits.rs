@@ -182,7 +182,11 @@ async fn half_open_and_silent_connections_are_closed() {
             .await
             .unwrap()
             .expect("a silent connection is closed");
-        assert!(closed >= IDLE && closed < IDLE * 2, "{closed:?}");
+        // The server's idle clock starts at its accept, a moment before this client's.
+        assert!(
+            closed >= IDLE - Duration::from_millis(250) && closed < IDLE * 2,
+            "{closed:?}"
+        );
     }
     site.admin().hosts().await.unwrap();
 }
