@@ -2,6 +2,7 @@
 //! pure functions. Nothing here performs IO, reads the clock or needs an async runtime; callers
 //! pass `now` in.
 
+pub mod alarm;
 pub mod capacity;
 pub mod command;
 pub mod hook;

@@ -5,9 +5,9 @@ mod records;
 mod sqlite;
 
 pub use records::{
-    ClusterRecord, CommandCompletion, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken,
-    HostEnrolment, HostRecord, PatchChanges, PatchRecord, PhaseRecord, ReportedCommand, StepBatch,
-    StepRecord, StepWrite, StrategyRecord, TokenOwner, UserRecord,
+    AlarmEvent, AlarmRecord, ClusterRecord, CommandCompletion, CommandRecord, EnrolAuthority,
+    HostEffects, HostEnrolToken, HostEnrolment, HostRecord, PatchChanges, PatchRecord, PhaseRecord,
+    ReportedCommand, StepBatch, StepRecord, StepWrite, StrategyRecord, TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -188,4 +188,25 @@ pub trait Store: Send + Sync + 'static {
     async fn app_dependencies(&self) -> Result<Vec<(String, String)>>;
     /// Replaces the patches an application depends on; an empty list forgets the application.
     async fn set_app_dependencies(&self, app: &str, patch_ids: &[String]) -> Result<()>;
+
+    // alarms
+    /// Raises `alarm` (an alarm id on an entity) with a `set` event, in one transaction. If
+    /// that alarm is active already it is kept (its uuid and time), its severity, reason and
+    /// management flag updated and a `set` event recorded only if they changed. Returns the
+    /// active alarm and whether anything changed.
+    async fn raise_alarm(&self, alarm: &AlarmRecord) -> Result<(AlarmRecord, bool)>;
+    /// Clears the alarm with a `clear` event by `by`, in one transaction; None if it was not
+    /// active.
+    async fn clear_alarm(
+        &self,
+        alarm_id: &str,
+        entity: &str,
+        at: Timestamp,
+        by: &str,
+    ) -> Result<Option<AlarmRecord>>;
+    /// Active alarms, oldest first.
+    async fn alarms(&self) -> Result<Vec<AlarmRecord>>;
+    async fn alarm(&self, uuid: &str) -> Result<Option<AlarmRecord>>;
+    /// The newest `limit` events, newest first.
+    async fn alarm_events(&self, limit: u32) -> Result<Vec<AlarmEvent>>;
 }

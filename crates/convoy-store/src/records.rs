@@ -257,3 +257,29 @@ pub struct PatchChanges {
     /// Patches whose hosts must report again (sw-patch's interim state): patch id, hosts.
     pub pending_hosts: Vec<(String, Vec<String>)>,
 }
+
+/// An active alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmRecord {
+    pub uuid: String,
+    pub alarm_id: String,
+    pub entity: String,
+    pub severity: convoy_core::alarm::Severity,
+    pub reason: String,
+    pub mgmt_affecting: bool,
+    pub raised_at: Timestamp,
+    /// Who raised it: `convoy`, `agent` or `operator`.
+    pub source: String,
+}
+
+/// A raise (`set`) or a clear (`clear`) of an alarm, as kept in the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmEvent {
+    /// Order of the events, oldest first.
+    pub seq: i64,
+    pub alarm: AlarmRecord,
+    pub state: String,
+    pub at: Timestamp,
+    /// Who raised or cleared it.
+    pub by: String,
+}

@@ -16,9 +16,10 @@ use sqlx::sqlite::{
 mod batch;
 
 use crate::{
-    ClusterRecord, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment,
-    HostRecord, PatchChanges, PatchRecord, PhaseRecord, ReportedCommand, Result, StepBatch,
-    StepRecord, Store, StoreError, StrategyRecord, TokenOwner, UserDeletion, UserRecord,
+    AlarmEvent, AlarmRecord, ClusterRecord, CommandRecord, EnrolAuthority, HostEffects,
+    HostEnrolToken, HostEnrolment, HostRecord, PatchChanges, PatchRecord, PhaseRecord,
+    ReportedCommand, Result, StepBatch, StepRecord, Store, StoreError, StrategyRecord, TokenOwner,
+    UserDeletion, UserRecord,
 };
 use convoy_core::strategy::StrategyState;
 
@@ -1008,6 +1009,162 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn raise_alarm(&self, alarm: &AlarmRecord) -> Result<(AlarmRecord, bool)> {
+        let mut tx = self.writer.begin().await?;
+        let existing = sqlx::query("SELECT * FROM alarms WHERE alarm_id = $1 AND entity = $2")
+            .bind(&alarm.alarm_id)
+            .bind(&alarm.entity)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let active = match existing.as_ref().map(alarm_from).transpose()? {
+            Some(active)
+                if active.severity == alarm.severity
+                    && active.reason == alarm.reason
+                    && active.mgmt_affecting == alarm.mgmt_affecting =>
+            {
+                tx.rollback().await?;
+                return Ok((active, false));
+            }
+            Some(active) => {
+                sqlx::query(
+                    "UPDATE alarms SET severity = $2, reason = $3, mgmt_affecting = $4 \
+                     WHERE uuid = $1",
+                )
+                .bind(&active.uuid)
+                .bind(alarm.severity.as_str())
+                .bind(&alarm.reason)
+                .bind(alarm.mgmt_affecting)
+                .execute(&mut *tx)
+                .await?;
+                AlarmRecord {
+                    severity: alarm.severity,
+                    reason: alarm.reason.clone(),
+                    mgmt_affecting: alarm.mgmt_affecting,
+                    ..active
+                }
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO alarms (uuid, alarm_id, entity, severity, reason, \
+                       mgmt_affecting, raised_at, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&alarm.uuid)
+                .bind(&alarm.alarm_id)
+                .bind(&alarm.entity)
+                .bind(alarm.severity.as_str())
+                .bind(&alarm.reason)
+                .bind(alarm.mgmt_affecting)
+                .bind(millis(alarm.raised_at))
+                .bind(&alarm.source)
+                .execute(&mut *tx)
+                .await?;
+                alarm.clone()
+            }
+        };
+        insert_alarm_event(&mut tx, &active, "set", alarm.raised_at, &alarm.source).await?;
+        tx.commit().await?;
+        Ok((active, true))
+    }
+
+    async fn clear_alarm(
+        &self,
+        alarm_id: &str,
+        entity: &str,
+        at: Timestamp,
+        by: &str,
+    ) -> Result<Option<AlarmRecord>> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("DELETE FROM alarms WHERE alarm_id = $1 AND entity = $2 RETURNING *")
+            .bind(alarm_id)
+            .bind(entity)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(cleared) = row.as_ref().map(alarm_from).transpose()? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        insert_alarm_event(&mut tx, &cleared, "clear", at, by).await?;
+        tx.commit().await?;
+        Ok(Some(cleared))
+    }
+
+    async fn alarms(&self) -> Result<Vec<AlarmRecord>> {
+        let rows = sqlx::query("SELECT * FROM alarms ORDER BY raised_at, alarm_id, entity")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(alarm_from).collect()
+    }
+
+    async fn alarm(&self, uuid: &str) -> Result<Option<AlarmRecord>> {
+        let row = sqlx::query("SELECT * FROM alarms WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(alarm_from).transpose()
+    }
+
+    async fn alarm_events(&self, limit: u32) -> Result<Vec<AlarmEvent>> {
+        let rows = sqlx::query("SELECT * FROM alarm_events ORDER BY seq DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AlarmEvent {
+                    seq: row.try_get("seq")?,
+                    alarm: alarm_in(row, "alarm_events", "at")?,
+                    state: row.try_get("state")?,
+                    at: time("alarm_events", row.try_get("at")?)?,
+                    by: row.try_get("source")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Records a raise or a clear in the alarm history, inside the change's transaction.
+async fn insert_alarm_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    alarm: &AlarmRecord,
+    state: &str,
+    at: Timestamp,
+    by: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO alarm_events (uuid, alarm_id, entity, severity, reason, mgmt_affecting, \
+           state, at, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&alarm.uuid)
+    .bind(&alarm.alarm_id)
+    .bind(&alarm.entity)
+    .bind(alarm.severity.as_str())
+    .bind(&alarm.reason)
+    .bind(alarm.mgmt_affecting)
+    .bind(state)
+    .bind(millis(at))
+    .bind(by)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn alarm_from(row: &SqliteRow) -> Result<AlarmRecord> {
+    alarm_in(row, "alarms", "raised_at")
+}
+
+/// An alarm's fields in a row of `table`, its time in column `at`.
+fn alarm_in(row: &SqliteRow, table: &'static str, at: &str) -> Result<AlarmRecord> {
+    Ok(AlarmRecord {
+        uuid: row.try_get("uuid")?,
+        alarm_id: row.try_get("alarm_id")?,
+        entity: row.try_get("entity")?,
+        severity: parse(table, row.try_get::<&str, _>("severity")?)?,
+        reason: row.try_get("reason")?,
+        mgmt_affecting: row.try_get("mgmt_affecting")?,
+        raised_at: time(table, row.try_get(at)?)?,
+        source: row.try_get("source")?,
+    })
 }
 
 /// Writes what a first outcome changes on its host, inside the outcome's transaction.

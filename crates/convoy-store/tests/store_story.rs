@@ -6,9 +6,9 @@ use convoy_core::host::{Administrative, HostFacts, Personality};
 use convoy_core::role::Role;
 use convoy_core::strategy::{StrategyKind, StrategyState};
 use convoy_store::{
-    CommandCompletion, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment,
-    PhaseRecord, SqliteStore, StepBatch, StepRecord, StepWrite, Store, StoreError, StrategyRecord,
-    UserDeletion, UserRecord,
+    AlarmRecord, CommandCompletion, CommandRecord, EnrolAuthority, HostEffects, HostEnrolToken,
+    HostEnrolment, PhaseRecord, SqliteStore, StepBatch, StepRecord, StepWrite, Store, StoreError,
+    StrategyRecord, UserDeletion, UserRecord,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -328,6 +328,7 @@ async fn story(store: &dyn Store) {
         .unwrap();
 
     strategy_story(store).await;
+    alarm_story(store).await;
 
     // Deleting a host forgets its commands; deleting a user forgets their tokens.
     assert!(store.delete_host("worker-0").await.unwrap());
@@ -383,6 +384,73 @@ async fn last_admin_story(store: &dyn Store) {
         assert_eq!(admins.len(), 1, "pair {pair}: {admins:?}");
         survivor = admins[0].name.clone();
     }
+}
+
+async fn alarm_story(store: &dyn Store) {
+    use convoy_core::alarm::Severity;
+    let disk = AlarmRecord {
+        uuid: "u1".into(),
+        alarm_id: "100.101".into(),
+        entity: "host=worker-0".into(),
+        severity: Severity::Major,
+        reason: "disk 91% full".into(),
+        mgmt_affecting: true,
+        raised_at: at(70),
+        source: "agent".into(),
+    };
+    let (raised, changed) = store.raise_alarm(&disk).await.unwrap();
+    assert!(changed);
+    assert_eq!(raised, disk);
+    // The same again changes nothing; a new reason updates the one alarm, keeping its uuid.
+    let again = AlarmRecord {
+        uuid: "u2".into(),
+        raised_at: at(71),
+        ..disk.clone()
+    };
+    assert_eq!(
+        store.raise_alarm(&again).await.unwrap(),
+        (disk.clone(), false)
+    );
+    let worse = AlarmRecord {
+        reason: "disk 99% full".into(),
+        severity: Severity::Critical,
+        ..again
+    };
+    let (updated, changed) = store.raise_alarm(&worse).await.unwrap();
+    assert!(changed);
+    assert_eq!((updated.uuid.as_str(), updated.raised_at), ("u1", at(70)));
+    assert_eq!(store.alarms().await.unwrap(), [updated.clone()]);
+    assert_eq!(store.alarm("u1").await.unwrap(), Some(updated.clone()));
+
+    let cleared = store
+        .clear_alarm("100.101", "host=worker-0", at(80), "operator")
+        .await
+        .unwrap();
+    assert_eq!(cleared, Some(updated));
+    assert!(
+        store
+            .clear_alarm("100.101", "host=worker-0", at(81), "operator")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.alarms().await.unwrap().is_empty());
+    // History, newest first: set, set (updated), clear.
+    let events = store.alarm_events(10).await.unwrap();
+    let states: Vec<(&str, &str, Timestamp)> = events
+        .iter()
+        .map(|e| (e.state.as_str(), e.by.as_str(), e.at))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("clear", "operator", at(80)),
+            ("set", "agent", at(71)),
+            ("set", "agent", at(70))
+        ]
+    );
+    assert_eq!(events[0].alarm.reason, "disk 99% full");
+    assert_eq!(store.alarm_events(1).await.unwrap().len(), 1);
 }
 
 async fn strategy_story(store: &dyn Store) {
