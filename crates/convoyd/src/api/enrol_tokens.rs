@@ -21,6 +21,12 @@ const TTL_SECONDS: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
 
 /// Creates a host's enrolment token, replacing an unused earlier one. Admins only: the token
 /// is the host's identity until it is used.
+#[utoipa::path(
+    post, path = "/v1/hosts/{hostname}/enrol-tokens", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    request_body = NewEnrolToken,
+    responses((status = 201, description = "A single-use token with which the host enrols (admins only); shown once", body = EnrolToken))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
