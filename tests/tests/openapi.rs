@@ -35,7 +35,13 @@ async fn routed(http: &reqwest::Client, url: &str, method: &str, path: &str) -> 
     // Path parameters get a plain value; no token is sent, so nothing is changed.
     let concrete: String = path
         .split('/')
-        .map(|segment| if segment.starts_with('{') { "x" } else { segment })
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "x"
+            } else {
+                segment
+            }
+        })
         .collect::<Vec<_>>()
         .join("/");
     let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -101,4 +107,36 @@ async fn the_served_document_is_the_committed_one_and_covers_every_route() {
         unrouted.is_empty(),
         "documented operations the router does not have: {unrouted:?}"
     );
+}
+
+/// The document promises the JSON error body for every 4xx; axum's own answer to a path
+/// parameter that is not UTF-8 was plain text.
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_gets_the_json_error_naming_it() {
+    let site = Site::controller_only(None).await;
+    let http = reqwest::Client::new();
+    for (method, path, field) in [
+        (Method::GET, "/v1/hosts/%FF", "hostname"),
+        (Method::GET, "/v1/hosts/x/commands/%FF%FE", "id"),
+        (Method::DELETE, "/v1/users/%C3%28", "name"),
+        (Method::GET, "/v1/patches/%FF", "id"),
+        (Method::GET, "/v1/strategy-steps/%FF", "target"),
+    ] {
+        let response = http
+            .request(method, format!("{}{path}", site.url()))
+            .header("X-Auth-Token", site.admin_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let text = response.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: the error is not JSON ({e}): {text:?}"));
+        assert_eq!(body["error"]["code"], "invalid_input", "{path}: {body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("{field}: is not valid UTF-8"),
+            "{path}"
+        );
+    }
 }

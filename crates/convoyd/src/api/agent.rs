@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use convoy_api::agent::{
     CarriedOutcome, CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat,
     HeartbeatAccepted, OutcomeReport,
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::ApiError;
-use super::extract::{AgentHost, ApiJson, ApiQuery};
+use super::extract::{AgentHost, ApiJson, ApiPath, ApiQuery};
 use crate::secrets;
 use crate::state::AppState;
 use crate::strategy::inbox::Offer;
@@ -248,7 +248,7 @@ pub struct OutcomeQuery {
 pub async fn report_outcome(
     State(state): State<AppState>,
     host: AgentHost,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<OutcomeQuery>,
     ApiJson(report): ApiJson<OutcomeReport>,
 ) -> Result<Json<CommandBatch>, ApiError> {

@@ -3,7 +3,7 @@
 //! token only enrols hostnames the site does not know yet, so it cannot take over a host.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::hosts::{EnrolToken, NewEnrolToken};
 use convoy_core::role::Role;
@@ -12,7 +12,7 @@ use convoy_store::HostEnrolToken;
 use jiff::SignedDuration;
 
 use super::ApiError;
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ApiPath, Caller};
 use crate::secrets;
 use crate::state::AppState;
 
@@ -30,7 +30,7 @@ const TTL_SECONDS: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
     ApiJson(request): ApiJson<NewEnrolToken>,
 ) -> Result<(StatusCode, Json<EnrolToken>), ApiError> {
     caller.require(Role::Admin)?;

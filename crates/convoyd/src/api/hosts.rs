@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::hosts::{Command, Host, HostList, NewCommand};
 use convoy_core::command::CommandKind;
@@ -11,7 +11,7 @@ use convoy_core::host::{Administrative, Availability};
 use convoy_store::CommandRecord;
 use serde::Deserialize;
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, views};
 use crate::state::AppState;
 use convoy_api::ErrorBody;
@@ -39,7 +39,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<HostList>, ApiEr
 )]
 pub async fn show(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Host>, ApiError> {
     find(&state, &hostname).await.map(Json)
 }
@@ -68,7 +68,7 @@ fn host_not_found(hostname: &str) -> ApiError {
 )]
 pub async fn lock(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Host>, ApiError> {
     set_administrative(&state, &hostname, Administrative::Locked).await
 }
@@ -80,7 +80,7 @@ pub async fn lock(
 )]
 pub async fn unlock(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Host>, ApiError> {
     set_administrative(&state, &hostname, Administrative::Unlocked).await
 }
@@ -117,7 +117,7 @@ async fn set_administrative(
 )]
 pub async fn forget(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let host = find(&state, &hostname).await?;
     if host.administrative == Administrative::Unlocked
@@ -158,7 +158,7 @@ pub struct WaitQuery {
 )]
 pub async fn send_command(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
     ApiQuery(query): ApiQuery<WaitQuery>,
     ApiJson(request): ApiJson<NewCommand>,
 ) -> Result<(StatusCode, Json<Command>), ApiError> {
@@ -215,7 +215,7 @@ pub async fn send_command(
 )]
 pub async fn show_command(
     State(state): State<AppState>,
-    Path((hostname, id)): Path<(String, String)>,
+    ApiPath((hostname, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Command>, ApiError> {
     let record = state
         .store

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convoy_api::patches::{
@@ -26,7 +26,7 @@ use convoy_store::CommandRecord;
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{AgentHost, ApiJson, ApiQuery, Caller};
+use super::extract::{AgentHost, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::clock;
 use crate::patches::repository::Site;
 use crate::patches::upload::{refused, upload as receive_upload};
@@ -169,7 +169,7 @@ pub async fn query(
 )]
 pub async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PatchDetail>, ApiError> {
     let id: PatchId = id
         .parse()
@@ -480,7 +480,7 @@ pub struct InstallSent {
 pub async fn host_install(
     State(state): State<AppState>,
     caller: Caller,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
     ApiJson(request): ApiJson<HostInstallRequest>,
 ) -> Result<(StatusCode, Json<InstallSent>), ApiError> {
     caller.require(Role::Operator)?;
@@ -554,7 +554,7 @@ pub async fn host_install(
 pub async fn drop_host(
     State(state): State<AppState>,
     caller: Caller,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<PatchOutcome>, ApiError> {
     caller.require(Role::Operator)?;
     state.store.clear_interim(&hostname).await?;
@@ -573,7 +573,7 @@ pub async fn drop_host(
 pub async fn bundle(
     State(state): State<AppState>,
     _host: AgentHost,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let id: PatchId = id
         .parse()

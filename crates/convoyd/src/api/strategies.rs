@@ -2,7 +2,7 @@
 //! and deleting the controller's strategy, and watching its steps.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::strategies::{
     ActionName, HostSkipped, HostUpdated, MaintenanceReport, NewRollingMaintenance, PhaseRun,
@@ -21,7 +21,7 @@ use convoy_store::{StepRecord, StoreError, StrategyRecord};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ApiPath, Caller};
 use crate::clock;
 use crate::state::AppState;
 use convoy_api::ErrorBody;
@@ -307,7 +307,7 @@ pub async fn steps(State(state): State<AppState>) -> Result<Json<StepList>, ApiE
 )]
 pub async fn step(
     State(state): State<AppState>,
-    Path(target): Path<String>,
+    ApiPath(target): ApiPath<String>,
 ) -> Result<Json<StepDetail>, ApiError> {
     let not_found = || ApiError::not_found(format!("strategy step {target:?}"));
     let strategy = state.store.strategy().await?.ok_or_else(not_found)?;

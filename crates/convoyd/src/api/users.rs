@@ -1,14 +1,14 @@
 //! `/v1/users`: user management, for admins only.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::users::{NewUser, User, UserList};
 use convoy_core::role::Role;
 use convoy_core::validation::{validate_name, validate_password};
 use convoy_store::{UserDeletion, UserRecord};
 
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ApiPath, Caller};
 use super::{ApiError, views};
 use crate::secrets;
 use crate::state::AppState;
@@ -82,7 +82,7 @@ pub async fn add(
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
     // The store refuses to delete the last admin; refusing to delete oneself as well keeps a
