@@ -12,6 +12,7 @@ use crate::hosts::CommandOutcome;
 pub use convoy_core::host::HostFacts;
 
 /// `POST /v1/agent/enrol` body: the site's enrolment token and the host's identity.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Enrolment {
@@ -28,6 +29,7 @@ pub struct Enrolment {
 }
 
 /// The host's own credential; the agent keeps it in its state directory.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrolmentAccepted {
     pub hostname: String,
@@ -36,12 +38,14 @@ pub struct EnrolmentAccepted {
 }
 
 /// `POST /v1/agent/heartbeat` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub facts: HostFacts,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeartbeatAccepted {
     /// The agent heartbeats at this interval; the controller owns the setting.
@@ -49,8 +53,10 @@ pub struct HeartbeatAccepted {
 }
 
 /// One command as delivered to the agent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandDelivery {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: Uuid,
     pub kind: CommandKind,
     /// The command's arguments; the shape depends on `kind` (e.g. [`HookRequest`]).
@@ -62,6 +68,7 @@ pub struct CommandDelivery {
 /// its whole process group after `timeout_seconds`. The outcome's `output` is a
 /// [`convoy_core::hook::HookRun`], or a [`RequiredScriptMissing`] if `requires` names a stage
 /// without a script (then nothing runs).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HookRequest {
@@ -74,6 +81,7 @@ pub struct HookRequest {
 }
 
 /// The `output` of a `run-hook` that did not run because the script it requires is missing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequiredScriptMissing {
@@ -84,17 +92,20 @@ pub struct RequiredScriptMissing {
 /// (`null` otherwise): the command to run as soon as this one has succeeded. The agent runs it
 /// at once, and reports its outcome only after the controller has answered this command's
 /// report, by when the controller waits for it. A `then` inside `then` is not run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FollowedBy {
     pub then: CommandDelivery,
 }
 
 /// The `output` of `enter-maintenance` and `exit-maintenance`: the state the agent now keeps.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaintenanceState {
     pub maintenance: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommandBatch {
     pub commands: Vec<CommandDelivery>,
@@ -104,6 +115,7 @@ pub struct CommandBatch {
 /// command carried another (see [`FollowedBy`]) that ended soon after, that one's outcome too.
 /// (The outcome's fields are spelled out, not flattened: serde's `flatten` would let unknown
 /// fields through.)
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeReport {
@@ -142,9 +154,11 @@ impl OutcomeReport {
 }
 
 /// The outcome of the command another carried, reported with the carrier's.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CarriedOutcome {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: Uuid,
     pub outcome: CommandOutcome,
 }

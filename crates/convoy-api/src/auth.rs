@@ -3,11 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /v3/auth/tokens` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthRequest {
     pub auth: Auth,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Auth {
     pub identity: Identity,
@@ -16,6 +18,7 @@ pub struct Auth {
     pub scope: Option<serde_json::Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Identity {
     pub methods: Vec<String>,
@@ -25,11 +28,13 @@ pub struct Identity {
     pub token: Option<TokenMethod>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PasswordMethod {
     pub user: PasswordUser,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PasswordUser {
     pub name: String,
@@ -38,6 +43,7 @@ pub struct PasswordUser {
     pub domain: Option<serde_json::Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenMethod {
     pub id: String,
@@ -65,11 +71,13 @@ impl AuthRequest {
 }
 
 /// `POST /v3/auth/tokens` reply body; the token itself is in `X-Subject-Token`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub token: TokenInfo,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenInfo {
     pub methods: Vec<String>,
@@ -81,6 +89,7 @@ pub struct TokenInfo {
     pub catalog: Vec<serde_json::Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamedRef {
     pub id: String,
@@ -88,12 +97,14 @@ pub struct NamedRef {
     pub domain: DomainRef,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DomainRef {
     pub id: String,
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoleRef {
     pub id: String,

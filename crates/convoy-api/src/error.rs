@@ -3,11 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 /// `{"error": {"code": ..., "message": ...}}`
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorDetail {
     /// A stable machine-readable code, e.g. `invalid_field`, `not_found`, `forbidden`.

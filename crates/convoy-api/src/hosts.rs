@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 /// A host of the site. Field names are the same here, in `convoy host ... --format json` and
 /// in the tables' column names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     pub hostname: String,
@@ -28,16 +29,20 @@ pub struct Host {
     pub os: String,
     pub agent_version: String,
     pub state_fs_free_bytes: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_seen: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub enrolled_at: Timestamp,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostList {
     pub hosts: Vec<Host>,
 }
 
 /// `POST /v1/hosts/{name}/commands` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCommand {
@@ -45,21 +50,27 @@ pub struct NewCommand {
 }
 
 /// A command and, once the agent reported it, its outcome.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Command {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: Uuid,
     pub hostname: String,
     pub kind: CommandKind,
     #[serde(default)]
     pub payload: serde_json::Value,
     pub state: CommandState,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub dispatched_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub completed_at: Option<Timestamp>,
     pub outcome: Option<CommandOutcome>,
 }
 
 /// What the agent reports for a command.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandOutcome {
@@ -73,6 +84,7 @@ pub struct CommandOutcome {
 
 /// `POST /v1/hosts/{hostname}/enrol-tokens`: a single-use token that lets the host enrol
 /// again (its agent's `--enrolment-token`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnrolToken {
@@ -82,9 +94,11 @@ pub struct NewEnrolToken {
 }
 
 /// A new per-host enrolment token: shown once, only its hash is kept.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrolToken {
     pub hostname: String,
     pub token: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: jiff::Timestamp,
 }

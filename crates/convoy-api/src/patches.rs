@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A row of `convoy patch query`: sw-patch's columns in snake_case.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatchRow {
     pub patch_id: String,
@@ -15,12 +16,14 @@ pub struct PatchRow {
     pub patch_state: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PatchList {
     pub patches: Vec<PatchRow>,
 }
 
 /// `convoy patch show`: a patch's metadata and states.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatchDetail {
     pub patch_id: String,
@@ -43,6 +46,7 @@ pub struct PatchDetail {
 }
 
 /// What an operation did: sw-patch's info and warning lines. Refusals are HTTP errors.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PatchOutcome {
     pub info: Vec<String>,
@@ -50,6 +54,7 @@ pub struct PatchOutcome {
 }
 
 /// Body of apply, remove, delete, commit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchOperation {
@@ -69,17 +74,20 @@ pub struct PatchOperation {
     pub dry_run: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PatchIdList {
     pub patches: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IsApplied {
     pub applied: bool,
 }
 
 /// `report-app-dependencies`: the patches an application needs; empty forgets the application.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppDependencyReport {
@@ -88,12 +96,14 @@ pub struct AppDependencyReport {
     pub ids: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppDependencyList {
     pub apps: BTreeMap<String, Vec<String>>,
 }
 
 /// A row of `convoy patch query-hosts`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostPatchRow {
     pub hostname: String,
@@ -108,12 +118,14 @@ pub struct HostPatchRow {
     pub last_error: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostPatchList {
     pub hosts: Vec<HostPatchRow>,
 }
 
 /// `POST /v1/patch-hosts/{hostname}/install` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostInstallRequest {
@@ -123,6 +135,7 @@ pub struct HostInstallRequest {
 }
 
 /// Payload of the `install-patches` agent command: bring the host to the repository's state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstallPatches {
@@ -135,6 +148,7 @@ pub struct InstallPatches {
     pub host_locked: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchToChange {

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/rolling-maintenance-strategy` body. Exactly one of hosts, clusters, pods, zones.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRollingMaintenance {
@@ -37,6 +38,7 @@ pub struct NewRollingMaintenance {
 }
 
 /// The options a rolling-maintenance strategy keeps.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollingMaintenanceOptions {
     pub scope: Scope,
@@ -50,6 +52,7 @@ pub struct RollingMaintenanceOptions {
 }
 
 /// A strategy as the API shows it. `options` holds the kind's own settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Strategy {
     pub id: String,
@@ -60,17 +63,21 @@ pub struct Strategy {
     pub stop_on_failure: bool,
     pub options: serde_json::Value,
     pub details: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
 /// `POST /v1/rolling-maintenance-strategy/actions` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyAction {
     pub action: ActionName,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionName {
@@ -79,6 +86,7 @@ pub enum ActionName {
 }
 
 /// One step of a strategy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// The host (or, at a System Controller, the subcloud) the step drives.
@@ -89,22 +97,30 @@ pub struct Step {
     pub details: String,
     /// The target's group (a host's cluster).
     pub group: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepList {
     pub strategy_steps: Vec<Step>,
 }
 
 /// What happened in one phase of a step.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseRun {
     pub phase: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
     pub result: Option<String>,
     pub details: String,
@@ -114,6 +130,7 @@ pub struct PhaseRun {
 }
 
 /// `GET /v1/strategy-steps/{target}`: the step and its phases.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepDetail {
     #[serde(flatten)]
@@ -122,6 +139,7 @@ pub struct StepDetail {
 }
 
 /// `GET /v1/rolling-maintenance-strategy/report`, shaped like CloudStack's response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaintenanceReport {
     pub state: StrategyState,
@@ -132,17 +150,21 @@ pub struct MaintenanceReport {
     pub hosts_failed: Vec<HostSkipped>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostUpdated {
     pub hostname: String,
     /// When the host began entering maintenance.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub start: Timestamp,
     /// When it was out of maintenance again.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub end: Option<Timestamp>,
     /// Standard output of its Maintenance hook.
     pub output: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostSkipped {
     pub hostname: String,
@@ -150,6 +172,7 @@ pub struct HostSkipped {
 }
 
 /// A cluster: the hosts that share it, and whether a strategy has disabled it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
     pub name: String,
@@ -160,6 +183,7 @@ pub struct Cluster {
     pub hosts: u32,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterList {
     pub clusters: Vec<Cluster>,

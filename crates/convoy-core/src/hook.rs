@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::named_enum;
 
 /// A hook stage; its name is also the script's file name (`<hooks-dir>/<Stage>[.sh|.py]`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HookStage {
     PreFlight,

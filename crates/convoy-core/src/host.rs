@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// What a host does in its site, as StarlingX names it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Personality {
     #[serde(rename = "controller")]
@@ -28,6 +29,7 @@ named_enum!(Personality, field = "personality", {
 
 /// Whether the operator allows the host to run services (`unlocked`) or has taken it out of
 /// service (`locked`). Only an operator changes it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Administrative {
@@ -41,6 +43,7 @@ named_enum!(Administrative, field = "administrative", {
 });
 
 /// Whether the host is providing service right now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operational {
@@ -49,6 +52,7 @@ pub enum Operational {
 }
 
 /// Whether the controller hears from the host's agent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Availability {
@@ -152,6 +156,7 @@ mod tests {
 }
 
 /// What an agent knows and reports about its host: capacity, current load, software, disk.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostFacts {

@@ -4,6 +4,7 @@ use crate::names::named_enum;
 use serde::{Deserialize, Serialize};
 
 /// A user's role. Each role may do everything the roles below it may.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -19,6 +19,7 @@ pub const MAX_PATCH_ID_LEN: usize = 64;
 /// The id names the bundle file (`<id>.patch`) and appears in URLs, so the rule keeps it a
 /// single safe path segment; a value of this type has always passed it. Ids compare
 /// byte-wise, which is the order every list of ids is shown in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PatchId(String);
@@ -121,6 +122,7 @@ impl AsRef<str> for PatchId {
 /// The text is kept as written, so `25.09` stays `25.09` (never `25.9`) and two releases are
 /// equal only when written the same way, as sw-patch compares them. Ordering is numeric, so
 /// `9.10` sorts before `10.0`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Release(String);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{AgentState, PatchId, Release};
 
 /// A host's patch software as its agent sees it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSoftware {

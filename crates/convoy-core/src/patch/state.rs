@@ -129,6 +129,7 @@ impl FromStr for PatchState {
 }
 
 /// What a host's agent is doing about patches, as it reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentState {

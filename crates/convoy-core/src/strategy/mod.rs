@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::named_enum;
 
 /// The kinds of strategy Convoy runs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
@@ -23,6 +24,7 @@ named_enum!(StrategyKind, field = "type", {
 });
 
 /// Strategy states, with dcmanager's exact strings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StrategyState {
     #[serde(rename = "initial")]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ValidationError;
 
 /// The hosts a rolling maintenance covers: exactly one kind of scope.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use convoy_api::agent::{
     CarriedOutcome, CommandBatch, CommandDelivery, Enrolment, EnrolmentAccepted, Heartbeat,
     HeartbeatAccepted, OutcomeReport,
@@ -17,11 +17,12 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::ApiError;
-use super::extract::{AgentHost, ApiJson, ApiQuery};
+use super::extract::{AgentHost, ApiJson, ApiPath, ApiQuery};
 use crate::secrets;
 use crate::state::AppState;
 use crate::strategy::inbox::Offer;
 use crate::strategy::rolling_maintenance::confirmed_maintenance;
+use convoy_api::ErrorBody;
 
 fn interval_seconds(state: &AppState) -> u64 {
     state.ping_interval.as_secs() as u64
@@ -31,6 +32,11 @@ fn interval_seconds(state: &AppState) -> u64 {
 /// enrols a hostname the site does not know yet (and only while site enrolment is on); a
 /// per-host token (`convoy host enrol-token create`) enrols its own host, known or not, once.
 /// A refused enrolment stores nothing.
+#[utoipa::path(
+    post, path = "/v1/agent/enrol", tag = "agents",
+    request_body = Enrolment,
+    responses((status = 200, description = "The host's credential", body = EnrolmentAccepted), (status = 401, description = "A wrong enrolment token", body = ErrorBody), (status = 409, description = "The site token cannot enrol a known host", body = ErrorBody))
+)]
 pub async fn enrol(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<Enrolment>,
@@ -126,6 +132,11 @@ pub async fn enrol(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/v1/agent/heartbeat", tag = "agents", security(("host_credential" = [])),
+    request_body = Heartbeat,
+    responses((status = 200, description = "Recorded", body = HeartbeatAccepted))
+)]
 pub async fn heartbeat(
     State(state): State<AppState>,
     host: AgentHost,
@@ -144,7 +155,8 @@ pub async fn heartbeat(
 /// Longest an agent's poll is held open.
 const MAX_POLL_SECONDS: u64 = 60;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PollQuery {
     /// Identifies this run of the agent (see `due_for_delivery`).
@@ -155,6 +167,11 @@ pub struct PollQuery {
 
 /// `GET /v1/agent/commands?wait_seconds=N`: the host's due commands, waiting up to N seconds
 /// for one to arrive.
+#[utoipa::path(
+    get, path = "/v1/agent/commands", tag = "agents", security(("host_credential" = [])),
+    params(PollQuery),
+    responses((status = 200, description = "The host's due commands (empty when none came in time)", body = CommandBatch))
+)]
 pub async fn poll_commands(
     State(state): State<AppState>,
     host: AgentHost,
@@ -210,7 +227,8 @@ pub async fn poll_commands(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeQuery {
     /// The reporting agent run (as in the poll); the host's next command may come back in the
@@ -221,10 +239,16 @@ pub struct OutcomeQuery {
 /// `POST /v1/agent/commands/{id}/outcome[?session=S]`. Reporting again is harmless: the first
 /// outcome stays. The answer carries the commands handed to the agent with it (the next
 /// phase of a strategy step, when the report finished one).
+#[utoipa::path(
+    post, path = "/v1/agent/commands/{id}/outcome", tag = "agents", security(("host_credential" = [])),
+    params(("id" = String, Path, description = "The command's id"), OutcomeQuery),
+    request_body = OutcomeReport,
+    responses((status = 200, description = "Recorded; the host's next commands, if any", body = CommandBatch), (status = 404, description = "No such command of this host", body = ErrorBody))
+)]
 pub async fn report_outcome(
     State(state): State<AppState>,
     host: AgentHost,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<OutcomeQuery>,
     ApiJson(report): ApiJson<OutcomeReport>,
 ) -> Result<Json<CommandBatch>, ApiError> {

@@ -9,6 +9,10 @@ use convoy_api::strategies::{Cluster, ClusterList};
 use super::ApiError;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get, path = "/v1/clusters", tag = "strategies", security(("user_token" = [])),
+    responses((status = 200, description = "The clusters the hosts name", body = ClusterList))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<ClusterList>, ApiError> {
     let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
     for host in state.store.hosts().await? {

@@ -3,7 +3,7 @@
 //! token only enrols hostnames the site does not know yet, so it cannot take over a host.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::hosts::{EnrolToken, NewEnrolToken};
 use convoy_core::role::Role;
@@ -12,7 +12,7 @@ use convoy_store::HostEnrolToken;
 use jiff::SignedDuration;
 
 use super::ApiError;
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ApiPath, Caller};
 use crate::secrets;
 use crate::state::AppState;
 
@@ -21,10 +21,16 @@ const TTL_SECONDS: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
 
 /// Creates a host's enrolment token, replacing an unused earlier one. Admins only: the token
 /// is the host's identity until it is used.
+#[utoipa::path(
+    post, path = "/v1/hosts/{hostname}/enrol-tokens", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    request_body = NewEnrolToken,
+    responses((status = 201, description = "A single-use token with which the host enrols (admins only); shown once", body = EnrolToken))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
     ApiJson(request): ApiJson<NewEnrolToken>,
 ) -> Result<(StatusCode, Json<EnrolToken>), ApiError> {
     caller.require(Role::Admin)?;

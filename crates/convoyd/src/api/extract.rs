@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -163,6 +163,32 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
                     None => Err(ApiError::invalid("query", reason)),
                 }
             }
+        }
+    }
+}
+
+/// Path parameters; a parameter that is not valid UTF-8 or not of its type is refused with a
+/// JSON error naming it (axum's own answer is plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(match e.into_kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => {
+                    ApiError::invalid(&key, "is not valid UTF-8")
+                }
+                ErrorKind::ParseErrorAtKey {
+                    key, expected_type, ..
+                } => ApiError::invalid(&key, format!("is not a {expected_type}")),
+                other => ApiError::invalid("path", other),
+            }),
+            Err(other) => Err(ApiError::internal(other.body_text())),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::hosts::{Command, Host, HostList, NewCommand};
 use convoy_core::command::CommandKind;
@@ -11,10 +11,15 @@ use convoy_core::host::{Administrative, Availability};
 use convoy_store::CommandRecord;
 use serde::Deserialize;
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, views};
 use crate::state::AppState;
+use convoy_api::ErrorBody;
 
+#[utoipa::path(
+    get, path = "/v1/hosts", tag = "hosts", security(("user_token" = [])),
+    responses((status = 200, description = "Every host, sorted by hostname", body = HostList))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<HostList>, ApiError> {
     let now = crate::clock::now();
     let hosts = state
@@ -27,9 +32,14 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<HostList>, ApiEr
     Ok(Json(HostList { hosts }))
 }
 
+#[utoipa::path(
+    get, path = "/v1/hosts/{hostname}", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    responses((status = 200, description = "The host", body = Host), (status = 404, description = "No such host", body = ErrorBody))
+)]
 pub async fn show(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Host>, ApiError> {
     find(&state, &hostname).await.map(Json)
 }
@@ -51,16 +61,26 @@ fn host_not_found(hostname: &str) -> ApiError {
     ApiError::not_found(format!("host {hostname:?}"))
 }
 
+#[utoipa::path(
+    post, path = "/v1/hosts/{hostname}/lock", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    responses((status = 200, description = "The host, locked", body = Host), (status = 404, description = "No such host", body = ErrorBody))
+)]
 pub async fn lock(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Host>, ApiError> {
     set_administrative(&state, &hostname, Administrative::Locked).await
 }
 
+#[utoipa::path(
+    post, path = "/v1/hosts/{hostname}/unlock", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    responses((status = 200, description = "The host, unlocked", body = Host), (status = 404, description = "No such host", body = ErrorBody))
+)]
 pub async fn unlock(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Host>, ApiError> {
     set_administrative(&state, &hostname, Administrative::Unlocked).await
 }
@@ -90,9 +110,14 @@ async fn set_administrative(
 
 /// Forgets a host. A host in service is refused: lock it first (or let it go offline), as
 /// StarlingX requires before `host-delete`.
+#[utoipa::path(
+    delete, path = "/v1/hosts/{hostname}", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    responses((status = 204, description = "Forgotten"), (status = 404, description = "No such host", body = ErrorBody), (status = 409, description = "The host is unlocked and available; lock it first", body = ErrorBody))
+)]
 pub async fn forget(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let host = find(&state, &hostname).await?;
     if host.administrative == Administrative::Unlocked
@@ -114,7 +139,8 @@ pub async fn forget(
 /// Longest a request may wait for a command's outcome.
 const MAX_WAIT_SECONDS: u64 = 60;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     #[serde(default)]
@@ -124,9 +150,15 @@ pub struct WaitQuery {
 /// `POST /v1/hosts/{hostname}/commands?wait_seconds=N`: queues a command for the host's agent
 /// and, if asked, waits up to N seconds for its outcome. Replies 201 with the command as it
 /// stands (its outcome is null if the agent has not answered yet).
+#[utoipa::path(
+    post, path = "/v1/hosts/{hostname}/commands", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name"), WaitQuery),
+    request_body = NewCommand,
+    responses((status = 201, description = "The command as it stands (its outcome is null if the agent has not answered in time)", body = Command), (status = 404, description = "No such host", body = ErrorBody))
+)]
 pub async fn send_command(
     State(state): State<AppState>,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
     ApiQuery(query): ApiQuery<WaitQuery>,
     ApiJson(request): ApiJson<NewCommand>,
 ) -> Result<(StatusCode, Json<Command>), ApiError> {
@@ -176,9 +208,14 @@ pub async fn send_command(
     }
 }
 
+#[utoipa::path(
+    get, path = "/v1/hosts/{hostname}/commands/{id}", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name"), ("id" = String, Path, description = "The command's id")),
+    responses((status = 200, description = "The command", body = Command), (status = 404, description = "No such command of this host", body = ErrorBody))
+)]
 pub async fn show_command(
     State(state): State<AppState>,
-    Path((hostname, id)): Path<(String, String)>,
+    ApiPath((hostname, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Command>, ApiError> {
     let record = state
         .store

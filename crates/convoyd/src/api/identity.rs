@@ -19,7 +19,12 @@ use super::extract::{ApiJson, ClientAddress, identify};
 use crate::login_throttles::Refusal;
 use crate::secrets;
 use crate::state::AppState;
+use convoy_api::ErrorBody;
 
+#[utoipa::path(
+    get, path = "/", tag = "identity",
+    responses((status = 200, description = "The API versions", body = serde_json::Value))
+)]
 pub async fn versions(headers: HeaderMap) -> Json<serde_json::Value> {
     let base = base_url(&headers);
     Json(json!({
@@ -30,6 +35,10 @@ pub async fn versions(headers: HeaderMap) -> Json<serde_json::Value> {
     }))
 }
 
+#[utoipa::path(
+    get, path = "/v3", tag = "identity",
+    responses((status = 200, description = "Keystone v3 version discovery", body = serde_json::Value))
+)]
 pub async fn discovery(headers: HeaderMap) -> Json<serde_json::Value> {
     let base = base_url(&headers);
     Json(json!({
@@ -54,6 +63,11 @@ fn base_url(headers: &HeaderMap) -> String {
 /// `POST /v3/auth/tokens`: password or token method. Replies 201 with the token in
 /// `X-Subject-Token`. A token obtained with the token method expires when the token it was
 /// obtained with does (as in Keystone), so a token cannot be renewed forever.
+#[utoipa::path(
+    post, path = "/v3/auth/tokens", tag = "identity",
+    request_body = AuthRequest,
+    responses((status = 201, description = "The token is in X-Subject-Token", body = TokenResponse, headers(("X-Subject-Token" = String, description = "The new token"))), (status = 401, description = "A wrong user name, password or token", body = ErrorBody), (status = 429, description = "Too many failed logins for this user name or address lately", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))))
+)]
 pub async fn issue_token(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
@@ -133,6 +147,11 @@ pub async fn issue_token(
 /// `DELETE /v3/auth/tokens`: revokes the token in `X-Subject-Token`. The caller's own
 /// tokens may be revoked by anyone holding them; another user's only by an admin (Keystone's
 /// policy). Replies 204.
+#[utoipa::path(
+    delete, path = "/v3/auth/tokens", tag = "identity", security(("user_token" = [])),
+    params(("X-Subject-Token" = String, Header, description = "The token to revoke")),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "The subject token is unknown or expired", body = ErrorBody))
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     headers: HeaderMap,

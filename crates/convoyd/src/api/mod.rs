@@ -7,6 +7,7 @@ mod error;
 mod extract;
 mod hosts;
 mod identity;
+mod openapi;
 mod patches;
 mod strategies;
 mod users;
@@ -103,6 +104,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
 
     let public_routes = Router::new()
         .route("/", get(identity::versions))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/v3", get(identity::discovery))
         .route("/v3/", get(identity::discovery))
         .route(

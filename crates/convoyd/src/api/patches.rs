@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convoy_api::patches::{
@@ -26,11 +26,12 @@ use convoy_store::CommandRecord;
 use serde::Deserialize;
 
 use super::ApiError;
-use super::extract::{AgentHost, ApiJson, ApiQuery, Caller};
+use super::extract::{AgentHost, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::clock;
 use crate::patches::repository::Site;
 use crate::patches::upload::{refused, upload as receive_upload};
 use crate::state::AppState;
+use convoy_api::ErrorBody;
 
 fn answer(outcome: &Outcome) -> PatchOutcome {
     PatchOutcome {
@@ -61,7 +62,8 @@ fn require_ids(field: &str, raw: &[String]) -> Result<Vec<PatchId>, ApiError> {
 }
 
 /// A comma-separated list of ids in a query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IdsQuery {
     ids: String,
@@ -81,13 +83,20 @@ impl IdsQuery {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     file_name: String,
 }
 
 /// `POST /v1/patches?file_name=ID.patch` with the patch file as the body.
+#[utoipa::path(
+    post, path = "/v1/patches", tag = "patches", security(("user_token" = [])),
+    params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The patch file"),
+    responses((status = 201, description = "Verified and imported", body = PatchOutcome), (status = 409, description = "Refused by the repository's rules", body = ErrorBody))
+)]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,7 +109,8 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(answer(&outcome))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShowQuery {
     #[serde(default)]
@@ -108,6 +118,11 @@ pub struct ShowQuery {
 }
 
 /// `GET /v1/patches?show=all|applied|available|committed`: sw-patch's query.
+#[utoipa::path(
+    get, path = "/v1/patches", tag = "patches", security(("user_token" = [])),
+    params(ShowQuery),
+    responses((status = 200, description = "The patches in the repository", body = PatchList))
+)]
 pub async fn query(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ShowQuery>,
@@ -147,9 +162,14 @@ pub async fn query(
 }
 
 /// `GET /v1/patches/{id}`: sw-patch's show.
+#[utoipa::path(
+    get, path = "/v1/patches/{id}", tag = "patches", security(("user_token" = [])),
+    params(("id" = String, Path, description = "The patch's id")),
+    responses((status = 200, description = "The patch", body = PatchDetail), (status = 404, description = "No such patch", body = ErrorBody))
+)]
 pub async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PatchDetail>, ApiError> {
     let id: PatchId = id
         .parse()
@@ -194,6 +214,11 @@ async fn decide_and_persist(
     Ok(Json(answer(&outcome)))
 }
 
+#[utoipa::path(
+    post, path = "/v1/patches/apply", tag = "patches", security(("user_token" = [])),
+    request_body = PatchOperation,
+    responses((status = 200, description = "What the operation did", body = PatchOutcome), (status = 404, description = "An unknown patch", body = ErrorBody), (status = 409, description = "Refused by the repository's rules", body = ErrorBody))
+)]
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
@@ -219,6 +244,11 @@ pub async fn apply(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/v1/patches/remove", tag = "patches", security(("user_token" = [])),
+    request_body = PatchOperation,
+    responses((status = 200, description = "What the operation did", body = PatchOutcome), (status = 404, description = "An unknown patch", body = ErrorBody), (status = 409, description = "Refused by the repository's rules", body = ErrorBody))
+)]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,6 +272,11 @@ pub async fn remove(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/v1/patches/delete", tag = "patches", security(("user_token" = [])),
+    request_body = PatchOperation,
+    responses((status = 200, description = "What the operation did", body = PatchOutcome), (status = 404, description = "An unknown patch", body = ErrorBody), (status = 409, description = "Refused by the repository's rules", body = ErrorBody))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -255,6 +290,11 @@ pub async fn delete(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/v1/patches/commit", tag = "patches", security(("user_token" = [])),
+    request_body = PatchOperation,
+    responses((status = 200, description = "What the operation did (or, with dry_run, would free)", body = PatchOutcome), (status = 404, description = "An unknown patch", body = ErrorBody), (status = 409, description = "Refused by the repository's rules", body = ErrorBody))
+)]
 pub async fn commit(
     State(state): State<AppState>,
     caller: Caller,
@@ -285,6 +325,11 @@ pub async fn commit(
 }
 
 /// `GET /v1/patches/what-requires?ids=A,B`
+#[utoipa::path(
+    get, path = "/v1/patches/what-requires", tag = "patches", security(("user_token" = [])),
+    params(IdsQuery),
+    responses((status = 200, description = "The patches that require them, as info lines", body = PatchOutcome), (status = 404, description = "An unknown patch", body = ErrorBody))
+)]
 pub async fn what_requires(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<IdsQuery>,
@@ -300,6 +345,11 @@ pub async fn what_requires(
 }
 
 /// `GET /v1/patches/dependencies?ids=A&recursive=true`
+#[utoipa::path(
+    get, path = "/v1/patches/dependencies", tag = "patches", security(("user_token" = [])),
+    params(IdsQuery),
+    responses((status = 200, description = "The patches they require", body = PatchIdList), (status = 404, description = "An unknown patch", body = ErrorBody))
+)]
 pub async fn dependencies(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<IdsQuery>,
@@ -315,6 +365,11 @@ pub async fn dependencies(
 }
 
 /// `GET /v1/patches/is-applied?ids=A,B`: whether every one is Applied.
+#[utoipa::path(
+    get, path = "/v1/patches/is-applied", tag = "patches", security(("user_token" = [])),
+    params(IdsQuery),
+    responses((status = 200, description = "Whether every one is applied", body = IsApplied))
+)]
 pub async fn is_applied(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<IdsQuery>,
@@ -337,6 +392,11 @@ async fn app_dependencies(state: &AppState) -> Result<AppDependencies, ApiError>
 }
 
 /// `POST /v1/patches/app-dependencies`: report-app-dependencies.
+#[utoipa::path(
+    post, path = "/v1/patches/app-dependencies", tag = "patches", security(("user_token" = [])),
+    request_body = AppDependencyReport,
+    responses((status = 200, description = "Every application's patches", body = AppDependencyList))
+)]
 pub async fn report_app_dependencies(
     State(state): State<AppState>,
     caller: Caller,
@@ -351,6 +411,10 @@ pub async fn report_app_dependencies(
 }
 
 /// `GET /v1/patches/app-dependencies`
+#[utoipa::path(
+    get, path = "/v1/patches/app-dependencies", tag = "patches", security(("user_token" = [])),
+    responses((status = 200, description = "Every application's patches", body = AppDependencyList))
+)]
 pub async fn query_app_dependencies(
     State(state): State<AppState>,
 ) -> Result<Json<AppDependencyList>, ApiError> {
@@ -363,6 +427,10 @@ pub async fn query_app_dependencies(
 }
 
 /// `GET /v1/patch-hosts`: query-hosts.
+#[utoipa::path(
+    get, path = "/v1/patch-hosts", tag = "patches", security(("user_token" = [])),
+    responses((status = 200, description = "Every host's patch state", body = HostPatchList))
+)]
 pub async fn query_hosts(State(state): State<AppState>) -> Result<Json<HostPatchList>, ApiError> {
     let site = Site::load(&state).await?;
     let hosts = site
@@ -394,7 +462,7 @@ pub async fn query_hosts(State(state): State<AppState>) -> Result<Json<HostPatch
 }
 
 /// The command sent to a host's agent by `host-install`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct InstallSent {
     #[serde(flatten)]
     pub outcome: PatchOutcome,
@@ -403,10 +471,16 @@ pub struct InstallSent {
 
 /// `POST /v1/patch-hosts/{hostname}/install`: tells the host's agent to bring the host to the
 /// repository's state. Answers at once with the command's id; the CLI follows it.
+#[utoipa::path(
+    post, path = "/v1/patch-hosts/{hostname}/install", tag = "patches", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    request_body = HostInstallRequest,
+    responses((status = 202, description = "The install command was queued; follow it at /v1/hosts/{hostname}/commands/{command_id}", body = InstallSent), (status = 404, description = "No such host", body = ErrorBody), (status = 409, description = "The host reports no release", body = ErrorBody))
+)]
 pub async fn host_install(
     State(state): State<AppState>,
     caller: Caller,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
     ApiJson(request): ApiJson<HostInstallRequest>,
 ) -> Result<(StatusCode, Json<InstallSent>), ApiError> {
     caller.require(Role::Operator)?;
@@ -472,10 +546,15 @@ pub async fn host_install(
 }
 
 /// `POST /v1/patch-hosts/{hostname}/drop`: forgets that the host is pending.
+#[utoipa::path(
+    post, path = "/v1/patch-hosts/{hostname}/drop", tag = "patches", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The host's name")),
+    responses((status = 200, description = "The host is no longer pending", body = PatchOutcome))
+)]
 pub async fn drop_host(
     State(state): State<AppState>,
     caller: Caller,
-    Path(hostname): Path<String>,
+    ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<PatchOutcome>, ApiError> {
     caller.require(Role::Operator)?;
     state.store.clear_interim(&hostname).await?;
@@ -486,10 +565,15 @@ pub async fn drop_host(
 }
 
 /// `GET /v1/agent/patches/{id}`: the verified bundle, for a host's agent to install.
+#[utoipa::path(
+    get, path = "/v1/agent/patches/{id}", tag = "agents", security(("host_credential" = [])),
+    params(("id" = String, Path, description = "The patch's id")),
+    responses((status = 200, description = "The verified bundle", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "No such patch", body = ErrorBody), (status = 409, description = "The bundle is missing from the repository", body = ErrorBody))
+)]
 pub async fn bundle(
     State(state): State<AppState>,
     _host: AgentHost,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let id: PatchId = id
         .parse()

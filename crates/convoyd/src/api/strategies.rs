@@ -2,7 +2,7 @@
 //! and deleting the controller's strategy, and watching its steps.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::strategies::{
     ActionName, HostSkipped, HostUpdated, MaintenanceReport, NewRollingMaintenance, PhaseRun,
@@ -21,9 +21,10 @@ use convoy_store::{StepRecord, StoreError, StrategyRecord};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ApiPath, Caller};
 use crate::clock;
 use crate::state::AppState;
+use convoy_api::ErrorBody;
 
 /// CloudStack's default stage timeout.
 const DEFAULT_TIMEOUT_SECONDS: u64 = 1800;
@@ -69,6 +70,11 @@ async fn current(state: &AppState) -> Result<StrategyRecord, ApiError> {
 }
 
 /// `POST /v1/rolling-maintenance-strategy`: validates and plans; nothing runs.
+#[utoipa::path(
+    post, path = "/v1/rolling-maintenance-strategy", tag = "strategies", security(("user_token" = [])),
+    request_body = NewRollingMaintenance,
+    responses((status = 201, description = "The planned strategy; nothing runs yet", body = Strategy), (status = 409, description = "A strategy exists already", body = ErrorBody))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,11 +193,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&record)?)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/rolling-maintenance-strategy", tag = "strategies", security(("user_token" = [])),
+    responses((status = 200, description = "The strategy", body = Strategy), (status = 404, description = "No rolling-maintenance strategy", body = ErrorBody))
+)]
 pub async fn show(State(state): State<AppState>) -> Result<Json<Strategy>, ApiError> {
     Ok(Json(view(&current(&state).await?)?))
 }
 
 /// `POST /v1/rolling-maintenance-strategy/actions` with `{"action": "apply" | "abort"}`.
+#[utoipa::path(
+    post, path = "/v1/rolling-maintenance-strategy/actions", tag = "strategies", security(("user_token" = [])),
+    request_body = StrategyAction,
+    responses((status = 200, description = "The strategy after the action", body = Strategy), (status = 404, description = "No rolling-maintenance strategy", body = ErrorBody), (status = 409, description = "The strategy is not in a state the action applies to", body = ErrorBody))
+)]
 pub async fn action(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,6 +243,10 @@ pub async fn action(
 }
 
 /// `DELETE /v1/rolling-maintenance-strategy`: only when it is not running.
+#[utoipa::path(
+    delete, path = "/v1/rolling-maintenance-strategy", tag = "strategies", security(("user_token" = [])),
+    responses((status = 200, description = "The strategy, in state deleting", body = Strategy), (status = 404, description = "No rolling-maintenance strategy", body = ErrorBody), (status = 409, description = "The strategy runs", body = ErrorBody))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -264,6 +283,10 @@ pub async fn delete(
 }
 
 /// `GET /v1/strategy-steps`: the steps of whichever strategy the controller runs.
+#[utoipa::path(
+    get, path = "/v1/strategy-steps", tag = "strategies", security(("user_token" = [])),
+    responses((status = 200, description = "The steps of whichever strategy runs (empty without one)", body = StepList))
+)]
 pub async fn steps(State(state): State<AppState>) -> Result<Json<StepList>, ApiError> {
     let Some(strategy) = state.store.strategy().await? else {
         return Ok(Json(StepList {
@@ -277,9 +300,14 @@ pub async fn steps(State(state): State<AppState>) -> Result<Json<StepList>, ApiE
 }
 
 /// `GET /v1/strategy-steps/{target}`: one step with the output of each of its phases.
+#[utoipa::path(
+    get, path = "/v1/strategy-steps/{target}", tag = "strategies", security(("user_token" = [])),
+    params(("target" = String, Path, description = "The step's target (a host)")),
+    responses((status = 200, description = "The step and its phases", body = StepDetail), (status = 404, description = "No such step", body = ErrorBody))
+)]
 pub async fn step(
     State(state): State<AppState>,
-    Path(target): Path<String>,
+    ApiPath(target): ApiPath<String>,
 ) -> Result<Json<StepDetail>, ApiError> {
     let not_found = || ApiError::not_found(format!("strategy step {target:?}"));
     let strategy = state.store.strategy().await?.ok_or_else(not_found)?;
@@ -316,6 +344,10 @@ pub async fn step(
 
 /// `GET /v1/rolling-maintenance-strategy/report`: hosts updated and skipped, like CloudStack's
 /// response (plus the failed ones).
+#[utoipa::path(
+    get, path = "/v1/rolling-maintenance-strategy/report", tag = "strategies", security(("user_token" = [])),
+    responses((status = 200, description = "Hosts updated, skipped and failed", body = MaintenanceReport), (status = 404, description = "No rolling-maintenance strategy", body = ErrorBody))
+)]
 pub async fn report(State(state): State<AppState>) -> Result<Json<MaintenanceReport>, ApiError> {
     let strategy = current(&state).await?;
     let steps = state.store.steps(&strategy.id).await?;

@@ -1,18 +1,23 @@
 //! `/v1/users`: user management, for admins only.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::users::{NewUser, User, UserList};
 use convoy_core::role::Role;
 use convoy_core::validation::{validate_name, validate_password};
 use convoy_store::{UserDeletion, UserRecord};
 
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ApiPath, Caller};
 use super::{ApiError, views};
 use crate::secrets;
 use crate::state::AppState;
+use convoy_api::ErrorBody;
 
+#[utoipa::path(
+    get, path = "/v1/users", tag = "users", security(("user_token" = [])),
+    responses((status = 200, description = "Every user (admins only)", body = UserList), (status = 403, description = "The caller is not an admin", body = ErrorBody))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -28,6 +33,11 @@ pub async fn list(
     Ok(Json(UserList { users }))
 }
 
+#[utoipa::path(
+    post, path = "/v1/users", tag = "users", security(("user_token" = [])),
+    request_body = NewUser,
+    responses((status = 201, description = "The new user", body = User), (status = 409, description = "The user exists", body = ErrorBody))
+)]
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,10 +74,15 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(views::user(record))))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/users/{name}", tag = "users", security(("user_token" = [])),
+    params(("name" = String, Path, description = "The user's name")),
+    responses((status = 204, description = "Deleted; the user's tokens stop working"), (status = 404, description = "No such user", body = ErrorBody), (status = 409, description = "The caller's own user, or the last admin", body = ErrorBody))
+)]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
     // The store refuses to delete the last admin; refusing to delete oneself as well keeps a
