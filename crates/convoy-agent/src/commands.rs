@@ -273,6 +273,7 @@ mod tests {
                 hooks_dir: None,
                 jobs_dir: dir.join("jobs"),
                 agent_binary: std::path::PathBuf::from("convoy-agent"),
+                env: Default::default(),
             },
             HostPatches::new(
                 crate::patches::Installer::new(

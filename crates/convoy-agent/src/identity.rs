@@ -23,14 +23,9 @@ pub fn path(state_dir: &Path) -> PathBuf {
 
 /// The identity saved in `state_dir`, if any. Refuses one that belongs to another host.
 pub fn load(state_dir: &Path, hostname: &str) -> anyhow::Result<Option<Identity>> {
-    let path = path(state_dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let Some(identity) = load_any(state_dir)? else {
+        return Ok(None);
     };
-    let identity: Identity = serde_json::from_str(&text)
-        .with_context(|| format!("{} is corrupt; remove it to enrol again", path.display()))?;
     if identity.hostname != hostname {
         bail!(
             "the state directory {} belongs to host {:?}, not {hostname:?}; give each host its own",
@@ -39,6 +34,19 @@ pub fn load(state_dir: &Path, hostname: &str) -> anyhow::Result<Option<Identity>
         );
     }
     Ok(Some(identity))
+}
+
+/// The identity saved in `state_dir`, whichever host it is.
+pub fn load_any(state_dir: &Path) -> anyhow::Result<Option<Identity>> {
+    let path = path(state_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("{} is corrupt; remove it to enrol again", path.display()))
 }
 
 /// Saves the identity atomically, readable by the agent's user only.

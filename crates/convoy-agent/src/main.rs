@@ -1,6 +1,7 @@
 //! `convoy-agent`: runs on every host, connects out to its site's convoyd, reports the host's
 //! facts and runs the commands it is sent.
 
+mod alarm;
 mod commands;
 mod facts;
 mod hooks;
@@ -106,6 +107,9 @@ pub enum Mode {
     /// Installs signed patch files on this host without a controller (before it has one),
     /// into the state directory the agent reports from.
     InstallLocal(patches::install_local::InstallLocalArgs),
+    /// Raise or clear an alarm about this host, as the host (for hook scripts and
+    /// operators' tools on it).
+    Alarm(alarm::AlarmArgs),
     /// Runs the hooks of one state directory for its agents, outliving them (internal).
     #[command(name = hooks::RUNNER_SUBCOMMAND, hide = true)]
     HookRunner(hooks::RunnerArgs),
@@ -149,6 +153,9 @@ fn main() -> ExitCode {
         }
         Ok(Invocation::Mode(Mode::InstallLocal(args))) => {
             return patches::install_local::main(args);
+        }
+        Ok(Invocation::Mode(Mode::Alarm(args))) => {
+            return alarm::main(args);
         }
         Err(e) => e.exit(),
     };

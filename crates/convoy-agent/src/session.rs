@@ -56,6 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         hooks_dir: args.hooks_dir.clone(),
         jobs_dir: args.state_dir.join("jobs"),
         agent_binary: std::env::current_exe().context("cannot find the agent's own executable")?,
+        env: hook_env(&args)?,
     };
     let ledger = Ledger::open(&args.state_dir)?;
     let trusted = TrustedKeys::read(&args.trusted_keys).context(
@@ -187,6 +188,26 @@ async fn enrol(
             }
         }
     }
+}
+
+/// What every hook is told of its agent: the controller, the state directory and the agent's
+/// binary, so that `"$CONVOY_AGENT" alarm raise ...` works from a hook without flags.
+fn hook_env(args: &Args) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut env = std::collections::BTreeMap::new();
+    let exe = std::env::current_exe().context("cannot find the agent's own executable")?;
+    env.insert("CONVOY_AGENT".into(), exe.display().to_string());
+    env.insert("CONVOY_CONTROLLER".into(), args.controller.clone());
+    env.insert(
+        "CONVOY_AGENT_STATE_DIR".into(),
+        std::path::absolute(&args.state_dir)?.display().to_string(),
+    );
+    if let Some(ca) = &args.ca_cert {
+        env.insert(
+            "CONVOY_CA_CERT".into(),
+            std::path::absolute(ca)?.display().to_string(),
+        );
+    }
+    Ok(env)
 }
 
 /// How the agent trusts its controller: `--ca-cert`, else `--tls-fingerprint`, else the

@@ -202,6 +202,60 @@ impl Client {
         .await
     }
 
+    pub async fn alarms(&self) -> Result<Vec<crate::alarms::Alarm>, ClientError> {
+        let list: crate::alarms::AlarmList =
+            self.call(Method::GET, "/v1/alarms", None::<&()>).await?;
+        Ok(list.alarms)
+    }
+
+    pub async fn alarm(&self, uuid: &str) -> Result<crate::alarms::Alarm, ClientError> {
+        self.call(Method::GET, &format!("/v1/alarms/{uuid}"), None::<&()>)
+            .await
+    }
+
+    /// Raises an alarm as an operator (`POST /v1/alarms`).
+    pub async fn raise_alarm(
+        &self,
+        alarm: &crate::alarms::NewAlarm,
+    ) -> Result<crate::alarms::Alarm, ClientError> {
+        self.call(Method::POST, "/v1/alarms", Some(alarm)).await
+    }
+
+    /// Clears an active alarm as an operator (`DELETE /v1/alarms/{uuid}`).
+    pub async fn clear_alarm(&self, uuid: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &format!("/v1/alarms/{uuid}"))
+            .await
+    }
+
+    pub async fn events(&self, limit: u32) -> Result<Vec<crate::alarms::Event>, ClientError> {
+        let list: crate::alarms::EventList = self
+            .call(
+                Method::GET,
+                &format!("/v1/events?limit={limit}"),
+                None::<&()>,
+            )
+            .await?;
+        Ok(list.events)
+    }
+
+    /// An agent raises an alarm on its host (`POST /v1/agent/alarms`).
+    pub async fn raise_host_alarm(
+        &self,
+        alarm: &crate::alarms::NewAlarm,
+    ) -> Result<crate::alarms::Alarm, ClientError> {
+        self.call(Method::POST, "/v1/agent/alarms", Some(alarm))
+            .await
+    }
+
+    /// An agent clears an alarm on its host (`POST /v1/agent/alarms/clear`).
+    pub async fn clear_host_alarm(
+        &self,
+        clear: &crate::alarms::ClearAlarm,
+    ) -> Result<crate::alarms::Cleared, ClientError> {
+        self.call(Method::POST, "/v1/agent/alarms/clear", Some(clear))
+            .await
+    }
+
     pub async fn delete_host(&self, hostname: &str) -> Result<(), ClientError> {
         self.call_empty(Method::DELETE, &format!("/v1/hosts/{hostname}"))
             .await

@@ -2,6 +2,7 @@
 //! the CLI, and a typed HTTP client over them.
 
 pub mod agent;
+pub mod alarms;
 pub mod auth;
 pub mod client;
 pub mod error;

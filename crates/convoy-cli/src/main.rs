@@ -39,6 +39,12 @@ enum Command {
     /// Clusters and their state.
     #[command(subcommand)]
     Cluster(commands::cluster::ClusterCommand),
+    /// The site's active alarms: list, show, raise, clear.
+    #[command(subcommand)]
+    Alarm(commands::alarm::AlarmCommand),
+    /// The history of alarms raised and cleared.
+    #[command(subcommand)]
+    Event(commands::alarm::EventCommand),
     /// Rolling maintenance of hosts with operator hook scripts, as a strategy.
     #[command(subcommand)]
     RollingMaintenanceStrategy(commands::rolling_maintenance::StrategyCommand),
@@ -94,6 +100,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Host(command) => command.run(&cli.connection, &out).await,
         Command::User(command) => command.run(&cli.connection, &out).await,
         Command::Cluster(command) => command.run(&cli.connection, &out).await,
+        Command::Alarm(command) => command.run(&cli.connection, &out).await,
+        Command::Event(command) => command.run(&cli.connection, &out).await,
         Command::RollingMaintenanceStrategy(command) => command.run(&cli.connection, &out).await,
         Command::RollingMaintenance(command) => command.run(&cli.connection, &out).await,
         Command::StrategyStep(command) => command.run(&cli.connection, &out).await,

@@ -419,7 +419,10 @@ async fn alarm_story(store: &dyn Store) {
     let (updated, changed) = store.raise_alarm(&worse).await.unwrap();
     assert!(changed);
     assert_eq!((updated.uuid.as_str(), updated.raised_at), ("u1", at(70)));
-    assert_eq!(store.alarms().await.unwrap(), std::slice::from_ref(&updated));
+    assert_eq!(
+        store.alarms().await.unwrap(),
+        std::slice::from_ref(&updated)
+    );
     assert_eq!(store.alarm("u1").await.unwrap(), Some(updated.clone()));
 
     let cleared = store

@@ -1,5 +1,6 @@
 //! `convoyd`: the Convoy site controller daemon.
 
+mod alarms;
 mod api;
 mod clock;
 mod config;
@@ -83,6 +84,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         &settings,
     );
     strategy::driver::spawn(state.clone());
+    alarms::spawn(state.clone());
     let app = api::router(state, &settings);
     let tls = tls::prepare(&settings)?;
     match &tls {

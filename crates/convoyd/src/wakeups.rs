@@ -14,6 +14,8 @@ pub struct Wakeups {
     hosts: Mutex<HashMap<String, Arc<Notify>>>,
     outcomes: Notify,
     strategy: Notify,
+    /// Wakes the sweep of Convoy's own alarms (a host was locked, unlocked or deleted).
+    alarms: Notify,
     /// Counts operators' changes to the strategy, so the driver knows when its copy is stale.
     strategy_changes: AtomicU64,
 }
@@ -50,6 +52,17 @@ impl Wakeups {
     /// strategy read after it is current unless the count has moved since.
     pub fn strategy_changes(&self) -> u64 {
         self.strategy_changes.load(Ordering::SeqCst)
+    }
+
+    /// The signal the alarm sweep waits on between its rounds.
+    pub fn alarms(&self) -> &Notify {
+        &self.alarms
+    }
+
+    /// A host's administrative state changed: its alarms follow at once. A permit is kept
+    /// if the sweep is busy, so the change is never missed.
+    pub fn hosts_changed(&self) {
+        self.alarms.notify_one();
     }
 
     pub fn forget_host(&self, hostname: &str) {

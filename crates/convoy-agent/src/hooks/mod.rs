@@ -87,6 +87,9 @@ pub struct Hooks {
     pub hooks_dir: Option<PathBuf>,
     pub jobs_dir: PathBuf,
     pub agent_binary: PathBuf,
+    /// Environment every hook gets, so that it can reach its controller as the host
+    /// (`"$CONVOY_AGENT" alarm raise ...`).
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl Hooks {
@@ -99,7 +102,7 @@ impl Hooks {
         let line = RunnerRequest {
             job: id,
             stage: Some(request.stage),
-            env: Default::default(),
+            env: self.env.clone(),
             timeout_seconds: request.timeout_seconds,
             script,
             args: request.args.clone(),
@@ -464,6 +467,7 @@ mod tests {
                 hooks_dir: Some(self.hooks_dir()),
                 jobs_dir: self.path("jobs"),
                 agent_binary: runner_binary().to_path_buf(),
+                env: Default::default(),
             }
         }
 

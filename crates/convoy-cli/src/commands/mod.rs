@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod alarm;
 pub mod cluster;
 pub mod demo;
 pub mod host;

@@ -101,6 +101,11 @@ async fn set_administrative(
         state = desired.as_str(),
         "administrative state set"
     );
+    // The lock alarm follows at once (the sweep would see it within a ping interval).
+    if let Err(e) = crate::alarms::sweep(state).await {
+        tracing::warn!("cannot update the host alarms: {e:#}");
+        state.wakeups.hosts_changed();
+    }
     Ok(Json(views::host(
         record,
         crate::clock::now(),
@@ -132,6 +137,20 @@ pub async fn forget(
     }
     state.wakeups.forget_host(&hostname);
     state.credentials.forget_host(&hostname);
+    // Alarms about a host that is gone have no cause left.
+    for alarm in state.store.alarms().await? {
+        if convoy_core::alarm::entity_on_host(&alarm.entity, &hostname) {
+            state
+                .store
+                .clear_alarm(
+                    &alarm.alarm_id,
+                    &alarm.entity,
+                    crate::clock::now(),
+                    "convoy",
+                )
+                .await?;
+        }
+    }
     tracing::info!(host = hostname, "host deleted");
     Ok(StatusCode::NO_CONTENT)
 }

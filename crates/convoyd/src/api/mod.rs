@@ -1,6 +1,7 @@
 //! The REST API: routes, authentication and the agent gateway.
 
 mod agent;
+mod alarms;
 mod clusters;
 mod enrol_tokens;
 mod error;
@@ -41,6 +42,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/users", get(users::list).post(users::add))
         .route("/v1/users/{name}", delete(users::remove))
         .route("/v1/clusters", get(clusters::list))
+        .route("/v1/alarms", get(alarms::list).post(alarms::raise))
+        .route("/v1/alarms/{uuid}", get(alarms::show).delete(alarms::clear))
+        .route("/v1/events", get(alarms::events))
         .route(
             "/v1/rolling-maintenance-strategy",
             get(strategies::show)
@@ -94,6 +98,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     // host credential (checked by the `AgentHost` extractor).
     let agent_routes = Router::new()
         .route("/v1/agent/enrol", post(agent::enrol))
+        .route("/v1/agent/alarms", post(alarms::agent_raise))
+        .route("/v1/agent/alarms/clear", post(alarms::agent_clear))
         .route("/v1/agent/heartbeat", post(agent::heartbeat))
         .route("/v1/agent/commands", get(agent::poll_commands))
         .route(

@@ -14,7 +14,7 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
-use super::{agent, clusters, enrol_tokens, hosts, identity, patches, strategies, users};
+use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, strategies, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +43,11 @@ use super::{agent, clusters, enrol_tokens, hosts, identity, patches, strategies,
         users::add,
         users::remove,
         clusters::list,
+        alarms::list,
+        alarms::show,
+        alarms::raise,
+        alarms::clear,
+        alarms::events,
         strategies::create,
         strategies::show,
         strategies::action,
@@ -70,6 +75,8 @@ use super::{agent, clusters, enrol_tokens, hosts, identity, patches, strategies,
         agent::heartbeat,
         agent::poll_commands,
         agent::report_outcome,
+        alarms::agent_raise,
+        alarms::agent_clear,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Conventions),
@@ -77,6 +84,7 @@ use super::{agent, clusters, enrol_tokens, hosts, identity, patches, strategies,
         (name = "identity", description = "Keystone v3 login and token revocation"),
         (name = "hosts", description = "The site's hosts and the commands sent to them"),
         (name = "users", description = "Users and their roles (admins only)"),
+        (name = "alarms", description = "Active alarms and their history"),
         (name = "strategies", description = "Rolling maintenance and strategy steps"),
         (name = "patches", description = "The patch repository and installs on hosts"),
         (name = "agents", description = "The agent protocol (host credentials)"),

@@ -1,0 +1,88 @@
+//! Convoy's own alarms: each locked host has `200.001` and each offline host `200.004`, raised
+//! and cleared by a sweep every ping interval (and at once after a lock or an unlock), from
+//! the pure rule in `convoy_core::alarm`.
+
+use std::time::Duration;
+
+use convoy_core::alarm::{
+    HOST_LOCKED, HOST_OFFLINE, HostCondition, desired_host_alarms, reconcile,
+};
+use convoy_core::host::{Administrative, Availability, availability};
+use convoy_store::AlarmRecord;
+
+use crate::state::AppState;
+
+/// Who Convoy's own alarms are from.
+const SOURCE: &str = "convoy";
+
+/// Starts the sweep: now, then every ping interval, and whenever woken.
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(state.ping_interval.as_secs().max(1) as u64);
+        loop {
+            if let Err(e) = sweep(&state).await {
+                tracing::warn!("cannot update Convoy's host alarms: {e:#}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = state.wakeups.alarms().notified() => {}
+            }
+        }
+    });
+}
+
+/// Raises and clears Convoy's host alarms so that they match the hosts now.
+pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
+    let now = crate::clock::now();
+    let hosts: Vec<HostCondition> = state
+        .store
+        .hosts()
+        .await?
+        .into_iter()
+        .map(|h| HostCondition {
+            offline: availability(h.last_seen, now, state.ping_interval) == Availability::Offline,
+            locked: h.administrative == Administrative::Locked,
+            hostname: h.hostname,
+        })
+        .collect();
+    let desired = desired_host_alarms(&hosts);
+    let active: Vec<(String, String)> = state
+        .store
+        .alarms()
+        .await?
+        .into_iter()
+        .filter(|a| {
+            a.source == SOURCE && [HOST_LOCKED, HOST_OFFLINE].contains(&a.alarm_id.as_str())
+        })
+        .map(|a| (a.alarm_id, a.entity))
+        .collect();
+    let (raise, clear) = reconcile(&desired, &active);
+    for alarm in raise {
+        state
+            .store
+            .raise_alarm(&AlarmRecord {
+                uuid: uuid::Uuid::new_v4().to_string(),
+                alarm_id: alarm.alarm_id.into(),
+                entity: alarm.entity.clone(),
+                severity: alarm.severity,
+                reason: alarm.reason.clone(),
+                mgmt_affecting: alarm.mgmt_affecting,
+                raised_at: now,
+                source: SOURCE.into(),
+            })
+            .await?;
+        tracing::info!(
+            alarm = alarm.alarm_id,
+            entity = alarm.entity,
+            "alarm raised"
+        );
+    }
+    for (alarm_id, entity) in clear {
+        state
+            .store
+            .clear_alarm(&alarm_id, &entity, now, SOURCE)
+            .await?;
+        tracing::info!(alarm = alarm_id, entity, "alarm cleared");
+    }
+    Ok(())
+}
