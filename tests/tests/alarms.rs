@@ -290,3 +290,54 @@ async fn operators_raise_and_clear_readers_only_look() {
     let missing = site.convoy(&["alarm", "show", &uuid]).await;
     assert!(missing.fails(2).contains("not found"), "{missing:?}");
 }
+
+/// While a patch is partly applied (a host has yet to install it), the site has `900.001`;
+/// once every host has it, the alarm clears.
+#[tokio::test]
+async fn patching_in_progress_is_an_alarm_until_every_host_has_installed() {
+    let (site, keys) = Site::with_patch_key(&workers(1)).await;
+    let conf = site.source("p.conf", "p\n").display().to_string();
+    let file = site
+        .build_patch(
+            &keys,
+            "ALARM_0001",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "N",
+                "--worker",
+                &format!("{conf}=etc/p.conf"),
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &file.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", "ALARM_0001"]).await.ok();
+    let admin = site.admin();
+    wait_until(
+        Deadline::after(Duration::from_secs(20)),
+        "the patching alarm",
+        || async {
+            admin
+                .alarms()
+                .await
+                .ok()?
+                .into_iter()
+                .find(|a| a.alarm_id == "900.001" && a.entity == "subsystem=patching")
+        },
+    )
+    .await
+    .unwrap();
+    site.convoy(&["patch", "host-install", "worker-0"])
+        .await
+        .ok();
+    wait_until(
+        Deadline::after(Duration::from_secs(20)),
+        "the patching alarm to clear",
+        || async { admin.alarms().await.ok()?.is_empty().then_some(()) },
+    )
+    .await
+    .unwrap();
+}

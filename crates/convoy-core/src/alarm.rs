@@ -128,6 +128,31 @@ pub const HOST_LOCKED: &str = "200.001";
 /// A host whose agent has missed its heartbeats.
 pub const HOST_OFFLINE: &str = "200.004";
 
+/// Patches are partly applied or partly removed: some host has yet to install (StarlingX's
+/// `900.001`, which the patch strategy ignores).
+pub const PATCHING_IN_PROGRESS: &str = "900.001";
+/// The entity of the site's patching: not a host, so no agent can clear it.
+pub const PATCHING_ENTITY: &str = "subsystem=patching";
+
+/// The patching alarm, while patches are `Partial-Apply` or `Partial-Remove`.
+pub fn desired_patching_alarm(states: &[crate::patch::PatchState]) -> Option<DesiredAlarm> {
+    use crate::patch::PatchState;
+    let pending = states
+        .iter()
+        .filter(|s| matches!(s, PatchState::PartialApply | PatchState::PartialRemove))
+        .count();
+    (pending > 0).then(|| DesiredAlarm {
+        alarm_id: PATCHING_IN_PROGRESS,
+        entity: PATCHING_ENTITY.into(),
+        severity: Severity::Minor,
+        reason: format!(
+            "Patching operation in progress: {pending} patch(es) partly applied or removed; \
+             install them on the hosts (convoy patch host-install)."
+        ),
+        mgmt_affecting: false,
+    })
+}
+
 /// What Convoy knows of a host that its own alarms follow from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCondition {
@@ -266,6 +291,23 @@ mod tests {
                 (HOST_OFFLINE, "host=b")
             ]
         );
+    }
+
+    #[test]
+    fn patching_is_in_progress_while_a_patch_is_partly_applied_or_removed() {
+        use crate::patch::PatchState::*;
+        assert_eq!(
+            desired_patching_alarm(&[Available, Applied, Committed]),
+            None
+        );
+        for partial in [PartialApply, PartialRemove] {
+            let alarm = desired_patching_alarm(&[Applied, partial]).unwrap();
+            assert_eq!(
+                (alarm.alarm_id, alarm.entity.as_str()),
+                (PATCHING_IN_PROGRESS, PATCHING_ENTITY)
+            );
+        }
+        assert!(!entity_on_host(PATCHING_ENTITY, "subsystem"));
     }
 
     #[test]

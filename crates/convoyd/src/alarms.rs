@@ -1,11 +1,13 @@
-//! Convoy's own alarms: each locked host has `200.001` and each offline host `200.004`, raised
-//! and cleared by a sweep every ping interval (and at once after a lock or an unlock), from
-//! the pure rule in `convoy_core::alarm`.
+//! Convoy's own alarms: each locked host has `200.001`, each offline host `200.004`, and the
+//! site `900.001` while patches are partly applied or removed; raised and cleared by a sweep
+//! every ping interval (and at once after a lock, an unlock or a patch operation), from the
+//! pure rules in `convoy_core::alarm`.
 
 use std::time::Duration;
 
 use convoy_core::alarm::{
-    HOST_LOCKED, HOST_OFFLINE, HostCondition, desired_host_alarms, reconcile,
+    HOST_LOCKED, HOST_OFFLINE, HostCondition, PATCHING_IN_PROGRESS, desired_host_alarms,
+    desired_patching_alarm, reconcile,
 };
 use convoy_core::host::{Administrative, Availability, availability};
 use convoy_store::AlarmRecord;
@@ -45,14 +47,22 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
             hostname: h.hostname,
         })
         .collect();
-    let desired = desired_host_alarms(&hosts);
+    let mut desired = desired_host_alarms(&hosts);
+    let patch_states: Vec<_> = crate::patches::repository::Site::load(state)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?
+        .patch_states()
+        .into_values()
+        .collect();
+    desired.extend(desired_patching_alarm(&patch_states));
     let active: Vec<(String, String)> = state
         .store
         .alarms()
         .await?
         .into_iter()
         .filter(|a| {
-            a.source == SOURCE && [HOST_LOCKED, HOST_OFFLINE].contains(&a.alarm_id.as_str())
+            a.source == SOURCE
+                && [HOST_LOCKED, HOST_OFFLINE, PATCHING_IN_PROGRESS].contains(&a.alarm_id.as_str())
         })
         .map(|a| (a.alarm_id, a.entity))
         .collect();

@@ -14,7 +14,7 @@ pub struct Wakeups {
     hosts: Mutex<HashMap<String, Arc<Notify>>>,
     outcomes: Notify,
     strategy: Notify,
-    /// Wakes the sweep of Convoy's own alarms (a host was locked, unlocked or deleted).
+    /// Wakes the sweep of Convoy's own alarms.
     alarms: Notify,
     /// Counts operators' changes to the strategy, so the driver knows when its copy is stale.
     strategy_changes: AtomicU64,
@@ -59,9 +59,10 @@ impl Wakeups {
         &self.alarms
     }
 
-    /// A host's administrative state changed: its alarms follow at once. A permit is kept
-    /// if the sweep is busy, so the change is never missed.
-    pub fn hosts_changed(&self) {
+    /// Something Convoy's own alarms follow from changed (a patch operation, an install's
+    /// outcome): the sweep runs at once. A permit is kept if the sweep is busy, so the change
+    /// is never missed.
+    pub fn recheck_alarms(&self) {
         self.alarms.notify_one();
     }
 

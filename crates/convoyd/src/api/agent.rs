@@ -342,6 +342,9 @@ async fn store_outcome(
     }
     state.inbox.note_stored();
     state.wakeups.outcomes().notify_waiters();
+    if reported.command.kind == CommandKind::InstallPatches {
+        state.wakeups.recheck_alarms();
+    }
     Ok(())
 }
 

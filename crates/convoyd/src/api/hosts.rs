@@ -104,7 +104,7 @@ async fn set_administrative(
     // The lock alarm follows at once (the sweep would see it within a ping interval).
     if let Err(e) = crate::alarms::sweep(state).await {
         tracing::warn!("cannot update the host alarms: {e:#}");
-        state.wakeups.hosts_changed();
+        state.wakeups.recheck_alarms();
     }
     Ok(Json(views::host(
         record,

@@ -211,6 +211,7 @@ async fn decide_and_persist(
     let site = Site::load_for_change(state).await?;
     let outcome = decide(&site).map_err(refused)?;
     site.persist(state, &outcome, &BTreeMap::new()).await?;
+    state.wakeups.recheck_alarms();
     Ok(Json(answer(&outcome)))
 }
 
