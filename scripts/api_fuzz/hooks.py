@@ -28,6 +28,7 @@ VIEWS = [
     "/v1/patch-hosts",
     "/v1/rolling-maintenance-strategy",
     "/v1/strategy-steps",
+    "/v1/alarms",
 ]
 
 _before = {}

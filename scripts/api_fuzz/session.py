@@ -2,6 +2,7 @@
 
     session.py start URL DATA_DIR PID  waits for convoyd, logs in as admin; prints the token
     session.py reader URL ADMIN_TOKEN  adds a reader; prints its token
+    session.py host URL DATA_DIR       enrols a host with the site token; prints its credential
     session.py healthy URL TOKEN       fails unless convoyd still answers
 """
 
@@ -61,6 +62,21 @@ def reader(url, admin):
     print(login(url, name, password))
 
 
+def host(url, data_dir):
+    with open(os.path.join(data_dir, "agent-token")) as f:
+        token = f.read().strip()
+    facts = {"capacity_cpus": 1, "capacity_memory_mib": 1024, "load_cpus": 0.0,
+             "load_memory_mib": 0, "boot_id": "b", "os": "fuzz", "agent_version": "0",
+             "state_fs_free_bytes": 1}
+    body = {"enrolment_token": token, "hostname": f"api-fuzz-host-{os.getpid()}",
+            "personality": "worker", "facts": facts}
+    try:
+        _, _, answer = request("POST", f"{url}/v1/agent/enrol", body)
+    except urllib.error.HTTPError as e:
+        sys.exit(f"api-fuzz: cannot enrol a host: {e.code} {e.read().decode()}")
+    print(json.loads(answer)["credential"])
+
+
 def healthy(url, token):
     status, _, body = request("GET", f"{url}/v1/hosts", token=token)
     if status != 200 or "hosts" not in json.loads(body):
@@ -69,4 +85,5 @@ def healthy(url, token):
 
 
 if __name__ == "__main__":
-    {"start": start, "reader": reader, "healthy": healthy}[sys.argv[1]](*sys.argv[2:])
+    {"start": start, "reader": reader, "host": host, "healthy": healthy}[sys.argv[1]](
+        *sys.argv[2:])
