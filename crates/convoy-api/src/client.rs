@@ -184,6 +184,16 @@ impl Client {
         .await
     }
 
+    /// Moves activity from the active controller `hostname` to the standby.
+    pub async fn swact_host(&self, hostname: &str) -> Result<Host, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/hosts/{hostname}/swact"),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn lock_host(&self, hostname: &str) -> Result<Host, ClientError> {
         self.call(
             Method::POST,

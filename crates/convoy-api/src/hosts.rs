@@ -33,6 +33,10 @@ pub struct Host {
     pub last_seen: Option<Timestamp>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub enrolled_at: Timestamp,
+    /// For a controller, `active` or `standby` (`convoy host swact` moves activity); null
+    /// for other hosts.
+    #[serde(default)]
+    pub controller: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

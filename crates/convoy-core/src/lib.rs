@@ -5,6 +5,7 @@
 pub mod alarm;
 pub mod capacity;
 pub mod command;
+pub mod controllers;
 pub mod hook;
 pub mod host;
 pub mod login_throttle;

@@ -209,4 +209,11 @@ pub trait Store: Send + Sync + 'static {
     async fn alarm(&self, uuid: &str) -> Result<Option<AlarmRecord>>;
     /// The newest `limit` events, newest first.
     async fn alarm_events(&self, limit: u32) -> Result<Vec<AlarmEvent>>;
+
+    // controllers
+    /// The controller a swact last made active, if any.
+    async fn active_controller(&self) -> Result<Option<String>>;
+    /// Records `hostname` as the active controller if the recorded one is still `expected`
+    /// (a compare-and-set, so two swacts at once cannot both win); false if it changed.
+    async fn set_active_controller(&self, expected: Option<&str>, hostname: &str) -> Result<bool>;
 }

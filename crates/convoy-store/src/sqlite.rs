@@ -1010,6 +1010,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn active_controller(&self) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT hostname FROM active_controller WHERE id = 1")
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|r| r.try_get("hostname")).transpose()?)
+    }
+
+    async fn set_active_controller(&self, expected: Option<&str>, hostname: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO active_controller (id, hostname) SELECT 1, $2 \
+               WHERE $1 IS (SELECT hostname FROM active_controller WHERE id = 1) \
+             ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname",
+        )
+        .bind(expected)
+        .bind(hostname)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn raise_alarm(&self, alarm: &AlarmRecord) -> Result<(AlarmRecord, bool)> {
         let mut tx = self.writer.begin().await?;
         let existing = sqlx::query("SELECT * FROM alarms WHERE alarm_id = $1 AND entity = $2")

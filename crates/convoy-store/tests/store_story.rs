@@ -330,6 +330,31 @@ async fn story(store: &dyn Store) {
     strategy_story(store).await;
     alarm_story(store).await;
 
+    // The active controller: set from nothing, then only from what it was.
+    assert_eq!(store.active_controller().await.unwrap(), None);
+    assert!(
+        store
+            .set_active_controller(None, "controller-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_active_controller(None, "controller-0")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_active_controller(Some("controller-1"), "controller-0")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.active_controller().await.unwrap().as_deref(),
+        Some("controller-0")
+    );
+
     // Deleting a host forgets its commands; deleting a user forgets their tokens.
     assert!(store.delete_host("worker-0").await.unwrap());
     assert!(!store.delete_host("worker-0").await.unwrap());

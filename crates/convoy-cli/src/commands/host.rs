@@ -32,6 +32,9 @@ pub enum HostCommand {
     Lock { hostname: String },
     /// Return a host to service (administrative state `unlocked`).
     Unlock { hostname: String },
+    /// Move activity from the active controller to the standby, which must be unlocked and
+    /// available (`convoy host show` says which is `active`).
+    Swact { hostname: String },
     /// Forget a host. It must be locked or offline.
     Delete { hostname: String },
     /// Send a ping through the agent channel and show the answer.
@@ -74,6 +77,11 @@ impl HostCommand {
             HostCommand::Show { hostname } => out.one(&client.host(&hostname).await?),
             HostCommand::Lock { hostname } => out.one(&client.lock_host(&hostname).await?),
             HostCommand::Unlock { hostname } => out.one(&client.unlock_host(&hostname).await?),
+            HostCommand::Swact { hostname } => {
+                let host = client.swact_host(&hostname).await?;
+                out.note(&format!("{hostname} is now the standby controller"));
+                out.one(&host)
+            }
             HostCommand::Delete { hostname } => {
                 client.delete_host(&hostname).await?;
                 out.note(&format!("host {hostname} deleted"));

@@ -7,8 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_api::hosts::{Command, Host, HostList, NewCommand};
 use convoy_core::command::CommandKind;
+use convoy_core::controllers::ControllerHost;
 use convoy_core::host::{Administrative, Availability};
-use convoy_store::CommandRecord;
+use convoy_store::{CommandRecord, HostRecord};
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -22,14 +24,81 @@ use convoy_api::ErrorBody;
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<HostList>, ApiError> {
     let now = crate::clock::now();
-    let hosts = state
-        .store
-        .hosts()
-        .await?
+    let records = state.store.hosts().await?;
+    let active = active_controller(&state, &records, now).await?;
+    let hosts = records
         .into_iter()
-        .map(|record| views::host(record, now, state.ping_interval))
+        .map(|record| views::host(record, now, state.ping_interval, active.as_deref()))
         .collect();
     Ok(Json(HostList { hosts }))
+}
+
+/// What the swact rule knows of the hosts.
+fn conditions(
+    records: &[HostRecord],
+    now: Timestamp,
+    ping_interval: SignedDuration,
+) -> Vec<ControllerHost> {
+    records
+        .iter()
+        .map(|r| ControllerHost {
+            hostname: r.hostname.clone(),
+            personality: r.personality,
+            administrative: r.administrative,
+            availability: convoy_core::host::availability(r.last_seen, now, ping_interval),
+        })
+        .collect()
+}
+
+async fn active_controller(
+    state: &AppState,
+    records: &[HostRecord],
+    now: Timestamp,
+) -> Result<Option<String>, ApiError> {
+    let recorded = state.store.active_controller().await?;
+    Ok(convoy_core::controllers::active_controller(
+        &conditions(records, now, state.ping_interval),
+        recorded.as_deref(),
+    ))
+}
+
+/// Moves activity from the active controller `hostname` to the standby.
+#[utoipa::path(
+    post, path = "/v1/hosts/{hostname}/swact", tag = "hosts", security(("user_token" = [])),
+    params(("hostname" = String, Path, description = "The active controller")),
+    responses((status = 200, description = "The host, now the standby controller", body = Host), (status = 404, description = "No such host", body = ErrorBody), (status = 409, description = "Not the active controller, or no standby ready to take over", body = ErrorBody))
+)]
+pub async fn swact(
+    State(state): State<AppState>,
+    ApiPath(hostname): ApiPath<String>,
+) -> Result<Json<Host>, ApiError> {
+    let now = crate::clock::now();
+    let records = state.store.hosts().await?;
+    if !records.iter().any(|r| r.hostname == hostname) {
+        return Err(host_not_found(&hostname));
+    }
+    let recorded = state.store.active_controller().await?;
+    let to = convoy_core::controllers::swact(
+        &conditions(&records, now, state.ping_interval),
+        recorded.as_deref(),
+        &hostname,
+    )
+    .map_err(|refusal| ApiError::conflict(refusal.to_string()))?;
+    if !state
+        .store
+        .set_active_controller(recorded.as_deref(), &to)
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "another swact changed the active controller meanwhile; look again and retry",
+        ));
+    }
+    tracing::info!(
+        from = hostname,
+        to,
+        "swact: {to} is now the active controller"
+    );
+    find(&state, &hostname).await.map(Json)
 }
 
 #[utoipa::path(
@@ -45,15 +114,18 @@ pub async fn show(
 }
 
 async fn find(state: &AppState, hostname: &str) -> Result<Host, ApiError> {
-    let record = state
-        .store
-        .host(hostname)
-        .await?
+    let now = crate::clock::now();
+    let records = state.store.hosts().await?;
+    let active = active_controller(state, &records, now).await?;
+    let record = records
+        .into_iter()
+        .find(|r| r.hostname == hostname)
         .ok_or_else(|| host_not_found(hostname))?;
     Ok(views::host(
         record,
-        crate::clock::now(),
+        now,
         state.ping_interval,
+        active.as_deref(),
     ))
 }
 
@@ -91,7 +163,7 @@ async fn set_administrative(
     hostname: &str,
     desired: Administrative,
 ) -> Result<Json<Host>, ApiError> {
-    let record = state
+    state
         .store
         .set_administrative(hostname, desired)
         .await?
@@ -106,11 +178,7 @@ async fn set_administrative(
         tracing::warn!("cannot update the host alarms: {e:#}");
         state.wakeups.recheck_alarms();
     }
-    Ok(Json(views::host(
-        record,
-        crate::clock::now(),
-        state.ping_interval,
-    )))
+    find(state, hostname).await.map(Json)
 }
 
 /// Forgets a host. A host in service is refused: lock it first (or let it go offline), as

@@ -34,6 +34,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/v1/hosts/{hostname}/lock", post(hosts::lock))
         .route("/v1/hosts/{hostname}/unlock", post(hosts::unlock))
+        .route("/v1/hosts/{hostname}/swact", post(hosts::swact))
         .route("/v1/hosts/{hostname}/commands", post(hosts::send_command))
         .route(
             "/v1/hosts/{hostname}/commands/{id}",

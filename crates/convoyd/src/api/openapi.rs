@@ -35,6 +35,7 @@ use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, str
         hosts::show,
         hosts::lock,
         hosts::unlock,
+        hosts::swact,
         hosts::forget,
         hosts::send_command,
         hosts::show_command,

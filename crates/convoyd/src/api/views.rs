@@ -3,15 +3,33 @@
 use convoy_api::hosts::{Command, CommandOutcome, Host};
 use convoy_api::users::User;
 use convoy_core::command::command_state;
-use convoy_core::host::{availability, operational};
+use convoy_core::host::{Personality, availability, operational};
 use convoy_store::{CommandRecord, HostRecord, UserRecord};
 use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
 use super::ApiError;
 
-pub fn host(record: HostRecord, now: Timestamp, ping_interval: SignedDuration) -> Host {
+/// A host as the API shows it; `active` is the site's active controller, if any.
+pub fn host(
+    record: HostRecord,
+    now: Timestamp,
+    ping_interval: SignedDuration,
+    active: Option<&str>,
+) -> Host {
     let availability = availability(record.last_seen, now, ping_interval);
+    let controller = matches!(
+        record.personality,
+        Personality::Controller | Personality::ControllerWorker
+    )
+    .then(|| {
+        if active == Some(record.hostname.as_str()) {
+            "active"
+        } else {
+            "standby"
+        }
+        .to_string()
+    });
     Host {
         hostname: record.hostname,
         personality: record.personality,
@@ -37,6 +55,7 @@ pub fn host(record: HostRecord, now: Timestamp, ping_interval: SignedDuration) -
         state_fs_free_bytes: record.facts.state_fs_free_bytes,
         last_seen: record.last_seen,
         enrolled_at: record.enrolled_at,
+        controller,
     }
 }
 
