@@ -33,6 +33,8 @@ struct Options {
     /// Where the agents keep their state (default: beside the controller's, in the working
     /// directory). On one machine 200 agents share one disk, where each host has its own.
     agents_dir: Option<std::path::PathBuf>,
+    /// Serve HTTPS (convoyd's default) instead of plain HTTP on loopback.
+    tls: bool,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -43,6 +45,7 @@ fn options() -> anyhow::Result<Options> {
         runs: 3,
         keep: false,
         agents_dir: None,
+        tls: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -54,9 +57,10 @@ fn options() -> anyhow::Result<Options> {
             "--runs" => options.runs = value.parse::<usize>()?.max(1),
             "--keep" => options.keep = value.parse()?,
             "--agents-dir" => options.agents_dir = Some(value.into()),
+            "--tls" => options.tls = value.parse()?,
             other => {
                 bail!(
-                    "unknown option {other}; options: --hosts N --max-parallel N --clusters N --runs N --keep true|false --agents-dir DIR"
+                    "unknown option {other}; options: --hosts N --max-parallel N --clusters N --runs N --keep true|false --agents-dir DIR --tls true|false"
                 )
             }
         }
@@ -94,12 +98,12 @@ async fn main() -> anyhow::Result<()> {
             port: free_port()?,
             // convoyd's default: heartbeats are part of the load an update runs under.
             ping_interval: 10,
-            tls: false,
+            tls: options.tls,
             extra_args: vec![],
         },
     )
     .await?;
-    let client = Client::new(&controller.url())?;
+    let client = controller.client()?;
     let token = client.login("admin", &controller.admin_password()?).await?;
     let client = client.with_token(token);
 
