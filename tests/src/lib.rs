@@ -505,6 +505,30 @@ impl Site {
         out.join(format!("{id}.patch"))
     }
 
+    /// Builds a released, in-service patch `id` that puts `contents` at `install_path` on
+    /// workers; `more` are more `convoy patch build` options (scripts, say).
+    pub async fn build_worker_patch(
+        &self,
+        keys: &PatchKeys,
+        id: &str,
+        install_path: &str,
+        contents: &str,
+        more: &[&str],
+    ) -> std::path::PathBuf {
+        let source = self.source(&format!("{id}.source"), contents);
+        let file = format!("{}={install_path}", source.display());
+        let mut args = vec![
+            "--status",
+            "REL",
+            "--reboot-required",
+            "N",
+            "--worker",
+            &file,
+        ];
+        args.extend_from_slice(more);
+        self.build_patch(keys, id, &args).await
+    }
+
     /// Writes a payload source file under `<site>/sources`.
     pub fn source(&self, name: &str, contents: &str) -> std::path::PathBuf {
         let dir = self.dir.path().join("sources");

@@ -296,20 +296,8 @@ async fn operators_raise_and_clear_readers_only_look() {
 #[tokio::test]
 async fn patching_in_progress_is_an_alarm_until_every_host_has_installed() {
     let (site, keys) = Site::with_patch_key(&workers(1)).await;
-    let conf = site.source("p.conf", "p\n").display().to_string();
     let file = site
-        .build_patch(
-            &keys,
-            "ALARM_0001",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "N",
-                "--worker",
-                &format!("{conf}=etc/p.conf"),
-            ],
-        )
+        .build_worker_patch(&keys, "ALARM_0001", "etc/p.conf", "p\n", &[])
         .await;
     site.convoy(&["patch", "upload", &file.display().to_string()])
         .await

@@ -285,27 +285,23 @@ fn operation() -> PatchOperation {
 
 /// An in-service patch with a file and all three scripts, each logging `<host> <script>`.
 async fn build_patch(site: &Site, keys: &PatchKeys) -> std::path::PathBuf {
-    let conf = site
-        .source("kill.conf", "kill points\n")
-        .display()
-        .to_string();
     let log = script_log(site).display().to_string();
-    let mut args = vec![
-        "--status".to_string(),
-        "REL".into(),
-        "--reboot-required".into(),
-        "N".into(),
-        "--worker".into(),
-        format!("{conf}=etc/kill-points.conf"),
-    ];
+    let mut scripts = Vec::new();
     for script in ["pre-install", "post-install", "pre-remove"] {
         let path = site.source(
             &format!("{script}.sh"),
             &format!("#!/bin/sh\necho \"$(basename \"$CONVOY_ROOT\") {script}\" >> '{log}'\n"),
         );
-        args.push(format!("--{script}"));
-        args.push(path.display().to_string());
+        scripts.push(format!("--{script}"));
+        scripts.push(path.display().to_string());
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    site.build_patch(keys, "KILL_0001", &args).await
+    let scripts: Vec<&str> = scripts.iter().map(String::as_str).collect();
+    site.build_worker_patch(
+        keys,
+        "KILL_0001",
+        "etc/kill-points.conf",
+        "kill points\n",
+        &scripts,
+    )
+    .await
 }

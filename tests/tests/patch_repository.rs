@@ -26,20 +26,8 @@ async fn assert_every_row_has_its_bundle(site: &Site, round: usize) {
 }
 
 async fn build(site: &Site, keys: &PatchKeys, id: &str) -> std::path::PathBuf {
-    let conf = site.source("race.conf", "race\n").display().to_string();
-    site.build_patch(
-        keys,
-        id,
-        &[
-            "--status",
-            "REL",
-            "--reboot-required",
-            "N",
-            "--worker",
-            &format!("{conf}=etc/race.conf"),
-        ],
-    )
-    .await
+    site.build_worker_patch(keys, id, "etc/race.conf", "race\n", &[])
+        .await
 }
 
 /// Uploads, applies and deletes of one patch, sent at once, round after round: whatever
