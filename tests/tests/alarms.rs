@@ -109,6 +109,12 @@ async fn locked_and_offline_hosts_raise_convoys_alarms_and_clear_them_when_they_
     )
     .await
     .unwrap();
+
+    // A deleted host takes its alarms with it.
+    site.convoy(&["host", "lock", "worker-1"]).await.ok();
+    assert_eq!(active(&site).await.len(), 1);
+    site.convoy(&["host", "delete", "worker-1"]).await.ok();
+    assert!(active(&site).await.is_empty());
 }
 
 #[tokio::test]

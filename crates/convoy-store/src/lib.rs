@@ -103,8 +103,9 @@ pub trait Store: Send + Sync + 'static {
         hostname: &str,
         state: Administrative,
     ) -> Result<Option<HostRecord>>;
-    /// Forgets a host, its credential and its commands; false if there was none.
-    async fn delete_host(&self, hostname: &str) -> Result<bool>;
+    /// Forgets a host, its credential and its commands, and clears (with a `clear` event by
+    /// `convoy` at `now`) every alarm about it, in one transaction; false if there was none.
+    async fn delete_host(&self, hostname: &str, now: Timestamp) -> Result<bool>;
 
     // commands
     async fn insert_command(&self, command: &CommandRecord) -> Result<()>;

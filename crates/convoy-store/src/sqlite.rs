@@ -596,12 +596,30 @@ impl Store for SqliteStore {
         row.as_ref().map(host_from).transpose()
     }
 
-    async fn delete_host(&self, hostname: &str) -> Result<bool> {
+    async fn delete_host(&self, hostname: &str, now: Timestamp) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM hosts WHERE hostname = $1")
             .bind(hostname)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // Alarms about the host or what is on it (`host=H`, `host=H.<...>`): no cause left.
+        let entity = convoy_core::alarm::host_entity(hostname);
+        let rows = sqlx::query(
+            "DELETE FROM alarms WHERE entity = $1 \
+               OR substr(entity, 1, length($1) + 1) = $1 || '.' RETURNING *",
+        )
+        .bind(&entity)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            insert_alarm_event(&mut tx, &alarm_from(row)?, "clear", now, "convoy").await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn insert_command(&self, c: &CommandRecord) -> Result<()> {

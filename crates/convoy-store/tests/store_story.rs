@@ -355,9 +355,42 @@ async fn story(store: &dyn Store) {
         Some("controller-0")
     );
 
-    // Deleting a host forgets its commands; deleting a user forgets their tokens.
-    assert!(store.delete_host("worker-0").await.unwrap());
-    assert!(!store.delete_host("worker-0").await.unwrap());
+    // Deleting a host forgets its commands and clears its alarms (not another host's whose
+    // name starts the same); deleting a user forgets their tokens.
+    for (uuid, entity) in [
+        ("d1", "host=worker-0"),
+        ("d2", "host=worker-0.disk=sda"),
+        ("d3", "host=worker-01"),
+    ] {
+        store
+            .raise_alarm(&AlarmRecord {
+                uuid: uuid.into(),
+                alarm_id: "100.101".into(),
+                entity: entity.into(),
+                severity: convoy_core::alarm::Severity::Minor,
+                reason: "r".into(),
+                mgmt_affecting: false,
+                raised_at: at(90),
+                source: "agent".into(),
+            })
+            .await
+            .unwrap();
+    }
+    assert!(store.delete_host("worker-0", at(95)).await.unwrap());
+    assert!(!store.delete_host("worker-0", at(96)).await.unwrap());
+    let left: Vec<String> = store
+        .alarms()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.entity)
+        .collect();
+    assert_eq!(left, ["host=worker-01"]);
+    let last = &store.alarm_events(2).await.unwrap();
+    assert!(
+        last.iter()
+            .all(|e| (e.state.as_str(), e.by.as_str(), e.at) == ("clear", "convoy", at(95)))
+    );
     assert!(store.command("c1").await.unwrap().is_none());
     assert_eq!(
         store.delete_user("admin").await.unwrap(),

@@ -200,25 +200,16 @@ pub async fn forget(
             "host {hostname:?} is unlocked and available; lock it before deleting it"
         )));
     }
-    if !state.store.delete_host(&hostname).await? {
+    // Its alarms are cleared with it.
+    if !state
+        .store
+        .delete_host(&hostname, crate::clock::now())
+        .await?
+    {
         return Err(host_not_found(&hostname));
     }
     state.wakeups.forget_host(&hostname);
     state.credentials.forget_host(&hostname);
-    // Alarms about a host that is gone have no cause left.
-    for alarm in state.store.alarms().await? {
-        if convoy_core::alarm::entity_on_host(&alarm.entity, &hostname) {
-            state
-                .store
-                .clear_alarm(
-                    &alarm.alarm_id,
-                    &alarm.entity,
-                    crate::clock::now(),
-                    "convoy",
-                )
-                .await?;
-        }
-    }
     tracing::info!(host = hostname, "host deleted");
     Ok(StatusCode::NO_CONTENT)
 }
