@@ -21,8 +21,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use jiff::SignedDuration;
+
 use crate::hook::HookStage;
 use crate::names::named_enum;
+use crate::strategy::kind::{self, Effect, Kind};
 use crate::strategy::{Ending, Terminal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,7 +59,7 @@ impl Phase {
     /// The script that must exist before the phase's hook may run: the Maintenance script,
     /// before PreMaintenance (no host without one is touched).
     pub fn required_script(self) -> Option<HookStage> {
-        (self == Phase::PreMaintenance).then_some(HookStage::Maintenance)
+        self.action().required_script()
     }
 
     /// The phase whose command travels with this phase's command when the step goes on
@@ -101,6 +104,14 @@ pub enum Action {
     ExitMaintenance,
 }
 
+impl Action {
+    /// The script that must exist before the action's hook may run: the Maintenance script,
+    /// before PreMaintenance (no host without one is touched).
+    pub fn required_script(self) -> Option<HookStage> {
+        matches!(self, Action::RunHook(HookStage::PreMaintenance)).then_some(HookStage::Maintenance)
+    }
+}
+
 /// How a phase's action ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhaseResult {
@@ -115,18 +126,8 @@ pub enum PhaseResult {
     Failed(String),
 }
 
-/// Where a step goes after a phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
-    Phase(Phase),
-    /// Take the host out of maintenance, then end as `then`.
-    Cleanup {
-        then: Ending,
-    },
-    /// The sweep passed; the step waits for its stage.
-    AwaitStage,
-    End(Ending),
-}
+/// Where a step goes after a phase; the only cleanup is leaving maintenance.
+pub type Next = kind::Next<Phase>;
 
 /// What the step machine needs to know besides the phase and its result.
 #[derive(Debug, Clone, Copy)]
@@ -184,18 +185,21 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
         (Phase::CapacityCheck, _) => Next::Phase(Phase::EnterMaintenance),
 
         (Phase::EnterMaintenance, Failed(r)) => Next::Cleanup {
+            phase: Phase::ExitMaintenance,
             then: failure(cx.forced, format!("Entering maintenance failed: {r}")),
         },
         (Phase::EnterMaintenance, _) => Next::Phase(Phase::Maintenance),
 
         (Phase::Maintenance, Succeeded | AvoidMaintenance) => Next::Phase(Phase::ExitMaintenance),
         (Phase::Maintenance, NoScript | RequiredScriptMissing) => Next::Cleanup {
+            phase: Phase::ExitMaintenance,
             then: failure(
                 cx.forced,
                 "There is no maintenance script on the host".into(),
             ),
         },
         (Phase::Maintenance, Failed(r)) => Next::Cleanup {
+            phase: Phase::ExitMaintenance,
             then: failure(cx.forced, format!("Maintenance script failed: {r}")),
         },
 
@@ -228,6 +232,7 @@ pub fn after(phase: Phase, result: PhaseResult, cx: Context<'_>) -> Next {
 fn stop(finished: Phase, next: Next) -> Next {
     match next {
         Next::Phase(Phase::ExitMaintenance | Phase::Maintenance) => Next::Cleanup {
+            phase: Phase::ExitMaintenance,
             then: Ending::new(
                 Terminal::Aborted,
                 format!("Stopped after {finished}; the host was taken out of maintenance"),
@@ -238,6 +243,95 @@ fn stop(finished: Phase, next: Next) -> Next {
             format!("Stopped after {finished}"),
         )),
         other => other,
+    }
+}
+
+/// Rolling maintenance as a strategy kind.
+#[derive(Debug, Clone, Copy)]
+pub struct RollingMaintenance {
+    /// Failures skip the host instead of failing the step.
+    pub forced: bool,
+    /// CloudStack's stage timeout: how long a hook or a maintenance change may take.
+    pub stage_timeout: SignedDuration,
+    /// Added to a hook's timeout for the agent to report the kill (the agent itself kills a
+    /// hook at the stage timeout).
+    pub report_allowance: SignedDuration,
+}
+
+impl Kind for RollingMaintenance {
+    type Phase = Phase;
+    type Result = PhaseResult;
+    type Action = Action;
+
+    fn phase_name(&self, phase: Phase) -> &'static str {
+        phase.as_str()
+    }
+
+    fn parse_phase(&self, name: &str) -> Option<Phase> {
+        Phase::from_name(name)
+    }
+
+    fn sweep(&self) -> Option<Phase> {
+        Some(Phase::SWEEP)
+    }
+
+    fn first(&self) -> Phase {
+        Phase::FIRST
+    }
+
+    fn effect(&self, phase: Phase) -> Effect<Action> {
+        match phase.action() {
+            Action::CapacityCheck => Effect::Controller(Action::CapacityCheck),
+            action => Effect::Command(action),
+        }
+    }
+
+    fn carries(&self, phase: Phase, cleaning_up: bool) -> Option<Phase> {
+        carried(phase, cleaning_up)
+    }
+
+    fn timeout(&self, phase: Phase) -> SignedDuration {
+        match phase.action() {
+            Action::RunHook(_) => self.stage_timeout + self.report_allowance,
+            _ => self.stage_timeout,
+        }
+    }
+
+    fn timed_out(&self, phase: Phase, target: &str) -> PhaseResult {
+        PhaseResult::Failed(format!(
+            "no outcome from {target} within {} s; is its agent running?",
+            self.timeout(phase).as_secs()
+        ))
+    }
+
+    fn result_name(&self, result: &PhaseResult) -> &'static str {
+        match result {
+            PhaseResult::Succeeded => "succeeded",
+            PhaseResult::AvoidMaintenance => "avoid-maintenance",
+            PhaseResult::NoScript => "no-script",
+            PhaseResult::RequiredScriptMissing => "required-script-missing",
+            PhaseResult::Failed(_) => "failed",
+        }
+    }
+
+    fn result_details(&self, result: &PhaseResult) -> String {
+        match result {
+            PhaseResult::Failed(reason) => reason.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn after(&self, phase: Phase, result: PhaseResult, cx: kind::Context<'_>) -> Next {
+        after(
+            phase,
+            result,
+            Context {
+                hostname: cx.target,
+                forced: self.forced,
+                stopping: cx.stopping,
+                pending: cx.pending,
+            },
+        )
     }
 }
 
@@ -267,7 +361,7 @@ mod tests {
             match after(phase, results(phase), context) {
                 Next::AwaitStage => phase = Phase::FIRST,
                 Next::Phase(p) => phase = p,
-                Next::Cleanup { then } => {
+                Next::Cleanup { then, .. } => {
                     pending = Some(then);
                     phase = Phase::ExitMaintenance;
                 }
@@ -386,7 +480,7 @@ mod tests {
     #[test]
     fn a_stop_in_maintenance_cleans_up_first() {
         let next = after(Phase::Maintenance, PhaseResult::Succeeded, cx(false, true));
-        assert!(matches!(next, Next::Cleanup { then } if then.state == Terminal::Aborted));
+        assert!(matches!(next, Next::Cleanup { then, .. } if then.state == Terminal::Aborted));
         let next = after(
             Phase::PreMaintenance,
             PhaseResult::Succeeded,
@@ -456,7 +550,7 @@ mod tests {
                         }
                         phase = p;
                     }
-                    Next::Cleanup { then } => {
+                    Next::Cleanup { then, .. } => {
                         prop_assert!(in_maintenance || phase == Phase::EnterMaintenance);
                         pending = Some(then);
                         phase = Phase::ExitMaintenance;

@@ -5,6 +5,7 @@
 //! each kind's phase machine (see [`crate::phases`]) drives one step through its phases.
 
 pub mod engine;
+pub mod kind;
 pub mod planner;
 
 use serde::{Deserialize, Serialize};

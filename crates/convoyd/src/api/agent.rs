@@ -21,7 +21,7 @@ use super::extract::{AgentHost, ApiJson, ApiPath, ApiQuery};
 use crate::secrets;
 use crate::state::AppState;
 use crate::strategy::inbox::Offer;
-use crate::strategy::rolling_maintenance::confirmed_maintenance;
+use crate::strategy::maintenance::confirmed_maintenance;
 use convoy_api::ErrorBody;
 
 fn interval_seconds(state: &AppState) -> u64 {

@@ -10,7 +10,7 @@
 //! no effect is repeated. Outcomes come through the [`Inbox`]: each report is answered with
 //! the host's next command once both are on disk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,24 +19,23 @@ use anyhow::Context as _;
 use convoy_api::agent::{CommandDelivery, FollowedBy};
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::strategies::RollingMaintenanceOptions;
-use convoy_core::phases::rolling_maintenance::{
-    self as rm, Action, Context, Next, Phase, PhaseResult,
+use convoy_core::command::CommandKind;
+use convoy_core::strategy::engine::{Decision, EngineView, StepView, decide};
+use convoy_core::strategy::kind::{
+    Effect, Effects, Kind, PhaseEnd, StepChange, StepFacts, begin_effects, deadline, progress,
+    transition,
 };
-use convoy_core::strategy::engine::{Decision, EngineView, Progress, StepView, decide};
-use convoy_core::strategy::planner::sweep_parallelism;
 use convoy_core::strategy::{Ending, StrategyKind, StrategyState, Terminal};
 use convoy_store::{
-    CommandCompletion, CommandRecord, HostRecord, PhaseRecord, StepBatch, StepRecord, StepWrite,
-    StrategyRecord,
+    CommandCompletion, CommandRecord, PhaseRecord, StepBatch, StepRecord, StepWrite, StrategyRecord,
 };
 use jiff::Timestamp;
 use tracing::{debug, error, info};
 
 use super::inbox::Offer;
-use super::rolling_maintenance::{
-    capacity_check, command_for, confirmed_maintenance, hook_duration, phase_timeout, result_name,
-    result_of,
-};
+use super::maintenance::confirmed_maintenance;
+use super::rolling_maintenance::RollingMaintenanceSite;
+use super::site_kind::{SiteKind, TickEnd};
 use crate::clock;
 use crate::polls::Waiting;
 use crate::state::AppState;
@@ -57,7 +56,7 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
             let strategy_changed = app.wakeups.strategy().notified();
             tokio::pin!(strategy_changed);
             strategy_changed.as_mut().enable();
-            let wait = match tick(&app, &mut loaded).await {
+            let wait = match tick(&app, &mut loaded, clock::now()).await {
                 Ok(wait) => wait.unwrap_or(IDLE_WAKE).min(IDLE_WAKE),
                 Err(e) => {
                     error!("strategy driver: {e:#}");
@@ -91,9 +90,13 @@ struct Loaded {
     steps: Vec<StepRecord>,
 }
 
-/// One pass over the strategy. Returns how soon to look again (None: only when woken).
-/// `loaded` is taken for the pass and given back only if the pass succeeds.
-async fn tick(app: &AppState, loaded: &mut Option<Loaded>) -> anyhow::Result<Option<Duration>> {
+/// One pass over the strategy, as of `now`. Returns how soon to look again (None: only when
+/// woken). `loaded` is taken for the pass and given back only if the pass succeeds.
+async fn tick(
+    app: &AppState,
+    loaded: &mut Option<Loaded>,
+    now: Timestamp,
+) -> anyhow::Result<Option<Duration>> {
     // Reports nobody takes below are dropped, so their senders store them themselves.
     let offers = app.inbox.take();
     let changes = app.wakeups.strategy_changes();
@@ -119,7 +122,6 @@ async fn tick(app: &AppState, loaded: &mut Option<Loaded>) -> anyhow::Result<Opt
         app.inbox.await_commands([]);
         return Ok(None);
     };
-    let now = clock::now();
     if !strategy.state.is_active() {
         app.inbox.await_commands([]);
         if strategy.state.is_terminal() {
@@ -127,31 +129,26 @@ async fn tick(app: &AppState, loaded: &mut Option<Loaded>) -> anyhow::Result<Opt
         }
         return Ok(None);
     }
-    match strategy.kind {
+    let cached = cached
+        .filter(|(id, _)| *id == strategy.id)
+        .map(|(_, steps)| steps);
+    let (wait, steps, current) = match strategy.kind {
         StrategyKind::RollingMaintenance => {
             let options: RollingMaintenanceOptions = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
-            let cached = cached
-                .filter(|(id, _)| *id == strategy.id)
-                .map(|(_, steps)| steps);
-            let driver = RollingMaintenance {
-                app,
-                options: &options,
-                pending: Mutex::default(),
-                ended: AtomicBool::new(false),
-                stale: AtomicBool::new(false),
-            };
-            let (wait, steps) = driver.tick(&mut strategy, now, cached, offers).await?;
-            let current = !driver.stale.load(Ordering::SeqCst);
-            *loaded = Some(Loaded {
-                strategy_id: strategy.id.clone(),
-                strategy: current.then_some(strategy),
-                changes,
-                steps,
-            });
-            Ok(wait)
+            let kind = RollingMaintenanceSite::new(options, app.ping_interval);
+            Driver::new(app, &kind)
+                .run(&mut strategy, now, cached, offers)
+                .await?
         }
-    }
+    };
+    *loaded = Some(Loaded {
+        strategy_id: strategy.id.clone(),
+        strategy: current.then_some(strategy),
+        changes,
+        steps,
+    });
+    Ok(wait)
 }
 
 /// Enables again every cluster the strategy disabled: at its end, and after a crash.
@@ -162,11 +159,12 @@ async fn restore_clusters(app: &AppState, strategy_id: &str, now: Timestamp) -> 
     Ok(())
 }
 
-struct RollingMaintenance<'a> {
+/// One tick of one strategy of kind `K`.
+struct Driver<'a, K: SiteKind> {
     app: &'a AppState,
-    options: &'a RollingMaintenanceOptions,
+    kind: &'a K,
     pending: Mutex<Pending>,
-    /// Set when a step ends in this tick: only then may a cluster be done.
+    /// Set when a step ends in this tick.
     ended: AtomicBool,
     /// Set when the strategy changed under the driver: its copy must be read again.
     stale: AtomicBool,
@@ -188,48 +186,65 @@ struct Pending {
     carried: HashMap<String, CommandOutcome>,
 }
 
-/// Where a stored step stands, for the engine.
-fn progress(step: &StepRecord) -> Progress {
-    if let Some(terminal) = Terminal::parse(&step.state) {
-        return Progress::Done(terminal);
-    }
-    match Phase::from_name(&step.state) {
-        Some(Phase::SWEEP) => Progress::Sweeping,
-        Some(_) => Progress::Running,
-        None if step.swept => Progress::Swept,
-        None => Progress::Pending,
+fn facts<'s>(step: &'s StepRecord, pending_end: Option<&'s Ending>) -> StepFacts<'s> {
+    StepFacts {
+        target: &step.target,
+        state: &step.state,
+        swept: step.swept,
+        pending_end,
+        phase_started_at: step.phase_started_at,
     }
 }
 
-fn engine_view<'v>(
-    strategy: &StrategyRecord,
-    options: &RollingMaintenanceOptions,
-    views: &'v [StepView],
-) -> EngineView<'v> {
-    EngineView {
-        state: strategy.state,
-        stop_on_failure: strategy.stop_on_failure,
-        max_parallel: strategy.max_parallel as usize,
-        sweep: true,
-        max_parallel_sweep: sweep_parallelism(
-            options.max_parallel_preflight,
-            strategy.max_parallel,
-        ),
-        steps: views,
+impl<'a, K: SiteKind> Driver<'a, K> {
+    fn new(app: &'a AppState, kind: &'a K) -> Self {
+        Driver {
+            app,
+            kind,
+            pending: Mutex::default(),
+            ended: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
+        }
     }
-}
 
-fn views(steps: &[StepRecord]) -> Vec<StepView> {
-    steps
-        .iter()
-        .map(|s| StepView {
-            stage: s.stage,
-            progress: progress(s),
-        })
-        .collect()
-}
+    fn rules(&self) -> &K::Rules {
+        self.kind.rules()
+    }
 
-impl RollingMaintenance<'_> {
+    fn views(&self, steps: &[StepRecord]) -> Vec<StepView> {
+        steps
+            .iter()
+            .map(|s| StepView {
+                stage: s.stage,
+                progress: progress(self.rules(), &s.state, s.swept),
+            })
+            .collect()
+    }
+
+    fn engine_view<'v>(&self, strategy: &StrategyRecord, views: &'v [StepView]) -> EngineView<'v> {
+        EngineView {
+            state: strategy.state,
+            stop_on_failure: strategy.stop_on_failure,
+            max_parallel: strategy.max_parallel as usize,
+            sweep: self.rules().sweep().is_some(),
+            max_parallel_sweep: self.kind.sweep_parallelism(strategy),
+            steps: views,
+        }
+    }
+
+    /// The tick: returns how soon to look again, the steps as written, and whether the
+    /// strategy record is still current.
+    async fn run(
+        &self,
+        strategy: &mut StrategyRecord,
+        now: Timestamp,
+        cached: Option<Vec<StepRecord>>,
+        offers: Vec<Offer>,
+    ) -> anyhow::Result<(Option<Duration>, Vec<StepRecord>, bool)> {
+        let (wait, steps) = self.tick(strategy, now, cached, offers).await?;
+        Ok((wait, steps, !self.stale.load(Ordering::SeqCst)))
+    }
+
     async fn tick(
         &self,
         strategy: &mut StrategyRecord,
@@ -239,6 +254,7 @@ impl RollingMaintenance<'_> {
     ) -> anyhow::Result<(Option<Duration>, Vec<StepRecord>)> {
         let store = &self.app.store;
         let inbox = &self.app.inbox;
+        let rules = self.rules();
         // Cleared before the store is read, so an outcome stored meanwhile is read next time.
         let stored_elsewhere = inbox.take_stored();
         let (mut steps, fresh) = match cached {
@@ -250,8 +266,7 @@ impl RollingMaintenance<'_> {
             // Before the store is read: a report from now on comes to the inbox.
             inbox.await_commands(waiting_on.iter().cloned());
         }
-        // A capacity check reads the hosts of its host's cluster, once a tick per cluster.
-        let mut clusters: HashMap<Option<String>, Vec<HostRecord>> = HashMap::new();
+        let mut cache = K::TickCache::default();
         let mut outcomes: HashMap<String, CommandOutcome> = HashMap::new();
         if fresh || stored_elsewhere {
             for command in store.commands(&waiting_on).await? {
@@ -263,117 +278,84 @@ impl RollingMaintenance<'_> {
         self.take_offers(&steps, offers, &mut outcomes, now);
         let mut wake: Option<Timestamp> = None;
 
-        // 1. Feed every finished phase into the phase machine.
+        // 1. Feed every finished phase into the kind's rules.
         for i in 0..steps.len() {
-            while let Some(phase) = Phase::from_name(&steps[i].state) {
-                let (result, output) = match phase.action() {
-                    Action::CapacityCheck => {
-                        // Hosts of the same stage already on their way into maintenance take
-                        // no load, whatever their last heartbeat said.
-                        let leaving: Vec<&str> = steps
-                            .iter()
-                            .filter(|s| {
-                                matches!(
-                                    Phase::from_name(&s.state),
-                                    Some(
-                                        Phase::EnterMaintenance
-                                            | Phase::Maintenance
-                                            | Phase::ExitMaintenance
-                                    )
-                                )
-                            })
-                            .map(|s| s.target.as_str())
-                            .collect();
-                        let target = steps[i].target.as_str();
-                        let known = clusters
-                            .get(&steps[i].group)
-                            .is_some_and(|hosts| hosts.iter().any(|h| h.hostname == target));
-                        if !known {
-                            // Its cluster as the inventory has it now, not as planned.
-                            let hosts = store.cluster_of(target).await?;
-                            clusters.insert(steps[i].group.clone(), hosts);
-                        }
-                        (
-                            capacity_check(
-                                target,
-                                &clusters[&steps[i].group],
-                                &leaving,
-                                now,
-                                self.app.ping_interval,
-                            ),
-                            serde_json::Value::Null,
-                        )
-                    }
-                    _ => match steps[i]
+            while let Some(phase) = rules.parse_phase(&steps[i].state) {
+                let pending_end: Option<Ending> = steps[i]
+                    .pending_end
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()?;
+                let step_facts = facts(&steps[i], pending_end.as_ref());
+                let due = deadline(rules, phase, &step_facts, now);
+                let (result, output) = match rules.effect(phase) {
+                    Effect::Controller(action) => (
+                        self.kind
+                            .check(self.app, action, i, &steps, &mut cache, now)
+                            .await?,
+                        serde_json::Value::Null,
+                    ),
+                    Effect::Command(_) => match steps[i]
                         .command_id
                         .as_ref()
                         .and_then(|id| outcomes.remove(id))
                     {
-                        Some(outcome) => (result_of(phase, &outcome), outcome.output),
-                        None => {
-                            let deadline = steps[i].phase_started_at.unwrap_or(now)
-                                + phase_timeout(phase, self.options, self.app.ping_interval);
-                            if now < deadline {
-                                wake = Some(wake.map_or(deadline, |w| w.min(deadline)));
-                                break;
-                            }
-                            let waited = phase_timeout(phase, self.options, self.app.ping_interval);
-                            (
-                                PhaseResult::Failed(format!(
-                                    "no outcome from {} within {} s; is its agent running?",
-                                    steps[i].target,
-                                    waited.as_secs()
-                                )),
-                                serde_json::Value::Null,
-                            )
+                        Some(outcome) => (self.kind.result_of(phase, &outcome), outcome.output),
+                        None if now < due => {
+                            wake = Some(wake.map_or(due, |w| w.min(due)));
+                            break;
                         }
+                        None => (
+                            rules.timed_out(phase, &steps[i].target),
+                            serde_json::Value::Null,
+                        ),
                     },
+                    // The time passing is the phase's result.
+                    Effect::Wait if now < due => {
+                        wake = Some(wake.map_or(due, |w| w.min(due)));
+                        break;
+                    }
+                    Effect::Wait => (
+                        rules.timed_out(phase, &steps[i].target),
+                        serde_json::Value::Null,
+                    ),
                 };
-                let views = views(&steps);
-                let stopping = engine_view(strategy, self.options, &views).stopping();
-                self.advance(
-                    strategy,
-                    &mut steps[i],
-                    phase,
-                    result,
-                    output,
-                    stopping,
-                    now,
-                )
-                .await?;
+                let views = self.views(&steps);
+                let stopping = self.engine_view(strategy, &views).stopping();
+                let step_facts = facts(&steps[i], pending_end.as_ref());
+                debug!(step = steps[i].target, phase = rules.phase_name(phase), result = ?result, "phase ended");
+                let moved = transition(rules, &step_facts, phase, result, stopping, now);
+                self.advance(&mut steps[i], moved, output, now)?;
             }
         }
 
         // (Written with step 2's changes: one commit a tick.)
 
         // 2. Let the engine start steps, abort pending ones and move the strategy on.
-        // A stage's hosts share their cluster: it is disabled once.
-        let mut disabled: HashSet<String> = HashSet::new();
         for _ in 0..steps.len() + 4 {
-            let views = views(&steps);
-            let decisions = decide(&engine_view(strategy, self.options, &views));
+            let views = self.views(&steps);
+            let decisions = decide(&self.engine_view(strategy, &views));
             if decisions.is_empty() {
                 break;
             }
             for decision in decisions {
                 match decision {
                     Decision::StartSweep(i) => {
-                        self.begin(strategy, &mut steps[i], Phase::SWEEP, None, None, now)
-                            .await?
+                        let sweep = rules.sweep().context("the kind has no sweep")?;
+                        let effects = begin_effects(rules, sweep, false);
+                        self.begin(&mut steps[i], sweep, effects, None, None, now)?
                     }
                     Decision::StartStep(i) => {
-                        if let Some(cluster) = steps[i].group.clone()
-                            && !disabled.contains(&cluster)
-                        {
-                            store.disable_cluster(&cluster, &strategy.id, now).await?;
-                            disabled.insert(cluster);
-                        }
-                        self.begin(strategy, &mut steps[i], Phase::FIRST, None, None, now)
+                        self.kind
+                            .stage_starting(self.app, strategy, &steps[i], &mut cache, now)
                             .await?;
+                        let first = rules.first();
+                        let effects = begin_effects(rules, first, false);
+                        self.begin(&mut steps[i], first, effects, None, None, now)?;
                     }
                     Decision::AbortPending(i) => {
                         let ending = Ending::new(Terminal::Aborted, "Aborted before it started");
-                        self.end(strategy, &mut steps[i], ending, None, now).await?;
+                        self.end(&mut steps[i], ending, None, now)?;
                     }
                     Decision::Become(next) => {
                         // The steps' changes are on disk before the strategy's.
@@ -397,35 +379,15 @@ impl RollingMaintenance<'_> {
 
         self.flush(strategy).await?;
 
-        // 3. Enable the clusters whose hosts are done, or all of them once stopping or done.
-        let views = views(&steps);
-        let stopping =
-            engine_view(strategy, self.options, &views).stopping() || strategy.state.is_terminal();
-        // A cluster can only become done when one of its steps ends.
-        let clusters = if fresh || stopping || self.ended.load(Ordering::SeqCst) {
-            store.clusters().await?
-        } else {
-            Vec::new()
+        // 3. Let the kind release what its steps no longer need.
+        let views = self.views(&steps);
+        let end = TickEnd {
+            stopping: self.engine_view(strategy, &views).stopping() || strategy.state.is_terminal(),
+            changed: fresh || self.ended.load(Ordering::SeqCst),
         };
-        for cluster in clusters {
-            if cluster.disabled_by.as_deref() != Some(strategy.id.as_str()) {
-                continue;
-            }
-            let members: Vec<&StepRecord> = steps
-                .iter()
-                .filter(|s| s.group.as_deref() == Some(&cluster.name))
-                .collect();
-            let busy = members.iter().any(|s| progress(s) == Progress::Running);
-            let done = members
-                .iter()
-                .all(|s| matches!(progress(s), Progress::Done(_)));
-            if !busy && (done || stopping) {
-                store
-                    .enable_clusters(&strategy.id, Some(&cluster.name), now)
-                    .await?;
-                info!(cluster = cluster.name, "cluster enabled again");
-            }
-        }
+        self.kind
+            .tick_written(self.app, strategy, &steps, end, now)
+            .await?;
 
         inbox.await_commands(steps.iter().filter_map(|s| s.command_id.clone()));
         let wait = wake.map(|at| {
@@ -455,9 +417,10 @@ impl RollingMaintenance<'_> {
             if step.target != offer.hostname || outcomes.contains_key(&offer.command_id) {
                 continue;
             }
-            let kind = Phase::from_name(&step.state)
-                .and_then(|phase| command_for(phase, self.options))
-                .map(|(kind, _)| kind);
+            let kind = self
+                .rules()
+                .parse_phase(&step.state)
+                .and_then(|phase| self.command_kind(phase));
             pending.batch.completions.push(CommandCompletion {
                 id: offer.command_id.clone(),
                 hostname: offer.hostname.clone(),
@@ -480,83 +443,71 @@ impl RollingMaintenance<'_> {
         }
     }
 
-    /// Records how `phase` ended and moves the step where the phase machine says.
-    #[allow(clippy::too_many_arguments)]
-    async fn advance(
+    /// The agent command kind that performs `phase`, if one does.
+    fn command_kind(&self, phase: <K::Rules as Kind>::Phase) -> Option<CommandKind> {
+        match self.rules().effect(phase) {
+            Effect::Command(action) => self.kind.command(action).map(|(kind, _)| kind),
+            _ => None,
+        }
+    }
+
+    /// Records how a phase ended and moves the step as the kind's transition says.
+    fn advance(
         &self,
-        strategy: &StrategyRecord,
         step: &mut StepRecord,
-        phase: Phase,
-        result: PhaseResult,
+        moved: convoy_core::strategy::kind::Transition<
+            <K::Rules as Kind>::Phase,
+            <K::Rules as Kind>::Action,
+        >,
         output: serde_json::Value,
-        stopping: bool,
         now: Timestamp,
     ) -> anyhow::Result<()> {
+        let PhaseEnd {
+            phase,
+            result,
+            details,
+        } = moved.finished;
         let finished = PhaseRecord {
             target: step.target.clone(),
-            phase: phase.as_str().into(),
+            phase: phase.into(),
             started_at: step.phase_started_at.unwrap_or(now),
             finished_at: Some(now),
-            result: Some(result_name(&result).into()),
-            details: match &result {
-                PhaseResult::Failed(reason) => reason.clone(),
-                _ => String::new(),
-            },
+            result: Some(result.into()),
+            details,
             output: output.to_string(),
         };
-        let pending: Option<Ending> = step
-            .pending_end
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()?;
-        let context = Context {
-            hostname: &step.target,
-            forced: self.options.forced,
-            stopping,
-            pending: pending.as_ref(),
-        };
-        debug!(step = step.target, phase = %phase, result = result_name(&result), "phase ended");
-        let sent_along = rm::carried(phase, pending.is_some());
-        match rm::after(phase, result, context) {
-            Next::Phase(next) => {
+        let effects = (moved.effect, moved.carried);
+        match moved.change {
+            StepChange::Begin { phase, carried } => {
                 // The agent already has the command of a phase sent along with this one.
-                let carried_by = step.command_id.clone().filter(|_| sent_along == Some(next));
-                self.begin(strategy, step, next, Some(finished), carried_by, now)
-                    .await
+                let carried_by = step.command_id.clone().filter(|_| carried);
+                self.begin(step, phase, effects, Some(finished), carried_by, now)
             }
-            Next::Cleanup { then } => {
+            StepChange::BeginCleanup { phase, then } => {
                 step.pending_end = Some(serde_json::to_string(&then)?);
-                self.begin(
-                    strategy,
-                    step,
-                    Phase::ExitMaintenance,
-                    Some(finished),
-                    None,
-                    now,
-                )
-                .await
+                self.begin(step, phase, effects, Some(finished), None, now)
             }
-            Next::AwaitStage => {
+            StepChange::AwaitStage => {
                 step.state = "initial".into();
                 step.swept = true;
-                step.details = "Pre-flight passed; waiting for its stage".into();
+                step.details = format!("{} passed; waiting for its stage", capitalised(phase));
                 step.command_id = None;
                 step.phase_started_at = None;
                 step.updated_at = now;
-                self.write(strategy, step, Some(finished), None, None).await
+                self.write(step, Some(finished), None, None)
             }
-            Next::End(ending) => self.end(strategy, step, ending, Some(finished), now).await,
+            StepChange::End(ending) => self.end(step, ending, Some(finished), now),
         }
     }
 
     /// Starts `phase` on the step: the step, the phase record and the command that performs
     /// it are written together, then the host's agent is woken. `carried_by` is the command
     /// that already took this phase's command to the agent, if one did.
-    async fn begin(
+    fn begin(
         &self,
-        strategy: &StrategyRecord,
         step: &mut StepRecord,
-        phase: Phase,
+        phase: <K::Rules as Kind>::Phase,
+        effects: Effects<K::Rules>,
         finished: Option<PhaseRecord>,
         carried_by: Option<String>,
         now: Timestamp,
@@ -571,40 +522,43 @@ impl RollingMaintenance<'_> {
                 });
                 (command, began, finished)
             }
-            None => (self.new_command(step, phase, now)?, now, finished),
+            None => (self.new_command(step, effects, now)?, now, finished),
         };
-        step.state = phase.as_str().into();
+        let name = self.rules().phase_name(phase);
+        step.state = name.into();
         step.command_id = command.as_ref().map(|c| c.id.clone());
         step.phase_started_at = Some(began);
         step.started_at.get_or_insert(now);
         step.updated_at = now;
         let started = PhaseRecord {
             target: step.target.clone(),
-            phase: phase.as_str().into(),
+            phase: name.into(),
             started_at: began,
             finished_at: None,
             result: None,
             details: String::new(),
             output: "null".into(),
         };
-        self.write(strategy, step, finished, Some(started), command)
-            .await
+        self.write(step, finished, Some(started), command)
     }
 
-    /// A new command for `phase`, with the command of the phase it carries inside, handed to
-    /// the agent's report or poll if one is here.
+    /// A new command for a phase's effect, with the command of the phase it carries inside,
+    /// handed to the agent's report or poll if one is here.
     fn new_command(
         &self,
         step: &StepRecord,
-        phase: Phase,
+        (effect, carried): Effects<K::Rules>,
         now: Timestamp,
     ) -> anyhow::Result<Option<CommandRecord>> {
-        let Some((kind, mut payload)) = command_for(phase, self.options) else {
+        let Some(Effect::Command(action)) = effect else {
+            return Ok(None);
+        };
+        let Some((kind, mut payload)) = self.kind.command(action) else {
             return Ok(None);
         };
         let id = crate::ids::command_id();
-        if let Some(next) = rm::carried(phase, step.pending_end.is_some())
-            && let Some((then_kind, then_payload)) = command_for(next, self.options)
+        if let Some((_, Effect::Command(then_action))) = carried
+            && let Some((then_kind, then_payload)) = self.kind.command(then_action)
         {
             let then = CommandDelivery {
                 id: carried_id(&id)?.parse()?,
@@ -622,18 +576,21 @@ impl RollingMaintenance<'_> {
 
     /// The record of the command `first` took to the agent for `phase`, and when the phase
     /// began: delivered to the agent run that reported `first`, and completed if its outcome
-    /// came along (the phase then began the hook's run time ago, not when this tick heard of
+    /// came along (the phase then began the work's run time ago, not when this tick heard of
     /// it; never before the carrier's phase began). If this tick did not hear that report (it
     /// was read from the store), the command is left to be delivered again, which the agent
     /// answers from its record or ignores while it runs.
     fn carried_command(
         &self,
         step: &StepRecord,
-        phase: Phase,
+        phase: <K::Rules as Kind>::Phase,
         first: &str,
         now: Timestamp,
     ) -> anyhow::Result<(Option<CommandRecord>, Timestamp)> {
-        let Some((kind, payload)) = command_for(phase, self.options) else {
+        let Effect::Command(action) = self.rules().effect(phase) else {
+            return Ok((None, now));
+        };
+        let Some((kind, payload)) = self.kind.command(action) else {
             return Ok((None, now));
         };
         let mut command = CommandRecord::new(
@@ -648,7 +605,7 @@ impl RollingMaintenance<'_> {
         if let Some(outcome) = pending.carried.remove(&command.id) {
             command.completed_at = Some(now);
             command.outcome = Some(serde_json::to_string(&outcome)?);
-            if let Some(took) = hook_duration(&outcome) {
+            if let Some(took) = self.kind.duration_of(&outcome) {
                 began = (now - took).max(step.phase_started_at.unwrap_or(now));
             }
         }
@@ -664,9 +621,8 @@ impl RollingMaintenance<'_> {
         Ok((Some(command), began))
     }
 
-    async fn end(
+    fn end(
         &self,
-        strategy: &StrategyRecord,
         step: &mut StepRecord,
         ending: Ending,
         finished: Option<PhaseRecord>,
@@ -688,7 +644,7 @@ impl RollingMaintenance<'_> {
             step.finished_at = Some(now);
         }
         step.updated_at = now;
-        self.write(strategy, step, finished, None, None).await
+        self.write(step, finished, None, None)
     }
 
     /// If the command's host reported in this tick, the command goes back in the answer to
@@ -726,9 +682,8 @@ impl RollingMaintenance<'_> {
     }
 
     /// Queues a step's change; [`Self::flush`] writes the queue in one transaction.
-    async fn write(
+    fn write(
         &self,
-        _strategy: &StrategyRecord,
         step: &StepRecord,
         finished_phase: Option<PhaseRecord>,
         started_phase: Option<PhaseRecord>,
@@ -815,5 +770,14 @@ fn strategy_details(next: StrategyState, steps: &[StepRecord]) -> String {
         .iter()
         .find(|s| s.state == Terminal::Failed.as_str())
         .map(|s| format!("{}: {}", s.target, s.details))
+        .unwrap_or_default()
+}
+
+/// "pre-flight" as the start of a sentence: "Pre-flight".
+fn capitalised(phase: &str) -> String {
+    let mut chars = phase.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
 }

@@ -3,4 +3,6 @@
 
 pub mod driver;
 pub mod inbox;
+pub mod maintenance;
 pub mod rolling_maintenance;
+pub mod site_kind;

@@ -1,0 +1,103 @@
+//! A strategy kind's edge at a site: what the driver needs besides the kind's pure rules.
+//!
+//! The rules ([`Kind`]) say what each phase means; a site kind turns that into IO: the agent
+//! command that performs a phase, what an agent's outcome means, the checks the controller
+//! makes over its own store, and whatever the kind holds outside its steps while it runs
+//! (rolling maintenance disables clusters).
+
+use std::future::Future;
+
+use convoy_api::hosts::CommandOutcome;
+use convoy_core::command::CommandKind;
+use convoy_core::strategy::kind::Kind;
+use convoy_store::{StepRecord, StrategyRecord};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::state::AppState;
+
+/// The rules of a site kind, with the bounds the driver's task needs.
+pub trait SiteRules:
+    Kind<Phase: Send + Sync, Result: Send, Action: Send + Sync> + Send + Sync
+{
+}
+
+impl<K> SiteRules for K where
+    K: Kind<Phase: Send + Sync, Result: Send, Action: Send + Sync> + Send + Sync
+{
+}
+
+pub trait SiteKind: Send + Sync {
+    type Rules: SiteRules;
+    /// What the kind's controller checks keep for the length of one tick.
+    type TickCache: Default + Send;
+
+    fn rules(&self) -> &Self::Rules;
+
+    /// Steps swept at once, for a kind that sweeps.
+    fn sweep_parallelism(&self, strategy: &StrategyRecord) -> usize;
+
+    /// The agent command that performs an action, or None if the action needs none.
+    fn command(
+        &self,
+        action: <Self::Rules as Kind>::Action,
+    ) -> Option<(CommandKind, serde_json::Value)>;
+
+    /// What an agent's outcome means for the phase it performed.
+    fn result_of(
+        &self,
+        phase: <Self::Rules as Kind>::Phase,
+        outcome: &CommandOutcome,
+    ) -> <Self::Rules as Kind>::Result;
+
+    /// How long the work an outcome reports took, if it says: a phase whose command was
+    /// carried by another began that long before its outcome arrived.
+    fn duration_of(&self, _outcome: &CommandOutcome) -> Option<SignedDuration> {
+        None
+    }
+
+    /// Performs a check the controller makes itself for the step `steps[index]`.
+    fn check(
+        &self,
+        app: &AppState,
+        action: <Self::Rules as Kind>::Action,
+        index: usize,
+        steps: &[StepRecord],
+        cache: &mut Self::TickCache,
+        now: Timestamp,
+    ) -> impl Future<Output = anyhow::Result<<Self::Rules as Kind>::Result>> + Send;
+
+    /// Called when the step's stage starts it, before its first phase is written.
+    fn stage_starting(
+        &self,
+        _app: &AppState,
+        _strategy: &StrategyRecord,
+        _step: &StepRecord,
+        _cache: &mut Self::TickCache,
+        _now: Timestamp,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Called after each tick's writes, to release what steps no longer need. `settled`:
+    /// the strategy is stopping or over, or the tick loaded its steps afresh or ended one.
+    fn tick_written(
+        &self,
+        _app: &AppState,
+        _strategy: &StrategyRecord,
+        _steps: &[StepRecord],
+        _settled: TickEnd,
+        _now: Timestamp,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// What a tick's end tells a kind about what its steps may still need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickEnd {
+    /// The strategy starts nothing new any more (stopping, or over).
+    pub stopping: bool,
+    /// A step ended in this tick, or the steps were loaded afresh: something held may be
+    /// free.
+    pub changed: bool,
+}
