@@ -1,7 +1,7 @@
 //! Strategies, their steps, rolling maintenance's options and report, and clusters.
 
 use convoy_core::strategy::planner::Scope;
-use convoy_core::strategy::{StrategyKind, StrategyState};
+use convoy_core::strategy::{StepState, StrategyKind, StrategyState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +93,8 @@ pub struct Step {
     pub target: String,
     pub stage: u32,
     /// `initial`, the current phase, or `complete`, `failed`, `aborted`, `skipped`.
-    pub state: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: StepState,
     pub details: String,
     /// The target's group (a host's cluster).
     pub group: Option<String>,
@@ -127,6 +128,9 @@ pub struct PhaseRun {
     pub exit_code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// The phase's output when it is not a hook's run (an install's outcome, say).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub output: serde_json::Value,
 }
 
 /// `GET /v1/strategy-steps/{target}`: the step and its phases.

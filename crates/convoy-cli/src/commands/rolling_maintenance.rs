@@ -165,24 +165,10 @@ pub async fn follow(client: &Client, out: &Output) -> Result<MaintenanceReport, 
     loop {
         let strategy = client.rolling_maintenance().await?;
         let steps = client.strategy_steps().await?;
-        let done = steps
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.state.as_str(),
-                    "complete" | "failed" | "aborted" | "skipped"
-                )
-            })
-            .count();
+        let done = steps.iter().filter(|s| s.state.is_ended()).count();
         let running: Vec<String> = steps
             .iter()
-            .filter(|s| {
-                !matches!(
-                    s.state.as_str(),
-                    "initial" | "complete" | "failed" | "aborted" | "skipped"
-                )
-            })
-            .map(|s| format!("{}: {}", s.target, s.state))
+            .filter_map(|s| Some(format!("{}: {}", s.target, s.state.phase()?)))
             .collect();
         bar.set_length(steps.len() as u64);
         bar.set_position(done as u64);

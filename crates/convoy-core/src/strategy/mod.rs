@@ -115,6 +115,70 @@ impl Terminal {
     }
 }
 
+/// Where a step is: not started (`initial`), in one of its kind's phases (by name), or ended.
+/// It travels as the one string the store keeps (`initial`, `maintenance`, `complete`...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StepState {
+    Initial,
+    Phase(String),
+    Ended(Terminal),
+}
+
+impl StepState {
+    pub fn parse(s: &str) -> StepState {
+        match (s, Terminal::parse(s)) {
+            ("initial", _) => StepState::Initial,
+            (_, Some(terminal)) => StepState::Ended(terminal),
+            (phase, None) => StepState::Phase(phase.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            StepState::Initial => "initial",
+            StepState::Phase(phase) => phase,
+            StepState::Ended(terminal) => terminal.as_str(),
+        }
+    }
+
+    /// The phase the step is in, if it is in one.
+    pub fn phase(&self) -> Option<&str> {
+        match self {
+            StepState::Phase(phase) => Some(phase),
+            _ => None,
+        }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        matches!(self, StepState::Ended(_))
+    }
+}
+
+impl std::fmt::Display for StepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for StepState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for StepState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StepState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Ok(StepState::parse(&s))
+    }
+}
+
 /// A step's end and the reason shown in its details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ending {
@@ -160,6 +224,28 @@ mod tests {
             assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
         }
         assert_eq!(StrategyState::AbortRequested.as_str(), "abort requested");
+    }
+
+    #[test]
+    fn step_states_travel_as_their_stored_string() {
+        for s in [
+            "initial",
+            "maintenance",
+            "complete",
+            "failed",
+            "aborted",
+            "skipped",
+        ] {
+            let state = StepState::parse(s);
+            assert_eq!(state.as_str(), s);
+            assert_eq!(serde_json::to_value(&state).unwrap(), s);
+        }
+        assert_eq!(
+            StepState::parse("skipped"),
+            StepState::Ended(Terminal::Skipped)
+        );
+        assert_eq!(StepState::parse("lock-hosts").phase(), Some("lock-hosts"));
+        assert!(!StepState::parse("initial").is_ended());
     }
 
     #[test]

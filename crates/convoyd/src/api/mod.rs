@@ -88,6 +88,11 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             post(patches::host_install),
         )
         .route("/v1/patch-hosts/{hostname}/drop", post(patches::drop_host))
+        .route(
+            "/v1/strategy",
+            get(strategies::show_any).delete(strategies::delete_any),
+        )
+        .route("/v1/strategy/actions", post(strategies::action_any))
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
         .route_layer(middleware::from_fn_with_state(

@@ -1,3 +1,4 @@
+//! `/v1/strategy` (whichever strategy the controller has, of any kind),
 //! `/v1/rolling-maintenance-strategy` and `/v1/strategy-steps`: creating, applying, aborting
 //! and deleting the controller's strategy, and watching its steps.
 
@@ -15,7 +16,7 @@ use convoy_core::role::Role;
 use convoy_core::strategy::planner::{
     InventoryHost, Scope, plan_rolling_maintenance, preflight_parallelism,
 };
-use convoy_core::strategy::{StrategyKind, StrategyState, Terminal};
+use convoy_core::strategy::{StepState, StrategyKind, StrategyState, Terminal};
 use convoy_core::validation::validate_name;
 use convoy_store::{StepRecord, StoreError, StrategyRecord};
 use uuid::Uuid;
@@ -49,7 +50,7 @@ fn step_view(record: &StepRecord) -> Step {
     Step {
         target: record.target.clone(),
         stage: record.stage,
-        state: record.state.clone(),
+        state: StepState::parse(&record.state),
         details: record.details.clone(),
         group: record.group.clone(),
         started_at: record.started_at,
@@ -59,15 +60,20 @@ fn step_view(record: &StepRecord) -> Step {
     }
 }
 
-/// The controller's strategy if it is a rolling maintenance.
-async fn current(state: &AppState) -> Result<StrategyRecord, ApiError> {
+/// The controller's strategy if it is of `kind` (of any kind for None).
+async fn current(state: &AppState, kind: Option<StrategyKind>) -> Result<StrategyRecord, ApiError> {
     state
         .store
         .strategy()
         .await?
-        .filter(|s| s.kind == StrategyKind::RollingMaintenance)
-        .ok_or_else(|| ApiError::not_found("rolling-maintenance strategy"))
+        .filter(|s| kind.is_none_or(|k| s.kind == k))
+        .ok_or_else(|| match kind {
+            Some(kind) => ApiError::not_found(format!("{kind} strategy")),
+            None => ApiError::not_found("strategy"),
+        })
 }
+
+const ROLLING_MAINTENANCE: Option<StrategyKind> = Some(StrategyKind::RollingMaintenance);
 
 /// `POST /v1/rolling-maintenance-strategy`: validates and plans; nothing runs.
 #[utoipa::path(
@@ -198,7 +204,16 @@ pub async fn create(
     responses((status = 200, description = "The strategy", body = Strategy), (status = 404, description = "No rolling-maintenance strategy", body = ErrorBody))
 )]
 pub async fn show(State(state): State<AppState>) -> Result<Json<Strategy>, ApiError> {
-    Ok(Json(view(&current(&state).await?)?))
+    Ok(Json(view(&current(&state, ROLLING_MAINTENANCE).await?)?))
+}
+
+/// `GET /v1/strategy`: the controller's strategy, whatever its kind.
+#[utoipa::path(
+    get, path = "/v1/strategy", tag = "strategies", security(("user_token" = [])),
+    responses((status = 200, description = "The strategy", body = Strategy), (status = 404, description = "No strategy", body = ErrorBody))
+)]
+pub async fn show_any(State(state): State<AppState>) -> Result<Json<Strategy>, ApiError> {
+    Ok(Json(view(&current(&state, None).await?)?))
 }
 
 /// `POST /v1/rolling-maintenance-strategy/actions` with `{"action": "apply" | "abort"}`.
@@ -212,8 +227,31 @@ pub async fn action(
     caller: Caller,
     ApiJson(request): ApiJson<StrategyAction>,
 ) -> Result<Json<Strategy>, ApiError> {
+    act(&state, &caller, ROLLING_MAINTENANCE, request).await
+}
+
+/// `POST /v1/strategy/actions` with `{"action": "apply" | "abort"}`, whatever the kind.
+#[utoipa::path(
+    post, path = "/v1/strategy/actions", tag = "strategies", security(("user_token" = [])),
+    request_body = StrategyAction,
+    responses((status = 200, description = "The strategy after the action", body = Strategy), (status = 404, description = "No strategy", body = ErrorBody), (status = 409, description = "The strategy is not in a state the action applies to", body = ErrorBody))
+)]
+pub async fn action_any(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<StrategyAction>,
+) -> Result<Json<Strategy>, ApiError> {
+    act(&state, &caller, None, request).await
+}
+
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    kind: Option<StrategyKind>,
+    request: StrategyAction,
+) -> Result<Json<Strategy>, ApiError> {
     caller.require(Role::Operator)?;
-    let strategy = current(&state).await?;
+    let strategy = current(state, kind).await?;
     let (from, to, refusal) = match request.action {
         ActionName::Apply => (
             StrategyState::Initial,
@@ -231,7 +269,7 @@ pub async fn action(
         .set_strategy_state(&strategy.id, from, to, &strategy.details, clock::now())
         .await?
     {
-        let now = current(&state).await?;
+        let now = current(state, kind).await?;
         return Err(ApiError::conflict(format!(
             "the strategy is {}; {refusal}",
             now.state
@@ -239,7 +277,7 @@ pub async fn action(
     }
     tracing::info!(strategy = strategy.id, action = ?request.action, by = caller.name, "strategy action");
     state.wakeups.strategy_changed();
-    Ok(Json(view(&current(&state).await?)?))
+    Ok(Json(view(&current(state, kind).await?)?))
 }
 
 /// `DELETE /v1/rolling-maintenance-strategy`: only when it is not running.
@@ -251,8 +289,29 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Strategy>, ApiError> {
+    remove(&state, &caller, ROLLING_MAINTENANCE).await
+}
+
+/// `DELETE /v1/strategy`: the controller's strategy, whatever its kind, when it is not
+/// running.
+#[utoipa::path(
+    delete, path = "/v1/strategy", tag = "strategies", security(("user_token" = [])),
+    responses((status = 200, description = "The strategy, in state deleting", body = Strategy), (status = 404, description = "No strategy", body = ErrorBody), (status = 409, description = "The strategy runs", body = ErrorBody))
+)]
+pub async fn delete_any(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Strategy>, ApiError> {
+    remove(&state, &caller, None).await
+}
+
+async fn remove(
+    state: &AppState,
+    caller: &Caller,
+    kind: Option<StrategyKind>,
+) -> Result<Json<Strategy>, ApiError> {
     caller.require(Role::Operator)?;
-    let strategy = current(&state).await?;
+    let strategy = current(state, kind).await?;
     let now = clock::now();
     if strategy.state.is_active()
         || !state
@@ -323,8 +382,14 @@ pub async fn step(
         .await?
         .into_iter()
         .map(|p| {
+            // A hook's run shows as its exit code and streams; any other output as it is.
             let run: Option<HookRun> = serde_json::from_str(&p.output).ok();
+            let output = match run {
+                Some(_) => serde_json::Value::Null,
+                None => serde_json::from_str(&p.output).unwrap_or_default(),
+            };
             PhaseRun {
+                output,
                 phase: p.phase,
                 started_at: p.started_at,
                 finished_at: p.finished_at,
@@ -349,7 +414,7 @@ pub async fn step(
     responses((status = 200, description = "Hosts updated, skipped and failed", body = MaintenanceReport), (status = 404, description = "No rolling-maintenance strategy", body = ErrorBody))
 )]
 pub async fn report(State(state): State<AppState>) -> Result<Json<MaintenanceReport>, ApiError> {
-    let strategy = current(&state).await?;
+    let strategy = current(&state, ROLLING_MAINTENANCE).await?;
     let steps = state.store.steps(&strategy.id).await?;
     let phases = state.store.phases(&strategy.id, None).await?;
     let phase_of = |target: &str, phase: Phase| {

@@ -276,7 +276,6 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             }
         }
         self.take_offers(&steps, offers, &mut outcomes, now);
-        let mut wake: Option<Timestamp> = None;
 
         // 1. Feed every finished phase into the kind's rules.
         for i in 0..steps.len() {
@@ -301,20 +300,14 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                         .and_then(|id| outcomes.remove(id))
                     {
                         Some(outcome) => (self.kind.result_of(phase, &outcome), outcome.output),
-                        None if now < due => {
-                            wake = Some(wake.map_or(due, |w| w.min(due)));
-                            break;
-                        }
+                        None if now < due => break,
                         None => (
                             rules.timed_out(phase, &steps[i].target),
                             serde_json::Value::Null,
                         ),
                     },
                     // The time passing is the phase's result.
-                    Effect::Wait if now < due => {
-                        wake = Some(wake.map_or(due, |w| w.min(due)));
-                        break;
-                    }
+                    Effect::Wait if now < due => break,
                     Effect::Wait => (
                         rules.timed_out(phase, &steps[i].target),
                         serde_json::Value::Null,
@@ -390,7 +383,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             .await?;
 
         inbox.await_commands(steps.iter().filter_map(|s| s.command_id.clone()));
-        let wait = wake.map(|at| {
+        let wait = self.next_deadline(&steps, now).map(|at| {
             let left = at.duration_since(now);
             Duration::from_millis(left.as_millis().max(0) as u64)
         });
@@ -441,6 +434,19 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             }
             pending.offers.push(offer);
         }
+    }
+
+    /// The earliest moment a step's phase runs out of time, among the steps waiting for one.
+    fn next_deadline(&self, steps: &[StepRecord], now: Timestamp) -> Option<Timestamp> {
+        let rules = self.rules();
+        steps
+            .iter()
+            .filter_map(|s| {
+                let phase = rules.parse_phase(&s.state)?;
+                let waits = matches!(rules.effect(phase), Effect::Command(_) | Effect::Wait);
+                waits.then(|| deadline(rules, phase, &facts(s, None), now))
+            })
+            .min()
     }
 
     /// The agent command kind that performs `phase`, if one does.
@@ -780,4 +786,160 @@ fn capitalised(phase: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use clap::Parser;
+    use convoy_bundle::TrustedKeys;
+    use convoy_core::host::{HostFacts, Personality};
+    use convoy_core::strategy::planner::Scope;
+    use convoy_store::{EnrolAuthority, HostEnrolment, SqliteStore, Store};
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::config::{Args, Settings};
+
+    /// A controller's state on a fresh store in `dir`, with one enrolled host.
+    async fn controller(dir: &std::path::Path) -> AppState {
+        let data = dir.to_str().unwrap();
+        let settings =
+            Settings::resolve(&Args::parse_from(["convoyd", "--data-dir", data])).unwrap();
+        let store = SqliteStore::open(&settings.database_url).await.unwrap();
+        store
+            .enrol_host(&HostEnrolment {
+                authority: EnrolAuthority::SiteToken,
+                hostname: "worker-1".into(),
+                personality: Personality::Worker,
+                zone: None,
+                pod: None,
+                cluster: None,
+                credential_hash: "x".into(),
+                facts: HostFacts {
+                    capacity_cpus: 4,
+                    capacity_memory_mib: 4096,
+                    load_cpus: 0.0,
+                    load_memory_mib: 0,
+                    boot_id: "boot".into(),
+                    os: "linux".into(),
+                    agent_version: "0".into(),
+                    state_fs_free_bytes: 1 << 30,
+                    maintenance: false,
+                    software: Default::default(),
+                },
+                now: Timestamp::UNIX_EPOCH,
+            })
+            .await
+            .unwrap();
+        AppState::new(
+            Arc::new(store),
+            "token".into(),
+            TrustedKeys::new([]),
+            &settings,
+        )
+    }
+
+    /// An applying rolling maintenance of worker-1 whose stage timeout is 60 s.
+    async fn applying_strategy(app: &AppState, now: Timestamp) -> StrategyRecord {
+        let options = RollingMaintenanceOptions {
+            scope: Scope::Hosts(vec!["worker-1".into()]),
+            forced: false,
+            timeout_seconds: 60,
+            payload: None,
+            max_parallel_preflight: Some(1),
+        };
+        let strategy = StrategyRecord {
+            id: "s-1".into(),
+            kind: StrategyKind::RollingMaintenance,
+            state: StrategyState::Applying,
+            max_parallel: 1,
+            stop_on_failure: false,
+            options: serde_json::to_string(&options).unwrap(),
+            details: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let step = StepRecord {
+            target: "worker-1".into(),
+            position: 0,
+            stage: 1,
+            group: None,
+            state: "initial".into(),
+            swept: false,
+            details: String::new(),
+            pending_end: None,
+            command_id: None,
+            phase_started_at: None,
+            started_at: None,
+            finished_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        app.store.create_strategy(&strategy, &[step]).await.unwrap();
+        strategy
+    }
+
+    #[tokio::test]
+    async fn a_phase_without_an_outcome_fails_exactly_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = controller(dir.path()).await;
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let strategy = applying_strategy(&app, t0).await;
+        let mut loaded = None;
+
+        // The sweep starts: PreFlight's command is written, and the driver waits for its
+        // deadline: the stage timeout plus the agent's time to report a kill.
+        let wait = tick(&app, &mut loaded, t0).await.unwrap();
+        let step = app
+            .store
+            .step(&strategy.id, "worker-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(step.state, "pre-flight");
+        assert!(step.command_id.is_some());
+        let timeout =
+            SignedDuration::from_secs(60) + app.ping_interval * 2 + SignedDuration::from_secs(10);
+        assert_eq!(wait, Some(Duration::try_from(timeout).unwrap()));
+
+        // A millisecond before the deadline nothing changes.
+        let before = t0 + timeout - SignedDuration::from_millis(1);
+        let wait = tick(&app, &mut loaded, before).await.unwrap();
+        assert_eq!(wait, Some(Duration::from_millis(1)));
+        let step = app
+            .store
+            .step(&strategy.id, "worker-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(step.state, "pre-flight");
+
+        // At the deadline the phase fails, and with it the step and the strategy.
+        tick(&app, &mut loaded, t0 + timeout).await.unwrap();
+        let step = app
+            .store
+            .step(&strategy.id, "worker-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(step.state, "failed");
+        assert_eq!(
+            step.details,
+            format!(
+                "Pre-flight script failed: no outcome from worker-1 within {} s; is its agent running?",
+                timeout.as_secs()
+            )
+        );
+        let phases = app
+            .store
+            .phases(&strategy.id, Some("worker-1"))
+            .await
+            .unwrap();
+        assert_eq!(phases.len(), 1);
+        assert_eq!(phases[0].finished_at, Some(t0 + timeout));
+        let strategy = app.store.strategy().await.unwrap().unwrap();
+        assert_eq!(strategy.state, StrategyState::Failed);
+    }
 }
