@@ -1,0 +1,12 @@
+//! Software-update strategies on a site, after StarlingX's VIM (`sw-manager patch-strategy`,
+//! strategy `sw-patch`, and `sw-manager sw-deploy-strategy`, strategy `sw-upgrade`):
+//! spec/patching.md §4 and §5.
+//!
+//! Everything here is a pure decision over plain values: no IO, no clock (callers pass `now`
+//! and the durations), so the engine that runs strategies only persists and acts.
+//!
+//! - [`options`]: what an operator chooses at create, validated, with the REST body's keys.
+//! - [`durations`]: every wait and timeout the original hard-codes, as settings.
+
+pub mod durations;
+pub mod options;
