@@ -7,6 +7,8 @@
 //!
 //! - [`options`]: what an operator chooses at create, validated, with the REST body's keys.
 //! - [`durations`]: every wait and timeout the original hard-codes, as settings.
+//! - [`release`]: USM's release, deploy and host-deploy states.
 
 pub mod durations;
 pub mod options;
+pub mod release;
