@@ -44,6 +44,9 @@ pub struct StepDurations {
     pub simplex_lock_wait_seconds: u64,
     /// Delay between `upgrade-hosts` retries (120 s; 3 retries).
     pub upgrade_hosts_retry_delay_seconds: u64,
+    /// An alarm on the conditional ignore list (`750.006`) stops blocking once it has been
+    /// active this long (1800 s).
+    pub stale_alarm_seconds: u64,
 
     // Step timeouts (§4.6).
     pub query_alarms_timeout_seconds: u64,
@@ -90,6 +93,7 @@ impl Default for StepDurations {
             wait_data_sync_first_poll_seconds: 120,
             simplex_lock_wait_seconds: 15,
             upgrade_hosts_retry_delay_seconds: 120,
+            stale_alarm_seconds: 1800,
             query_alarms_timeout_seconds: 60,
             query_sw_patches_timeout_seconds: 60,
             query_sw_patch_hosts_timeout_seconds: 60,
@@ -188,6 +192,9 @@ impl StepDurations {
     }
     pub fn upgrade_hosts_retry_delay(&self) -> Duration {
         self.get(self.upgrade_hosts_retry_delay_seconds)
+    }
+    pub fn stale_alarm(&self) -> Duration {
+        self.get(self.stale_alarm_seconds)
     }
 }
 

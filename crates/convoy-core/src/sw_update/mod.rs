@@ -7,8 +7,14 @@
 //!
 //! - [`options`]: what an operator chooses at create, validated, with the REST body's keys.
 //! - [`durations`]: every wait and timeout the original hard-codes, as settings.
+//! - [`inventory`]: what the build needs to know of the site's hosts and alarms.
+//! - [`stages`]: the stage templates, step names and timeouts.
+//! - [`build`]: the build checks with the original's reasons, and the alarm filter.
 //! - [`release`]: USM's release, deploy and host-deploy states.
 
+pub mod build;
 pub mod durations;
+pub mod inventory;
 pub mod options;
 pub mod release;
+pub mod stages;
