@@ -10,11 +10,16 @@
 //! - [`inventory`]: what the build needs to know of the site's hosts and alarms.
 //! - [`stages`]: the stage templates, step names and timeouts.
 //! - [`build`]: the build checks with the original's reasons, and the alarm filter.
+//! - [`lifecycle`]: strategy states, phases, results; apply and abort rules and messages;
+//!   timeouts, result folding and completion percentage.
+//! - [`abort`]: the abort phase: compensations of the unfinished stage, in reverse.
 //! - [`release`]: USM's release, deploy and host-deploy states.
 
+pub mod abort;
 pub mod build;
 pub mod durations;
 pub mod inventory;
+pub mod lifecycle;
 pub mod options;
 pub mod release;
 pub mod stages;

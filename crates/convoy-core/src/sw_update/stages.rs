@@ -352,6 +352,12 @@ impl PlannedStage {
             .collect()
     }
 
+    /// The stage's timeout: its steps' timeouts summed plus `margin`
+    /// ([`StepDurations::timeout_margin`]), zero when they are all zero.
+    pub fn timeout(&self, margin: Duration) -> Duration {
+        super::lifecycle::stage_timeout(self.steps.iter().map(|s| s.timeout), margin)
+    }
+
     pub fn step_names(&self) -> Vec<&'static str> {
         self.steps.iter().map(|s| s.name.as_str()).collect()
     }
@@ -802,6 +808,8 @@ mod tests {
         );
         assert_eq!(stages[1].steps[4].timeout.as_secs(), 15);
         assert_eq!(stages[1].steps[6].timeout.as_secs(), 2400);
+        // 60 + 900 + 900 + 1800 + 15 + 1800 + 2400, plus 1.
+        assert_eq!(stages[1].timeout(d.timeout_margin()).as_secs(), 7876);
         let in_service = t.controller_stages(&hosts, false).unwrap();
         assert_eq!(
             names_of(&in_service[0]),
