@@ -12,7 +12,7 @@ use super::durations::StepDurations;
 use super::inventory::{ActiveAlarm, SiteInventory, UpdateHost};
 use super::options::{AlarmRestrictions, SwPatchOptions, SwUpdateKind, SwUpgradeOptions};
 use super::release::{DeployState, ReleaseState};
-use super::stages::{PlannedStage, PlannedStep, StageName, StepName, Templates};
+use super::stages::{PlannedStage, Templates};
 
 /// Why a build failed: the strategy's `build-reason`, the original's text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -349,7 +349,7 @@ pub fn build_sw_upgrade(
     };
     match deploy.map(|d| d.state) {
         Some(DeployState::Completed) if options.delete => {
-            return Ok(plan(vec![delete_stage(d)]));
+            return Ok(plan(vec![templates.deploy_delete_stage()]));
         }
         Some(DeployState::Completed) => {
             return Err(BuildFailure::new(
@@ -391,17 +391,9 @@ pub fn build_sw_upgrade(
     let duplex_major = release.major && !site.single_controller;
     let mut stages = Vec::new();
     if deploy.is_none() {
-        let mut steps = Vec::new();
-        if duplex_major && let Some(c1) = site.host(CONTROLLER_1) {
-            // The deploy starts on controller-0: take activity away from controller-1.
-            steps.push(PlannedStep::on_hosts(StepName::SwactHosts, &[c1], d));
-        }
-        steps.push(PlannedStep::plain(StepName::StartUpgrade, d));
-        steps.push(PlannedStep::query_alarms(true, d));
-        stages.push(PlannedStage {
-            name: StageName::SwUpgradeStart,
-            steps,
-        });
+        // A major release starts on controller-0: take activity away from controller-1.
+        let swact_from = site.host(CONTROLLER_1).filter(|_| duplex_major);
+        stages.push(templates.upgrade_start_stage(swact_from));
     }
 
     let pending: Vec<&UpdateHost> = hosts
@@ -446,22 +438,10 @@ pub fn build_sw_upgrade(
         stages.extend(templates.worker_stages(&workers, reboot)?);
     }
 
-    let mut steps = Vec::new();
-    if !reboot {
-        steps.push(PlannedStep::system_stabilize(d.mtce_delay(), d));
-    }
-    steps.push(PlannedStep::query_alarms(false, d));
-    if !deploy.is_some_and(|d| d.state.is_activated()) {
-        steps.push(PlannedStep::plain(StepName::ActivateUpgrade, d));
-    }
-    steps.push(PlannedStep::plain(StepName::CompleteUpgrade, d));
-    steps.push(PlannedStep::query_alarms(false, d));
-    stages.push(PlannedStage {
-        name: StageName::SwUpgradeComplete,
-        steps,
-    });
+    let activated = deploy.is_some_and(|d| d.state.is_activated());
+    stages.push(templates.upgrade_complete_stage(reboot, activated));
     if options.delete {
-        stages.push(delete_stage(d));
+        stages.push(templates.deploy_delete_stage());
     }
     if stages.is_empty() {
         return Err(BuildFailure::new(
@@ -471,19 +451,13 @@ pub fn build_sw_upgrade(
     Ok(plan(stages))
 }
 
-fn delete_stage(d: &StepDurations) -> PlannedStage {
-    PlannedStage {
-        name: StageName::SwDeployDelete,
-        steps: vec![PlannedStep::plain(StepName::DeployDelete, d)],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::inventory::fixtures::*;
     use super::*;
     use crate::host::Personality::{self, *};
     use crate::sw_update::options::{ApplyType, InstanceAction};
+    use crate::sw_update::stages::{StageName, StepName};
     use proptest::prelude::*;
 
     fn now() -> Timestamp {
@@ -1080,6 +1054,12 @@ mod tests {
                         &st.steps[unlock.unwrap()].entity_names
                     );
                 }
+                // A host updated in service is never locked.
+                for step in st.steps.iter().filter(|s| s.name == StepName::LockHosts) {
+                    for name in &step.entity_names {
+                        prop_assert!(site.host(name).is_some_and(|h| h.requires_reboot));
+                    }
+                }
                 if let Some(stop) = pos(StepName::StopInstances) {
                     let start = pos(StepName::StartInstances);
                     prop_assert!(start.is_some_and(|s| s > stop));
@@ -1101,6 +1081,67 @@ mod tests {
                     prop_assert_eq!(pos, updated.len() - 1);
                 }
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sw_upgrade_plans_cover_every_host_once(g in arb_gen(), reboot in any::<bool>(), delete in any::<bool>()) {
+            let (mut site, patch_options) = realize(&g);
+            // sw-upgrade needs every host in service.
+            for h in &mut site.hosts {
+                h.administrative = crate::host::Administrative::Unlocked;
+                h.operational = crate::host::Operational::Enabled;
+                h.availability = crate::host::Availability::Available;
+            }
+            let options = SwUpgradeOptions {
+                storage_apply_type: patch_options.storage_apply_type,
+                worker_apply_type: patch_options.worker_apply_type,
+                max_parallel_worker_hosts: patch_options.max_parallel_worker_hosts.min(10),
+                default_instance_action: patch_options.default_instance_action,
+                release: vec!["24.09".into()],
+                delete,
+                ..SwUpgradeOptions::default()
+            };
+            let mut f = facts(ReleaseState::Available, None);
+            f.release.as_mut().unwrap().reboot_required = reboot;
+            let Ok(plan) = deploy_build(&options, &site, &f) else { return Ok(()); };
+            prop_assert_eq!(plan.stages[0].name, StageName::SwUpgradeStart);
+            let tail: Vec<StageName> = plan.stages.iter().rev().take(1 + usize::from(delete)).map(|s| s.name).collect();
+            if delete {
+                prop_assert_eq!(tail, vec![StageName::SwDeployDelete, StageName::SwUpgradeComplete]);
+            } else {
+                prop_assert_eq!(tail, vec![StageName::SwUpgradeComplete]);
+            }
+            for h in &site.hosts {
+                let n = plan.stages.iter().filter(|st| st.updated_hosts().contains(&h.hostname.as_str())).count();
+                prop_assert_eq!(n, usize::from(!h.patch_current), "{}", h.hostname);
+            }
+            for st in &plan.stages {
+                if !reboot {
+                    prop_assert!(st.steps.iter().all(|s| s.name != StepName::LockHosts));
+                }
+                if st.name == StageName::SwUpgradeWorkerHosts {
+                    prop_assert!(st.updated_hosts().len() as u32 <= options.max_parallel_worker_hosts);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scaled_durations_reach_every_step() {
+        let cfg = BuildConfig {
+            durations: StepDurations::scaled(0.001).unwrap(),
+            ..BuildConfig::default()
+        };
+        let plan = build_sw_patch(&SwPatchOptions::default(), &duplex(), 1, &cfg, now()).unwrap();
+        for st in plan.stages.iter().chain([&plan.build_stage]) {
+            for step in &st.steps {
+                prop_assert_ms(step.timeout);
+            }
+        }
+        fn prop_assert_ms(t: Duration) {
+            assert!(t <= Duration::from_millis(2400) && !t.is_zero(), "{t:?}");
         }
     }
 }

@@ -419,6 +419,52 @@ impl Templates<'_> {
         }
     }
 
+    /// `sw-upgrade-start`: `swact-hosts` away from `swact_from` (controller-1, for a major
+    /// release on a duplex site), `start-upgrade`, `query-alarms`.
+    pub fn upgrade_start_stage(&self, swact_from: Option<&UpdateHost>) -> PlannedStage {
+        let d = self.durations;
+        let mut steps = Vec::new();
+        if let Some(host) = swact_from {
+            steps.push(PlannedStep::on_hosts(StepName::SwactHosts, &[host], d));
+        }
+        steps.push(PlannedStep::plain(StepName::StartUpgrade, d));
+        steps.push(PlannedStep::query_alarms(true, d));
+        PlannedStage {
+            name: StageName::SwUpgradeStart,
+            steps,
+        }
+    }
+
+    /// `sw-upgrade-complete`: `system-stabilize` (15 s) after an in-service deploy,
+    /// `query-alarms`, `activate-upgrade` (unless `activated` already), `complete-upgrade`,
+    /// `query-alarms`. Its alarm queries collect without failing: the deploy is on every host
+    /// by then.
+    pub fn upgrade_complete_stage(&self, reboot: bool, activated: bool) -> PlannedStage {
+        let d = self.durations;
+        let mut steps = Vec::new();
+        if !reboot {
+            steps.push(PlannedStep::system_stabilize(d.mtce_delay(), d));
+        }
+        steps.push(PlannedStep::query_alarms(false, d));
+        if !activated {
+            steps.push(PlannedStep::plain(StepName::ActivateUpgrade, d));
+        }
+        steps.push(PlannedStep::plain(StepName::CompleteUpgrade, d));
+        steps.push(PlannedStep::query_alarms(false, d));
+        PlannedStage {
+            name: StageName::SwUpgradeComplete,
+            steps,
+        }
+    }
+
+    /// `sw-deploy-delete`: `deploy-delete`, removing the completed deploy record.
+    pub fn deploy_delete_stage(&self) -> PlannedStage {
+        PlannedStage {
+            name: StageName::SwDeployDelete,
+            steps: vec![PlannedStep::plain(StepName::DeployDelete, self.durations)],
+        }
+    }
+
     /// Controller stages (`controller-apply-type`): serial is one stage per controller that
     /// is not all-in-one (those go through the worker stages), the others in the order given
     /// and the active controller last; parallel fails the build; ignore gives none.
