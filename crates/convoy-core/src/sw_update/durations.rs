@@ -3,7 +3,8 @@
 //! and benchmarks run the same strategies in milliseconds (`convoyd --step-time-scale F`).
 //!
 //! A zero duration used as a timeout means "no timeout" (the original's stage rule: a stage
-//! whose steps all have timeout 0 has timeout 0).
+//! whose steps all have timeout 0 has timeout 0), except for `system-stabilize`, whose timeout
+//! is its wait: zero means it succeeds at once.
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::ValidationError;
 #[serde(default, deny_unknown_fields)]
 pub struct StepDurations {
     /// Multiplies every duration below (default 1; 0.001 turns seconds into milliseconds).
-    pub scale: f64,
+    pub step_time_scale: f64,
 
     // Waits inside the stage templates (§4.5).
     /// `MTCE_DELAY`: `system-stabilize` after the host action before unlocking (15 s).
@@ -81,7 +82,7 @@ impl Default for StepDurations {
     /// The original's values.
     fn default() -> Self {
         StepDurations {
-            scale: 1.0,
+            step_time_scale: 1.0,
             mtce_delay_seconds: 15,
             no_reboot_delay_seconds: 30,
             system_stabilize_seconds: 60,
@@ -125,7 +126,7 @@ impl StepDurations {
     /// The original's values, every one multiplied by `scale`.
     pub fn scaled(scale: f64) -> Result<StepDurations, ValidationError> {
         let d = StepDurations {
-            scale,
+            step_time_scale: scale,
             ..StepDurations::default()
         };
         d.validate()?;
@@ -134,10 +135,14 @@ impl StepDurations {
 
     /// The scale must be a finite number from 0 to [`MAX_SCALE`].
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if !(self.scale.is_finite() && (0.0..=MAX_SCALE).contains(&self.scale)) {
+        if !(self.step_time_scale.is_finite() && (0.0..=MAX_SCALE).contains(&self.step_time_scale))
+        {
             return Err(ValidationError::new(
                 "step-time-scale",
-                format!("must be a number from 0 to {MAX_SCALE}, got {}", self.scale),
+                format!(
+                    "must be a number from 0 to {MAX_SCALE}, got {}",
+                    self.step_time_scale
+                ),
             ));
         }
         Ok(())
@@ -147,8 +152,8 @@ impl StepDurations {
     pub fn get(&self, seconds: u64) -> Duration {
         // Validated scales are finite and non-negative; clamp anyway so a bad value read
         // around `validate` cannot panic in `from_secs_f64`.
-        let scale = if self.scale.is_finite() {
-            self.scale.clamp(0.0, MAX_SCALE)
+        let scale = if self.step_time_scale.is_finite() {
+            self.step_time_scale.clamp(0.0, MAX_SCALE)
         } else {
             1.0
         };
@@ -226,7 +231,8 @@ mod tests {
     #[test]
     fn each_key_may_be_set_alone_and_unknown_keys_are_refused() {
         let d: StepDurations =
-            serde_json::from_str(r#"{"wait_data_sync_seconds": 5, "scale": 0.5}"#).unwrap();
+            serde_json::from_str(r#"{"wait_data_sync_seconds": 5, "step_time_scale": 0.5}"#)
+                .unwrap();
         assert_eq!(d.wait_data_sync(), Duration::from_millis(2500));
         assert_eq!(d.mtce_delay(), Duration::from_millis(7500));
         assert!(serde_json::from_str::<StepDurations>(r#"{"mtce_delay": 5}"#).is_err());
@@ -254,7 +260,7 @@ mod tests {
     proptest! {
         #[test]
         fn scaling_is_linear_and_never_panics(secs in 0u64..100_000, scale in proptest::num::f64::ANY) {
-            let d = StepDurations { scale, ..StepDurations::default() };
+            let d = StepDurations { step_time_scale: scale, ..StepDurations::default() };
             let got = d.get(secs);
             if d.validate().is_ok() {
                 let want = secs as f64 * scale;

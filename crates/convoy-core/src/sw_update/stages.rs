@@ -209,7 +209,8 @@ pub enum StepDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedStep {
     pub name: StepName,
-    /// Zero means no timeout.
+    /// Zero means no timeout, except for `system-stabilize`, which waits out its timeout
+    /// and succeeds (zero: at once).
     pub timeout: Duration,
     pub entity_type: EntityType,
     pub entity_names: Vec<String>,
