@@ -881,6 +881,10 @@ mod tests {
         strategy
     }
 
+    async fn worker_1(app: &AppState) -> StepRecord {
+        app.store.step("s-1", "worker-1").await.unwrap().unwrap()
+    }
+
     #[tokio::test]
     async fn a_phase_without_an_outcome_fails_exactly_at_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
@@ -892,12 +896,7 @@ mod tests {
         // The sweep starts: PreFlight's command is written, and the driver waits for its
         // deadline: the stage timeout plus the agent's time to report a kill.
         let wait = tick(&app, &mut loaded, t0).await.unwrap();
-        let step = app
-            .store
-            .step(&strategy.id, "worker-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let step = worker_1(&app).await;
         assert_eq!(step.state, "pre-flight");
         assert!(step.command_id.is_some());
         let timeout =
@@ -908,22 +907,12 @@ mod tests {
         let before = t0 + timeout - SignedDuration::from_millis(1);
         let wait = tick(&app, &mut loaded, before).await.unwrap();
         assert_eq!(wait, Some(Duration::from_millis(1)));
-        let step = app
-            .store
-            .step(&strategy.id, "worker-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let step = worker_1(&app).await;
         assert_eq!(step.state, "pre-flight");
 
         // At the deadline the phase fails, and with it the step and the strategy.
         tick(&app, &mut loaded, t0 + timeout).await.unwrap();
-        let step = app
-            .store
-            .step(&strategy.id, "worker-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let step = worker_1(&app).await;
         assert_eq!(step.state, "failed");
         assert_eq!(
             step.details,
