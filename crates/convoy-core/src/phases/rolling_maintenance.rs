@@ -263,11 +263,11 @@ impl Kind for RollingMaintenance {
     type Result = PhaseResult;
     type Action = Action;
 
-    fn phase_name(&self, phase: Phase) -> &'static str {
+    fn phase_name(&self, phase: Phase) -> &str {
         phase.as_str()
     }
 
-    fn parse_phase(&self, name: &str) -> Option<Phase> {
+    fn parse_phase(&self, _stage: u32, name: &str) -> Option<Phase> {
         Phase::from_name(name)
     }
 
@@ -275,8 +275,8 @@ impl Kind for RollingMaintenance {
         Some(Phase::SWEEP)
     }
 
-    fn first(&self) -> Phase {
-        Phase::FIRST
+    fn first(&self, _stage: u32) -> Option<Phase> {
+        Some(Phase::FIRST)
     }
 
     fn effect(&self, phase: Phase) -> Effect<Action> {

@@ -61,12 +61,16 @@ pub trait Kind {
     /// The kind's description of the work a phase's effect performs.
     type Action: Copy + fmt::Debug;
 
-    fn phase_name(&self, phase: Self::Phase) -> &'static str;
-    fn parse_phase(&self, name: &str) -> Option<Self::Phase>;
+    /// The phase's name, unique among the phases a step of its stage may go through (it is
+    /// the step's stored state and names the phase's record).
+    fn phase_name(&self, phase: Self::Phase) -> &str;
+    /// The phase a step of `stage` is in when its stored state is `name`.
+    fn parse_phase(&self, stage: u32, name: &str) -> Option<Self::Phase>;
     /// The phase every step runs before any stage starts, if the kind sweeps.
     fn sweep(&self) -> Option<Self::Phase>;
-    /// The phase a step starts with when its stage starts.
-    fn first(&self) -> Self::Phase;
+    /// The phase a step of `stage` starts with when its stage starts (None: the stage has
+    /// nothing to do).
+    fn first(&self, stage: u32) -> Option<Self::Phase>;
     fn effect(&self, phase: Self::Phase) -> Effect<Self::Action>;
     /// The phase whose command travels with `phase`'s, performed by the target as soon as
     /// `phase` succeeded (it saves a round trip). A cleanup carries nothing.
@@ -90,6 +94,7 @@ pub trait Kind {
 #[derive(Debug, Clone, Copy)]
 pub struct StepFacts<'a> {
     pub target: &'a str,
+    pub stage: u32,
     /// `initial`, a phase name, or a terminal state.
     pub state: &'a str,
     pub swept: bool,
@@ -98,11 +103,11 @@ pub struct StepFacts<'a> {
 }
 
 /// Where a stored step stands, for the engine.
-pub fn progress<K: Kind>(kind: &K, state: &str, swept: bool) -> Progress {
+pub fn progress<K: Kind>(kind: &K, stage: u32, state: &str, swept: bool) -> Progress {
     if let Some(terminal) = Terminal::parse(state) {
         return Progress::Done(terminal);
     }
-    match kind.parse_phase(state) {
+    match kind.parse_phase(stage, state) {
         Some(phase) if Some(phase) == kind.sweep() => Progress::Sweeping,
         Some(_) => Progress::Running,
         None if swept => Progress::Swept,
@@ -123,7 +128,7 @@ pub fn deadline<K: Kind>(
 /// What to record of a finished phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhaseEnd {
-    pub phase: &'static str,
+    pub phase: String,
     pub result: &'static str,
     pub details: String,
 }
@@ -169,7 +174,7 @@ pub fn transition<K: Kind>(
     _now: Timestamp,
 ) -> Transition<K::Phase, K::Action> {
     let finished = PhaseEnd {
-        phase: kind.phase_name(phase),
+        phase: kind.phase_name(phase).to_string(),
         result: kind.result_name(&result),
         details: kind.result_details(&result),
     };
@@ -246,7 +251,7 @@ mod tests {
         type Result = Result<(), String>;
         type Action = &'static str;
 
-        fn phase_name(&self, phase: P) -> &'static str {
+        fn phase_name(&self, phase: P) -> &str {
             match phase {
                 P::Check => "check",
                 P::Work => "work",
@@ -254,7 +259,7 @@ mod tests {
                 P::Undo => "undo",
             }
         }
-        fn parse_phase(&self, name: &str) -> Option<P> {
+        fn parse_phase(&self, _stage: u32, name: &str) -> Option<P> {
             [P::Check, P::Work, P::Report, P::Undo]
                 .into_iter()
                 .find(|p| self.phase_name(*p) == name)
@@ -262,13 +267,15 @@ mod tests {
         fn sweep(&self) -> Option<P> {
             Some(P::Check)
         }
-        fn first(&self) -> P {
-            P::Work
+        fn first(&self, _stage: u32) -> Option<P> {
+            Some(P::Work)
         }
         fn effect(&self, phase: P) -> Effect<&'static str> {
             match phase {
                 P::Check => Effect::Controller("check"),
-                other => Effect::Command(self.phase_name(other)),
+                P::Work => Effect::Command("work"),
+                P::Report => Effect::Command("report"),
+                P::Undo => Effect::Command("undo"),
             }
         }
         fn carries(&self, phase: P, cleaning_up: bool) -> Option<P> {
@@ -312,6 +319,7 @@ mod tests {
     fn facts<'a>(state: &'a str, pending: Option<&'a Ending>) -> StepFacts<'a> {
         StepFacts {
             target: "worker-1",
+            stage: 1,
             state,
             swept: true,
             pending_end: pending,
@@ -382,12 +390,12 @@ mod tests {
 
     #[test]
     fn progress_reads_the_stored_state() {
-        assert_eq!(progress(&Toy, "initial", false), Progress::Pending);
-        assert_eq!(progress(&Toy, "initial", true), Progress::Swept);
-        assert_eq!(progress(&Toy, "check", false), Progress::Sweeping);
-        assert_eq!(progress(&Toy, "work", true), Progress::Running);
+        assert_eq!(progress(&Toy, 1, "initial", false), Progress::Pending);
+        assert_eq!(progress(&Toy, 1, "initial", true), Progress::Swept);
+        assert_eq!(progress(&Toy, 1, "check", false), Progress::Sweeping);
+        assert_eq!(progress(&Toy, 1, "work", true), Progress::Running);
         assert_eq!(
-            progress(&Toy, "skipped", true),
+            progress(&Toy, 1, "skipped", true),
             Progress::Done(Terminal::Skipped)
         );
     }

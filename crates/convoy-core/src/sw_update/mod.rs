@@ -19,6 +19,7 @@ pub mod abort;
 pub mod build;
 pub mod durations;
 pub mod inventory;
+pub mod kind;
 pub mod lifecycle;
 pub mod options;
 pub mod release;

@@ -48,6 +48,9 @@ const IDLE_WAKE: Duration = Duration::from_secs(5);
 /// sleep here was most of a phase's latency on an idle controller, and under load the reports
 /// that come in during a tick gather by themselves.
 const GATHER_YIELDS: usize = 4;
+/// How soon a controller check that has not settled (alarms still present, a host not back
+/// yet) is asked again.
+const RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_millis(250);
 
 pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -189,6 +192,7 @@ struct Pending {
 fn facts<'s>(step: &'s StepRecord, pending_end: Option<&'s Ending>) -> StepFacts<'s> {
     StepFacts {
         target: &step.target,
+        stage: step.stage,
         state: &step.state,
         swept: step.swept,
         pending_end,
@@ -216,7 +220,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             .iter()
             .map(|s| StepView {
                 stage: s.stage,
-                progress: progress(self.rules(), &s.state, s.swept),
+                progress: progress(self.rules(), s.stage, &s.state, s.swept),
             })
             .collect()
     }
@@ -279,7 +283,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
 
         // 1. Feed every finished phase into the kind's rules.
         for i in 0..steps.len() {
-            while let Some(phase) = rules.parse_phase(&steps[i].state) {
+            while let Some(phase) = rules.parse_phase(steps[i].stage, &steps[i].state) {
                 let pending_end: Option<Ending> = steps[i]
                     .pending_end
                     .as_deref()
@@ -288,12 +292,20 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 let step_facts = facts(&steps[i], pending_end.as_ref());
                 let due = deadline(rules, phase, &step_facts, now);
                 let (result, output) = match rules.effect(phase) {
-                    Effect::Controller(action) => (
-                        self.kind
+                    Effect::Controller(action) => {
+                        match self
+                            .kind
                             .check(self.app, action, i, &steps, &mut cache, now)
-                            .await?,
-                        serde_json::Value::Null,
-                    ),
+                            .await?
+                        {
+                            Some(result) => (result, serde_json::Value::Null),
+                            None if now < due => break,
+                            None => (
+                                rules.timed_out(phase, &steps[i].target),
+                                serde_json::Value::Null,
+                            ),
+                        }
+                    }
                     Effect::Command(_) => match steps[i]
                         .command_id
                         .as_ref()
@@ -342,9 +354,16 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                         self.kind
                             .stage_starting(self.app, strategy, &steps[i], &mut cache, now)
                             .await?;
-                        let first = rules.first();
-                        let effects = begin_effects(rules, first, false);
-                        self.begin(&mut steps[i], first, effects, None, None, now)?;
+                        match rules.first(steps[i].stage) {
+                            Some(first) => {
+                                let effects = begin_effects(rules, first, false);
+                                self.begin(&mut steps[i], first, effects, None, None, now)?;
+                            }
+                            None => {
+                                let ending = Ending::new(Terminal::Complete, "Nothing to do");
+                                self.end(&mut steps[i], ending, None, now)?;
+                            }
+                        }
                     }
                     Decision::AbortPending(i) => {
                         let ending = Ending::new(Terminal::Aborted, "Aborted before it started");
@@ -412,7 +431,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             }
             let kind = self
                 .rules()
-                .parse_phase(&step.state)
+                .parse_phase(step.stage, &step.state)
                 .and_then(|phase| self.command_kind(phase));
             pending.batch.completions.push(CommandCompletion {
                 id: offer.command_id.clone(),
@@ -436,15 +455,19 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         }
     }
 
-    /// The earliest moment a step's phase runs out of time, among the steps waiting for one.
+    /// The earliest moment a step's phase runs out of time, among the steps waiting for one,
+    /// or a controller check that has not settled is asked again.
     fn next_deadline(&self, steps: &[StepRecord], now: Timestamp) -> Option<Timestamp> {
         let rules = self.rules();
         steps
             .iter()
             .filter_map(|s| {
-                let phase = rules.parse_phase(&s.state)?;
-                let waits = matches!(rules.effect(phase), Effect::Command(_) | Effect::Wait);
-                waits.then(|| deadline(rules, phase, &facts(s, None), now))
+                let phase = rules.parse_phase(s.stage, &s.state)?;
+                let due = deadline(rules, phase, &facts(s, None), now);
+                Some(match rules.effect(phase) {
+                    Effect::Controller(_) => due.min(now + RECHECK),
+                    Effect::Command(_) | Effect::Wait => due,
+                })
             })
             .min()
     }
@@ -475,7 +498,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         } = moved.finished;
         let finished = PhaseRecord {
             target: step.target.clone(),
-            phase: phase.into(),
+            phase: phase.clone(),
             started_at: step.phase_started_at.unwrap_or(now),
             finished_at: Some(now),
             result: Some(result.into()),
@@ -496,7 +519,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             StepChange::AwaitStage => {
                 step.state = "initial".into();
                 step.swept = true;
-                step.details = format!("{} passed; waiting for its stage", capitalised(phase));
+                step.details = format!("{} passed; waiting for its stage", capitalised(&phase));
                 step.command_id = None;
                 step.phase_started_at = None;
                 step.updated_at = now;
@@ -530,15 +553,15 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             }
             None => (self.new_command(step, effects, now)?, now, finished),
         };
-        let name = self.rules().phase_name(phase);
-        step.state = name.into();
+        let name = self.rules().phase_name(phase).to_string();
+        step.state = name.clone();
         step.command_id = command.as_ref().map(|c| c.id.clone());
         step.phase_started_at = Some(began);
         step.started_at.get_or_insert(now);
         step.updated_at = now;
         let started = PhaseRecord {
             target: step.target.clone(),
-            phase: name.into(),
+            phase: name,
             started_at: began,
             finished_at: None,
             result: None,

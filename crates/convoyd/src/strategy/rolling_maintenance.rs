@@ -113,7 +113,7 @@ impl SiteKind for RollingMaintenanceSite {
         steps: &[StepRecord],
         cache: &mut ClusterCache,
         now: Timestamp,
-    ) -> anyhow::Result<PhaseResult> {
+    ) -> anyhow::Result<Option<PhaseResult>> {
         // Hosts of the same stage already on their way into maintenance take no load,
         // whatever their last heartbeat said.
         let leaving: Vec<&str> = steps
@@ -137,13 +137,13 @@ impl SiteKind for RollingMaintenanceSite {
             let hosts = app.store.cluster_of(target).await?;
             cache.hosts.insert(step.group.clone(), hosts);
         }
-        Ok(capacity_check(
+        Ok(Some(capacity_check(
             target,
             &cache.hosts[&step.group],
             &leaving,
             now,
             self.ping,
-        ))
+        )))
     }
 
     /// The step's cluster is disabled before its first host starts.
@@ -185,7 +185,7 @@ impl SiteKind for RollingMaintenanceSite {
             let members: Vec<Progress> = steps
                 .iter()
                 .filter(|s| s.group.as_deref() == Some(&cluster.name))
-                .map(|s| progress(&self.rules, &s.state, s.swept))
+                .map(|s| progress(&self.rules, s.stage, &s.state, s.swept))
                 .collect();
             let busy = members.contains(&Progress::Running);
             let done = members.iter().all(|p| matches!(p, Progress::Done(_)));

@@ -55,7 +55,9 @@ pub trait SiteKind: Send + Sync {
         None
     }
 
-    /// Performs a check the controller makes itself for the step `steps[index]`.
+    /// Performs a check the controller makes itself for the step `steps[index]`: its result,
+    /// or None while it is not settled (the driver asks again soon, until the phase's
+    /// timeout).
     fn check(
         &self,
         app: &AppState,
@@ -64,7 +66,7 @@ pub trait SiteKind: Send + Sync {
         steps: &[StepRecord],
         cache: &mut Self::TickCache,
         now: Timestamp,
-    ) -> impl Future<Output = anyhow::Result<<Self::Rules as Kind>::Result>> + Send;
+    ) -> impl Future<Output = anyhow::Result<Option<<Self::Rules as Kind>::Result>>> + Send;
 
     /// Called when the step's stage starts it, before its first phase is written.
     fn stage_starting(
