@@ -427,6 +427,11 @@ impl Site {
 
     /// A controller that trusts a freshly generated key, and that key.
     pub async fn with_patch_key(hosts: &[HostSpec]) -> (Site, PatchKeys) {
+        Self::with_patch_key_and(hosts, "").await
+    }
+
+    /// As [`Site::with_patch_key`], with `settings` added to the controller's settings file.
+    pub async fn with_patch_key_and(hosts: &[HostSpec], settings: &str) -> (Site, PatchKeys) {
         // The key must exist before the controller starts, so it is made in a directory of
         // its own and copied into the site's afterwards.
         let keys_dir = tempfile::tempdir().expect("temp dir");
@@ -441,7 +446,7 @@ impl Site {
         .await
         .ok();
         let config = format!(
-            "trusted_keys = [{:?}]\n",
+            "trusted_keys = [{:?}]\n{settings}",
             keys_dir
                 .path()
                 .join("patch-signing.pub.pem")
@@ -459,7 +464,10 @@ impl Site {
         // A restarted controller reads its settings again: they name the site's own copy.
         std::fs::write(
             site.dir.path().join("convoyd.toml"),
-            format!("trusted_keys = [{:?}]\n", keys.public.display().to_string()),
+            format!(
+                "trusted_keys = [{:?}]\n{settings}",
+                keys.public.display().to_string()
+            ),
         )
         .expect("rewrite config");
         // Agents trust the same key, install under their own root, and "reboot" by restarting.

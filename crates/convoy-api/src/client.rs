@@ -25,6 +25,7 @@ use crate::strategies::{
 use crate::trust::Trust;
 use crate::users::{NewUser, User, UserList};
 
+const SW_PATCH_PATH: &str = "/api/orchestration/sw-patch/strategy";
 const RM_PATH: &str = "/v1/rolling-maintenance-strategy";
 use crate::{AUTH_HEADER, SUBJECT_TOKEN_HEADER};
 use convoy_core::command::CommandKind;
@@ -350,6 +351,36 @@ impl Client {
     }
 
     /// The steps of whichever strategy the controller runs.
+    /// Creates (and builds) a sw-patch strategy; the answer is the original's strategy JSON.
+    pub async fn create_sw_patch_strategy(
+        &self,
+        options: &convoy_core::sw_update::options::SwPatchOptions,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::POST, SW_PATCH_PATH, Some(options)).await
+    }
+
+    /// `{"strategy": {...}}` or `{"strategy": null}`.
+    pub async fn sw_patch_strategy(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, SW_PATCH_PATH, None::<&()>).await
+    }
+
+    /// `apply-all` or `abort`.
+    pub async fn sw_patch_strategy_action(
+        &self,
+        action: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("{SW_PATCH_PATH}/actions"),
+            Some(&serde_json::json!({ "action": action })),
+        )
+        .await
+    }
+
+    pub async fn delete_sw_patch_strategy(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::DELETE, SW_PATCH_PATH, None::<&()>).await
+    }
+
     pub async fn strategy_steps(&self) -> Result<Vec<Step>, ClientError> {
         let list: StepList = self
             .call(Method::GET, "/v1/strategy-steps", None::<&()>)

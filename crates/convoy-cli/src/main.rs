@@ -51,6 +51,10 @@ enum Command {
     /// Create, apply and follow a rolling maintenance in one command.
     #[command(subcommand)]
     RollingMaintenance(commands::rolling_maintenance::OneShotCommand),
+    /// Roll the site's patches over its hosts in stages (StarlingX's `sw-manager
+    /// patch-strategy`).
+    #[command(subcommand)]
+    PatchStrategy(commands::patch_strategy::PatchStrategyCommand),
     /// The steps of the controller's strategy.
     #[command(subcommand)]
     StrategyStep(commands::strategy_step::StepCommand),
@@ -104,6 +108,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Event(command) => command.run(&cli.connection, &out).await,
         Command::RollingMaintenanceStrategy(command) => command.run(&cli.connection, &out).await,
         Command::RollingMaintenance(command) => command.run(&cli.connection, &out).await,
+        Command::PatchStrategy(command) => command.run(&cli.connection, &out).await,
         Command::StrategyStep(command) => command.run(&cli.connection, &out).await,
         Command::Key(command) => command.run(&out),
         Command::Patch(command) => command.run(&cli.connection, &out).await,

@@ -185,8 +185,8 @@ pub struct CommandCompletion {
     /// The outcome as JSON.
     pub outcome: String,
     pub completed_at: Timestamp,
-    /// The host's maintenance state, when the outcome confirms a change of it.
-    pub maintenance: Option<bool>,
+    /// What the outcome changes on its host, as when the agent gateway records it.
+    pub effects: HostEffects,
 }
 
 /// What one tick of the strategy driver writes, in one transaction: the outcomes it took and

@@ -686,7 +686,10 @@ async fn strategy_story(store: &dyn Store) {
         hostname: "worker-0".into(),
         outcome: outcome.into(),
         completed_at: at(at_ms),
-        maintenance: Some(true),
+        effects: HostEffects {
+            maintenance: Some(true),
+            ..HostEffects::default()
+        },
     };
     let mut swept = running.clone();
     swept.state = "initial".into();

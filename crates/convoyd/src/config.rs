@@ -70,6 +70,11 @@ pub struct Args {
     /// Most connections served at once; more wait to be accepted [default: 1024].
     #[arg(long, value_name = "COUNT")]
     pub max_connections: Option<usize>,
+    /// Multiplies every wait and timeout of the software-update strategies' steps
+    /// (system-stabilize, wait-alarms-clear, step timeouts...); 0.001 turns seconds into
+    /// milliseconds [default: 1, or step_durations.step_time_scale in the file].
+    #[arg(long, value_name = "FACTOR")]
+    pub step_time_scale: Option<f64>,
 }
 
 /// The settings file. Every key is optional.
@@ -107,6 +112,9 @@ pub struct FileSettings {
     pub idle_timeout_seconds: Option<u64>,
     pub body_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
+    /// `[step_durations]`: the software-update strategies' waits and timeouts, each in
+    /// seconds (defaults: StarlingX's), and `step_time_scale`.
+    pub step_durations: Option<convoy_core::sw_update::durations::StepDurations>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +140,7 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
+    pub step_durations: convoy_core::sw_update::durations::StepDurations,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -255,7 +264,15 @@ impl Settings {
             .map_err(|e: convoy_core::ValidationError| format!("release: {}", e.reason))?;
         let mut trusted_keys = file.trusted_keys.unwrap_or_default();
         trusted_keys.extend(args.trusted_keys.iter().cloned());
+        let mut step_durations = file.step_durations.unwrap_or_default();
+        if let Some(scale) = args.step_time_scale {
+            step_durations.step_time_scale = scale;
+        }
+        step_durations
+            .validate()
+            .map_err(|e| format!("{}: {}", e.field, e.reason))?;
         Ok(Settings {
+            step_durations,
             trusted_keys,
             max_patch_bytes: file.max_patch_bytes.unwrap_or(DEFAULT_MAX_PATCH),
             release,
@@ -303,6 +320,28 @@ mod tests {
         let mut argv = vec!["convoyd", "--data-dir", "/tmp/x"];
         argv.extend_from_slice(extra);
         Args::parse_from(argv)
+    }
+
+    #[test]
+    fn step_durations_come_from_the_file_and_the_scale_from_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("convoyd.toml");
+        std::fs::write(
+            &file,
+            "[step_durations]\nsystem_stabilize_seconds = 5\nstep_time_scale = 2.0\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let s = Settings::resolve(&args(&["--config", f])).unwrap();
+        assert_eq!(s.step_durations.system_stabilize_seconds, 5);
+        assert_eq!(s.step_durations.step_time_scale, 2.0);
+        let s = Settings::resolve(&args(&["--config", f, "--step-time-scale", "0.001"])).unwrap();
+        assert_eq!(s.step_durations.step_time_scale, 0.001);
+        let err = Settings::resolve(&args(&["--step-time-scale=-1"])).unwrap_err();
+        assert!(err.starts_with("step-time-scale: "), "{err}");
+        // The defaults are the original's.
+        let s = Settings::resolve(&args(&[])).unwrap();
+        assert_eq!(s.step_durations.wait_alarms_clear_controller_seconds, 2400);
     }
 
     #[test]

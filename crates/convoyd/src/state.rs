@@ -55,6 +55,8 @@ pub struct AppState {
     /// Password hashes run one per core at a time.
     pub hashing: Arc<Hashing>,
     pub login_throttles: Arc<LoginThrottles>,
+    /// The software-update strategies' waits and timeouts.
+    pub step_durations: convoy_core::sw_update::durations::StepDurations,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             polls: Arc::new(Polls::default()),
             credentials: Arc::new(CredentialCache::default()),
             decoy_password_hash: decoy.into(),
+            step_durations: settings.step_durations.clone(),
             patch_dir: settings.data_dir.join("patches"),
             repository_changes: Arc::new(tokio::sync::Mutex::new(())),
             trusted_keys: Arc::new(trusted_keys),

@@ -7,6 +7,7 @@ pub mod host;
 pub mod key;
 pub mod patch;
 pub mod patch_repo;
+pub mod patch_strategy;
 pub mod patch_tools;
 pub mod rolling_maintenance;
 pub mod strategy_step;

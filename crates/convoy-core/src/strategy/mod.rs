@@ -18,10 +18,13 @@ use crate::names::named_enum;
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
     RollingMaintenance,
+    /// StarlingX's VIM patch strategy (`sw-manager patch-strategy`).
+    SwPatch,
 }
 
 named_enum!(StrategyKind, field = "type", {
     RollingMaintenance => "rolling-maintenance",
+    SwPatch => "sw-patch",
 });
 
 /// Strategy states, with dcmanager's exact strings.

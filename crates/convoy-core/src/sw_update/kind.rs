@@ -310,6 +310,37 @@ impl Kind for UpdateRules {
     }
 }
 
+/// What the engine's record of a strategy says, for its VIM state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineSummary {
+    pub state: crate::strategy::StrategyState,
+    /// The build failed: the strategy was never ready to apply.
+    pub build_failed: bool,
+    /// A host's step failed or timed out (the apply failed).
+    pub step_failed: bool,
+    /// A host is running a compensation, or has run one.
+    pub compensating: bool,
+}
+
+/// The strategy's VIM state and current phase (§4.3). A failed apply aborts itself, so its
+/// strategy shows `aborting` while the compensations run and `aborted` after; the apply
+/// phase keeps `failed` and its reason.
+pub fn vim_state(s: EngineSummary) -> (super::lifecycle::StrategyState, super::lifecycle::Phase) {
+    use super::lifecycle::{Phase, StrategyState as Vim};
+    use crate::strategy::StrategyState as E;
+    if s.build_failed {
+        return (Vim::BuildFailed, Phase::Build);
+    }
+    match s.state {
+        E::Initial | E::Deleting => (Vim::ReadyToApply, Phase::Build),
+        E::Applying if s.step_failed || s.compensating => (Vim::Aborting, Phase::Abort),
+        E::Applying => (Vim::Applying, Phase::Apply),
+        E::AbortRequested | E::Aborting => (Vim::Aborting, Phase::Abort),
+        E::Complete => (Vim::Applied, Phase::Apply),
+        E::Failed | E::Aborted => (Vim::Aborted, Phase::Abort),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +461,28 @@ mod tests {
         assert_eq!((undo.step as usize, undo.undo), (lock, true));
         assert_eq!(rules.parse_phase(2, "lock-hosts"), None);
         assert_eq!(step_name("system-stabilize#2"), "system-stabilize");
+    }
+
+    #[test]
+    fn vim_states_follow_the_self_abort() {
+        use crate::strategy::StrategyState as E;
+        use crate::sw_update::lifecycle::StrategyState as Vim;
+        let s = |state, step_failed, compensating| EngineSummary {
+            state,
+            build_failed: false,
+            step_failed,
+            compensating,
+        };
+        assert_eq!(vim_state(s(E::Initial, false, false)).0, Vim::ReadyToApply);
+        assert_eq!(vim_state(s(E::Applying, false, false)).0, Vim::Applying);
+        assert_eq!(vim_state(s(E::Applying, true, false)).0, Vim::Aborting);
+        assert_eq!(vim_state(s(E::Complete, false, false)).0, Vim::Applied);
+        assert_eq!(vim_state(s(E::Failed, true, true)).0, Vim::Aborted);
+        let failed_build = EngineSummary {
+            build_failed: true,
+            ..s(E::Failed, false, false)
+        };
+        assert_eq!(vim_state(failed_build).0, Vim::BuildFailed);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use super::{Query, millis};
 use crate::{CommandCompletion, CommandRecord, PhaseRecord, StepRecord};
 
-/// Records outcomes ($1; the first one of a command stays) and the maintenance state they
-/// confirm.
+/// Records outcomes ($1; the first one of a command stays) and what they change on their
+/// hosts: the maintenance state they confirm, the patch state an install reported, and the
+/// host no longer pending.
 macro_rules! complete_commands {
     () => {
         "UPDATE commands SET completed_at = j.value->>'completed_at', outcome = j.value->>'outcome' \
@@ -19,7 +20,13 @@ macro_rules! complete_commands {
              AND commands.completed_at IS NULL; \
          UPDATE hosts SET maintenance = j.value->>'maintenance' \
            FROM json_each($1) AS j \
-           WHERE hosts.hostname = j.value->>'hostname' AND j.value->>'maintenance' IS NOT NULL"
+           WHERE hosts.hostname = j.value->>'hostname' AND j.value->>'maintenance' IS NOT NULL; \
+         UPDATE hosts SET software = j.value->>'software' \
+           FROM json_each($1) AS j \
+           WHERE hosts.hostname = j.value->>'hostname' AND j.value->>'software' IS NOT NULL; \
+         DELETE FROM patch_interim WHERE hostname IN \
+           (SELECT j.value->>'hostname' FROM json_each($1) AS j \
+             WHERE j.value->>'clear_interim' = 1)"
     };
 }
 
@@ -126,7 +133,9 @@ fn completion_row(c: &CommandCompletion) -> Value {
         "hostname": c.hostname,
         "outcome": c.outcome,
         "completed_at": millis(c.completed_at),
-        "maintenance": c.maintenance,
+        "maintenance": c.effects.maintenance,
+        "software": c.effects.software.as_ref().and_then(|s| serde_json::to_string(s).ok()),
+        "clear_interim": c.effects.clear_interim,
     })
 }
 

@@ -10,9 +10,8 @@ use convoy_api::agent::{
 };
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
-use convoy_core::patch::HostSoftware;
 use convoy_core::validation::validate_name;
-use convoy_store::{CommandRecord, EnrolAuthority, HostEffects, HostEnrolment, StoreError};
+use convoy_store::{CommandRecord, EnrolAuthority, HostEnrolment, StoreError};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
@@ -21,7 +20,7 @@ use super::extract::{AgentHost, ApiJson, ApiPath, ApiQuery};
 use crate::secrets;
 use crate::state::AppState;
 use crate::strategy::inbox::Offer;
-use crate::strategy::maintenance::confirmed_maintenance;
+use crate::strategy::outcome_effects::host_effects;
 use convoy_api::ErrorBody;
 
 fn interval_seconds(state: &AppState) -> u64 {
@@ -346,20 +345,6 @@ async fn store_outcome(
         state.wakeups.recheck_alarms();
     }
     Ok(())
-}
-
-/// What a command's outcome changes on its host: a confirmed maintenance change, and for an
-/// install, the patch state the host reported with its answer (it is then pending for no
-/// patch).
-fn host_effects(kind: CommandKind, outcome: &CommandOutcome) -> HostEffects {
-    let install = kind == CommandKind::InstallPatches;
-    HostEffects {
-        maintenance: confirmed_maintenance(kind, outcome),
-        software: install
-            .then(|| serde_json::from_value::<HostSoftware>(outcome.output.clone()).ok())
-            .flatten(),
-        clear_interim: install,
-    }
 }
 
 /// The `dispatched_session` of a delivery to agent run `session`. A delivery belongs to this

@@ -50,7 +50,7 @@ fn conditions(
         .collect()
 }
 
-async fn active_controller(
+pub(crate) async fn active_controller(
     state: &AppState,
     records: &[HostRecord],
     now: Timestamp,
@@ -72,16 +72,23 @@ pub async fn swact(
     State(state): State<AppState>,
     ApiPath(hostname): ApiPath<String>,
 ) -> Result<Json<Host>, ApiError> {
+    swact_from(&state, &hostname).await?;
+    find(&state, &hostname).await.map(Json)
+}
+
+/// Moves activity from the active controller `hostname` to a standby; returns the new active
+/// controller.
+pub(crate) async fn swact_from(state: &AppState, hostname: &str) -> Result<String, ApiError> {
     let now = crate::clock::now();
     let records = state.store.hosts().await?;
     if !records.iter().any(|r| r.hostname == hostname) {
-        return Err(host_not_found(&hostname));
+        return Err(host_not_found(hostname));
     }
     let recorded = state.store.active_controller().await?;
     let to = convoy_core::controllers::swact(
         &conditions(&records, now, state.ping_interval),
         recorded.as_deref(),
-        &hostname,
+        hostname,
     )
     .map_err(|refusal| ApiError::conflict(refusal.to_string()))?;
     if !state
@@ -98,7 +105,7 @@ pub async fn swact(
         to,
         "swact: {to} is now the active controller"
     );
-    find(&state, &hostname).await.map(Json)
+    Ok(to)
 }
 
 #[utoipa::path(
@@ -158,7 +165,7 @@ pub async fn unlock(
 }
 
 /// Lock and unlock state the desired administrative state, so repeating one is harmless.
-async fn set_administrative(
+pub(crate) async fn set_administrative(
     state: &AppState,
     hostname: &str,
     desired: Administrative,

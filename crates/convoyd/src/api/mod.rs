@@ -6,13 +6,14 @@ mod clusters;
 mod enrol_tokens;
 mod error;
 mod extract;
-mod hosts;
+pub(crate) mod hosts;
 mod identity;
 mod openapi;
 mod patches;
 mod strategies;
 mod users;
 mod views;
+mod vim;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -93,6 +94,22 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             get(strategies::show_any).delete(strategies::delete_any),
         )
         .route("/v1/strategy/actions", post(strategies::action_any))
+        .route(
+            "/api/orchestration/sw-patch/strategy",
+            get(vim::show).post(vim::create).delete(vim::delete),
+        )
+        .route(
+            "/api/orchestration/sw-patch/strategy/actions",
+            post(vim::action),
+        )
+        .route(
+            "/api/orchestration/sw-patch/strategy/{uuid}",
+            get(vim::show_one),
+        )
+        .route(
+            "/api/orchestration/current-strategy/strategy",
+            get(vim::current_strategy),
+        )
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
         .route_layer(middleware::from_fn_with_state(

@@ -14,7 +14,9 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
-use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, strategies, users};
+use super::{
+    agent, alarms, clusters, enrol_tokens, hosts, identity, patches, strategies, users, vim,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,6 +60,12 @@ use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, str
         strategies::action_any,
         strategies::delete_any,
         strategies::steps,
+        vim::create,
+        vim::show,
+        vim::show_one,
+        vim::action,
+        vim::delete,
+        vim::current_strategy,
         strategies::step,
         patches::upload,
         patches::query,
@@ -91,6 +99,7 @@ use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, str
         (name = "alarms", description = "Active alarms and their history"),
         (name = "strategies", description = "Rolling maintenance and strategy steps"),
         (name = "patches", description = "The patch repository and installs on hosts"),
+        (name = "sw-update", description = "The VIM software-update strategy API in StarlingX's shape (/api/orchestration)"),
         (name = "agents", description = "The agent protocol (host credentials)"),
     )
 )]

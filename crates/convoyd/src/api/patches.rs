@@ -11,11 +11,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use convoy_api::patches::{
     AppDependencyList, AppDependencyReport, HostInstallRequest, HostPatchList, HostPatchRow,
-    InstallPatches, IsApplied, PatchDetail, PatchIdList, PatchList, PatchOperation, PatchOutcome,
-    PatchRow, PatchToChange,
+    IsApplied, PatchDetail, PatchIdList, PatchList, PatchOperation, PatchOutcome, PatchRow,
 };
 use convoy_core::command::CommandKind;
-use convoy_core::host::Administrative;
 use convoy_core::patch::state::{all_in_state, any_installing, host_status};
 use convoy_core::patch::{
     AppDependencies, ApplyRequest, Outcome, PatchId, PatchState, RemoveRequest, RepoState,
@@ -494,28 +492,11 @@ pub async fn host_install(
             format!("Unknown host specified: {hostname}"),
         ));
     };
-    let report = site.report(&hostname).ok_or_else(|| {
+    let payload = site.install_patches(host, request.force).ok_or_else(|| {
         ApiError::conflict(format!(
             "host {hostname:?} reports no release; is its agent current?"
         ))
     })?;
-    let work = convoy_core::patch::state::host_work(&site.repo, report);
-    let change = |id: &PatchId, with_file: bool| {
-        let rr = site.repo.get(id).is_none_or(|e| e.metadata.reboot_required);
-        let record = site.records.get(id).filter(|_| with_file);
-        PatchToChange {
-            id: id.to_string(),
-            reboot_required: rr,
-            sha256: record.map(|r| r.sha256.clone()),
-            size: record.map(|r| r.size),
-        }
-    };
-    let payload = InstallPatches {
-        remove: work.remove.iter().map(|id| change(id, false)).collect(),
-        install: work.install.iter().map(|id| change(id, true)).collect(),
-        force: request.force,
-        host_locked: host.administrative == Administrative::Locked,
-    };
     let id = crate::ids::command_id();
     state
         .store

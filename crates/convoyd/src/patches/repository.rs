@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use convoy_api::patches::{InstallPatches, PatchToChange};
+use convoy_core::host::Administrative;
 use convoy_core::patch::{
     HostReport, Interim, Outcome, PatchId, PatchMetadata, PatchState, RepoEntry, Repository,
 };
@@ -81,6 +83,29 @@ impl Site {
 
     pub fn report(&self, hostname: &str) -> Option<&HostReport> {
         self.reports.iter().find(|r| r.hostname == hostname)
+    }
+
+    /// The command that brings `host` to the repository's state: removals and installs, with
+    /// each bundle's digest and size. None if its agent reports no release.
+    pub fn install_patches(&self, host: &HostRecord, force: bool) -> Option<InstallPatches> {
+        let report = self.report(&host.hostname)?;
+        let work = convoy_core::patch::state::host_work(&self.repo, report);
+        let change = |id: &PatchId, with_file: bool| {
+            let rr = self.repo.get(id).is_none_or(|e| e.metadata.reboot_required);
+            let record = self.records.get(id).filter(|_| with_file);
+            PatchToChange {
+                id: id.to_string(),
+                reboot_required: rr,
+                sha256: record.map(|r| r.sha256.clone()),
+                size: record.map(|r| r.size),
+            }
+        };
+        Some(InstallPatches {
+            remove: work.remove.iter().map(|id| change(id, false)).collect(),
+            install: work.install.iter().map(|id| change(id, true)).collect(),
+            force,
+            host_locked: host.administrative == Administrative::Locked,
+        })
     }
 
     /// Writes what `outcome` changed: patch rows (with `new_files` for uploads), deletions,

@@ -33,9 +33,10 @@ use jiff::Timestamp;
 use tracing::{debug, error, info};
 
 use super::inbox::Offer;
-use super::maintenance::confirmed_maintenance;
+use super::outcome_effects::host_effects;
 use super::rolling_maintenance::RollingMaintenanceSite;
 use super::site_kind::{SiteKind, TickEnd};
+use super::sw_patch::{SwPatchRecord, SwPatchSite};
 use crate::clock;
 use crate::polls::Waiting;
 use crate::state::AppState;
@@ -140,6 +141,14 @@ async fn tick(
             let options: RollingMaintenanceOptions = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
             let kind = RollingMaintenanceSite::new(options, app.ping_interval);
+            Driver::new(app, &kind)
+                .run(&mut strategy, now, cached, offers)
+                .await?
+        }
+        StrategyKind::SwPatch => {
+            let record: SwPatchRecord = serde_json::from_str(&strategy.options)
+                .context("the strategy's options are unreadable")?;
+            let kind = SwPatchSite::load(app, record).await?;
             Driver::new(app, &kind)
                 .run(&mut strategy, now, cached, offers)
                 .await?
@@ -311,7 +320,10 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                         .as_ref()
                         .and_then(|id| outcomes.remove(id))
                     {
-                        Some(outcome) => (self.kind.result_of(phase, &outcome), outcome.output),
+                        Some(outcome) => (
+                            self.kind.result_of(phase, &steps[i].target, &outcome),
+                            outcome.output,
+                        ),
                         None if now < due => break,
                         None => (
                             rules.timed_out(phase, &steps[i].target),
@@ -432,13 +444,15 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             let kind = self
                 .rules()
                 .parse_phase(step.stage, &step.state)
-                .and_then(|phase| self.command_kind(phase));
+                .and_then(|phase| self.command_kind(phase, &step.target));
             pending.batch.completions.push(CommandCompletion {
                 id: offer.command_id.clone(),
                 hostname: offer.hostname.clone(),
                 outcome: serde_json::to_string(&offer.outcome).unwrap_or_default(),
                 completed_at: now,
-                maintenance: kind.and_then(|kind| confirmed_maintenance(kind, &offer.outcome)),
+                effects: kind
+                    .map(|kind| host_effects(kind, &offer.outcome))
+                    .unwrap_or_default(),
             });
             outcomes.insert(offer.command_id.clone(), offer.outcome.clone());
             // The outcome of the command this one carried: recorded with the carried
@@ -473,9 +487,9 @@ impl<'a, K: SiteKind> Driver<'a, K> {
     }
 
     /// The agent command kind that performs `phase`, if one does.
-    fn command_kind(&self, phase: <K::Rules as Kind>::Phase) -> Option<CommandKind> {
+    fn command_kind(&self, phase: <K::Rules as Kind>::Phase, target: &str) -> Option<CommandKind> {
         match self.rules().effect(phase) {
-            Effect::Command(action) => self.kind.command(action).map(|(kind, _)| kind),
+            Effect::Command(action) => self.kind.command(action, target).map(|(kind, _)| kind),
             _ => None,
         }
     }
@@ -582,12 +596,12 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         let Some(Effect::Command(action)) = effect else {
             return Ok(None);
         };
-        let Some((kind, mut payload)) = self.kind.command(action) else {
+        let Some((kind, mut payload)) = self.kind.command(action, &step.target) else {
             return Ok(None);
         };
         let id = crate::ids::command_id();
         if let Some((_, Effect::Command(then_action))) = carried
-            && let Some((then_kind, then_payload)) = self.kind.command(then_action)
+            && let Some((then_kind, then_payload)) = self.kind.command(then_action, &step.target)
         {
             let then = CommandDelivery {
                 id: carried_id(&id)?.parse()?,
@@ -619,7 +633,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         let Effect::Command(action) = self.rules().effect(phase) else {
             return Ok((None, now));
         };
-        let Some((kind, payload)) = self.kind.command(action) else {
+        let Some((kind, payload)) = self.kind.command(action, &step.target) else {
             return Ok((None, now));
         };
         let mut command = CommandRecord::new(

@@ -3,6 +3,7 @@
 
 pub mod driver;
 pub mod inbox;
-pub mod maintenance;
+pub mod outcome_effects;
 pub mod rolling_maintenance;
 pub mod site_kind;
+pub mod sw_patch;

@@ -74,7 +74,7 @@ impl SiteKind for RollingMaintenanceSite {
         sweep_parallelism(self.options.max_parallel_preflight, strategy.max_parallel)
     }
 
-    fn command(&self, action: Action) -> Option<(CommandKind, serde_json::Value)> {
+    fn command(&self, action: Action, _target: &str) -> Option<(CommandKind, serde_json::Value)> {
         match action {
             Action::RunHook(stage) => Some((
                 CommandKind::RunHook,
@@ -97,7 +97,7 @@ impl SiteKind for RollingMaintenanceSite {
         }
     }
 
-    fn result_of(&self, phase: Phase, outcome: &CommandOutcome) -> PhaseResult {
+    fn result_of(&self, phase: Phase, _target: &str, outcome: &CommandOutcome) -> PhaseResult {
         result_of(phase, outcome)
     }
 

@@ -36,16 +36,18 @@ pub trait SiteKind: Send + Sync {
     /// Steps swept at once, for a kind that sweeps.
     fn sweep_parallelism(&self, strategy: &StrategyRecord) -> usize;
 
-    /// The agent command that performs an action, or None if the action needs none.
+    /// The agent command that performs an action on `target`, or None if it needs none.
     fn command(
         &self,
         action: <Self::Rules as Kind>::Action,
+        target: &str,
     ) -> Option<(CommandKind, serde_json::Value)>;
 
-    /// What an agent's outcome means for the phase it performed.
+    /// What the outcome of `target`'s agent means for the phase it performed.
     fn result_of(
         &self,
         phase: <Self::Rules as Kind>::Phase,
+        target: &str,
         outcome: &CommandOutcome,
     ) -> <Self::Rules as Kind>::Result;
 

@@ -1,0 +1,336 @@
+//! `/api/orchestration/...`: the VIM's software-update strategy API in the original's shape
+//! (spec §4.2), which `sw-manager`, `convoy patch-strategy` and a System Controller use.
+//!
+//! Create runs the build at once: the answer is the strategy `ready-to-apply`, or
+//! `build-failed` with the build's reason (the strategy is kept, as the original keeps it,
+//! until it is deleted).
+
+mod build;
+mod view;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use convoy_core::role::Role;
+use convoy_core::strategy::{StrategyKind, StrategyState};
+use convoy_core::sw_update::build::{BuildConfig, build_sw_patch};
+use convoy_core::sw_update::options::SwPatchOptions;
+use convoy_store::{StepRecord, StoreError, StrategyRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::ApiError;
+use super::extract::{ApiJson, ApiPath, Caller};
+use crate::clock;
+use crate::state::AppState;
+use crate::strategy::sw_patch::SwPatchRecord;
+use convoy_api::ErrorBody;
+
+/// The sw-patch strategy, if the controller's strategy is one.
+async fn current(state: &AppState) -> Result<Option<(StrategyRecord, SwPatchRecord)>, ApiError> {
+    let Some(strategy) = state.store.strategy().await? else {
+        return Ok(None);
+    };
+    if strategy.kind != StrategyKind::SwPatch {
+        return Ok(None);
+    }
+    let record = serde_json::from_str(&strategy.options).map_err(ApiError::internal)?;
+    Ok(Some((strategy, record)))
+}
+
+async fn render(
+    state: &AppState,
+    strategy: &StrategyRecord,
+    record: &SwPatchRecord,
+) -> Result<Value, ApiError> {
+    let steps = state.store.steps(&strategy.id).await?;
+    let phases = state.store.phases(&strategy.id, None).await?;
+    Ok(view::strategy_json(strategy, record, &steps, &phases))
+}
+
+fn no_strategy() -> ApiError {
+    ApiError::not_found("sw-patch strategy")
+}
+
+/// `POST /api/orchestration/sw-patch/strategy`: validates, builds and keeps the strategy.
+#[utoipa::path(
+    post, path = "/api/orchestration/sw-patch/strategy", tag = "sw-update", security(("user_token" = [])),
+    request_body = Object,
+    responses((status = 200, description = "The strategy, built: ready-to-apply or build-failed with the build's reason (the original's JSON)", body = Object), (status = 400, description = "A bad option", body = ErrorBody), (status = 409, description = "strategy already exists of type:<type>", body = ErrorBody))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(options): ApiJson<SwPatchOptions>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Operator)?;
+    options.validate()?;
+    if let Some(existing) = state.store.strategy().await? {
+        return Err(exists(existing.kind));
+    }
+    let now = clock::now();
+    let (site, patches) = build::site_inventory(&state, now).await?;
+    let config = BuildConfig {
+        durations: state.step_durations.clone(),
+        extra_ignore_alarms: Vec::new(),
+    };
+    let built = build_sw_patch(&options, &site, patches, &config, now);
+    let (plan, build_reason) = match built {
+        Ok(plan) => (Some(plan), None),
+        Err(failure) => (None, Some(failure.reason)),
+    };
+    let mut steps = Vec::new();
+    for (i, stage) in plan.iter().flat_map(|p| p.stages.iter()).enumerate() {
+        for host in stage.updated_hosts() {
+            steps.push(StepRecord {
+                target: host.to_string(),
+                position: steps.len() as u32,
+                stage: i as u32 + 1,
+                group: None,
+                state: "initial".into(),
+                swept: false,
+                details: String::new(),
+                pending_end: None,
+                command_id: None,
+                phase_started_at: None,
+                started_at: None,
+                finished_at: None,
+                created_at: now,
+                updated_at: now,
+            });
+        }
+    }
+    // Every host of a stage goes through it together; the stages keep their size bounds.
+    let widest = (1..=steps.iter().map(|s| s.stage).max().unwrap_or(0))
+        .map(|stage| steps.iter().filter(|s| s.stage == stage).count())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let record = SwPatchRecord {
+        options,
+        plan,
+        build_reason: build_reason.clone(),
+        durations: state.step_durations.clone(),
+    };
+    let strategy = StrategyRecord {
+        id: Uuid::new_v4().to_string(),
+        kind: StrategyKind::SwPatch,
+        // A failed build leaves a strategy that can only be shown and deleted.
+        state: if build_reason.is_some() {
+            StrategyState::Failed
+        } else {
+            StrategyState::Initial
+        },
+        max_parallel: widest as u32,
+        stop_on_failure: true,
+        options: serde_json::to_string(&record).map_err(ApiError::internal)?,
+        details: build_reason.unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    };
+    match state.store.create_strategy(&strategy, &steps).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            let kind = state
+                .store
+                .strategy()
+                .await?
+                .map_or(StrategyKind::SwPatch, |s| s.kind);
+            return Err(exists(kind));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    tracing::info!(
+        strategy = strategy.id,
+        hosts = steps.len(),
+        build = strategy.details,
+        by = caller.name,
+        "sw-patch strategy created"
+    );
+    state.wakeups.strategy_changed();
+    Ok(Json(
+        json!({"strategy": render(&state, &strategy, &record).await?}),
+    ))
+}
+
+fn exists(kind: StrategyKind) -> ApiError {
+    ApiError::conflict(format!("strategy already exists of type:{kind}"))
+}
+
+/// `GET /api/orchestration/sw-patch/strategy`: `{"strategy": {...}}` or `{"strategy": null}`.
+#[utoipa::path(
+    get, path = "/api/orchestration/sw-patch/strategy", tag = "sw-update", security(("user_token" = [])),
+    responses((status = 200, description = "{\"strategy\": ...} or {\"strategy\": null}", body = Object))
+)]
+pub async fn show(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(match current(&state).await? {
+        Some((strategy, record)) => json!({"strategy": render(&state, &strategy, &record).await?}),
+        None => json!({"strategy": null}),
+    }))
+}
+
+/// `GET /api/orchestration/sw-patch/strategy/{uuid}`.
+#[utoipa::path(
+    get, path = "/api/orchestration/sw-patch/strategy/{uuid}", tag = "sw-update", security(("user_token" = [])),
+    params(("uuid" = String, Path, description = "The strategy's uuid")),
+    responses((status = 200, description = "The strategy", body = Object), (status = 400, description = "Not a uuid", body = ErrorBody), (status = 404, description = "No such strategy", body = ErrorBody))
+)]
+pub async fn show_one(
+    State(state): State<AppState>,
+    ApiPath(uuid): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    if Uuid::parse_str(&uuid).is_err() {
+        return Err(ApiError::invalid("uuid", "is not a UUID"));
+    }
+    match current(&state).await? {
+        Some((strategy, record)) if strategy.id == uuid => Ok(Json(
+            json!({"strategy": render(&state, &strategy, &record).await?}),
+        )),
+        _ => Err(no_strategy()),
+    }
+}
+
+/// `GET /api/orchestration/current-strategy/strategy`: which strategy exists, of any type.
+#[utoipa::path(
+    get, path = "/api/orchestration/current-strategy/strategy", tag = "sw-update", security(("user_token" = [])),
+    responses((status = 200, description = "{\"strategy\": {\"name\", \"state\"}} or {\"strategy\": null}", body = Object))
+)]
+pub async fn current_strategy(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let Some(strategy) = state.store.strategy().await? else {
+        return Ok(Json(json!({"strategy": null})));
+    };
+    let record: Option<SwPatchRecord> = match strategy.kind {
+        StrategyKind::SwPatch => serde_json::from_str(&strategy.options).ok(),
+        _ => None,
+    };
+    Ok(Json(view::current_json(&strategy, record.as_ref())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    action: String,
+    #[serde(default, rename = "stage-id")]
+    stage_id: Option<u32>,
+}
+
+/// `POST /api/orchestration/sw-patch/strategy/actions`: `apply-all` or `abort` (202 with the
+/// strategy).
+#[utoipa::path(
+    post, path = "/api/orchestration/sw-patch/strategy/actions", tag = "sw-update", security(("user_token" = [])),
+    request_body = Object,
+    responses((status = 202, description = "The strategy after the action", body = Object), (status = 400, description = "A bad action or no stage-id", body = ErrorBody), (status = 404, description = "No strategy", body = ErrorBody), (status = 409, description = "The strategy's state refuses the action", body = ErrorBody))
+)]
+pub async fn action(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<ActionRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Operator)?;
+    let (from, to, refusal) = match request.action.as_str() {
+        "apply-all" => (
+            StrategyState::Initial,
+            StrategyState::Applying,
+            "apply not allowed",
+        ),
+        "abort" => (
+            StrategyState::Applying,
+            StrategyState::AbortRequested,
+            "apply not inprogress",
+        ),
+        "apply-stage" | "abort-stage" if request.stage_id.is_none() => {
+            return Err(ApiError::invalid("stage-id", "No stage-id received"));
+        }
+        "apply-stage" | "abort-stage" => {
+            return Err(ApiError::conflict(format!(
+                "{} is not supported yet; use apply-all or abort",
+                request.action
+            )));
+        }
+        other => {
+            return Err(ApiError::invalid(
+                "action",
+                format!("must be apply-all, apply-stage, abort or abort-stage, got {other:?}"),
+            ));
+        }
+    };
+    let (strategy, record) = current(&state).await?.ok_or_else(no_strategy)?;
+    if !state
+        .store
+        .set_strategy_state(&strategy.id, from, to, &strategy.details, clock::now())
+        .await?
+    {
+        return Err(ApiError::conflict(refusal));
+    }
+    tracing::info!(
+        strategy = strategy.id,
+        action = request.action,
+        by = caller.name,
+        "sw-patch strategy action"
+    );
+    state.wakeups.strategy_changed();
+    let (strategy, _) = current(&state).await?.ok_or_else(no_strategy)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"strategy": render(&state, &strategy, &record).await?})),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteRequest {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `DELETE /api/orchestration/sw-patch/strategy` with an optional `{"force": bool}`: only
+/// when it is not applying or aborting (force does not delete a running strategy here: its
+/// hosts would be left locked).
+#[utoipa::path(
+    delete, path = "/api/orchestration/sw-patch/strategy", tag = "sw-update", security(("user_token" = [])),
+    responses((status = 200, description = "Deleted", body = Object), (status = 404, description = "No strategy", body = ErrorBody), (status = 409, description = "It is applying or aborting", body = ErrorBody))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Operator)?;
+    let request: DeleteRequest = if body.is_empty() {
+        DeleteRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
+    };
+    let (strategy, _) = current(&state).await?.ok_or_else(no_strategy)?;
+    if strategy.state.is_active()
+        || !state
+            .store
+            .set_strategy_state(
+                &strategy.id,
+                strategy.state,
+                StrategyState::Deleting,
+                &strategy.details,
+                clock::now(),
+            )
+            .await?
+    {
+        let forced = if request.force {
+            " (force does not delete a running strategy: its hosts would stay locked)"
+        } else {
+            ""
+        };
+        return Err(ApiError::conflict(format!(
+            "strategy is applying or aborting; abort it and wait for it to end{forced}"
+        )));
+    }
+    state.store.delete_strategy(&strategy.id).await?;
+    tracing::info!(
+        strategy = strategy.id,
+        by = caller.name,
+        "sw-patch strategy deleted"
+    );
+    state.wakeups.strategy_changed();
+    Ok(Json(json!({})))
+}

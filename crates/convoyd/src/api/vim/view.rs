@@ -1,0 +1,378 @@
+//! A software-update strategy in the original's JSON (`SwUpdateStrategyQueryData`, spec §4.2):
+//! hyphenated keys, the build, apply and abort phases with their stages and steps, results and
+//! completion. The engine runs one step per host; a VIM step's result gathers the records of
+//! that phase on every host of its stage.
+
+use std::collections::BTreeMap;
+
+use convoy_core::strategy::kind::Kind;
+use convoy_core::strategy::{StrategyState, Terminal};
+use convoy_core::sw_update::kind::{EngineSummary, UpdatePhase, UpdateRules, vim_state};
+use convoy_core::sw_update::lifecycle::{UpdateResult, completion_percentage};
+use convoy_core::sw_update::stages::PlannedStep;
+use convoy_store::{PhaseRecord, StepRecord, StrategyRecord};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::strategy::sw_patch::SwPatchRecord;
+
+/// The original's date format (shown in UTC here), or "".
+fn date(at: Option<Timestamp>) -> String {
+    at.map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+fn result_of(name: Option<&str>) -> UpdateResult {
+    match name {
+        Some("success") => UpdateResult::Success,
+        Some("failed") => UpdateResult::Failed,
+        Some("timed-out") => UpdateResult::TimedOut,
+        Some(_) => UpdateResult::Failed,
+        None => UpdateResult::Inprogress,
+    }
+}
+
+/// What the records of one VIM step say, over the hosts that run it.
+struct Gathered {
+    result: UpdateResult,
+    reason: String,
+    start: Option<Timestamp>,
+    end: Option<Timestamp>,
+}
+
+fn gather(records: &[&PhaseRecord], hosts: usize, over: bool) -> Gathered {
+    let start = records.iter().map(|r| r.started_at).min();
+    let running = records.iter().any(|r| r.finished_at.is_none());
+    let end = if running || records.len() < hosts {
+        None
+    } else {
+        records.iter().filter_map(|r| r.finished_at).max()
+    };
+    let failed = records
+        .iter()
+        .find(|r| !matches!(r.result.as_deref(), Some("success") | None));
+    let result = match failed {
+        Some(r) => result_of(r.result.as_deref()),
+        None if records.is_empty() && !over => UpdateResult::Initial,
+        None if records.len() == hosts && !running => UpdateResult::Success,
+        None if over => UpdateResult::Aborted,
+        None => UpdateResult::Inprogress,
+    };
+    Gathered {
+        result,
+        reason: failed.map(|r| r.details.clone()).unwrap_or_default(),
+        start,
+        end,
+    }
+}
+
+fn step_json(planned: &PlannedStep, id: usize, g: &Gathered) -> Value {
+    json!({
+        "step-id": id,
+        "step-name": planned.name.as_str(),
+        "timeout": planned.timeout.as_secs(),
+        "entity-type": planned.entity_type.as_str(),
+        "entity-names": planned.entity_names,
+        "entity-uuids": [],
+        "result": g.result.as_str(),
+        "reason": g.reason,
+        "start-date-time": date(g.start),
+        "end-date-time": date(g.end),
+    })
+}
+
+/// Folds results the original's way: the first failed, timed-out or aborted one wins; else
+/// in progress while any is; else success once all are.
+fn fold(results: &[UpdateResult]) -> UpdateResult {
+    if results.is_empty() {
+        return UpdateResult::Initial;
+    }
+    if let Some(bad) = results.iter().find(|r| {
+        matches!(
+            r,
+            UpdateResult::Failed | UpdateResult::TimedOut | UpdateResult::Aborted
+        )
+    }) {
+        return *bad;
+    }
+    if results.iter().all(|r| *r == UpdateResult::Success) {
+        UpdateResult::Success
+    } else if results.iter().all(|r| *r == UpdateResult::Initial) {
+        UpdateResult::Initial
+    } else {
+        UpdateResult::Inprogress
+    }
+}
+
+fn phase_json(
+    name: &str,
+    stages: Vec<Value>,
+    results: &[UpdateResult],
+    inprogress: bool,
+    reason: &str,
+) -> Value {
+    let step_results: Vec<UpdateResult> = stages
+        .iter()
+        .flat_map(|s| s["steps"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s["result"].as_str().and_then(|r| r.parse().ok()))
+        .collect();
+    let current = results
+        .iter()
+        .position(|r| *r != UpdateResult::Success)
+        .unwrap_or(results.len());
+    let starts: Vec<&str> = stages
+        .iter()
+        .filter_map(|s| s["start-date-time"].as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let ends: Vec<&str> = stages
+        .iter()
+        .filter_map(|s| s["end-date-time"].as_str())
+        .collect();
+    let result = if inprogress {
+        UpdateResult::Inprogress
+    } else {
+        fold(results)
+    };
+    let timeout: u64 = stages
+        .iter()
+        .filter_map(|s| s["timeout"].as_u64())
+        .sum::<u64>()
+        + 1;
+    json!({
+        "phase-name": name,
+        "timeout": timeout,
+        "total-stages": stages.len(),
+        "current-stage": current,
+        "stop-at-stage": stages.len(),
+        "inprogress": inprogress,
+        "completion-percentage": completion_percentage(inprogress, step_results),
+        "result": result.as_str(),
+        "reason": reason,
+        "response": "",
+        "start-date-time": starts.first().copied().unwrap_or(""),
+        "end-date-time": if inprogress || ends.iter().any(|e| e.is_empty()) { "" } else { ends.last().copied().unwrap_or("") },
+        "stages": stages,
+    })
+}
+
+/// The strategy as `GET /api/orchestration/sw-patch/strategy` shows it.
+pub fn strategy_json(
+    strategy: &StrategyRecord,
+    record: &SwPatchRecord,
+    steps: &[StepRecord],
+    phases: &[PhaseRecord],
+) -> Value {
+    let over = strategy.state.is_terminal();
+    let ended = |t: Terminal| steps.iter().any(|s| s.state == t.as_str());
+    let summary = EngineSummary {
+        state: strategy.state,
+        build_failed: record.build_reason.is_some(),
+        step_failed: ended(Terminal::Failed),
+        compensating: phases.iter().any(|p| p.phase.ends_with("#abort")),
+    };
+    let (vim, current_phase) = vim_state(summary);
+
+    let mut apply_stages = Vec::new();
+    let mut apply_results = Vec::new();
+    let mut abort_stages = Vec::new();
+    let mut abort_results = Vec::new();
+    let mut apply_reason = String::new();
+    if let Some(plan) = &record.plan {
+        let rules = UpdateRules::new(&plan.stages, &record.durations);
+        for (i, stage) in plan.stages.iter().enumerate() {
+            let hosts: Vec<&str> = steps
+                .iter()
+                .filter(|s| s.stage as usize == i + 1)
+                .map(|s| s.target.as_str())
+                .collect();
+            let of_stage = |name: &str| -> Vec<&PhaseRecord> {
+                phases
+                    .iter()
+                    .filter(|p| p.phase == name && hosts.contains(&p.target.as_str()))
+                    .collect()
+            };
+            let mut step_values = Vec::new();
+            let mut results = Vec::new();
+            let mut undo: BTreeMap<usize, Value> = BTreeMap::new();
+            for (j, planned) in stage.steps.iter().enumerate() {
+                let phase = UpdatePhase {
+                    stage: i as u32,
+                    step: j as u16,
+                    undo: false,
+                };
+                let g = gather(&of_stage(rules.phase_name(phase)), hosts.len(), over);
+                if apply_reason.is_empty() && !g.reason.is_empty() {
+                    apply_reason = g.reason.clone();
+                }
+                results.push(g.result);
+                step_values.push(step_json(planned, j, &g));
+                let undo_phase = UpdatePhase {
+                    undo: true,
+                    ..phase
+                };
+                if let Some(compensation) = rules.planned(undo_phase) {
+                    let records = of_stage(rules.phase_name(undo_phase));
+                    if !records.is_empty() {
+                        let g = gather(&records, records.len(), over);
+                        undo.insert(j, step_json(compensation, 0, &g));
+                    }
+                }
+            }
+            let g = fold(&results);
+            let stage_start = step_values
+                .iter()
+                .filter_map(|s| s["start-date-time"].as_str())
+                .find(|s| !s.is_empty())
+                .unwrap_or("");
+            let stage_end = match g {
+                UpdateResult::Inprogress | UpdateResult::Initial => "",
+                _ => step_values
+                    .iter()
+                    .rev()
+                    .filter_map(|s| s["end-date-time"].as_str())
+                    .find(|s| !s.is_empty())
+                    .unwrap_or(""),
+            };
+            let timeout: u64 = stage.steps.iter().map(|s| s.timeout.as_secs()).sum::<u64>() + 1;
+            apply_stages.push(json!({
+                "stage-id": i,
+                "stage-name": stage.name.as_str(),
+                "timeout": timeout,
+                "total-steps": step_values.len(),
+                "current-step": results.iter().position(|r| *r != UpdateResult::Success).unwrap_or(results.len()),
+                "inprogress": g == UpdateResult::Inprogress,
+                "result": g.as_str(),
+                "reason": "",
+                "start-date-time": stage_start,
+                "end-date-time": stage_end,
+                "steps": step_values,
+            }));
+            apply_results.push(g);
+            if !undo.is_empty() {
+                // Compensations run latest first.
+                let steps: Vec<Value> = undo
+                    .into_values()
+                    .rev()
+                    .enumerate()
+                    .map(|(id, mut s)| {
+                        s["step-id"] = json!(id);
+                        s
+                    })
+                    .collect();
+                let results: Vec<UpdateResult> = steps
+                    .iter()
+                    .filter_map(|s| s["result"].as_str().and_then(|r| r.parse().ok()))
+                    .collect();
+                let g = fold(&results);
+                abort_results.push(g);
+                abort_stages.push(json!({
+                    "stage-id": abort_stages.len(),
+                    "stage-name": stage.name.as_str(),
+                    "timeout": steps.iter().filter_map(|s| s["timeout"].as_u64()).sum::<u64>() + 1,
+                    "total-steps": steps.len(),
+                    "current-step": steps.len(),
+                    "inprogress": g == UpdateResult::Inprogress,
+                    "result": g.as_str(),
+                    "reason": "",
+                    "start-date-time": steps.first().map_or(json!(""), |s| s["start-date-time"].clone()),
+                    "end-date-time": steps.last().map_or(json!(""), |s| s["end-date-time"].clone()),
+                    "steps": steps,
+                }));
+            }
+        }
+    }
+    let applying = vim == convoy_core::sw_update::lifecycle::StrategyState::Applying;
+    let aborting = vim == convoy_core::sw_update::lifecycle::StrategyState::Aborting;
+    let build_reason = record.build_reason.clone().unwrap_or_default();
+    let build_result = if record.build_reason.is_some() {
+        UpdateResult::Failed
+    } else {
+        UpdateResult::Success
+    };
+    let build_stage = record.plan.as_ref().map(|plan| {
+        let g = Gathered {
+            result: build_result,
+            reason: String::new(),
+            start: Some(strategy.created_at),
+            end: Some(strategy.created_at),
+        };
+        let steps: Vec<Value> = plan
+            .build_stage
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(j, s)| step_json(s, j, &g))
+            .collect();
+        json!({
+            "stage-id": 0,
+            "stage-name": plan.build_stage.name.as_str(),
+            "timeout": plan.build_stage.steps.iter().map(|s| s.timeout.as_secs()).sum::<u64>() + 1,
+            "total-steps": steps.len(),
+            "current-step": steps.len(),
+            "inprogress": false,
+            "result": build_result.as_str(),
+            "reason": "",
+            "start-date-time": date(Some(strategy.created_at)),
+            "end-date-time": date(Some(strategy.created_at)),
+            "steps": steps,
+        })
+    });
+    let build_results = vec![build_result];
+    let build_phase = phase_json(
+        "build",
+        build_stage.into_iter().collect(),
+        &build_results,
+        false,
+        &build_reason,
+    );
+    let apply_phase = phase_json(
+        "apply",
+        apply_stages,
+        &apply_results,
+        applying,
+        &apply_reason,
+    );
+    let abort_phase = phase_json("abort", abort_stages, &abort_results, aborting, "");
+    let current = match current_phase {
+        convoy_core::sw_update::lifecycle::Phase::Build => &build_phase,
+        convoy_core::sw_update::lifecycle::Phase::Abort => &abort_phase,
+        _ => &apply_phase,
+    };
+    let completion = current["completion-percentage"].clone();
+    let o = &record.options;
+    json!({
+        "uuid": strategy.id,
+        "name": "sw-patch",
+        "controller-apply-type": o.controller_apply_type.as_str(),
+        "storage-apply-type": o.storage_apply_type.as_str(),
+        "swift-apply-type": o.swift_apply_type.as_str(),
+        "worker-apply-type": o.worker_apply_type.as_str(),
+        "max-parallel-worker-hosts": o.max_parallel_worker_hosts,
+        "default-instance-action": o.default_instance_action.as_str(),
+        "alarm-restrictions": o.alarm_restrictions.as_str(),
+        "state": vim.as_str(),
+        "current-phase": current_phase.as_str(),
+        "current-phase-completion-percentage": completion,
+        "build-phase": build_phase,
+        "apply-phase": apply_phase,
+        "abort-phase": abort_phase,
+    })
+}
+
+/// The name and state `GET /api/orchestration/current-strategy/strategy` shows.
+pub fn current_json(strategy: &StrategyRecord, record: Option<&SwPatchRecord>) -> Value {
+    let state = match record {
+        Some(record) => {
+            let (vim, _) = vim_state(EngineSummary {
+                state: strategy.state,
+                build_failed: record.build_reason.is_some(),
+                step_failed: strategy.state == StrategyState::Failed,
+                compensating: false,
+            });
+            vim.as_str().to_string()
+        }
+        None => strategy.state.as_str().to_string(),
+    };
+    json!({"strategy": {"name": strategy.kind.as_str(), "state": state}})
+}

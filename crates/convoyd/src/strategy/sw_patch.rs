@@ -1,0 +1,274 @@
+//! A software-update (sw-patch) strategy at a site: what each VIM step does on the
+//! controller's store and the hosts' agents.
+//!
+//! - `query-alarms`, `wait-alarms-clear`, `wait-data-sync`: the site's active alarms through
+//!   the plan's filter (the waits first look after their delay, then until none blocks);
+//! - `swact-hosts`: the site's record of the active controller moves to a standby;
+//! - `lock-hosts` / `unlock-hosts`: the host's administrative state; an unlock is done when
+//!   the host is back unlocked, available and patch-current, heard from after the unlock;
+//! - `sw-patch-hosts`: the agent's install command, as `convoy patch host-install` sends it
+//!   (the agent reboots a locked host after a reboot-required change, so `reboot-hosts` has
+//!   nothing left to do);
+//! - `system-stabilize`: a wait.
+
+use convoy_api::hosts::CommandOutcome;
+use convoy_core::command::CommandKind;
+use convoy_core::host::{Administrative, Availability, availability};
+use convoy_core::patch::state::{PatchCurrent, host_status};
+use convoy_core::sw_update::build::{Plan, alarms_present_reason};
+use convoy_core::sw_update::durations::StepDurations;
+use convoy_core::sw_update::inventory::ActiveAlarm;
+use convoy_core::sw_update::kind::{StepResult, UpdateAction, UpdatePhase, UpdateRules};
+use convoy_core::sw_update::options::SwPatchOptions;
+use convoy_core::sw_update::stages::{StepDetail, StepName};
+use convoy_store::{StepRecord, StrategyRecord};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::site_kind::SiteKind;
+use crate::api::hosts::{set_administrative, swact_from};
+use crate::patches::repository::Site;
+use crate::state::AppState;
+
+/// What a sw-patch strategy keeps (the strategy record's options).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwPatchRecord {
+    pub options: SwPatchOptions,
+    /// The build's plan; None when the build failed.
+    pub plan: Option<Plan>,
+    /// Why the build failed, if it did.
+    pub build_reason: Option<String>,
+    /// The step durations the plan was built with.
+    pub durations: StepDurations,
+}
+
+pub struct SwPatchSite {
+    rules: UpdateRules,
+    plan: Plan,
+    /// The repository as this tick read it: the install commands name its bundles.
+    site: Site,
+    ping: SignedDuration,
+}
+
+impl SwPatchSite {
+    pub async fn load(app: &AppState, record: SwPatchRecord) -> anyhow::Result<SwPatchSite> {
+        let plan = record
+            .plan
+            .ok_or_else(|| anyhow::anyhow!("the strategy's build failed; it has no plan"))?;
+        let site = Site::load(app)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the patch repository: {e:?}"))?;
+        Ok(SwPatchSite {
+            rules: UpdateRules::new(&plan.stages, &record.durations),
+            plan,
+            site,
+            ping: app.ping_interval,
+        })
+    }
+
+    async fn blocking_alarms(
+        &self,
+        app: &AppState,
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<ActiveAlarm>> {
+        let alarms: Vec<ActiveAlarm> = app
+            .store
+            .alarms()
+            .await?
+            .into_iter()
+            .map(|a| ActiveAlarm {
+                alarm_id: a.alarm_id,
+                mgmt_affecting: a.mgmt_affecting,
+                raised_at: Some(a.raised_at),
+            })
+            .collect();
+        Ok(self
+            .plan
+            .alarm_filter
+            .blocking(&alarms, now)
+            .into_iter()
+            .cloned()
+            .collect())
+    }
+
+    /// Whether the host's stage locks it before `phase`.
+    fn locked_before(&self, phase: UpdatePhase, hostname: &str) -> bool {
+        (0..phase.step).any(|step| {
+            self.rules
+                .planned(UpdatePhase { step, ..phase })
+                .is_some_and(|s| {
+                    s.name == StepName::LockHosts && s.entity_names.iter().any(|h| h == hostname)
+                })
+        })
+    }
+
+    /// The host is back: unlocked, available, heard from since `since`, and (unless only an
+    /// abort's unlock waits for it) patch-current.
+    async fn host_back(
+        &self,
+        app: &AppState,
+        hostname: &str,
+        since: Timestamp,
+        now: Timestamp,
+        patch_current: bool,
+    ) -> anyhow::Result<bool> {
+        let Some(host) = app.store.host(hostname).await? else {
+            return Ok(false);
+        };
+        let heard = host.last_seen.is_some_and(|seen| seen > since);
+        if host.administrative != Administrative::Unlocked
+            || !heard
+            || availability(host.last_seen, now, self.ping) != Availability::Available
+        {
+            return Ok(false);
+        }
+        if !patch_current {
+            return Ok(true);
+        }
+        // The repository as it is now, with the host's latest report.
+        let site = Site::load(app)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the patch repository: {e:?}"))?;
+        Ok(site.report(hostname).is_some_and(|report| {
+            host_status(&site.repo, &site.interim, report).patch_current == PatchCurrent::Yes
+        }))
+    }
+}
+
+impl SiteKind for SwPatchSite {
+    type Rules = UpdateRules;
+    type TickCache = ();
+
+    fn rules(&self) -> &UpdateRules {
+        &self.rules
+    }
+
+    fn sweep_parallelism(&self, _strategy: &StrategyRecord) -> usize {
+        1
+    }
+
+    fn command(
+        &self,
+        action: UpdateAction,
+        target: &str,
+    ) -> Option<(CommandKind, serde_json::Value)> {
+        if action.name != StepName::SwPatchHosts {
+            return None;
+        }
+        let host = self.site.hosts.iter().find(|h| h.hostname == target)?;
+        let mut payload = self.site.install_patches(host, false)?;
+        // A lock earlier in the stage took effect after this tick read the site.
+        payload.host_locked |= self.locked_before(action.phase, target);
+        Some((
+            CommandKind::InstallPatches,
+            serde_json::to_value(payload).unwrap_or_default(),
+        ))
+    }
+
+    fn result_of(&self, _phase: UpdatePhase, target: &str, outcome: &CommandOutcome) -> StepResult {
+        if outcome.succeeded {
+            StepResult::Success
+        } else {
+            StepResult::Failed(format!(
+                "software update failed to apply on host {target}: {}",
+                outcome.message
+            ))
+        }
+    }
+
+    async fn check(
+        &self,
+        app: &AppState,
+        action: UpdateAction,
+        index: usize,
+        steps: &[StepRecord],
+        _cache: &mut (),
+        now: Timestamp,
+    ) -> anyhow::Result<Option<StepResult>> {
+        let step = &steps[index];
+        let host = step.target.as_str();
+        let began = step.phase_started_at.unwrap_or(now);
+        let planned = self.rules.planned(action.phase);
+        let detail = planned.map(|p| &p.detail);
+        Ok(match action.name {
+            StepName::QueryAlarms => {
+                let fail = matches!(
+                    detail,
+                    Some(StepDetail::QueryAlarms {
+                        fail_on_alarms: true
+                    })
+                );
+                let blocking = self.blocking_alarms(app, now).await?;
+                if fail && !blocking.is_empty() {
+                    let refs: Vec<&ActiveAlarm> = blocking.iter().collect();
+                    Some(StepResult::Failed(alarms_present_reason(&refs)))
+                } else {
+                    Some(StepResult::Success)
+                }
+            }
+            StepName::WaitAlarmsClear | StepName::WaitDataSync => {
+                let first = match detail {
+                    Some(StepDetail::WaitAlarms { first_check_after }) => {
+                        SignedDuration::try_from(*first_check_after).unwrap_or_default()
+                    }
+                    _ => SignedDuration::ZERO,
+                };
+                if now < began + first || !self.blocking_alarms(app, now).await?.is_empty() {
+                    None
+                } else {
+                    Some(StepResult::Success)
+                }
+            }
+            StepName::SwactHosts => {
+                let records = app.store.hosts().await?;
+                let active = crate::api::hosts::active_controller(app, &records, now)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                if active.as_deref() != Some(host) {
+                    // Already standby: nothing to do, as the original.
+                    Some(StepResult::Success)
+                } else {
+                    match swact_from(app, host).await {
+                        Ok(to) => {
+                            info!(from = host, to, "strategy swact");
+                            Some(StepResult::Success)
+                        }
+                        Err(e) => Some(StepResult::Failed(format!(
+                            "swact of {host} failed: {}",
+                            e.message
+                        ))),
+                    }
+                }
+            }
+            StepName::LockHosts => {
+                set_administrative(app, host, Administrative::Locked)
+                    .await
+                    .map(drop)
+                    .map_err(|e| anyhow::anyhow!("cannot lock {host}: {}", e.message))?;
+                Some(StepResult::Success)
+            }
+            StepName::UnlockHosts => {
+                let current = app.store.host(host).await?;
+                if current.is_some_and(|h| h.administrative == Administrative::Locked) {
+                    set_administrative(app, host, Administrative::Unlocked)
+                        .await
+                        .map(drop)
+                        .map_err(|e| anyhow::anyhow!("cannot unlock {host}: {}", e.message))?;
+                }
+                self.host_back(app, host, began, now, !action.phase.undo)
+                    .await?
+                    .then_some(StepResult::Success)
+            }
+            // The agent already rebooted the locked host after a reboot-required change;
+            // Convoy has no host services to disable or enable.
+            StepName::RebootHosts
+            | StepName::DisableHostServices
+            | StepName::EnableHostServices => Some(StepResult::Success),
+            other => Some(StepResult::Failed(format!(
+                "{} is not supported at a Convoy site (no InstanceAction hook yet)",
+                other.as_str()
+            ))),
+        })
+    }
+}

@@ -1,0 +1,321 @@
+//! The patch strategy (`convoy patch-strategy`, `/api/orchestration/sw-patch/strategy`): the
+//! build's checks with the original's reasons, and applies that roll a patch over real agents
+//! in stages.
+
+use std::time::Duration;
+
+use convoy_core::host::Personality;
+use convoy_e2e::convoy_launch::{Deadline, wait_until};
+use convoy_e2e::{HostSpec, PatchKeys, Site};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(60);
+/// The original's waits and timeouts in hundredths: system-stabilize 15 s takes 0.15 s, an
+/// install may take 18 s.
+const FAST_STEPS: &str = "[step_durations]\nstep_time_scale = 0.01\n";
+
+fn hosts() -> Vec<HostSpec> {
+    vec![
+        HostSpec::new("controller-0", Personality::Controller),
+        HostSpec::new("controller-1", Personality::Controller),
+        HostSpec::new("worker-0", Personality::Worker),
+        HostSpec::new("worker-1", Personality::Worker),
+    ]
+}
+
+async fn strategy(site: &Site) -> Value {
+    site.admin().sw_patch_strategy().await.unwrap()["strategy"].clone()
+}
+
+/// Uploads and applies an in-service worker patch `id` (workers must install it).
+async fn worker_patch(site: &Site, keys: &PatchKeys, id: &str) {
+    let file = site
+        .build_worker_patch(keys, id, "etc/strategy.conf", "rolled\n", &[])
+        .await;
+    site.convoy(&["patch", "upload", &file.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", id]).await.ok();
+    hosts_reported(site).await;
+}
+
+/// Waits until no host is installing: the build refuses while one is, as the original's.
+async fn hosts_reported(site: &Site) {
+    wait_until(Deadline::after(LONG), "every host to report", || async {
+        let rows = site.admin().patch_hosts().await.ok()?;
+        rows.iter().all(|h| h.state == "idle").then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+async fn wait_state(site: &Site, wanted: &str) -> Value {
+    let waited = wait_until(
+        Deadline::after(LONG),
+        &format!("the strategy to be {wanted}"),
+        || async {
+            let s = strategy(site).await;
+            (s["state"] == wanted).then_some(s)
+        },
+    )
+    .await;
+    match waited {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "{e:?}; hosts {:?} {:?}; the strategy is {:#}",
+            site.admin().patch_hosts().await,
+            site.admin().hosts().await,
+            strategy(site).await
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_build_refuses_with_the_originals_reasons() {
+    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+
+    // No patches at all.
+    let created = site.convoy(&["patch-strategy", "create"]).await;
+    let out = created.ok();
+    assert!(out.contains("build-failed"), "{out}");
+    assert!(out.contains("no software patches found"), "{out}");
+    // A failed build is kept until deleted, and blocks any other strategy meanwhile.
+    let again = site.convoy(&["patch-strategy", "create"]).await;
+    assert!(
+        again
+            .fails(2)
+            .contains("strategy already exists of type:sw-patch"),
+        "{again:?}"
+    );
+    site.convoy(&["patch-strategy", "delete"]).await.ok();
+
+    // An alarm that does not affect management blocks a strict build, not a relaxed one.
+    worker_patch(&site, &keys, "STRAT_0001").await;
+    site.convoy(&[
+        "alarm",
+        "raise",
+        "--id",
+        "100.101",
+        "--entity",
+        "host=worker-0",
+        "--severity",
+        "minor",
+        "--reason",
+        "fan slow",
+    ])
+    .await
+    .ok();
+    let strict = site.convoy(&["patch-strategy", "create"]).await;
+    assert!(strict.ok().contains("active alarms present"), "{strict:?}");
+    site.convoy(&["patch-strategy", "delete"]).await.ok();
+    let relaxed = site
+        .convoy(&[
+            "patch-strategy",
+            "create",
+            "--alarm-restrictions",
+            "relaxed",
+        ])
+        .await;
+    assert!(relaxed.ok().contains("ready-to-apply"), "{relaxed:?}");
+
+    // Bad options are refused before anything is built (exit 2, naming the option).
+    let bad = site
+        .convoy(&[
+            "patch-strategy",
+            "create",
+            "--max-parallel-worker-hosts",
+            "1",
+        ])
+        .await;
+    assert!(
+        bad.fails(2).contains("max-parallel-worker-hosts"),
+        "{bad:?}"
+    );
+    let bad = site
+        .convoy(&[
+            "patch-strategy",
+            "create",
+            "--worker-apply-type",
+            "sideways",
+        ])
+        .await;
+    assert!(bad.fails(2).contains("worker-apply-type"), "{bad:?}");
+
+    // A rolling maintenance cannot exist beside it.
+    let rm = site
+        .convoy(&[
+            "rolling-maintenance-strategy",
+            "create",
+            "--hosts",
+            "worker-0",
+        ])
+        .await;
+    assert!(rm.fails(2).contains("already exists"), "{rm:?}");
+}
+
+#[tokio::test]
+async fn an_in_service_patch_rolls_over_the_workers_in_parallel() {
+    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    worker_patch(&site, &keys, "STRAT_0002").await;
+
+    let created = site
+        .admin()
+        .create_sw_patch_strategy(&convoy_core::sw_update::options::SwPatchOptions {
+            worker_apply_type: convoy_core::sw_update::options::ApplyType::Parallel,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let s = &created["strategy"];
+    assert_eq!(s["state"], "ready-to-apply", "{s:#}");
+    // Controllers have nothing to install; one worker stage with both, in service.
+    let stages = s["apply-phase"]["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 1, "{s:#}");
+    assert_eq!(stages[0]["stage-name"], "sw-patch-worker-hosts");
+    let steps: Vec<&str> = stages[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step-name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["query-alarms", "sw-patch-hosts", "system-stabilize"]
+    );
+    assert_eq!(
+        stages[0]["steps"][1]["entity-names"],
+        serde_json::json!(["worker-0", "worker-1"])
+    );
+
+    let applied = site.convoy(&["patch-strategy", "apply", "--wait"]).await;
+    let out = applied.ok();
+    assert!(out.contains("applied"), "{out}");
+    let s = strategy(&site).await;
+    assert_eq!(s["state"], "applied", "{s:#}");
+    assert_eq!(s["apply-phase"]["result"], "success");
+    assert_eq!(s["apply-phase"]["completion-percentage"], 100);
+    // Both workers have the patch in their roots, and no host was ever locked.
+    for worker in ["worker-0", "worker-1"] {
+        let installed = site.root(worker).join("etc/strategy.conf");
+        assert_eq!(std::fs::read_to_string(&installed).unwrap(), "rolled\n");
+    }
+    let events = site
+        .convoy(&["--format", "json", "event", "list"])
+        .await
+        .json();
+    assert!(
+        !events.to_string().contains("200.001"),
+        "an in-service patch locked a host: {events}"
+    );
+    // Only a strategy that is not running can be deleted.
+    site.convoy(&["patch-strategy", "delete"]).await.ok();
+    assert!(strategy(&site).await.is_null());
+}
+
+#[tokio::test]
+async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
+    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let source = site.source("rr.source", "rebooted\n");
+    let file = format!("{}=etc/rr.conf", source.display());
+    let patch = site
+        .build_patch(
+            &keys,
+            "STRAT_0003",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--worker",
+                &file,
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", "STRAT_0003"]).await.ok();
+    hosts_reported(&site).await;
+
+    let created = site.convoy(&["patch-strategy", "create"]).await;
+    assert!(created.ok().contains("ready-to-apply"), "{created:?}");
+    let s = strategy(&site).await;
+    // Serial: one stage per worker, each locking, installing and unlocking its host.
+    let stages = s["apply-phase"]["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2, "{s:#}");
+    let names: Vec<&str> = stages[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step-name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.starts_with(&["query-alarms", "lock-hosts", "sw-patch-hosts"]),
+        "{names:?}"
+    );
+    assert!(names.contains(&"unlock-hosts"), "{names:?}");
+
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+    let s = wait_state(&site, "applied").await;
+    assert_eq!(s["apply-phase"]["result"], "success", "{s:#}");
+    for worker in ["worker-0", "worker-1"] {
+        let host = site.admin().host(worker).await.unwrap();
+        assert_eq!(host.administrative.as_str(), "unlocked", "{worker}");
+        let installed = site.root(worker).join("etc/rr.conf");
+        assert_eq!(std::fs::read_to_string(&installed).unwrap(), "rebooted\n");
+    }
+    // Each worker was locked and unlocked in turn: never both at once.
+    let events = site
+        .convoy(&["--format", "json", "event", "list", "--limit", "1000"])
+        .await
+        .json();
+    let mut locked = 0;
+    for event in events.as_array().unwrap().iter().rev() {
+        if event["alarm_id"] != "200.001" {
+            continue;
+        }
+        match event["state"].as_str() {
+            Some("set") => locked += 1,
+            _ => locked -= 1,
+        }
+        assert!(locked <= 1, "two workers were locked at once: {events:#}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_install_aborts_and_unlocks_the_host() {
+    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let source = site.source("fail.source", "x\n");
+    let file = format!("{}=etc/fail.conf", source.display());
+    let patch = site
+        .build_patch(
+            &keys,
+            "STRAT_0004",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--worker",
+                &file,
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", "STRAT_0004"]).await.ok();
+    hosts_reported(&site).await;
+    site.convoy(&["patch-strategy", "create"]).await.ok();
+    // worker-0's agent is gone: its install never reports, the step times out.
+    site.agent("worker-0").kill();
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+    let s = wait_state(&site, "aborted").await;
+    assert_eq!(s["apply-phase"]["result"], "timed-out", "{s:#}");
+    let abort_steps = s["abort-phase"]["stages"][0]["steps"].clone();
+    assert_eq!(abort_steps[0]["step-name"], "unlock-hosts", "{s:#}");
+    let host = site.admin().host("worker-0").await.unwrap();
+    assert_eq!(host.administrative.as_str(), "unlocked");
+    // worker-1 was never touched.
+    assert!(!site.root("worker-1").join("etc/fail.conf").exists());
+}
