@@ -493,8 +493,11 @@ async fn pre_flight_runs_on_every_host_at_once_whatever_max_parallel_hosts() {
     site.convoy(&["rolling-maintenance", "start", "--clusters", "cluster-1"])
         .await
         .ok();
+    // Every host's PreFlight is running (the step's state alone says the command was sent,
+    // not that the hook started), and none has been released.
     for host in hosts {
         site.wait_step_state(host, "pre-flight", LONG).await;
+        wait_for_hook_line(&site, &format!("{host} PreFlight start"), LONG).await;
     }
     for host in hosts {
         release(&site, host);
