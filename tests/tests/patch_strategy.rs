@@ -207,6 +207,15 @@ async fn an_in_service_patch_rolls_over_the_workers_in_parallel() {
         !events.to_string().contains("200.001"),
         "an in-service patch locked a host: {events}"
     );
+    // The strategy alarmed while it applied (900.101), and not any more.
+    let set_and_cleared: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["alarm_id"] == "900.101" && e["entity"] == "orchestration=sw-patch")
+        .filter_map(|e| e["state"].as_str())
+        .collect();
+    assert_eq!(set_and_cleared, ["clear", "set"], "{events:#}");
     // Only a strategy that is not running can be deleted.
     site.convoy(&["patch-strategy", "delete"]).await.ok();
     assert!(strategy(&site).await.is_null());
@@ -318,4 +327,91 @@ async fn a_failed_install_aborts_and_unlocks_the_host() {
     assert_eq!(host.administrative.as_str(), "unlocked");
     // worker-1 was never touched.
     assert!(!site.root("worker-1").join("etc/fail.conf").exists());
+    // The failure is alarmed until the strategy is deleted.
+    let failed = || async {
+        site.admin()
+            .alarms()
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|a| a.alarm_id == "900.103")
+    };
+    wait_until(
+        Deadline::after(LONG),
+        "the failed strategy's alarm",
+        || async { failed().await.then_some(()) },
+    )
+    .await
+    .unwrap();
+    site.convoy(&["patch-strategy", "delete"]).await.ok();
+    wait_until(Deadline::after(LONG), "the alarm to clear", || async {
+        (!failed().await).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_controller_killed_mid_install_resumes_and_no_host_installs_twice() {
+    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    // Each install's pre-install script logs a line, and the first waits for the test.
+    let gate = site.dir.path().join("gate");
+    let log = site.dir.path().join("installs.log");
+    let script = site.source(
+        "pre-install.sh",
+        &format!(
+            "#!/bin/sh\necho install >> {log}\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n",
+            log = log.display(),
+            gate = gate.display()
+        ),
+    );
+    let source = site.source("k.source", "k\n");
+    let patch = site
+        .build_patch(
+            &keys,
+            "STRAT_0005",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--worker",
+                &format!("{}=etc/k.conf", source.display()),
+                "--pre-install",
+                &script.display().to_string(),
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", "STRAT_0005"]).await.ok();
+    hosts_reported(&site).await;
+    site.convoy(&["patch-strategy", "create"]).await.ok();
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+    wait_until(
+        Deadline::after(LONG),
+        "the first install to start",
+        || async { log.exists().then_some(()) },
+    )
+    .await
+    .unwrap();
+
+    site.controller.kill();
+    std::fs::write(&gate, "").unwrap();
+    site.controller.restart().await.unwrap();
+    let s = wait_state(&site, "applied").await;
+    assert_eq!(s["apply-phase"]["result"], "success", "{s:#}");
+    let installs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        installs.lines().count(),
+        2,
+        "each worker installs once: {installs}"
+    );
+    for worker in ["worker-0", "worker-1"] {
+        assert_eq!(
+            std::fs::read_to_string(site.root(worker).join("etc/k.conf")).unwrap(),
+            "k\n"
+        );
+    }
 }

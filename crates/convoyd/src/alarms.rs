@@ -1,18 +1,44 @@
-//! Convoy's own alarms: each locked host has `200.001`, each offline host `200.004`, and the
-//! site `900.001` while patches are partly applied or removed; raised and cleared by a sweep
+//! Convoy's own alarms: each locked host has `200.001`, each offline host `200.004`, the site
+//! `900.001` while patches are partly applied or removed, and a patch strategy `900.101`
+//! while it applies (`900.102` aborting, `900.103` failed); raised and cleared by a sweep
 //! every ping interval (and at once after a lock, an unlock or a patch operation), from the
-//! pure rules in `convoy_core::alarm`.
+//! pure rules in `convoy_core::alarm` and `convoy_core::sw_update::kind`.
 
 use std::time::Duration;
 
 use convoy_core::alarm::{
-    HOST_LOCKED, HOST_OFFLINE, HostCondition, PATCHING_IN_PROGRESS, desired_host_alarms,
-    desired_patching_alarm, reconcile,
+    DesiredAlarm, HOST_LOCKED, HOST_OFFLINE, HostCondition, PATCHING_IN_PROGRESS,
+    desired_host_alarms, desired_patching_alarm, reconcile,
 };
 use convoy_core::host::{Administrative, Availability, availability};
+use convoy_core::strategy::{StrategyKind, StrategyState, Terminal};
+use convoy_core::sw_update::kind::{EngineSummary, strategy_alarm};
+use convoy_core::sw_update::options::SwUpdateKind;
 use convoy_store::AlarmRecord;
 
 use crate::state::AppState;
+
+/// The patch strategy's alarms: applying, aborting, failed.
+const STRATEGY_ALARMS: [&str; 3] = ["900.101", "900.102", "900.103"];
+
+/// The patch strategy's alarm as the strategy stands, if it has one.
+async fn strategy_alarm_now(state: &AppState) -> anyhow::Result<Option<DesiredAlarm>> {
+    let Some(strategy) = state.store.strategy().await? else {
+        return Ok(None);
+    };
+    if strategy.kind != StrategyKind::SwPatch {
+        return Ok(None);
+    }
+    let steps = state.store.steps(&strategy.id).await?;
+    let summary = EngineSummary {
+        state: strategy.state,
+        build_failed: strategy.state == StrategyState::Failed
+            && !steps.iter().any(|s| s.started_at.is_some()),
+        step_failed: steps.iter().any(|s| s.state == Terminal::Failed.as_str()),
+        compensating: steps.iter().any(|s| s.state.ends_with("#abort")),
+    };
+    Ok(strategy_alarm(SwUpdateKind::SwPatch, summary))
+}
 
 /// Who Convoy's own alarms are from.
 const SOURCE: &str = "convoy";
@@ -55,6 +81,7 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
         .into_values()
         .collect();
     desired.extend(desired_patching_alarm(&patch_states));
+    desired.extend(strategy_alarm_now(state).await?);
     let active: Vec<(String, String)> = state
         .store
         .alarms()
@@ -62,7 +89,10 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
         .into_iter()
         .filter(|a| {
             a.source == SOURCE
-                && [HOST_LOCKED, HOST_OFFLINE, PATCHING_IN_PROGRESS].contains(&a.alarm_id.as_str())
+                && [HOST_LOCKED, HOST_OFFLINE, PATCHING_IN_PROGRESS]
+                    .iter()
+                    .chain(&STRATEGY_ALARMS)
+                    .any(|id| *id == a.alarm_id)
         })
         .map(|a| (a.alarm_id, a.entity))
         .collect();

@@ -341,6 +341,40 @@ pub fn vim_state(s: EngineSummary) -> (super::lifecycle::StrategyState, super::l
     }
 }
 
+/// The strategy's own alarm (spec §4.3: `900.101` while a sw-patch strategy applies,
+/// `900.102` while it aborts, `900.103` once its apply failed, until it is deleted), on entity
+/// `orchestration=<kind>`.
+pub fn strategy_alarm(
+    kind: super::options::SwUpdateKind,
+    s: EngineSummary,
+) -> Option<crate::alarm::DesiredAlarm> {
+    use super::lifecycle::StrategyState as Vim;
+    use crate::alarm::Severity;
+    let (state, _) = vim_state(s);
+    // A failed apply has aborted itself; the failure stays alarmed until the strategy goes.
+    let state = match state {
+        Vim::Aborted if s.step_failed => Vim::ApplyFailed,
+        other => other,
+    };
+    let alarm_id = super::lifecycle::strategy_alarm(kind, state)?;
+    let name = kind.as_str();
+    let (severity, reason) = match state {
+        Vim::Applying => (Severity::Major, format!("{name} auto-apply inprogress")),
+        Vim::Aborting => (Severity::Major, format!("{name} auto-apply aborting")),
+        _ => (
+            Severity::Critical,
+            format!("{name} auto-apply failed; see the strategy's apply reason, then delete it"),
+        ),
+    };
+    Some(crate::alarm::DesiredAlarm {
+        alarm_id,
+        entity: format!("orchestration={name}"),
+        severity,
+        reason,
+        mgmt_affecting: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +517,27 @@ mod tests {
             ..s(E::Failed, false, false)
         };
         assert_eq!(vim_state(failed_build).0, Vim::BuildFailed);
+    }
+
+    #[test]
+    fn the_strategy_alarm_follows_its_state() {
+        use crate::strategy::StrategyState as E;
+        use crate::sw_update::options::SwUpdateKind::SwPatch;
+        let s = |state, step_failed| EngineSummary {
+            state,
+            build_failed: false,
+            step_failed,
+            compensating: false,
+        };
+        let id = |summary| strategy_alarm(SwPatch, summary).map(|a| a.alarm_id);
+        assert_eq!(id(s(E::Initial, false)), None);
+        assert_eq!(id(s(E::Applying, false)), Some("900.101"));
+        assert_eq!(id(s(E::Applying, true)), Some("900.102"));
+        assert_eq!(id(s(E::Failed, true)), Some("900.103"));
+        assert_eq!(id(s(E::Aborted, false)), None);
+        assert_eq!(id(s(E::Complete, false)), None);
+        let alarm = strategy_alarm(SwPatch, s(E::Applying, false)).unwrap();
+        assert_eq!(alarm.entity, "orchestration=sw-patch");
     }
 
     #[test]

@@ -396,6 +396,8 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                         }
                         info!(strategy = strategy.id, from = %strategy.state, to = %next, "strategy state");
                         strategy.state = next;
+                        // A strategy's own alarm follows its state.
+                        self.app.wakeups.recheck_alarms();
                     }
                 }
             }

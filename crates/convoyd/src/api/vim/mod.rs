@@ -271,6 +271,7 @@ pub async fn action(
         "sw-patch strategy action"
     );
     state.wakeups.strategy_changed();
+    state.wakeups.recheck_alarms();
     let (strategy, _) = current(&state).await?.ok_or_else(no_strategy)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -332,5 +333,6 @@ pub async fn delete(
         "sw-patch strategy deleted"
     );
     state.wakeups.strategy_changed();
+    state.wakeups.recheck_alarms();
     Ok(Json(json!({})))
 }
