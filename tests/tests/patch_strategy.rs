@@ -274,21 +274,7 @@ async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
         assert_eq!(std::fs::read_to_string(&installed).unwrap(), "rebooted\n");
     }
     // Each worker was locked and unlocked in turn: never both at once.
-    let events = site
-        .convoy(&["--format", "json", "event", "list", "--limit", "1000"])
-        .await
-        .json();
-    let mut locked = 0;
-    for event in events.as_array().unwrap().iter().rev() {
-        if event["alarm_id"] != "200.001" {
-            continue;
-        }
-        match event["state"].as_str() {
-            Some("set") => locked += 1,
-            _ => locked -= 1,
-        }
-        assert!(locked <= 1, "two workers were locked at once: {events:#}");
-    }
+    assert_eq!(most_locked_at_once(&site).await, 1);
 }
 
 #[tokio::test]
@@ -414,4 +400,195 @@ async fn a_controller_killed_mid_install_resumes_and_no_host_installs_twice() {
             "k\n"
         );
     }
+}
+
+/// A reboot-required patch for the controllers; its pre-install script logs its start and waits
+/// for `gate`, and its post-install script runs `post_install`.
+async fn controller_patch(
+    site: &Site,
+    keys: &PatchKeys,
+    id: &str,
+    gate: &std::path::Path,
+    post_install: &str,
+) {
+    let pre = site.source(
+        &format!("{id}-pre.sh"),
+        &format!(
+            "#!/bin/sh\necho started >> {gate}.log\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n",
+            gate = gate.display()
+        ),
+    );
+    let post = site.source(
+        &format!("{id}-post.sh"),
+        &format!("#!/bin/sh\n{post_install}\n"),
+    );
+    let source = site.source(&format!("{id}.source"), "c\n");
+    let patch = site
+        .build_patch(
+            keys,
+            id,
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--controller",
+                &format!("{}=etc/c.conf", source.display()),
+                "--pre-install",
+                &pre.display().to_string(),
+                "--post-install",
+                &post.display().to_string(),
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", id]).await.ok();
+    hosts_reported(site).await;
+}
+
+/// The phase a host's step is in, and for how long it has been in it.
+async fn phase_of(site: &Site, host: &str) -> (String, Duration) {
+    let detail = site.admin().strategy_step(host).await.unwrap();
+    let age = detail
+        .phases
+        .last()
+        .map(|p| jiff::Timestamp::now().duration_since(p.started_at))
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or_default();
+    (detail.step.state.to_string(), age)
+}
+
+#[tokio::test]
+async fn controllers_go_one_at_a_time_the_active_last_and_wait_for_alarms_to_clear() {
+    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let gate = site.dir.path().join("gate");
+    // The patch's own script raises a management-affecting alarm on its host.
+    controller_patch(
+        &site,
+        &keys,
+        "STRAT_0006",
+        &gate,
+        "\"$CONVOY_AGENT\" alarm raise --id 100.105 --severity major --reason \"disk check\" --mgmt-affecting",
+    )
+    .await;
+    std::fs::write(&gate, "").unwrap();
+    let created = site
+        .convoy(&["--format", "json", "patch-strategy", "create"])
+        .await
+        .json();
+    let stages = created["apply-phase"]["stages"].as_array().unwrap().clone();
+    // Controllers one per stage, the standby first; the active one swacts away first.
+    let hosts: Vec<&str> = stages
+        .iter()
+        .map(|s| s["steps"][1]["entity-names"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["controller-1", "controller-0"], "{created:#}");
+    assert_eq!(stages[1]["steps"][1]["step-name"], "swact-hosts");
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+
+    // controller-1's post-install alarm holds its wait-alarms-clear past its first look.
+    wait_until(
+        Deadline::after(LONG),
+        "controller-1 to wait for alarms",
+        || async {
+            let (phase, age) = phase_of(&site, "controller-1").await;
+            (phase == "wait-alarms-clear" && age > Duration::from_secs(2)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(strategy(&site).await["state"], "applying");
+    assert_eq!(phase_of(&site, "controller-0").await.0, "initial");
+    let alarm = site
+        .admin()
+        .alarms()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.alarm_id == "100.105")
+        .expect("the script's alarm");
+    assert_eq!(alarm.entity, "host=controller-1");
+    site.convoy(&["alarm", "clear", &alarm.uuid]).await.ok();
+
+    // Then controller-0 goes (raising its own alarm, cleared the same way), after a swact.
+    let alarm = wait_until(
+        Deadline::after(LONG),
+        "controller-0 to wait for alarms",
+        || async {
+            let alarms = site.admin().alarms().await.ok()?;
+            alarms
+                .into_iter()
+                .find(|a| a.alarm_id == "100.105" && a.entity == "host=controller-0")
+        },
+    )
+    .await
+    .unwrap();
+    site.convoy(&["alarm", "clear", &alarm.uuid]).await.ok();
+    let s = wait_state(&site, "applied").await;
+    assert_eq!(s["apply-phase"]["result"], "success", "{s:#}");
+    let active = site.admin().host("controller-1").await.unwrap();
+    assert_eq!(active.controller.as_deref(), Some("active"));
+    // Never were both controllers locked at once, and each installed once.
+    assert_eq!(most_locked_at_once(&site).await, 1);
+    let starts = std::fs::read_to_string(format!("{}.log", gate.display())).unwrap();
+    assert_eq!(starts.lines().count(), 2);
+}
+
+/// The most hosts locked at the same time, from the history of `200.001` (host locked).
+async fn most_locked_at_once(site: &Site) -> i32 {
+    let events = site
+        .convoy(&["--format", "json", "event", "list", "--limit", "1000"])
+        .await
+        .json();
+    let (mut locked, mut most) = (0, 0);
+    // Newest first: read them oldest first.
+    for event in events.as_array().unwrap().iter().rev() {
+        if event["alarm_id"] != "200.001" {
+            continue;
+        }
+        locked += if event["state"] == "set" { 1 } else { -1 };
+        most = most.max(locked);
+    }
+    most
+}
+
+#[tokio::test]
+async fn an_abort_mid_stage_lets_the_install_finish_and_unlocks_the_host() {
+    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let gate = site.dir.path().join("gate");
+    controller_patch(&site, &keys, "STRAT_0007", &gate, "true").await;
+    site.convoy(&["patch-strategy", "create"]).await.ok();
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+    let log = std::path::PathBuf::from(format!("{}.log", gate.display()));
+    wait_until(
+        Deadline::after(LONG),
+        "the first install to start",
+        || async { log.exists().then_some(()) },
+    )
+    .await
+    .unwrap();
+    let aborted = site.convoy(&["patch-strategy", "abort"]).await;
+    assert!(aborted.ok().contains("aborting"), "{aborted:?}");
+    std::fs::write(&gate, "").unwrap();
+    let s = wait_state(&site, "aborted").await;
+    // The install ran to its end; the host it locked is unlocked again; the other controller
+    // was never touched.
+    assert_eq!(
+        s["abort-phase"]["stages"][0]["steps"][0]["step-name"], "unlock-hosts",
+        "{s:#}"
+    );
+    assert_eq!(
+        site.admin()
+            .host("controller-1")
+            .await
+            .unwrap()
+            .administrative
+            .as_str(),
+        "unlocked"
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    let again = site.convoy(&["patch-strategy", "abort"]).await;
+    assert!(again.fails(2).contains("apply not inprogress"), "{again:?}");
 }

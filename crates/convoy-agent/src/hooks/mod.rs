@@ -110,9 +110,10 @@ impl Hooks {
         self.ask_until_answered(&line, shown).await
     }
 
-    /// Runs `script` as job `job` (a patch script, with its environment), or reports the
-    /// outcome of the job's earlier run without running it again: a restarted agent adopts a
-    /// script still running, and never starts a second copy of one that started.
+    /// Runs `script` as job `job` (a patch script, with its environment besides the one every
+    /// hook gets), or reports the outcome of the job's earlier run without running it again:
+    /// a restarted agent adopts a script still running, and never starts a second copy of one
+    /// that started.
     pub async fn run_job(
         &self,
         job: Uuid,
@@ -121,6 +122,9 @@ impl Hooks {
         timeout: Duration,
     ) -> HookRun {
         let shown = Some(display(&script));
+        let mut all = self.env.clone();
+        all.extend(env);
+        let env = all;
         let line = RunnerRequest {
             job,
             stage: None,
