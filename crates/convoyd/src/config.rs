@@ -70,6 +70,8 @@ pub struct Args {
     /// Most connections served at once; more wait to be accepted [default: 1024].
     #[arg(long, value_name = "COUNT")]
     pub max_connections: Option<usize>,
+    #[command(flatten)]
+    pub dc: crate::subclouds::DcArgs,
 }
 
 /// The settings file. Every key is optional.
@@ -132,6 +134,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
+    /// How a System Controller audits and trusts its subclouds.
+    pub dc: crate::subclouds::DcSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -280,6 +284,7 @@ impl Settings {
             idle_timeout,
             body_timeout,
             max_connections,
+            dc: crate::subclouds::DcSettings::resolve(&args.dc)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 mod agent;
 mod alarms;
 mod clusters;
+mod dc;
 mod enrol_tokens;
 mod error;
 mod extract;
@@ -10,6 +11,7 @@ mod hosts;
 mod identity;
 mod openapi;
 mod patches;
+mod site;
 mod strategies;
 mod users;
 mod views;
@@ -90,6 +92,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/patch-hosts/{hostname}/drop", post(patches::drop_host))
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
+        .route("/v1/site", get(site::audit))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             extract::authenticate_user,
@@ -123,6 +126,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .merge(user_routes)
         .merge(agent_routes)
         .merge(public_routes)
+        .merge(dc::router(state.clone()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

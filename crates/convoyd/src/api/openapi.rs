@@ -14,7 +14,9 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
-use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, strategies, users};
+use super::{
+    agent, alarms, clusters, enrol_tokens, hosts, identity, patches, site, strategies, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,6 +58,7 @@ use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, str
         strategies::report,
         strategies::steps,
         strategies::step,
+        site::audit,
         patches::upload,
         patches::query,
         patches::show,
@@ -85,6 +88,7 @@ use super::{agent, alarms, clusters, enrol_tokens, hosts, identity, patches, str
         (name = "identity", description = "Keystone v3 login and token revocation"),
         (name = "hosts", description = "The site's hosts and the commands sent to them"),
         (name = "users", description = "Users and their roles (admins only)"),
+        (name = "subclouds", description = "What a System Controller reads of a site it manages as a subcloud"),
         (name = "alarms", description = "Active alarms and their history"),
         (name = "strategies", description = "Rolling maintenance and strategy steps"),
         (name = "patches", description = "The patch repository and installs on hosts"),
