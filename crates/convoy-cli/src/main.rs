@@ -54,6 +54,9 @@ enum Command {
     /// The steps of the controller's strategy.
     #[command(subcommand)]
     StrategyStep(commands::strategy_step::StepCommand),
+    /// The System Controller: subclouds and subcloud groups (dcmanager's API).
+    #[command(subcommand)]
+    Dc(commands::dc::DcCommand),
     /// Signing keys for patches (offline).
     #[command(subcommand)]
     Key(commands::key::KeyCommand),
@@ -105,6 +108,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::RollingMaintenanceStrategy(command) => command.run(&cli.connection, &out).await,
         Command::RollingMaintenance(command) => command.run(&cli.connection, &out).await,
         Command::StrategyStep(command) => command.run(&cli.connection, &out).await,
+        Command::Dc(command) => command.run(&cli.connection, &out).await,
         Command::Key(command) => command.run(&out),
         Command::Patch(command) => command.run(&cli.connection, &out).await,
         Command::Token(args) => args.run(&cli.connection, &out).await,
