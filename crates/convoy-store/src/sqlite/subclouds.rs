@@ -79,21 +79,28 @@ impl SqliteStore {
     ) -> Result<Vec<SubcloudRecord>> {
         let sql = format!("SELECT * FROM subclouds {clause} ORDER BY id");
         let query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        let query = match bind {
-            Some(ReferenceValue::Id(id)) => query.bind(id),
-            Some(ReferenceValue::Name(name)) => query.bind(name),
+        let query = match &bind {
+            Some(ReferenceValue::Id(id)) => query.bind(*id),
+            Some(ReferenceValue::Name(name)) => query.bind(name.clone()),
             None => query,
         };
         let rows = query.fetch_all(&self.reader).await?;
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        let endpoint_rows = sqlx::query(
+        // One query for the endpoints of every subcloud selected (a list reads them all).
+        let endpoint_sql = format!(
             "SELECT subcloud_id, endpoint_type, sync_status FROM subcloud_endpoints \
-             ORDER BY subcloud_id, endpoint_type",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+             WHERE subcloud_id IN (SELECT id FROM subclouds {clause}) \
+             ORDER BY subcloud_id, endpoint_type"
+        );
+        let endpoint_query = sqlx::query(sqlx::AssertSqlSafe(endpoint_sql));
+        let endpoint_query = match &bind {
+            Some(ReferenceValue::Id(id)) => endpoint_query.bind(*id),
+            Some(ReferenceValue::Name(name)) => endpoint_query.bind(name.clone()),
+            None => endpoint_query,
+        };
+        let endpoint_rows = endpoint_query.fetch_all(&self.reader).await?;
         let mut endpoints: std::collections::HashMap<i64, Vec<(String, SyncStatus)>> =
             std::collections::HashMap::new();
         for row in &endpoint_rows {

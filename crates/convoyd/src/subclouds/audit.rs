@@ -221,3 +221,102 @@ fn conclude(
         clear,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convoy_store::subclouds::SubcloudRecord;
+
+    fn subcloud(management: Management, availability: Availability, failed: u32) -> SubcloudRecord {
+        SubcloudRecord {
+            id: 1,
+            name: "sc1".into(),
+            description: None,
+            location: None,
+            group_id: 1,
+            management,
+            availability,
+            deploy_status: "complete".into(),
+            software_version: None,
+            address: "https://10.0.0.2:7400".into(),
+            tls_fingerprint: None,
+            service_user: "systemcontroller-1".into(),
+            service_password: "secret".into(),
+            bootstrap_values: None,
+            failed_audits: failed,
+            audit: None,
+            audited_at: None,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: None,
+            endpoints: vec![("software".into(), SyncStatus::Unknown)],
+        }
+    }
+
+    fn site(deployed: &[&str]) -> SiteAudit {
+        SiteAudit {
+            software_version: "25.09".into(),
+            deployed: deployed.iter().map(|s| s.to_string()).collect(),
+            ..SiteAudit::default()
+        }
+    }
+
+    fn ids(write: &AuditWrite) -> (Vec<&str>, Vec<&str>) {
+        (
+            write.raise.iter().map(|a| a.alarm_id.as_str()).collect(),
+            write.clear.iter().map(|(id, _)| id.as_str()).collect(),
+        )
+    }
+
+    #[test]
+    fn a_managed_subcloud_missing_the_controllers_patch_is_out_of_sync_with_280_002() {
+        let own: BTreeSet<String> = ["P1".to_string()].into();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let sc = subcloud(Management::Managed, Availability::Offline, 3);
+        let write = conclude(&sc, Ok(site(&[])), &own, 2, now);
+        assert_eq!(write.availability, Availability::Online);
+        assert_eq!(write.failed_audits, 0);
+        assert_eq!(
+            write.endpoints,
+            vec![("software".into(), SyncStatus::OutOfSync)]
+        );
+        assert_eq!(ids(&write), (vec!["280.002"], vec!["280.001"]));
+        assert_eq!(write.raise[0].entity, "subcloud=sc1");
+        let write = conclude(&sc, Ok(site(&["P1"])), &own, 2, now);
+        assert_eq!(write.endpoints[0].1, SyncStatus::InSync);
+        assert_eq!(ids(&write), (vec![], vec!["280.001", "280.002"]));
+    }
+
+    #[test]
+    fn failed_audits_take_a_subcloud_offline_at_the_threshold_with_280_001() {
+        let own = BTreeSet::new();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let first = conclude(
+            &subcloud(Management::Managed, Availability::Online, 0),
+            Err("down".into()),
+            &own,
+            2,
+            now,
+        );
+        assert_eq!(first.availability, Availability::Online);
+        assert_eq!(first.failed_audits, 1);
+        let second = conclude(
+            &subcloud(Management::Managed, Availability::Online, 1),
+            Err("down".into()),
+            &own,
+            2,
+            now,
+        );
+        assert_eq!(second.availability, Availability::Offline);
+        assert_eq!(second.endpoints[0].1, SyncStatus::Unknown);
+        assert_eq!(ids(&second), (vec!["280.001"], vec!["280.002"]));
+        // An unmanaged subcloud raises nothing.
+        let unmanaged = conclude(
+            &subcloud(Management::Unmanaged, Availability::Online, 1),
+            Err("down".into()),
+            &own,
+            2,
+            now,
+        );
+        assert!(unmanaged.raise.is_empty());
+    }
+}
