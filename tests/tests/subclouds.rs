@@ -190,6 +190,7 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
             "group_id",
             "created_at",
             "updated_at",
+            "identity_sync_status",
             "software_sync_status"
         ]
     );
@@ -231,6 +232,62 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
     wait_field(&sc, "subcloud-2", "software_sync_status", "in-sync").await;
     let shown = wait_field(&sc, "subcloud-3", "availability", "online").await;
     assert_eq!(shown["software_sync_status"], "unknown");
+    assert_eq!(shown["identity_sync_status"], "unknown");
+
+    // Identity sync: a user added on the System Controller logs in to every managed subcloud
+    // within an audit, with the same password; the sysadmin password is the System
+    // Controller's everywhere; a local change is undone at the next audit; an unmanaged
+    // subcloud is left alone.
+    let carol = sc.add_user("carol", Role::Operator).await;
+    // Polled through the user list: failed logins would be throttled.
+    let has_carol = || async {
+        let users = sub1.admin().users().await.unwrap();
+        users.iter().any(|u| u.name == "carol").then_some(())
+    };
+    let deadline = Deadline::after(Duration::from_secs(30));
+    wait_until_every(
+        deadline,
+        Duration::from_millis(250),
+        "carol on subcloud-1",
+        has_carol,
+    )
+    .await
+    .unwrap();
+    sub1.controller
+        .client()
+        .unwrap()
+        .login("carol", &carol[1].1)
+        .await
+        .expect("carol logs in to subcloud-1 with her password");
+    let sc_admin_password = sc.controller.admin_password().unwrap();
+    sub2.controller
+        .client()
+        .unwrap()
+        .login("admin", &sc_admin_password)
+        .await
+        .expect("the System Controller's admin password works on subcloud-2");
+    assert!(
+        sub3.controller
+            .client()
+            .unwrap()
+            .login("carol", &carol[1].1)
+            .await
+            .is_err()
+    );
+    sub1.admin().delete_user("carol").await.unwrap();
+    let deadline = Deadline::after(Duration::from_secs(30));
+    wait_until_every(
+        deadline,
+        Duration::from_millis(250),
+        "carol back on subcloud-1",
+        has_carol,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        show(&sc, "subcloud-1").await["identity_sync_status"],
+        "in-sync"
+    );
     let list = sc.convoy(&["dc", "subcloud", "list"]).await;
     assert_eq!(
         list.ok(),
@@ -255,7 +312,8 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
     assert!(
         alarms
             .iter()
-            .any(|a| a.alarm_id == "280.002" && a.entity == "subcloud=subcloud-1"),
+            .any(|a| a.alarm_id == "280.002"
+                && a.entity == "subcloud=subcloud-1.resource=software"),
         "{alarms:?}"
     );
     sub1.convoy(&["patch", "upload", &patch_arg]).await.ok();

@@ -156,6 +156,59 @@ pub struct SiteAudit {
     pub mgmt_affecting_alarms: u32,
     /// Every active alarm.
     pub alarms: u32,
+    /// Each user's name and [`user_digest`], so that a System Controller sees which of its users
+    /// differ here without reading password hashes.
+    #[serde(default)]
+    pub users: Vec<UserDigest>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDigest {
+    pub name: String,
+    pub digest: String,
+}
+
+/// SHA-256 of a user's name, role and password hash: equal on two sites when the user is the
+/// same on both.
+pub fn user_digest(name: &str, role: convoy_core::role::Role, password_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [name, role.as_str(), password_hash] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `POST /v1/identity/sync`: users a System Controller keeps on a subcloud, each created or
+/// overwritten with its role and password hash (admins only).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySync {
+    pub users: Vec<SyncedUser>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncedUser {
+    pub name: String,
+    pub role: convoy_core::role::Role,
+    /// An argon2 PHC string, as the System Controller stores it.
+    pub password_hash: String,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentitySynced {
+    /// Users created or changed.
+    pub changed: u32,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -337,6 +390,13 @@ impl Client {
     /// What a System Controller audits of this site (`GET /v1/site`).
     pub async fn site_audit(&self) -> Result<SiteAudit, ClientError> {
         self.call(Method::GET, "/v1/site", None::<&()>).await
+    }
+
+    /// Creates or overwrites users with their roles and password hashes (`POST
+    /// /v1/identity/sync`, admins only).
+    pub async fn sync_identity(&self, sync: &IdentitySync) -> Result<IdentitySynced, ClientError> {
+        self.call(Method::POST, "/v1/identity/sync", Some(sync))
+            .await
     }
 
     async fn dc_call<T: DeserializeOwned>(

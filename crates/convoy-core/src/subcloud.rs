@@ -1,7 +1,7 @@
 //! Subclouds as a System Controller sees them: their states, the rules for changing them, and
 //! what an audit concludes. The strings are dcmanager's (spec/dcmanager-api.md §6).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ValidationError;
 use crate::names::named_enum;
@@ -49,7 +49,7 @@ named_enum!(SyncStatus, field = "sync_status", {
 });
 
 /// The endpoints Convoy audits. dcmanager has seven; Convoy shows only those it really audits.
-pub const ENDPOINTS: [&str; 1] = ["software"];
+pub const ENDPOINTS: [&str; 2] = ["identity", "software"];
 
 /// The deploy status of a subcloud attached to an existing site controller.
 pub const DEPLOY_COMPLETE: &str = "complete";
@@ -89,6 +89,33 @@ pub fn software_sync(
                 SyncStatus::OutOfSync
             }
         }
+        _ => SyncStatus::Unknown,
+    }
+}
+
+/// The System Controller's users a subcloud lacks or holds differently, compared by digest
+/// (name → digest of name, role and password hash). Users only the subcloud has are left alone.
+pub fn users_to_sync<'a>(
+    own: &'a BTreeMap<String, String>,
+    subcloud: &BTreeMap<String, String>,
+) -> Vec<&'a str> {
+    own.iter()
+        .filter(|(name, digest)| subcloud.get(*name) != Some(*digest))
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+/// The `identity` sync status: `unknown` unless managed and online; then `in-sync` once the
+/// subcloud holds every user of the System Controller as it is (`synced`: it did, or a push
+/// just made it so).
+pub fn identity_sync(
+    management: Management,
+    availability: Availability,
+    synced: bool,
+) -> SyncStatus {
+    match (management, availability) {
+        (Management::Managed, Availability::Online) if synced => SyncStatus::InSync,
+        (Management::Managed, Availability::Online) => SyncStatus::OutOfSync,
         _ => SyncStatus::Unknown,
     }
 }
@@ -320,6 +347,26 @@ mod tests {
             software_sync(Managed, Online, &set(&[]), Some(&set(&[]))),
             SyncStatus::InSync
         );
+    }
+
+    #[test]
+    fn only_users_missing_or_different_on_the_subcloud_are_synced() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let own = map(&[("admin", "a1"), ("alice", "b1"), ("bob", "c1")]);
+        let theirs = map(&[("admin", "a1"), ("alice", "b0"), ("service", "s")]);
+        assert_eq!(users_to_sync(&own, &theirs), vec!["alice", "bob"]);
+        assert!(users_to_sync(&own, &own).is_empty());
+        use Availability::*;
+        use Management::*;
+        assert_eq!(identity_sync(Managed, Online, true), SyncStatus::InSync);
+        assert_eq!(identity_sync(Managed, Online, false), SyncStatus::OutOfSync);
+        assert_eq!(identity_sync(Unmanaged, Online, true), SyncStatus::Unknown);
+        assert_eq!(identity_sync(Managed, Offline, true), SyncStatus::Unknown);
     }
 
     #[test]

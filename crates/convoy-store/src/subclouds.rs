@@ -163,8 +163,8 @@ pub trait SubcloudStore: Send + Sync + 'static {
         id: i64,
         changes: &SubcloudChanges,
     ) -> Result<Option<SubcloudRecord>>;
-    /// Deletes an unmanaged subcloud and clears (by `convoy`, at `now`) every alarm about it,
-    /// in one transaction.
+    /// Deletes an unmanaged subcloud and clears (by `convoy`, at `now`) every alarm about it
+    /// (`alarm_entity` and every entity below it), in one transaction.
     async fn delete_subcloud(
         &self,
         id: i64,
@@ -173,4 +173,9 @@ pub trait SubcloudStore: Send + Sync + 'static {
     ) -> Result<SubcloudDeletion>;
     /// Writes an audit's result; false if the subcloud is gone.
     async fn record_audit(&self, id: i64, write: &AuditWrite) -> Result<bool>;
+
+    /// Identity sync, on the subcloud's side: creates or overwrites each user (role and
+    /// password hash; a new one created at its `created_at`) in one transaction; returns how
+    /// many were created or changed. Users not listed are kept.
+    async fn sync_users(&self, users: &[crate::UserRecord]) -> Result<u32>;
 }

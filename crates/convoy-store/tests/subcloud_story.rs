@@ -160,7 +160,7 @@ async fn subclouds_and_groups_story() {
                 &audit(
                     Management::Managed,
                     SyncStatus::OutOfSync,
-                    vec![alarm("280.002", "subcloud=sc1")]
+                    vec![alarm("280.002", "subcloud=sc1.resource=software")]
                 )
             )
             .await
@@ -218,6 +218,26 @@ async fn subclouds_and_groups_story() {
         SubcloudDeletion::Deleted
     );
     assert!(store.alarms().await.unwrap().is_empty());
+    // Identity sync on a subcloud: users created or overwritten, others kept.
+    let user = |name: &str, hash: &str| convoy_store::UserRecord {
+        name: name.into(),
+        role: convoy_core::role::Role::Operator,
+        password_hash: hash.into(),
+        created_at: at(8),
+    };
+    assert_eq!(store.sync_users(&[user("alice", "h1")]).await.unwrap(), 1);
+    assert_eq!(store.sync_users(&[user("alice", "h1")]).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .sync_users(&[user("alice", "h2"), user("bob", "h3")])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.user("alice").await.unwrap().unwrap().password_hash,
+        "h2"
+    );
     let events = store.alarm_events(10).await.unwrap();
     assert_eq!(events[0].state, "clear");
     assert!(

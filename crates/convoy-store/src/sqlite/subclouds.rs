@@ -340,10 +340,14 @@ impl SubcloudStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let cleared = sqlx::query("DELETE FROM alarms WHERE entity = $1 RETURNING *")
-            .bind(alarm_entity)
-            .fetch_all(&mut *tx)
-            .await?;
+        // The subcloud's alarms and those below it (`subcloud=N.resource=software`).
+        let cleared = sqlx::query(
+            "DELETE FROM alarms WHERE entity = $1 OR substr(entity, 1, length($1) + 1) = $1 || '.' \
+             RETURNING *",
+        )
+        .bind(alarm_entity)
+        .fetch_all(&mut *tx)
+        .await?;
         for row in &cleared {
             insert_alarm_event(&mut tx, &alarm_from(row)?, "clear", now, "convoy").await?;
         }
@@ -429,6 +433,28 @@ impl SubcloudStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn sync_users(&self, users: &[crate::UserRecord]) -> Result<u32> {
+        let mut tx = self.writer.begin().await?;
+        let mut changed = 0;
+        for user in users {
+            let done = sqlx::query(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, \
+                   password_hash = excluded.password_hash \
+                 WHERE users.role != excluded.role OR users.password_hash != excluded.password_hash",
+            )
+            .bind(&user.name)
+            .bind(user.role.as_str())
+            .bind(&user.password_hash)
+            .bind(millis(user.created_at))
+            .execute(&mut *tx)
+            .await?;
+            changed += done.rows_affected() as u32;
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod hosts;
 mod identity;
+mod identity_sync;
 mod openapi;
 mod patches;
 mod site;
@@ -93,6 +94,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
         .route("/v1/site", get(site::audit))
+        .route("/v1/identity/sync", post(identity_sync::sync))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             extract::authenticate_user,

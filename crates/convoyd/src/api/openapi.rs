@@ -15,7 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
 use super::{
-    agent, alarms, clusters, enrol_tokens, hosts, identity, patches, site, strategies, users,
+    agent, alarms, clusters, enrol_tokens, hosts, identity, identity_sync, patches, site,
+    strategies, users,
 };
 
 #[derive(OpenApi)]
@@ -59,6 +60,7 @@ use super::{
         strategies::steps,
         strategies::step,
         site::audit,
+        identity_sync::sync,
         patches::upload,
         patches::query,
         patches::show,

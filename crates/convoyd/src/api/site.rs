@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use convoy_api::ErrorBody;
-use convoy_api::dc::{HostsSummary, SiteAudit};
+use convoy_api::dc::{HostsSummary, SiteAudit, UserDigest, user_digest};
 use convoy_core::host::{Administrative, Availability, availability};
 
 use super::ApiError;
@@ -30,6 +30,16 @@ pub async fn audit(State(state): State<AppState>) -> Result<Json<SiteAudit>, Api
         }
     }
     let alarms = state.store.alarms().await?;
+    let users = state
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| UserDigest {
+            digest: user_digest(&u.name, u.role, &u.password_hash),
+            name: u.name,
+        })
+        .collect();
     Ok(Json(SiteAudit {
         software_version: state.release.to_string(),
         deployed: crate::subclouds::audit::deployed(state.store.as_ref())
@@ -39,5 +49,6 @@ pub async fn audit(State(state): State<AppState>) -> Result<Json<SiteAudit>, Api
         hosts,
         mgmt_affecting_alarms: alarms.iter().filter(|a| a.mgmt_affecting).count() as u32,
         alarms: alarms.len() as u32,
+        users,
     }))
 }

@@ -4,15 +4,16 @@
 //! subcloud costs only its own audit. What changed is logged, written with the alarms it
 //! raises or clears in one transaction.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
 use convoy_api::ClientError;
-use convoy_api::dc::SiteAudit;
+use convoy_api::dc::{IdentitySync, SiteAudit, SyncedUser, user_digest};
 use convoy_core::alarm::Severity;
 use convoy_core::patch::RepoState;
 use convoy_core::subcloud::{
-    Availability, Management, SyncStatus, availability_after, software_sync,
+    Availability, Management, SyncStatus, availability_after, identity_sync, software_sync,
+    users_to_sync,
 };
 use convoy_store::subclouds::{AuditWrite, SubcloudRecord};
 use convoy_store::{AlarmRecord, Store};
@@ -35,6 +36,45 @@ pub async fn deployed(store: &dyn Store) -> convoy_store::Result<BTreeSet<String
         .filter(|p| matches!(p.repo_state, RepoState::Applied | RepoState::Committed))
         .map(|p| p.id)
         .collect())
+}
+
+/// What every audit of a cycle compares a subcloud with: the System Controller's own deployed
+/// software and users.
+#[derive(Debug, Default)]
+pub struct Own {
+    pub deployed: BTreeSet<String>,
+    pub users: Vec<SyncedUser>,
+    /// Name → digest of each user.
+    pub digests: BTreeMap<String, String>,
+}
+
+impl Own {
+    async fn read(store: &dyn Store) -> convoy_store::Result<Own> {
+        let mut own = Own {
+            deployed: deployed(store).await?,
+            ..Own::default()
+        };
+        for user in store.users().await? {
+            own.digests.insert(
+                user.name.clone(),
+                user_digest(&user.name, user.role, &user.password_hash),
+            );
+            own.users.push(SyncedUser {
+                name: user.name,
+                role: user.role,
+                password_hash: user.password_hash,
+            });
+        }
+        Ok(own)
+    }
+}
+
+/// What one audit saw: the site's summary, and whether the subcloud now holds the System
+/// Controller's users (None when it was not synced: not managed).
+#[derive(Debug)]
+struct Observed {
+    site: SiteAudit,
+    identity_synced: Option<bool>,
 }
 
 pub fn spawn(state: AppState) {
@@ -65,7 +105,7 @@ async fn cycle(
     if subclouds.is_empty() {
         return Ok(());
     }
-    let own = Arc::new(deployed(state.store.as_ref()).await?);
+    let own = Arc::new(Own::read(state.store.as_ref()).await?);
     for subcloud in subclouds {
         if !in_flight.lock().unwrap().insert(subcloud.id) {
             continue;
@@ -87,8 +127,8 @@ async fn cycle(
     Ok(())
 }
 
-async fn audit_one(state: &AppState, subcloud: SubcloudRecord, own: &BTreeSet<String>) {
-    let observed = tokio::time::timeout(state.dc.audit_timeout, observe(state, &subcloud))
+async fn audit_one(state: &AppState, subcloud: SubcloudRecord, own: &Own) {
+    let observed = tokio::time::timeout(state.dc.audit_timeout, observe(state, &subcloud, own))
         .await
         .unwrap_or_else(|_| Err("the audit timed out".into()));
     let now = crate::clock::now();
@@ -101,8 +141,13 @@ async fn audit_one(state: &AppState, subcloud: SubcloudRecord, own: &BTreeSet<St
 }
 
 /// Reads the subcloud's summary as the service account, logging in again once if the token
-/// was refused.
-async fn observe(state: &AppState, subcloud: &SubcloudRecord) -> Result<SiteAudit, String> {
+/// was refused; a managed subcloud that lacks some of the System Controller's users (or holds
+/// them otherwise) gets them.
+async fn observe(
+    state: &AppState,
+    subcloud: &SubcloudRecord,
+    own: &Own,
+) -> Result<Observed, String> {
     for attempt in 0..2 {
         let client = state
             .sessions
@@ -110,7 +155,17 @@ async fn observe(state: &AppState, subcloud: &SubcloudRecord) -> Result<SiteAudi
             .await
             .map_err(|e| e.to_string())?;
         match client.site_audit().await {
-            Ok(audit) => return Ok(audit),
+            Ok(site) => {
+                let identity_synced = if subcloud.management == Management::Managed {
+                    Some(sync_identity(&client, subcloud, own, &site).await)
+                } else {
+                    None
+                };
+                return Ok(Observed {
+                    site,
+                    identity_synced,
+                });
+            }
             Err(e) if attempt == 0 && super::connection::token_refused(&e) => {
                 state.sessions.forget(subcloud.id);
             }
@@ -124,12 +179,51 @@ fn describe(error: ClientError) -> String {
     error.to_string()
 }
 
+/// Pushes the users the subcloud lacks or holds otherwise; whether it holds them all now.
+async fn sync_identity(
+    client: &convoy_api::Client,
+    subcloud: &SubcloudRecord,
+    own: &Own,
+    site: &SiteAudit,
+) -> bool {
+    let theirs: BTreeMap<String, String> = site
+        .users
+        .iter()
+        .map(|u| (u.name.clone(), u.digest.clone()))
+        .collect();
+    let missing = users_to_sync(&own.digests, &theirs);
+    if missing.is_empty() {
+        return true;
+    }
+    let users = own
+        .users
+        .iter()
+        .filter(|u| missing.contains(&u.name.as_str()))
+        .cloned()
+        .collect();
+    match client.sync_identity(&IdentitySync { users }).await {
+        Ok(synced) => {
+            info!(
+                subcloud = subcloud.name,
+                users = ?missing,
+                changed = synced.changed,
+                "users synced to the subcloud"
+            );
+            true
+        }
+        Err(e) => {
+            warn!(subcloud = subcloud.name, "identity sync failed: {e}");
+            false
+        }
+    }
+}
+
 /// What an audit's observation means for the subcloud: its availability, sync status and
 /// alarms. Logs each change.
 fn conclude(
     subcloud: &SubcloudRecord,
-    observed: Result<SiteAudit, String>,
-    own: &BTreeSet<String>,
+    observed: Result<Observed, String>,
+    own: &Own,
     offline_after: u32,
     now: jiff::Timestamp,
 ) -> AuditWrite {
@@ -146,8 +240,22 @@ fn conclude(
     let deployed: Option<BTreeSet<String>> = observed
         .as_ref()
         .ok()
-        .map(|a| a.deployed.iter().cloned().collect());
-    let software = software_sync(subcloud.management, availability, own, deployed.as_ref());
+        .map(|o| o.site.deployed.iter().cloned().collect());
+    let software = software_sync(
+        subcloud.management,
+        availability,
+        &own.deployed,
+        deployed.as_ref(),
+    );
+    let identity = identity_sync(
+        subcloud.management,
+        availability,
+        observed
+            .as_ref()
+            .ok()
+            .and_then(|o| o.identity_synced)
+            .unwrap_or(false),
+    );
     if let Err(reason) = &observed {
         warn!(
             subcloud = subcloud.name,
@@ -176,13 +284,13 @@ fn conclude(
         );
     }
     let entity = alarm_entity(&subcloud.name);
-    let alarm = |id: &str, severity: Severity, reason: String| AlarmRecord {
+    let alarm = |id: &str, entity: String, severity: Severity, reason: String| AlarmRecord {
         uuid: uuid::Uuid::new_v4().to_string(),
         alarm_id: id.into(),
-        entity: entity.clone(),
+        entity,
         severity,
         reason,
-        mgmt_affecting: true,
+        mgmt_affecting: severity == Severity::Critical,
         raised_at: now,
         source: "convoy".into(),
     };
@@ -191,22 +299,32 @@ fn conclude(
     if availability == Availability::Offline && subcloud.management == Management::Managed {
         raise.push(alarm(
             ALARM_OFFLINE,
+            entity.clone(),
             Severity::Critical,
             format!("Subcloud {} is offline", subcloud.name),
         ));
     } else {
         clear.push((ALARM_OFFLINE.to_string(), entity.clone()));
     }
-    if software == SyncStatus::OutOfSync {
-        raise.push(alarm(
-            ALARM_OUT_OF_SYNC,
-            Severity::Major,
-            format!("Subcloud {} software is out-of-sync", subcloud.name),
-        ));
-    } else {
-        clear.push((ALARM_OUT_OF_SYNC.to_string(), entity.clone()));
+    // One 280.002 per endpoint out of sync, on `subcloud=<name>.resource=<endpoint>`, as
+    // StarlingX raises it.
+    for (endpoint, status) in [("identity", identity), ("software", software)] {
+        let resource = format!("{entity}.resource={endpoint}");
+        if status == SyncStatus::OutOfSync {
+            raise.push(alarm(
+                ALARM_OUT_OF_SYNC,
+                resource,
+                Severity::Major,
+                format!(
+                    "Subcloud {} {endpoint} sync_status is out-of-sync",
+                    subcloud.name
+                ),
+            ));
+        } else {
+            clear.push((ALARM_OUT_OF_SYNC.to_string(), resource));
+        }
     }
-    let observed = observed.ok();
+    let observed = observed.ok().map(|o| o.site);
     AuditWrite {
         availability,
         failed_audits,
@@ -216,7 +334,7 @@ fn conclude(
             .and_then(|a| serde_json::to_string(a).ok()),
         audited_at: now,
         assumed_management: subcloud.management,
-        endpoints: vec![("software".into(), software)],
+        endpoints: vec![("identity".into(), identity), ("software".into(), software)],
         raise,
         clear,
     }
@@ -252,47 +370,82 @@ mod tests {
         }
     }
 
-    fn site(deployed: &[&str]) -> SiteAudit {
-        SiteAudit {
-            software_version: "25.09".into(),
+    fn seen(deployed: &[&str], identity_synced: Option<bool>) -> Result<Observed, String> {
+        Ok(Observed {
+            site: SiteAudit {
+                software_version: "25.09".into(),
+                deployed: deployed.iter().map(|s| s.to_string()).collect(),
+                ..SiteAudit::default()
+            },
+            identity_synced,
+        })
+    }
+
+    fn own(deployed: &[&str]) -> Own {
+        Own {
             deployed: deployed.iter().map(|s| s.to_string()).collect(),
-            ..SiteAudit::default()
+            ..Own::default()
         }
     }
 
-    fn ids(write: &AuditWrite) -> (Vec<&str>, Vec<&str>) {
+    fn alarms(write: &AuditWrite) -> (Vec<String>, Vec<String>) {
         (
-            write.raise.iter().map(|a| a.alarm_id.as_str()).collect(),
-            write.clear.iter().map(|(id, _)| id.as_str()).collect(),
+            write
+                .raise
+                .iter()
+                .map(|a| format!("{} {}", a.alarm_id, a.entity))
+                .collect(),
+            write
+                .clear
+                .iter()
+                .map(|(id, e)| format!("{id} {e}"))
+                .collect(),
         )
     }
 
     #[test]
     fn a_managed_subcloud_missing_the_controllers_patch_is_out_of_sync_with_280_002() {
-        let own: BTreeSet<String> = ["P1".to_string()].into();
+        let own = own(&["P1"]);
         let now = jiff::Timestamp::UNIX_EPOCH;
         let sc = subcloud(Management::Managed, Availability::Offline, 3);
-        let write = conclude(&sc, Ok(site(&[])), &own, 2, now);
+        let write = conclude(&sc, seen(&[], Some(true)), &own, 2, now);
         assert_eq!(write.availability, Availability::Online);
         assert_eq!(write.failed_audits, 0);
         assert_eq!(
             write.endpoints,
-            vec![("software".into(), SyncStatus::OutOfSync)]
+            vec![
+                ("identity".into(), SyncStatus::InSync),
+                ("software".into(), SyncStatus::OutOfSync)
+            ]
         );
-        assert_eq!(ids(&write), (vec!["280.002"], vec!["280.001"]));
-        assert_eq!(write.raise[0].entity, "subcloud=sc1");
-        let write = conclude(&sc, Ok(site(&["P1"])), &own, 2, now);
-        assert_eq!(write.endpoints[0].1, SyncStatus::InSync);
-        assert_eq!(ids(&write), (vec![], vec!["280.001", "280.002"]));
+        assert_eq!(
+            alarms(&write),
+            (
+                vec!["280.002 subcloud=sc1.resource=software".into()],
+                vec![
+                    "280.001 subcloud=sc1".into(),
+                    "280.002 subcloud=sc1.resource=identity".into()
+                ]
+            )
+        );
+        assert!(!write.raise[0].mgmt_affecting);
+        let write = conclude(&sc, seen(&["P1"], Some(false)), &own, 2, now);
+        assert_eq!(write.endpoints[1].1, SyncStatus::InSync);
+        assert_eq!(write.endpoints[0].1, SyncStatus::OutOfSync);
+        assert_eq!(
+            alarms(&write).0,
+            vec!["280.002 subcloud=sc1.resource=identity".to_string()]
+        );
     }
 
     #[test]
     fn failed_audits_take_a_subcloud_offline_at_the_threshold_with_280_001() {
-        let own = BTreeSet::new();
+        let own = own(&[]);
         let now = jiff::Timestamp::UNIX_EPOCH;
+        let down = || Err("down".to_string());
         let first = conclude(
             &subcloud(Management::Managed, Availability::Online, 0),
-            Err("down".into()),
+            down(),
             &own,
             2,
             now,
@@ -301,22 +454,34 @@ mod tests {
         assert_eq!(first.failed_audits, 1);
         let second = conclude(
             &subcloud(Management::Managed, Availability::Online, 1),
-            Err("down".into()),
+            down(),
             &own,
             2,
             now,
         );
         assert_eq!(second.availability, Availability::Offline);
-        assert_eq!(second.endpoints[0].1, SyncStatus::Unknown);
-        assert_eq!(ids(&second), (vec!["280.001"], vec!["280.002"]));
-        // An unmanaged subcloud raises nothing.
+        assert!(
+            second
+                .endpoints
+                .iter()
+                .all(|(_, s)| *s == SyncStatus::Unknown)
+        );
+        assert_eq!(alarms(&second).0, vec!["280.001 subcloud=sc1".to_string()]);
+        assert!(second.raise[0].mgmt_affecting);
+        // An unmanaged subcloud raises nothing and is not synced.
         let unmanaged = conclude(
-            &subcloud(Management::Unmanaged, Availability::Online, 1),
-            Err("down".into()),
+            &subcloud(Management::Unmanaged, Availability::Online, 0),
+            seen(&[], None),
             &own,
             2,
             now,
         );
         assert!(unmanaged.raise.is_empty());
+        assert!(
+            unmanaged
+                .endpoints
+                .iter()
+                .all(|(_, s)| *s == SyncStatus::Unknown)
+        );
     }
 }
