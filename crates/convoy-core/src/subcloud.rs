@@ -262,6 +262,47 @@ pub fn validate_text(field: &str, value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// The port a convoyd listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7400;
+
+/// The URL of a subcloud's convoyd from a bootstrap address: a URL (`https://host:port`) is
+/// taken as it is; a bare address (`10.10.10.12`, `[fd01::2]`, `host:port`, as dcmanager's
+/// clients send it) means HTTPS, on port 7400 unless it names one.
+pub fn subcloud_url(address: &str) -> Result<String, ValidationError> {
+    let address = address.trim().trim_end_matches('/');
+    let invalid = |reason: &str| ValidationError::new("bootstrap-address", reason);
+    if address.is_empty() || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "must be the address or URL of the subcloud's convoyd",
+        ));
+    }
+    if let Some((scheme, _)) = address.split_once("://") {
+        return match scheme {
+            "https" | "http" => Ok(address.to_string()),
+            _ => Err(invalid("the scheme must be https (or http for tests)")),
+        };
+    }
+    let has_port = match address.rsplit_once(':') {
+        // A bare IPv6 address has colons but no port.
+        Some((host, port)) => {
+            port.chars().all(|c| c.is_ascii_digit())
+                && !port.is_empty()
+                && (host.ends_with(']') || !host.contains(':'))
+        }
+        None => false,
+    };
+    let host = if address.contains(':') && !address.starts_with('[') && !has_port {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    };
+    Ok(if has_port {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}:{DEFAULT_PORT}")
+    })
+}
+
 /// How a reference to a subcloud or group reads: digits are an id, anything else a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
@@ -424,6 +465,25 @@ mod tests {
         assert!(validate_max_parallel(0).is_err());
         assert!(validate_max_parallel(5001).is_err());
         assert!(validate_max_parallel(5000).is_ok());
+    }
+
+    #[test]
+    fn bootstrap_addresses_become_urls() {
+        for (given, url) in [
+            ("https://10.0.0.2:7400", "https://10.0.0.2:7400"),
+            ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+            ("10.10.10.12", "https://10.10.10.12:7400"),
+            ("10.10.10.12:8443", "https://10.10.10.12:8443"),
+            ("fd01::2", "https://[fd01::2]:7400"),
+            ("[fd01::2]:8443", "https://[fd01::2]:8443"),
+            ("[fd01::2]", "https://[fd01::2]:7400"),
+            ("sc1.example", "https://sc1.example:7400"),
+        ] {
+            assert_eq!(subcloud_url(given).unwrap(), url, "{given}");
+        }
+        for bad in ["", "ftp://x", "a b"] {
+            assert!(subcloud_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

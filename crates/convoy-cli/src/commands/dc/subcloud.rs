@@ -21,7 +21,8 @@ pub enum SubcloudCommand {
         /// The subcloud's name (or `name` in --bootstrap-values).
         #[arg(long)]
         name: Option<String>,
-        /// URL of the subcloud's convoyd, e.g. https://10.10.10.2:7400.
+        /// URL of the subcloud's convoyd, e.g. https://10.10.10.2:7400 (a bare address means
+        /// https on port 7400).
         #[arg(long)]
         bootstrap_address: String,
         /// The subcloud's admin password.

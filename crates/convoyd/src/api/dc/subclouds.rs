@@ -198,14 +198,12 @@ impl AddRequest {
             .map_err(|e| DcError::bad_request(format!("Invalid name: {}", e.reason)))?;
         let address = fields
             .get("bootstrap-address")
-            .map(str::to_string)
-            .ok_or_else(|| DcError::bad_request("bootstrap-address required"))?;
-        if !(address.starts_with("https://") || address.starts_with("http://")) {
-            return Err(DcError::bad_request(
-                "Invalid bootstrap-address: must be the URL of the subcloud's convoyd \
-                 (https://HOST:PORT)",
-            ));
-        }
+            .ok_or_else(|| DcError::bad_request("bootstrap-address required"))
+            .and_then(|a| {
+                rules::subcloud_url(a).map_err(|e| {
+                    DcError::bad_request(format!("Invalid bootstrap-address: {}", e.reason))
+                })
+            })?;
         let encoded = fields
             .get("sysadmin_password")
             .ok_or_else(|| DcError::bad_request("subcloud sysadmin_password required"))?;
