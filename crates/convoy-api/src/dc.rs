@@ -278,6 +278,16 @@ enum DcBody<'a> {
 }
 
 impl Client {
+    /// A client for another controller with this one's trust and connection pool, without a
+    /// token: a System Controller reaches many subclouds through one pool.
+    pub fn with_base(&self, base_url: &str) -> Client {
+        Client {
+            base: base_url.trim_end_matches('/').to_string(),
+            http: self.http.clone(),
+            token: None,
+        }
+    }
+
     pub async fn dc_subclouds(&self) -> Result<Vec<Subcloud>, ClientError> {
         let list: SubcloudList = self
             .dc_call(Method::GET, "/subclouds/", DcBody::None)

@@ -24,11 +24,15 @@ pub fn trust(settings: &DcSettings, fingerprint: Option<&str>) -> Result<Trust, 
     }
 }
 
-/// Tokens of the service accounts, by subcloud id. A token is reused until the subcloud refuses
-/// it, so an audit costs the subcloud a password hash only once per token lifetime.
+/// Logged-in clients of the service accounts, by subcloud id. A token is reused until the
+/// subcloud refuses it, so an audit costs the subcloud a password hash only once per token
+/// lifetime, and a client keeps its connection between audits. Subclouds trusted by CA (or
+/// reached over plain HTTP) share one connection pool; a pinned certificate needs a client
+/// of its own.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    tokens: Mutex<HashMap<i64, String>>,
+    clients: Mutex<HashMap<i64, Client>>,
+    shared: Mutex<Option<Client>>,
 }
 
 impl Sessions {
@@ -38,25 +42,40 @@ impl Sessions {
         settings: &DcSettings,
         subcloud: &SubcloudRecord,
     ) -> Result<Client, ClientError> {
-        let trust = trust(settings, subcloud.tls_fingerprint.as_deref())?;
-        let client = Client::with_trust(&subcloud.address, &trust)?;
-        let cached = self.tokens.lock().unwrap().get(&subcloud.id).cloned();
-        if let Some(token) = cached {
-            return Ok(client.with_token(token));
+        if let Some(client) = self.clients.lock().unwrap().get(&subcloud.id) {
+            return Ok(client.clone());
         }
+        let client = match (&settings.subcloud_ca, &subcloud.tls_fingerprint) {
+            (None, Some(pinned)) => {
+                Client::with_trust(&subcloud.address, &trust(settings, Some(pinned))?)?
+            }
+            _ => self.shared(settings)?.with_base(&subcloud.address),
+        };
         let token = client
             .login(&subcloud.service_user, &subcloud.service_password)
             .await?;
-        self.tokens
+        let client = client.with_token(token);
+        self.clients
             .lock()
             .unwrap()
-            .insert(subcloud.id, token.clone());
-        Ok(client.with_token(token))
+            .insert(subcloud.id, client.clone());
+        Ok(client)
     }
 
-    /// Forgets a subcloud's token (it was refused, or the subcloud is gone).
+    fn shared(&self, settings: &DcSettings) -> Result<Client, ClientError> {
+        let mut shared = self.shared.lock().unwrap();
+        if let Some(client) = shared.as_ref() {
+            return Ok(client.clone());
+        }
+        // The base is replaced for each subcloud.
+        let client = Client::with_trust("http://localhost", &trust(settings, None)?)?;
+        *shared = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Forgets a subcloud's client and token (refused, or the subcloud is gone).
     pub fn forget(&self, id: i64) {
-        self.tokens.lock().unwrap().remove(&id);
+        self.clients.lock().unwrap().remove(&id);
     }
 }
 
