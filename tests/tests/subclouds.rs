@@ -617,3 +617,41 @@ async fn errors_are_dcmanagers_html_unless_json_is_asked_for_and_groups_follow_i
     let gone = sc.convoy(&["dc", "subcloud-group", "show", "east"]).await;
     assert_eq!(gone.fails(2), "error: Subcloud Group not found");
 }
+
+#[tokio::test]
+async fn the_dc_demo_shows_three_subclouds_online_and_in_sync() {
+    let binaries = convoy_e2e::convoy_launch::Binaries::locate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(&binaries.convoy)
+            .args(["demo", "--dc", "--once", "--dir"])
+            .arg(dir.path())
+            .env_remove("CARGO")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the demo finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.starts_with("Convoy demo: a System Controller and three subclouds"),
+        "{stdout}"
+    );
+    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+        assert!(
+            stdout.contains(&format!(
+                "| {}  | {name} | managed    | online       | in-sync |",
+                &name[9..]
+            )),
+            "{name} not online and in sync in {stdout}"
+        );
+    }
+    assert!(stdout.contains("export CONVOY_URL="), "{stdout}");
+}

@@ -129,8 +129,7 @@ impl SubcloudCommand {
                     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
                     out.list(&rows, &columns)
                 } else {
-                    let rows: Vec<_> = subclouds.into_iter().map(list_row).collect();
-                    out.list(&rows, &["id", "name", "management", "availability", "sync"])
+                    print_list(out, subclouds)
                 }
             }
             SubcloudCommand::Show { subcloud, detail } => {
@@ -196,6 +195,17 @@ impl SubcloudCommand {
             }
         }
     }
+}
+
+/// `subcloud list` as a table (the demo prints it).
+pub fn print_list(out: &Output, subclouds: Vec<Subcloud>) -> Result<(), Failure> {
+    let rows: Vec<_> = subclouds.into_iter().map(list_row).collect();
+    out.list(&rows, &["id", "name", "management", "availability", "sync"])
+}
+
+/// `subcloud show` (the demo prints it).
+pub fn print_show(out: &Output, subcloud: Subcloud) -> Result<(), Failure> {
+    out.one(&show_row(subcloud, false))
 }
 
 /// The columns of a row (every key, in order).
