@@ -176,6 +176,7 @@ pub trait SubcloudStore: Send + Sync + 'static {
 
     /// Identity sync, on the subcloud's side: creates or overwrites each user (role and
     /// password hash; a new one created at its `created_at`) in one transaction; returns how
-    /// many were created or changed. Users not listed are kept.
+    /// many were created or changed. Users not listed are kept. `Refused` (nothing changed) if
+    /// it would leave no admin.
     async fn sync_users(&self, users: &[crate::UserRecord]) -> Result<u32>;
 }

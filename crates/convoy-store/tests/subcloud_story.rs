@@ -225,6 +225,23 @@ async fn subclouds_and_groups_story() {
         password_hash: hash.into(),
         created_at: at(8),
     };
+    // A site always keeps an admin: a sync that would leave none changes nothing.
+    assert!(matches!(
+        store.sync_users(&[user("alice", "h1")]).await,
+        Err(StoreError::Refused { .. })
+    ));
+    assert!(store.user("alice").await.unwrap().is_none());
+    store
+        .insert_user(&convoy_store::UserRecord {
+            role: convoy_core::role::Role::Admin,
+            ..user("admin", "h0")
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.sync_users(&[user("admin", "h0")]).await,
+        Err(StoreError::Refused { .. })
+    ));
     assert_eq!(store.sync_users(&[user("alice", "h1")]).await.unwrap(), 1);
     assert_eq!(store.sync_users(&[user("alice", "h1")]).await.unwrap(), 0);
     assert_eq!(

@@ -453,6 +453,15 @@ impl SubcloudStore for SqliteStore {
             .await?;
             changed += done.rows_affected() as u32;
         }
+        let admins: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if admins == 0 {
+            return Err(StoreError::Refused {
+                reason: "the sync would leave the site without an admin".into(),
+            });
+        }
         tx.commit().await?;
         Ok(changed)
     }

@@ -19,7 +19,7 @@ const MAX_USERS: usize = 10_000;
 #[utoipa::path(
     post, path = "/v1/identity/sync", tag = "subclouds", security(("user_token" = [])),
     request_body = IdentitySync,
-    responses((status = 200, description = "Each user created or overwritten with its role and password hash; others kept", body = IdentitySynced), (status = 400, description = "An invalid name or a password hash that is not an argon2 PHC string", body = ErrorBody), (status = 403, description = "The caller is not an admin", body = ErrorBody))
+    responses((status = 200, description = "Each user created or overwritten with its role and password hash; others kept", body = IdentitySynced), (status = 400, description = "An invalid name or a password hash that is not an argon2 PHC string", body = ErrorBody), (status = 403, description = "The caller is not an admin", body = ErrorBody), (status = 409, description = "The sync would leave the site without an admin; nothing changed", body = ErrorBody))
 )]
 pub async fn sync(
     State(state): State<AppState>,

@@ -33,7 +33,12 @@ pub fn subcloud(record: SubcloudRecord) -> Subcloud {
     let audit: Option<SiteAudit> = record
         .audit
         .as_deref()
-        .and_then(|json| serde_json::from_str(json).ok());
+        .and_then(|json| serde_json::from_str(json).ok())
+        // The users' digests are for the sync, not for readers.
+        .map(|audit: SiteAudit| SiteAudit {
+            users: vec![],
+            ..audit
+        });
     Subcloud {
         id: record.id,
         region_name_key: record.name.clone(),
