@@ -78,6 +78,10 @@ enum Command {
     /// and log, each host's agent state, hooks and root directory, and the patch signing key.
     /// Nothing is written elsewhere. The site keeps running until Ctrl-C, which stops every
     /// process and removes the temporary directory (a --dir is kept); --once stops it at the end.
+    ///
+    /// With --dc it runs a distributed cloud instead: a System Controller and three subclouds
+    /// (each its own convoyd with two agents), registers and manages the subclouds and shows
+    /// them online and in sync.
     Demo(commands::demo::DemoArgs),
 }
 
