@@ -62,7 +62,8 @@ impl Sessions {
         Ok(client)
     }
 
-    fn shared(&self, settings: &DcSettings) -> Result<Client, ClientError> {
+    /// The client every subcloud trusted by CA (or reached over plain HTTP) shares.
+    pub fn shared(&self, settings: &DcSettings) -> Result<Client, ClientError> {
         let mut shared = self.shared.lock().unwrap();
         if let Some(client) = shared.as_ref() {
             return Ok(client.clone());

@@ -8,6 +8,7 @@ use convoy_api::{Client, ClientError, Trust};
 use convoy_core::role::Role;
 
 use super::DcSettings;
+use super::connection::Sessions;
 use crate::secrets;
 
 /// What the System Controller keeps of a subcloud it attached.
@@ -35,6 +36,7 @@ const SYSADMIN: &str = "admin";
 
 pub async fn attach(
     settings: &DcSettings,
+    sessions: &Sessions,
     address: &str,
     sysadmin_password: &str,
 ) -> Result<Attached, AttachError> {
@@ -55,9 +57,18 @@ pub async fn attach(
     } else {
         None
     };
-    let trust = super::connection::trust(settings, tls_fingerprint.as_deref())
-        .map_err(|e| AttachError::Refused(e.to_string()))?;
-    let client = Client::with_trust(address, &trust).map_err(unreachable)?;
+    let client = match &tls_fingerprint {
+        Some(pinned) => {
+            let trust = super::connection::trust(settings, Some(pinned))
+                .map_err(|e| AttachError::Refused(e.to_string()))?;
+            Client::with_trust(address, &trust).map_err(unreachable)?
+        }
+        // Trusted by CA, or plain HTTP: the connection pool every such subcloud shares.
+        None => sessions
+            .shared(settings)
+            .map_err(unreachable)?
+            .with_base(address),
+    };
     let admin_token = match client.login(SYSADMIN, sysadmin_password).await {
         Ok(token) => token,
         Err(ClientError::Api { status: 401, .. }) => return Err(AttachError::WrongPassword),

@@ -96,17 +96,22 @@ pub async fn add(
         Some(reference) => group_id(&state, reference, "Invalid group_id").await?,
         None => DEFAULT_GROUP_ID,
     };
-    let attached = registration::attach(&state.dc, &request.address, &request.sysadmin_password)
-        .await
-        .map_err(|e| {
-            let detail = format!("Unable to add subcloud {}: {e}", request.name);
-            match e {
-                AttachError::WrongPassword | AttachError::Unreachable { .. } => {
-                    DcError::bad_request(detail)
-                }
-                AttachError::Refused(_) => DcError::unprocessable(detail),
+    let attached = registration::attach(
+        &state.dc,
+        &state.sessions,
+        &request.address,
+        &request.sysadmin_password,
+    )
+    .await
+    .map_err(|e| {
+        let detail = format!("Unable to add subcloud {}: {e}", request.name);
+        match e {
+            AttachError::WrongPassword | AttachError::Unreachable { .. } => {
+                DcError::bad_request(detail)
             }
-        })?;
+            AttachError::Refused(_) => DcError::unprocessable(detail),
+        }
+    })?;
     let record = state
         .subclouds
         .insert_subcloud(&NewSubcloud {
