@@ -65,3 +65,5 @@ pub fn machine_busy_seconds() -> f64 {
         .sum();
     ticks / clock_ticks_per_second()
 }
+
+pub mod simulator;

@@ -109,7 +109,16 @@ impl Site {
         site
     }
 
+    /// A controller with more convoyd flags and no agents; HTTPS if `tls`.
+    pub async fn with_args(tls: bool, args: &[&str]) -> Site {
+        Self::controller_with(None, tls, args).await
+    }
+
     async fn controller(config: Option<&str>, tls: bool) -> Site {
+        Self::controller_with(config, tls, &[]).await
+    }
+
+    async fn controller_with(config: Option<&str>, tls: bool, args: &[&str]) -> Site {
         convoy_api::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("convoy-e2e-")
@@ -122,6 +131,7 @@ impl Site {
             std::fs::write(&path, config).expect("write config");
             extra_args = vec!["--config".into(), path.display().to_string()];
         }
+        extra_args.extend(args.iter().map(|a| a.to_string()));
         let controller = ControllerProcess::start(
             &binaries,
             ControllerOptions {

@@ -61,13 +61,13 @@ impl ClientError {
 /// A connection to one convoyd. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
-    base: String,
-    http: reqwest::Client,
-    token: Option<String>,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) token: Option<String>,
 }
 
 /// Default time a request may take, long polls excepted.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Client {
     /// A client for the controller at `base_url` (`https://host:port`, or `http://` where
@@ -678,7 +678,10 @@ impl Client {
         self.check(response).await
     }
 
-    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    pub(crate) async fn check(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, ClientError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -699,7 +702,7 @@ impl Client {
         }
     }
 
-    fn unreachable(&self, error: reqwest::Error) -> ClientError {
+    pub(crate) fn unreachable(&self, error: reqwest::Error) -> ClientError {
         let mut reason = error.to_string();
         let mut source = std::error::Error::source(&error);
         while let Some(inner) = source {

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod alarms;
 pub mod auth;
 pub mod client;
+pub mod dc;
 pub mod error;
 pub mod hosts;
 pub mod patches;

@@ -22,6 +22,9 @@ pub enum Trust {
     Ca(Vec<CertificateDer<'static>>),
     /// Exactly the certificate with this SHA-256 fingerprint, whatever names it holds.
     Fingerprint([u8; 32]),
+    /// Whatever certificate the server presents (its handshake signature still checked): only
+    /// for learning the fingerprint to pin, before anything secret is sent.
+    FirstUse,
 }
 
 /// Why a trust setting could not be read.
@@ -86,6 +89,17 @@ impl Trust {
                     .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
                         expected: *expected,
                         provider: rustls::crypto::ring::default_provider(),
+                        first_use: false,
+                    }))
+                    .with_no_client_auth(),
+            ),
+            Trust::FirstUse => Some(
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
+                        expected: [0; 32],
+                        provider: rustls::crypto::ring::default_provider(),
+                        first_use: true,
                     }))
                     .with_no_client_auth(),
             ),
@@ -147,6 +161,8 @@ fn hex(bytes: &[u8]) -> String {
 struct PinnedCertificate {
     expected: [u8; 32],
     provider: rustls::crypto::CryptoProvider,
+    /// Accept any certificate (`Trust::FirstUse`).
+    first_use: bool,
 }
 
 impl ServerCertVerifier for PinnedCertificate {
@@ -158,7 +174,7 @@ impl ServerCertVerifier for PinnedCertificate {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if Sha256::digest(end_entity.as_ref()).as_slice() == self.expected {
+        if self.first_use || Sha256::digest(end_entity.as_ref()).as_slice() == self.expected {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(

@@ -58,6 +58,9 @@ enum Command {
     /// The steps of the controller's strategy.
     #[command(subcommand)]
     StrategyStep(commands::strategy_step::StepCommand),
+    /// The System Controller: subclouds and subcloud groups (dcmanager's API).
+    #[command(subcommand)]
+    Dc(commands::dc::DcCommand),
     /// Signing keys for patches (offline).
     #[command(subcommand)]
     Key(commands::key::KeyCommand),
@@ -79,6 +82,10 @@ enum Command {
     /// and log, each host's agent state, hooks and root directory, and the patch signing key.
     /// Nothing is written elsewhere. The site keeps running until Ctrl-C, which stops every
     /// process and removes the temporary directory (a --dir is kept); --once stops it at the end.
+    ///
+    /// With --dc it runs a distributed cloud instead: a System Controller and three subclouds
+    /// (each its own convoyd with two agents), registers and manages the subclouds and shows
+    /// them online and in sync.
     Demo(commands::demo::DemoArgs),
 }
 
@@ -110,6 +117,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::RollingMaintenance(command) => command.run(&cli.connection, &out).await,
         Command::PatchStrategy(command) => command.run(&cli.connection, &out).await,
         Command::StrategyStep(command) => command.run(&cli.connection, &out).await,
+        Command::Dc(command) => command.run(&cli.connection, &out).await,
         Command::Key(command) => command.run(&out),
         Command::Patch(command) => command.run(&cli.connection, &out).await,
         Command::Token(args) => args.run(&cli.connection, &out).await,

@@ -14,6 +14,7 @@ pub mod patch;
 pub mod phases;
 pub mod role;
 pub mod strategy;
+pub mod subcloud;
 pub mod sw_update;
 pub mod validation;
 

@@ -3,6 +3,7 @@
 
 mod records;
 mod sqlite;
+pub mod subclouds;
 
 pub use records::{
     AlarmEvent, AlarmRecord, ClusterRecord, CommandCompletion, CommandRecord, EnrolAuthority,
@@ -10,6 +11,7 @@ pub use records::{
     ReportedCommand, StepBatch, StepRecord, StepWrite, StrategyRecord, TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
+pub use subclouds::SubcloudStore;
 
 use async_trait::async_trait;
 use convoy_core::command::CommandKind;

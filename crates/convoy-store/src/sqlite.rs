@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 };
 
 mod batch;
+mod subclouds;
 
 use crate::{
     AlarmEvent, AlarmRecord, ClusterRecord, CommandRecord, EnrolAuthority, HostEffects,

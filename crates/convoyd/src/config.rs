@@ -75,6 +75,8 @@ pub struct Args {
     /// milliseconds [default: 1, or step_durations.step_time_scale in the file].
     #[arg(long, value_name = "FACTOR")]
     pub step_time_scale: Option<f64>,
+    #[command(flatten)]
+    pub dc: crate::subclouds::DcArgs,
 }
 
 /// The settings file. Every key is optional.
@@ -141,6 +143,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     pub max_connections: usize,
     pub step_durations: convoy_core::sw_update::durations::StepDurations,
+    /// How a System Controller audits and trusts its subclouds.
+    pub dc: crate::subclouds::DcSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
@@ -297,6 +301,7 @@ impl Settings {
             idle_timeout,
             body_timeout,
             max_connections,
+            dc: crate::subclouds::DcSettings::resolve(&args.dc)?,
         })
     }
 }

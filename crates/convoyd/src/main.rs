@@ -15,6 +15,7 @@ mod secrets;
 mod server;
 mod state;
 mod strategy;
+mod subclouds;
 mod telemetry;
 mod tls;
 mod wakeups;
@@ -78,6 +79,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&patch_dir).context("cannot create the patch directory")?;
     patches::sweep::report(&patches::sweep::sweep(&site.store, &patch_dir).await?);
     let state = AppState::new(
+        Arc::new(site.store.clone()),
         Arc::new(site.store),
         site.enrolment_token,
         trusted,
@@ -85,6 +87,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     strategy::driver::spawn(state.clone());
     alarms::spawn(state.clone());
+    subclouds::audit::spawn(state.clone());
     let app = api::router(state, &settings);
     let tls = tls::prepare(&settings)?;
     match &tls {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use convoy_bundle::{Limits, TrustedKeys};
 use convoy_core::patch::Release;
 
-use convoy_store::Store;
+use convoy_store::{Store, SubcloudStore};
 use jiff::SignedDuration;
 
 use crate::config::Settings;
@@ -16,6 +16,8 @@ use crate::login_throttles::LoginThrottles;
 use crate::polls::Polls;
 use crate::secrets;
 use crate::strategy::inbox::Inbox;
+use crate::subclouds::DcSettings;
+use crate::subclouds::connection::Sessions;
 use crate::wakeups::Wakeups;
 
 #[derive(Clone)]
@@ -57,11 +59,21 @@ pub struct AppState {
     pub login_throttles: Arc<LoginThrottles>,
     /// The software-update strategies' waits and timeouts.
     pub step_durations: convoy_core::sw_update::durations::StepDurations,
+    /// The System Controller's subclouds and groups.
+    pub subclouds: Arc<dyn SubcloudStore>,
+    pub dc: Arc<DcSettings>,
+    /// The service accounts' tokens on the subclouds.
+    pub sessions: Arc<Sessions>,
+    /// Starts an audit cycle now (a subcloud was added or managed).
+    pub audit_wake: Arc<tokio::sync::Notify>,
+    /// `https`, or `http` under --insecure-http: how this controller's own URLs begin.
+    pub scheme: &'static str,
 }
 
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
+        subclouds: Arc<dyn SubcloudStore>,
         enrolment_token: String,
         trusted_keys: TrustedKeys,
         settings: &Settings,
@@ -95,6 +107,15 @@ impl AppState {
                 settings.login_per_user,
                 settings.login_per_source,
             )),
+            subclouds,
+            dc: Arc::new(settings.dc.clone()),
+            sessions: Arc::new(Sessions::default()),
+            audit_wake: Arc::new(tokio::sync::Notify::new()),
+            scheme: if settings.insecure_http {
+                "http"
+            } else {
+                "https"
+            },
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod alarm;
 pub mod cluster;
+pub mod dc;
 pub mod demo;
 pub mod host;
 pub mod key;

@@ -71,6 +71,7 @@ fn base_url(headers: &HeaderMap) -> String {
 pub async fn issue_token(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
+    request_headers: HeaderMap,
     ApiJson(request): ApiJson<AuthRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let identity = request.auth.identity;
@@ -133,7 +134,7 @@ pub async fn issue_token(
                 id: user.role.as_str().into(),
                 name: user.role.as_str().into(),
             }],
-            catalog: vec![],
+            catalog: catalog(&state, &request_headers),
         },
     };
     let mut headers = HeaderMap::new();
@@ -225,6 +226,26 @@ async fn login_with_password(
             Err(wrong())
         }
     }
+}
+
+/// The service catalog: the dcmanager endpoint, at this controller's own address as the
+/// client reached it, so that a client knowing only the Keystone URL finds dcmanager's API.
+fn catalog(state: &AppState, headers: &HeaderMap) -> Vec<serde_json::Value> {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let url = format!("{}://{host}/v1.0", state.scheme);
+    let endpoint = |id: &str, interface: &str| {
+        json!({"id": id, "interface": interface, "region": "SystemController",
+               "region_id": "SystemController", "url": url})
+    };
+    vec![json!({
+        "type": "dcmanager", "name": "dcmanager", "id": "dcmanager",
+        "endpoints": [endpoint("dcmanager-internal", "internal"),
+                      endpoint("dcmanager-public", "public"),
+                      endpoint("dcmanager-admin", "admin")]
+    })]
 }
 
 fn default_domain() -> DomainRef {

@@ -3,13 +3,16 @@
 mod agent;
 mod alarms;
 mod clusters;
+mod dc;
 mod enrol_tokens;
 mod error;
 mod extract;
 pub(crate) mod hosts;
 mod identity;
+mod identity_sync;
 mod openapi;
 mod patches;
+mod site;
 mod strategies;
 mod users;
 mod views;
@@ -112,6 +115,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
+        .route("/v1/site", get(site::audit))
+        .route("/v1/identity/sync", post(identity_sync::sync))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             extract::authenticate_user,
@@ -145,6 +150,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .merge(user_routes)
         .merge(agent_routes)
         .merge(public_routes)
+        .merge(dc::router(state.clone()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

@@ -15,7 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
 use super::{
-    agent, alarms, clusters, enrol_tokens, hosts, identity, patches, strategies, users, vim,
+    agent, alarms, clusters, enrol_tokens, hosts, identity, identity_sync, patches, site,
+    strategies, users, vim,
 };
 
 #[derive(OpenApi)]
@@ -67,6 +68,8 @@ use super::{
         vim::delete,
         vim::current_strategy,
         strategies::step,
+        site::audit,
+        identity_sync::sync,
         patches::upload,
         patches::query,
         patches::show,
@@ -96,6 +99,7 @@ use super::{
         (name = "identity", description = "Keystone v3 login and token revocation"),
         (name = "hosts", description = "The site's hosts and the commands sent to them"),
         (name = "users", description = "Users and their roles (admins only)"),
+        (name = "subclouds", description = "What a System Controller reads of a site it manages as a subcloud"),
         (name = "alarms", description = "Active alarms and their history"),
         (name = "strategies", description = "Rolling maintenance and strategy steps"),
         (name = "patches", description = "The patch repository and installs on hosts"),

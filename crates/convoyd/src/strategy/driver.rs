@@ -872,8 +872,10 @@ mod tests {
             })
             .await
             .unwrap();
+        let store = Arc::new(store);
         AppState::new(
-            Arc::new(store),
+            store.clone(),
+            store,
             "token".into(),
             TrustedKeys::new([]),
             &settings,

@@ -1,5 +1,6 @@
 //! `convoy demo`: a controller and three agents on this machine, in a temporary directory.
 
+mod dc;
 mod steps;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,11 @@ pub struct DemoArgs {
     /// keeping it running until Ctrl-C.
     #[arg(long)]
     once: bool,
+    /// Run a distributed cloud instead: a System Controller and three subclouds (each its own
+    /// convoyd with two agents), registered, managed and audited until they are online and in
+    /// sync.
+    #[arg(long)]
+    dc: bool,
 }
 
 /// The demo's site: one controller host and two workers in one cluster.
@@ -44,7 +50,11 @@ impl DemoArgs {
     pub async fn run(self, _connection: &ConnectionArgs) -> Result<(), Failure> {
         let failed = |e: convoy_launch::LaunchError| Failure::failed(e.to_string());
         let steps = Steps::start();
-        emit("Convoy demo: a controller and three hosts on this machine.\n");
+        if self.dc {
+            emit("Convoy demo: a System Controller and three subclouds on this machine.\n");
+        } else {
+            emit("Convoy demo: a controller and three hosts on this machine.\n");
+        }
         if std::env::var_os("CARGO").is_some() {
             let step = steps.begin("Building convoyd and convoy-agent with cargo", Output::Own);
             Binaries::build_with_cargo_if_available().map_err(failed)?;
@@ -65,6 +75,9 @@ impl DemoArgs {
             }
         };
 
+        if self.dc {
+            return dc::run(&binaries, &root, &steps, self.once).await;
+        }
         let port = free_port().map_err(|e| Failure::failed(e.to_string()))?;
         let step = steps.begin(
             &format!(

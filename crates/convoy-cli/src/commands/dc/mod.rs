@@ -1,0 +1,34 @@
+//! `convoy dc ...`: the System Controller's commands, over dcmanager's v1.0 API.
+
+pub mod subcloud;
+pub mod subcloud_group;
+
+use clap::Subcommand;
+
+use crate::connection::ConnectionArgs;
+use crate::failure::Failure;
+use crate::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum DcCommand {
+    /// Subclouds: add, list, show, update, manage, unmanage, delete.
+    #[command(subcommand)]
+    Subcloud(subcloud::SubcloudCommand),
+    /// Subcloud groups: add, list, show, update, delete, list-subclouds.
+    #[command(subcommand)]
+    SubcloudGroup(subcloud_group::GroupCommand),
+}
+
+impl DcCommand {
+    pub async fn run(self, connection: &ConnectionArgs, out: &Output) -> Result<(), Failure> {
+        match self {
+            DcCommand::Subcloud(command) => command.run(connection, out).await,
+            DcCommand::SubcloudGroup(command) => command.run(connection, out).await,
+        }
+    }
+}
+
+/// dcmanager's CLI shows Python's `None` for a missing value.
+fn or_none(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "None".into())
+}
