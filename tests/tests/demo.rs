@@ -24,7 +24,7 @@ async fn the_demo_shows_its_hosts_and_maintains_them() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    for host in ["controller-0", "worker-0", "worker-1"] {
+    for host in ["controller-0", "controller-1", "worker-0", "worker-1"] {
         let row = stdout
             .lines()
             .find(|l| l.starts_with(&format!("| {host} ")))
@@ -47,20 +47,27 @@ async fn the_demo_shows_its_hosts_and_maintains_them() {
     // It says what it does from its first line, each step as it starts and ends, and its
     // total time; with prebuilt binaries (no `CARGO`) it builds nothing.
     assert!(
-        stdout.starts_with("Convoy demo: a controller and three hosts on this machine.\n"),
+        stdout.starts_with("Convoy demo: a controller and four hosts on this machine.\n"),
         "{stdout}"
     );
     assert!(!stdout.contains("Building convoyd"), "{stdout}");
     let steps = [
         "==> Starting the controller (convoyd) on 127.0.0.1:",
         "\n    done in ",
-        "==> Enrolling 3 agents (controller-0, worker-0, worker-1)",
+        "==> Enrolling 4 agents (controller-0, controller-1, worker-0, worker-1)",
         "\n    done in ",
         "$ convoy host list",
         "==> Running a rolling maintenance strategy over cluster-1",
         "Rolling maintenance complete",
         "\n    done in ",
-        "==> Building a signed patch, uploading it and installing it on every host",
+        "==> Building a signed reboot-required patch and rolling it over the site with a patch strategy",
+        "$ convoy patch-strategy create --worker-apply-type parallel",
+        "$ convoy patch-strategy apply --wait",
+        "stage 0 sw-patch-controllers: lock-hosts [\"controller-1\"]",
+        "stage 1 sw-patch-controllers: swact-hosts [\"controller-0\"]",
+        "stage 2 sw-patch-worker-hosts: sw-patch-hosts [\"worker-0\",\"worker-1\"]",
+        "state:",
+        "applied",
         "$ convoy patch query-hosts",
         "\n    done in ",
         "The site is running (ready in ",

@@ -69,13 +69,15 @@ enum Command {
     Patch(commands::patch::PatchCommand),
     /// Log in and print a token to use as CONVOY_TOKEN; `token revoke` revokes one.
     Token(commands::token::TokenArgs),
-    /// Run a demo site on this machine: a controller and three hosts, maintained and patched.
+    /// Run a demo site on this machine: a controller and four hosts, maintained and patched.
     ///
-    /// Starts one convoyd (the site's controller) on 127.0.0.1 at a free port and three
-    /// convoy-agents (controller-0, worker-0, worker-1) as real processes, using the convoyd and
-    /// convoy-agent built beside this convoy (CONVOY_BIN_DIR overrides; under `cargo run` they
-    /// are built first, with cargo's progress). It runs a rolling maintenance with hook scripts
-    /// over the hosts, builds a signed patch and installs it on every host, then prints how to
+    /// Starts one convoyd (the site's controller) on 127.0.0.1 at a free port and four
+    /// convoy-agents (controller-0, controller-1, worker-0, worker-1) as real processes, using
+    /// the convoyd and convoy-agent built beside this convoy (CONVOY_BIN_DIR overrides; under
+    /// `cargo run` they are built first, with cargo's progress). It runs a rolling maintenance
+    /// with hook scripts over the hosts, builds a signed reboot-required patch and rolls it over
+    /// the site with a patch strategy (controllers one at a time, the active one last after a
+    /// swact, then the workers; its waits at a hundredth of StarlingX's), then prints how to
     /// point this CLI at the site.
     ///
     /// Everything is written under a new temporary directory (or --dir): the controller's data

@@ -206,7 +206,7 @@ fn active_step(strategy: &Value) -> String {
 
 /// sw-manager's `show`: the options and state, then per phase its result and reason, and with
 /// `details` every stage and step.
-fn show(
+pub fn show(
     out: &Output,
     s: &Value,
     details: bool,

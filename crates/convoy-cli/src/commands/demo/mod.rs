@@ -1,4 +1,4 @@
-//! `convoy demo`: a controller and three agents on this machine, in a temporary directory.
+//! `convoy demo`: a controller and four agents on this machine, in a temporary directory.
 
 mod dc;
 mod steps;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use convoy_api::Client;
 use convoy_core::host::{Availability, Personality};
+use convoy_core::sw_update::options::{ApplyType, SwPatchOptions};
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
     free_port, wait_until,
@@ -39,12 +40,17 @@ pub struct DemoArgs {
     dc: bool,
 }
 
-/// The demo's site: one controller host and two workers in one cluster.
-const HOSTS: [(&str, Personality); 3] = [
+/// The demo's site: two controllers and two workers in one cluster.
+const HOSTS: [(&str, Personality); 4] = [
     ("controller-0", Personality::Controller),
+    ("controller-1", Personality::Controller),
     ("worker-0", Personality::Worker),
     ("worker-1", Personality::Worker),
 ];
+
+/// The patch strategy's waits and timeouts, as a fraction of StarlingX's: a 15 s
+/// system-stabilize takes 0.15 s.
+const STEP_TIME_SCALE: &str = "0.01";
 
 impl DemoArgs {
     pub async fn run(self, _connection: &ConnectionArgs) -> Result<(), Failure> {
@@ -53,7 +59,7 @@ impl DemoArgs {
         if self.dc {
             emit("Convoy demo: a System Controller and three subclouds on this machine.\n");
         } else {
-            emit("Convoy demo: a controller and three hosts on this machine.\n");
+            emit("Convoy demo: a controller and four hosts on this machine.\n");
         }
         if std::env::var_os("CARGO").is_some() {
             let step = steps.begin("Building convoyd and convoy-agent with cargo", Output::Own);
@@ -94,7 +100,12 @@ impl DemoArgs {
                 port,
                 ping_interval: 2,
                 tls: true,
-                extra_args: vec!["--trusted-key".into(), key.public.display().to_string()],
+                extra_args: vec![
+                    "--trusted-key".into(),
+                    key.public.display().to_string(),
+                    "--step-time-scale".into(),
+                    STEP_TIME_SCALE.into(),
+                ],
             },
         )
         .await
@@ -164,11 +175,14 @@ impl DemoArgs {
         client.rolling_maintenance_action(ActionName::Apply).await?;
         let report = follow(&client, &table).await?;
         show_report(&table, &report)?;
+        // A site runs one strategy at a time: the patch strategy comes next.
+        println!("\n$ convoy rolling-maintenance-strategy delete");
+        client.delete_rolling_maintenance().await?;
         step.done();
 
         println!();
         let step = steps.begin(
-            "Building a signed patch, uploading it and installing it on every host",
+            "Building a signed reboot-required patch and rolling it over the site with a patch strategy",
             Output::Own,
         );
         demo_patch(&client, &table, &root, &key).await?;
@@ -186,12 +200,12 @@ impl DemoArgs {
              \n  convoy host list\
              \n  convoy host show worker-0\
              \n  convoy host ping worker-1\
+             \n  convoy patch-strategy show --details\
              \n  convoy strategy-step list\
              \n  convoy strategy-step show worker-0\
-             \n  convoy rolling-maintenance-strategy delete\
-             \n  convoy rolling-maintenance start --hosts worker-1 --payload \"--dry-run\" --wait\
              \n  convoy patch query && convoy patch query-hosts\
-             \n  convoy patch remove DEMO_0001 && convoy patch host-install worker-0\
+             \n  convoy patch-strategy delete\
+             \n  convoy rolling-maintenance start --hosts worker-1 --payload \"--dry-run\" --wait\
              \n  convoy host lock worker-1 && convoy host list\
              \n  convoy user add alice --role operator\
              \n\nHooks: {root}/hooks/<host>/; each host's root: {root}/roots/<host>/; patch keys: {root}/keys/; logs: {root}/controller/convoyd.log and {root}/hosts/<host>/agent.log",
@@ -306,7 +320,8 @@ fn patch_key(dir: &std::path::Path) -> Result<DemoKey, Failure> {
     Ok(DemoKey { signing, public })
 }
 
-/// Builds, uploads, applies and installs a patch on every host, and shows the result.
+/// Builds, uploads and applies a reboot-required patch, rolls it over every host with a patch
+/// strategy (showing each step as it starts), and shows the result.
 async fn demo_patch(
     client: &Client,
     out: &crate::output::Output,
@@ -325,7 +340,7 @@ async fn demo_patch(
     );
     spec.summary = "The demo's patch: a message of the day on every host".into();
     spec.status = convoy_core::patch::PatchStatus::Released;
-    spec.reboot_required = false;
+    spec.reboot_required = true;
     spec.payload = PayloadFile::from_arg(Section::All, &format!("{}=etc/motd", motd.display()))
         .map_err(|e| failed(&e))?;
     let signing = convoy_bundle::SigningKey::read(&key.signing).map_err(|e| failed(&e))?;
@@ -339,29 +354,24 @@ async fn demo_patch(
         out,
         &client.patch_operation("apply", &apply).await?,
     )?;
-    for (hostname, _) in HOSTS {
-        println!("\n$ convoy patch host-install {hostname}");
-        let args = crate::commands::patch_repo::HostInstallArgs {
-            hostname: hostname.into(),
-            force: false,
-            no_wait: false,
-            timeout: 120,
-        };
-        crate::commands::patch_repo::host_install(client, out, &args).await?;
+    println!("\n$ convoy patch-strategy create --worker-apply-type parallel");
+    let created = client
+        .create_sw_patch_strategy(&SwPatchOptions {
+            worker_apply_type: ApplyType::Parallel,
+            ..SwPatchOptions::default()
+        })
+        .await?;
+    crate::commands::patch_strategy::show(out, &created["strategy"], true, false, false)?;
+    println!("\n$ convoy patch-strategy apply --wait");
+    client.sw_patch_strategy_action("apply-all").await?;
+    let strategy = watch_strategy(client).await?;
+    crate::commands::patch_strategy::show(out, &strategy, false, false, true)?;
+    if strategy["state"] != "applied" {
+        return Err(failed(&format!(
+            "the patch strategy ended {}",
+            strategy["state"]
+        )));
     }
-    // The agents report their installed patches in their next heartbeat.
-    wait_until(
-        Deadline::after(Duration::from_secs(30)),
-        "the demo's patch to be applied on every host",
-        || async {
-            let rows = client.patches("all").await.ok()?;
-            rows.iter()
-                .all(|r| r.patch_state == "Applied")
-                .then_some(())
-        },
-    )
-    .await
-    .map_err(|e| failed(&e))?;
     println!("\n$ convoy patch query");
     crate::commands::patch_repo::query(client, out, crate::commands::patch_repo::Show::All).await?;
     println!("\n$ convoy patch query-hosts");
@@ -371,4 +381,44 @@ async fn demo_patch(
         std::fs::read_to_string(root.join("roots/worker-0/etc/motd")).unwrap_or_default();
     print!("{installed}");
     Ok(())
+}
+
+/// Follows the patch strategy until it rests, printing each step as a host starts it.
+async fn watch_strategy(client: &Client) -> Result<serde_json::Value, Failure> {
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let strategy = client.sw_patch_strategy().await?["strategy"].clone();
+        for stage in strategy["apply-phase"]["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for step in stage["steps"].as_array().into_iter().flatten() {
+                if step["result"] == "initial" {
+                    continue;
+                }
+                let line = format!(
+                    "  stage {} {}: {} {}",
+                    stage["stage-id"],
+                    stage["stage-name"].as_str().unwrap_or(""),
+                    step["step-name"].as_str().unwrap_or(""),
+                    step["entity-names"]
+                );
+                if seen.insert(line.clone()) {
+                    println!("{line}");
+                }
+            }
+        }
+        let state = strategy["state"].as_str().unwrap_or("");
+        if !matches!(state, "applying" | "aborting") {
+            return Ok(strategy);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::failed(
+                "the patch strategy did not end within 5 minutes",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
