@@ -216,7 +216,9 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
         assert!(refused.fails(1).contains("forbidden"), "{refused:?}");
     }
 
-    // Manage: online and in-sync within an audit or two.
+    // Manage (once the first audit has seen them online): in sync within an audit or two.
+    wait_field(&sc, "subcloud-1", "availability", "online").await;
+    wait_field(&sc, "subcloud-2", "availability", "online").await;
     sc.convoy(&["dc", "subcloud", "manage", "subcloud-1"])
         .await
         .ok();

@@ -204,10 +204,11 @@ async fn main() -> anyhow::Result<()> {
     let register = started.elapsed();
     let register_cpu = convoy_bench::cpu_seconds(pid) - cpu_before;
     println!(
-        "registered {n} in {:.1} s ({:.2} ms each; convoyd CPU {:.2} ms each)",
+        "registered {n} in {:.1} s ({:.2} ms each; convoyd CPU {:.2} ms each); RSS {:.1} MiB",
         register.as_secs_f64(),
         register.as_secs_f64() * 1000.0 / n as f64,
-        register_cpu * 1000.0 / n as f64
+        register_cpu * 1000.0 / n as f64,
+        resident_mib(pid)
     );
 
     // Manage every subcloud, then wait until every one is online and in sync.
@@ -245,8 +246,9 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     println!(
-        "all {n} online and in-sync {:.1} s after the first manage",
-        started.elapsed().as_secs_f64()
+        "all {n} online and in-sync {:.1} s after the first manage; RSS {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        resident_mib(pid)
     );
 
     // Steady-state cycles: CPU between two cycle ends is one cycle's work (the controller is

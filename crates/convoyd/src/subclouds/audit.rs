@@ -4,7 +4,7 @@
 //! subcloud costs only its own audit. What changed is logged, written with the alarms it
 //! raises or clears in one transaction.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -85,16 +85,25 @@ pub fn spawn(state: AppState) {
 async fn run(state: AppState) {
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let permits = Arc::new(tokio::sync::Semaphore::new(state.dc.audit_concurrency));
+    // A wake-up (an add, a manage) starts a cycle early, but cycles start at most once a
+    // second: a thousand adds in a row cost a few cycles, not a thousand.
+    let min_gap = MIN_CYCLE_GAP.min(state.dc.audit_interval);
     loop {
+        let started = tokio::time::Instant::now();
         if let Err(e) = cycle(&state, &in_flight, &permits).await {
             warn!("subcloud audit: {e}");
         }
         tokio::select! {
-            _ = tokio::time::sleep(state.dc.audit_interval) => {}
-            _ = state.audit_wake.notified() => {}
+            _ = tokio::time::sleep_until(started + state.dc.audit_interval) => {}
+            _ = state.audit_wake.notified() => {
+                tokio::time::sleep_until(started + min_gap).await;
+            }
         }
     }
 }
+
+/// The shortest time between the starts of two audit cycles.
+const MIN_CYCLE_GAP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts an audit of every subcloud not being audited already.
 async fn cycle(
@@ -117,27 +126,37 @@ async fn cycle(
     };
     let total = due.len();
     let remaining = Arc::new(AtomicUsize::new(total));
-    for subcloud in due {
-        let (state, in_flight, permits, own, remaining) = (
+    // A few workers take the cycle's subclouds from one queue: an audit's future is large
+    // (HTTP and TLS state), so one task per subcloud would hold thousands of them at once.
+    let queue = Arc::new(Mutex::new(VecDeque::from(due)));
+    for _ in 0..state.dc.audit_concurrency.min(total) {
+        let (state, in_flight, permits, own, remaining, queue) = (
             state.clone(),
             in_flight.clone(),
             permits.clone(),
             own.clone(),
             remaining.clone(),
+            queue.clone(),
         );
         tokio::spawn(async move {
-            let id = subcloud.id;
-            if let Ok(_permit) = permits.acquire_owned().await {
-                audit_one(&state, subcloud, &own).await;
-            }
-            in_flight.lock().unwrap().remove(&id);
-            // The last audit of the cycle tells how long the cycle took.
-            if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                info!(
-                    subclouds = total,
-                    wall_ms = started.elapsed().as_millis() as u64,
-                    "audit cycle complete"
-                );
+            loop {
+                let Some(subcloud) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                let id = subcloud.id;
+                // The permits bound audits across cycles that overlap.
+                if let Ok(_permit) = permits.clone().acquire_owned().await {
+                    audit_one(&state, subcloud, &own).await;
+                }
+                in_flight.lock().unwrap().remove(&id);
+                // The last audit of the cycle tells how long the cycle took.
+                if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    info!(
+                        subclouds = total,
+                        wall_ms = started.elapsed().as_millis() as u64,
+                        "audit cycle complete"
+                    );
+                }
             }
         });
     }

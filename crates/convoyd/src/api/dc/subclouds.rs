@@ -4,8 +4,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use base64::Engine;
-use convoy_api::dc::{Subcloud, SubcloudList};
+use convoy_api::dc::Subcloud;
 use convoy_core::subcloud::{
     self as rules, DEFAULT_GROUP_ID, DEPLOY_COMPLETE, ENDPOINTS, Management, ManagementRefusal,
     Reference,
@@ -21,15 +22,24 @@ use crate::api::extract::Caller;
 use crate::state::AppState;
 use crate::subclouds::registration::{self, AttachError};
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<SubcloudList>, DcError> {
-    let subclouds = state
-        .subclouds
-        .subclouds()
-        .await?
-        .into_iter()
-        .map(views::listed)
-        .collect();
-    Ok(Json(SubcloudList { subclouds }))
+/// `{"subclouds": [...]}`, written one subcloud at a time: with thousands of subclouds the
+/// views of all of them at once would double what the list costs in memory.
+pub async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, DcError> {
+    let records = state.subclouds.subclouds().await?;
+    let mut body = Vec::with_capacity(records.len() * 1024 + 16);
+    body.extend_from_slice(b"{\"subclouds\":[");
+    for (i, record) in records.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, &views::listed(record))
+            .map_err(|e| DcError::from(crate::api::ApiError::internal(e)))?;
+    }
+    body.extend_from_slice(b"]}");
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Bytes::from(body),
+    ))
 }
 
 pub async fn show(
