@@ -592,3 +592,81 @@ async fn an_abort_mid_stage_lets_the_install_finish_and_unlocks_the_host() {
     let again = site.convoy(&["patch-strategy", "abort"]).await;
     assert!(again.fails(2).contains("apply not inprogress"), "{again:?}");
 }
+
+#[tokio::test]
+async fn applied_stage_by_stage_with_the_originals_rules() {
+    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let source = site.source("s.source", "staged\n");
+    let file = format!("{}=etc/s.conf", source.display());
+    let patch = site
+        .build_patch(
+            &keys,
+            "STRAT_0008",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--worker",
+                &file,
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", "STRAT_0008"]).await.ok();
+    hosts_reported(&site).await;
+    site.convoy(&["patch-strategy", "create"]).await.ok();
+
+    let refused = |run: convoy_e2e::CliRun| run.fails(2).trim().to_string();
+    assert_eq!(
+        refused(
+            site.convoy(&["patch-strategy", "apply", "--stage-id", "1"])
+                .await
+        ),
+        "error: invalid stage id 1 for the apply, total-stages are 2"
+    );
+    site.convoy(&["patch-strategy", "apply", "--stage-id", "0"])
+        .await
+        .ok();
+    // Stage 0 runs alone; the strategy then rests, applying, before stage 1.
+    wait_until(Deadline::after(LONG), "stage 0 to end", || async {
+        let s = strategy(&site).await;
+        (s["apply-phase"]["stages"][0]["result"] == "success"
+            && s["apply-phase"]["inprogress"] == false)
+            .then_some(s)
+    })
+    .await
+    .unwrap();
+    let s = strategy(&site).await;
+    assert_eq!(s["state"], "applying", "{s:#}");
+    assert_eq!(s["apply-phase"]["stages"][1]["result"], "initial", "{s:#}");
+    assert!(!site.root("worker-1").join("etc/s.conf").exists());
+    assert_eq!(
+        refused(
+            site.convoy(&["patch-strategy", "apply", "--stage-id", "0"])
+                .await
+        ),
+        "error: apply already complete for stage id 0"
+    );
+    assert_eq!(
+        refused(
+            site.convoy(&["patch-strategy", "apply", "--stage-id", "3"])
+                .await
+        ),
+        "error: invalid stage id 3 for the apply, total-stages are 2"
+    );
+    site.convoy(&["patch-strategy", "apply", "--stage-id", "1"])
+        .await
+        .ok();
+    wait_state(&site, "applied").await;
+    assert_eq!(
+        std::fs::read_to_string(site.root("worker-1").join("etc/s.conf")).unwrap(),
+        "staged\n"
+    );
+    assert_eq!(
+        refused(site.convoy(&["patch-strategy", "apply"]).await),
+        "error: apply already completed"
+    );
+}

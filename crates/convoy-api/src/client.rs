@@ -377,6 +377,20 @@ impl Client {
         .await
     }
 
+    /// `apply-stage` or `abort-stage` of stage `stage_id`.
+    pub async fn sw_patch_strategy_stage_action(
+        &self,
+        action: &str,
+        stage_id: u32,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("{SW_PATCH_PATH}/actions"),
+            Some(&serde_json::json!({ "action": action, "stage-id": stage_id })),
+        )
+        .await
+    }
+
     pub async fn delete_sw_patch_strategy(&self) -> Result<serde_json::Value, ClientError> {
         self.call(Method::DELETE, SW_PATCH_PATH, None::<&()>).await
     }

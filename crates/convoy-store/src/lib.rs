@@ -161,6 +161,15 @@ pub trait Store: Send + Sync + 'static {
         details: &str,
         now: Timestamp,
     ) -> Result<bool>;
+    /// Applies the strategy (it must be in state `from`; compare-and-set), running its stages
+    /// up to `stop_at_stage` (None: all). Applying an applying strategy continues it.
+    async fn apply_strategy(
+        &self,
+        strategy_id: &str,
+        from: StrategyState,
+        stop_at_stage: Option<u32>,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Writes a driver tick in one transaction: the outcomes it took (each recorded once) and
     /// the steps' changes with the phase records and commands they imply.
     async fn write_steps(&self, strategy_id: &str, batch: &StepBatch) -> Result<()>;

@@ -99,6 +99,8 @@ pub struct StrategyRecord {
     pub stop_on_failure: bool,
     /// The kind's own options as JSON (scope, forced, timeout, payload...).
     pub options: String,
+    /// Applied stage by stage: the last stage to run before the strategy waits (None: all).
+    pub stop_at_stage: Option<u32>,
     pub details: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

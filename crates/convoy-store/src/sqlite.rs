@@ -215,6 +215,9 @@ fn strategy_from(row: &SqliteRow) -> Result<StrategyRecord> {
         max_parallel: row.try_get::<i64, _>("max_parallel")? as u32,
         stop_on_failure: row.try_get("stop_on_failure")?,
         options: row.try_get("options")?,
+        stop_at_stage: row
+            .try_get::<Option<i64>, _>("stop_at_stage")?
+            .map(|s| s as u32),
         details: row.try_get("details")?,
         created_at: time("strategy", row.try_get("created_at")?)?,
         updated_at: time("strategy", row.try_get("updated_at")?)?,
@@ -847,6 +850,26 @@ impl Store for SqliteStore {
         .bind(from.as_str())
         .bind(to.as_str())
         .bind(details)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn apply_strategy(
+        &self,
+        strategy_id: &str,
+        from: StrategyState,
+        stop_at_stage: Option<u32>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE strategy SET state = 'applying', stop_at_stage = $3, updated_at = $4 \
+             WHERE id = $1 AND state = $2",
+        )
+        .bind(strategy_id)
+        .bind(from.as_str())
+        .bind(stop_at_stage.map(i64::from))
         .bind(millis(now))
         .execute(&self.writer)
         .await?;

@@ -522,6 +522,7 @@ async fn strategy_story(store: &dyn Store) {
         max_parallel: 2,
         stop_on_failure: true,
         options: "{}".into(),
+        stop_at_stage: None,
         details: String::new(),
         created_at: at(100),
         updated_at: at(100),

@@ -55,15 +55,22 @@ pub enum PatchStrategyCommand {
         #[arg(long)]
         error_details: bool,
     },
-    /// Apply every stage.
+    /// Apply every stage, or with --stage-id only the next one.
     Apply {
+        /// Apply only this stage (the first, then each next one in turn).
+        #[arg(long)]
+        stage_id: Option<u32>,
         /// Follow the apply until it ends, with a progress bar.
         #[arg(long)]
         wait: bool,
     },
     /// Stop the apply: the running step finishes, then the abort phase undoes what the
     /// unfinished stage did (hosts are unlocked).
-    Abort,
+    Abort {
+        /// Abort only if this is the stage running.
+        #[arg(long)]
+        stage_id: Option<u32>,
+    },
     /// Delete a strategy that is not applying or aborting.
     Delete,
 }
@@ -107,16 +114,30 @@ impl PatchStrategyCommand {
                 }
                 show(out, &answer["strategy"], details, active, error_details)
             }
-            PatchStrategyCommand::Apply { wait } => {
-                let answer = client.sw_patch_strategy_action("apply-all").await?;
+            PatchStrategyCommand::Apply { stage_id, wait } => {
+                let answer = match stage_id {
+                    Some(id) => {
+                        client
+                            .sw_patch_strategy_stage_action("apply-stage", id)
+                            .await?
+                    }
+                    None => client.sw_patch_strategy_action("apply-all").await?,
+                };
                 if !wait {
                     return show(out, &answer["strategy"], false, false, false);
                 }
                 let strategy = follow(&client, out).await?;
                 show(out, &strategy, false, false, true)
             }
-            PatchStrategyCommand::Abort => {
-                let answer = client.sw_patch_strategy_action("abort").await?;
+            PatchStrategyCommand::Abort { stage_id } => {
+                let answer = match stage_id {
+                    Some(id) => {
+                        client
+                            .sw_patch_strategy_stage_action("abort-stage", id)
+                            .await?
+                    }
+                    None => client.sw_patch_strategy_action("abort").await?,
+                };
                 show(out, &answer["strategy"], false, false, false)
             }
             PatchStrategyCommand::Delete => {

@@ -40,6 +40,9 @@ pub struct EngineView<'a> {
     pub sweep: bool,
     /// Steps swept at once.
     pub max_parallel_sweep: usize,
+    /// Applied stage by stage: no stage after this one starts (the strategy waits, applying,
+    /// for the next apply).
+    pub stop_after_stage: Option<u32>,
     pub steps: &'a [StepView],
 }
 
@@ -154,6 +157,9 @@ fn decide_applying(view: &EngineView<'_>) -> Vec<Decision> {
     else {
         return vec![];
     };
+    if view.stop_after_stage.is_some_and(|last| stage > last) {
+        return vec![];
+    }
     let room = view.max_parallel.max(1).saturating_sub(running);
     let ready = if view.sweep {
         Progress::Swept
@@ -181,12 +187,26 @@ mod tests {
             max_parallel: 2,
             sweep: false,
             max_parallel_sweep: 2,
+            stop_after_stage: None,
             steps,
         }
     }
 
     fn step(stage: u32, progress: Progress) -> StepView {
         StepView { stage, progress }
+    }
+
+    #[test]
+    fn a_strategy_applied_stage_by_stage_waits_after_its_stop() {
+        let steps = [
+            step(1, Progress::Done(Terminal::Complete)),
+            step(2, Progress::Pending),
+        ];
+        let mut v = view(StrategyState::Applying, &steps);
+        v.stop_after_stage = Some(1);
+        assert_eq!(decide(&v), vec![]);
+        v.stop_after_stage = Some(2);
+        assert_eq!(decide(&v), vec![Decision::StartStep(1)]);
     }
 
     #[test]
@@ -380,6 +400,7 @@ mod tests {
                 max_parallel,
                 sweep,
                 max_parallel_sweep,
+                stop_after_stage: None,
                 steps: &steps,
             };
             let decisions = decide(&v);

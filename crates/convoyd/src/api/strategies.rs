@@ -153,6 +153,7 @@ pub async fn create(
         max_parallel,
         stop_on_failure: request.stop_on_failure,
         options: serde_json::to_string(&options).map_err(ApiError::internal)?,
+        stop_at_stage: None,
         details: String::new(),
         created_at: now,
         updated_at: now,

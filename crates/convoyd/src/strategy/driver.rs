@@ -241,6 +241,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             max_parallel: strategy.max_parallel as usize,
             sweep: self.rules().sweep().is_some(),
             max_parallel_sweep: self.kind.sweep_parallelism(strategy),
+            stop_after_stage: strategy.stop_at_stage,
             steps: views,
         }
     }
@@ -384,6 +385,17 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                     Decision::Become(next) => {
                         // The steps' changes are on disk before the strategy's.
                         self.flush(strategy).await?;
+                        if next.is_terminal() {
+                            // What the kind held is released before anyone can see the
+                            // strategy ended.
+                            let end = TickEnd {
+                                stopping: true,
+                                changed: true,
+                            };
+                            self.kind
+                                .tick_written(self.app, strategy, &steps, end, now)
+                                .await?;
+                        }
                         let details = strategy_details(next, &steps);
                         if !store
                             .set_strategy_state(&strategy.id, strategy.state, next, &details, now)
@@ -898,6 +910,7 @@ mod tests {
             max_parallel: 1,
             stop_on_failure: false,
             options: serde_json::to_string(&options).unwrap(),
+            stop_at_stage: None,
             details: String::new(),
             created_at: now,
             updated_at: now,

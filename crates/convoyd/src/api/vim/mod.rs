@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use convoy_core::role::Role;
 use convoy_core::strategy::{StrategyKind, StrategyState};
 use convoy_core::sw_update::build::{BuildConfig, build_sw_patch};
+use convoy_core::sw_update::lifecycle;
 use convoy_core::sw_update::options::SwPatchOptions;
 use convoy_store::{StepRecord, StoreError, StrategyRecord};
 use serde::Deserialize;
@@ -126,6 +127,7 @@ pub async fn create(
         max_parallel: widest as u32,
         stop_on_failure: true,
         options: serde_json::to_string(&record).map_err(ApiError::internal)?,
+        stop_at_stage: None,
         details: build_reason.unwrap_or_default(),
         created_at: now,
         updated_at: now,
@@ -153,6 +155,11 @@ pub async fn create(
     Ok(Json(
         json!({"strategy": render(&state, &strategy, &record).await?}),
     ))
+}
+
+/// A refusal of the original's rules, with its message (400, as the original's API).
+fn refused(refusal: lifecycle::Refusal) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "refused", refusal.reason)
 }
 
 fn exists(kind: StrategyKind) -> ApiError {
@@ -229,26 +236,9 @@ pub async fn action(
     ApiJson(request): ApiJson<ActionRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Role::Operator)?;
-    let (from, to, refusal) = match request.action.as_str() {
-        "apply-all" => (
-            StrategyState::Initial,
-            StrategyState::Applying,
-            "apply not allowed",
-        ),
-        "abort" => (
-            StrategyState::Applying,
-            StrategyState::AbortRequested,
-            "apply not inprogress",
-        ),
-        "apply-stage" | "abort-stage" if request.stage_id.is_none() => {
-            return Err(ApiError::invalid("stage-id", "No stage-id received"));
-        }
-        "apply-stage" | "abort-stage" => {
-            return Err(ApiError::conflict(format!(
-                "{} is not supported yet; use apply-all or abort",
-                request.action
-            )));
-        }
+    let apply = match request.action.as_str() {
+        "apply-all" | "apply-stage" => true,
+        "abort" | "abort-stage" => false,
         other => {
             return Err(ApiError::invalid(
                 "action",
@@ -256,13 +246,52 @@ pub async fn action(
             ));
         }
     };
+    let stage_id = if request.action.ends_with("-stage") {
+        Some(
+            request
+                .stage_id
+                .ok_or_else(|| ApiError::invalid("stage-id", "No stage-id received"))?,
+        )
+    } else {
+        None
+    };
     let (strategy, record) = current(&state).await?.ok_or_else(no_strategy)?;
-    if !state
-        .store
-        .set_strategy_state(&strategy.id, from, to, &strategy.details, clock::now())
-        .await?
-    {
-        return Err(ApiError::conflict(refusal));
+    let steps = state.store.steps(&strategy.id).await?;
+    let status = view::status(&strategy, &record, &steps);
+    let now = clock::now();
+    let changed = if apply {
+        let decision = lifecycle::apply(&status, stage_id).map_err(refused)?;
+        // The engine numbers stages from 1: stopping before 0-based stage N is stopping
+        // after engine stage N.
+        let stop_at =
+            (decision.stop_at_stage < status.total_stages).then_some(decision.stop_at_stage);
+        let from = if decision.starts {
+            StrategyState::Initial
+        } else {
+            StrategyState::Applying
+        };
+        state
+            .store
+            .apply_strategy(&strategy.id, from, stop_at, now)
+            .await?
+    } else {
+        lifecycle::abort(&status, stage_id).map_err(refused)?;
+        // Between stages nothing runs: the engine aborts the pending steps at once.
+        state
+            .store
+            .set_strategy_state(
+                &strategy.id,
+                StrategyState::Applying,
+                StrategyState::AbortRequested,
+                &strategy.details,
+                now,
+            )
+            .await?
+    };
+    if !changed {
+        return Err(ApiError::conflict(
+            "the strategy changed meanwhile; look at it again and retry",
+        ));
     }
     tracing::info!(
         strategy = strategy.id,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use convoy_core::strategy::kind::Kind;
 use convoy_core::strategy::{StrategyState, Terminal};
 use convoy_core::sw_update::kind::{EngineSummary, UpdatePhase, UpdateRules, vim_state};
-use convoy_core::sw_update::lifecycle::{UpdateResult, completion_percentage};
+use convoy_core::sw_update::lifecycle::{self, UpdateResult, completion_percentage};
 use convoy_core::sw_update::stages::PlannedStep;
 use convoy_store::{PhaseRecord, StepRecord, StrategyRecord};
 use jiff::Timestamp;
@@ -110,6 +110,7 @@ fn phase_json(
     results: &[UpdateResult],
     inprogress: bool,
     reason: &str,
+    stop_at: Option<u32>,
 ) -> Value {
     let step_results: Vec<UpdateResult> = stages
         .iter()
@@ -144,7 +145,7 @@ fn phase_json(
         "timeout": timeout,
         "total-stages": stages.len(),
         "current-stage": current,
-        "stop-at-stage": stages.len(),
+        "stop-at-stage": stop_at.map_or(stages.len(), |s| s as usize),
         "inprogress": inprogress,
         "completion-percentage": completion_percentage(inprogress, step_results),
         "result": result.as_str(),
@@ -282,7 +283,12 @@ pub fn strategy_json(
             }
         }
     }
-    let applying = vim == convoy_core::sw_update::lifecycle::StrategyState::Applying;
+    // Applied stage by stage, the apply phase rests between stages.
+    let resting = steps
+        .iter()
+        .all(|s| s.state == "initial" || Terminal::parse(&s.state).is_some());
+    let applying = vim == convoy_core::sw_update::lifecycle::StrategyState::Applying
+        && !(strategy.stop_at_stage.is_some() && resting);
     let aborting = vim == convoy_core::sw_update::lifecycle::StrategyState::Aborting;
     let build_reason = record.build_reason.clone().unwrap_or_default();
     let build_result = if record.build_reason.is_some() {
@@ -325,6 +331,7 @@ pub fn strategy_json(
         &build_results,
         false,
         &build_reason,
+        None,
     );
     let apply_phase = phase_json(
         "apply",
@@ -332,8 +339,9 @@ pub fn strategy_json(
         &apply_results,
         applying,
         &apply_reason,
+        strategy.stop_at_stage,
     );
-    let abort_phase = phase_json("abort", abort_stages, &abort_results, aborting, "");
+    let abort_phase = phase_json("abort", abort_stages, &abort_results, aborting, "", None);
     let current = match current_phase {
         convoy_core::sw_update::lifecycle::Phase::Build => &build_phase,
         convoy_core::sw_update::lifecycle::Phase::Abort => &abort_phase,
@@ -358,6 +366,39 @@ pub fn strategy_json(
         "apply-phase": apply_phase,
         "abort-phase": abort_phase,
     })
+}
+
+/// What the original's apply and abort rules read of the strategy.
+pub fn status(
+    strategy: &StrategyRecord,
+    record: &SwPatchRecord,
+    steps: &[StepRecord],
+) -> lifecycle::StrategyStatus {
+    let total = record.plan.as_ref().map_or(0, |p| p.stages.len()) as u32;
+    let summary = EngineSummary {
+        state: strategy.state,
+        build_failed: record.build_reason.is_some(),
+        step_failed: steps.iter().any(|s| s.state == Terminal::Failed.as_str()),
+        compensating: steps.iter().any(|s| s.state.ends_with("#abort")),
+    };
+    let (vim, phase) = vim_state(summary);
+    let ended = |s: &StepRecord| Terminal::parse(&s.state).is_some();
+    // The first stage (0-based) with a step not ended.
+    let current_stage = (0..total)
+        .find(|i| steps.iter().any(|s| s.stage == i + 1 && !ended(s)))
+        .unwrap_or(total);
+    let stage_inprogress = steps
+        .iter()
+        .any(|s| s.stage == current_stage + 1 && !ended(s) && s.state != "initial");
+    lifecycle::StrategyStatus {
+        state: vim,
+        phase,
+        build_reason: record.build_reason.clone().unwrap_or_default(),
+        total_stages: total,
+        current_stage,
+        stop_at_stage: strategy.stop_at_stage.unwrap_or(total),
+        stage_inprogress,
+    }
 }
 
 /// The name and state `GET /api/orchestration/current-strategy/strategy` shows.
