@@ -118,6 +118,36 @@ async fn the_build_refuses_with_the_originals_reasons() {
         .await;
     assert!(relaxed.ok().contains("ready-to-apply"), "{relaxed:?}");
 
+    site.convoy(&["patch-strategy", "delete"]).await.ok();
+
+    // Every controller must be unlocked, enabled and available.
+    site.convoy(&["host", "lock", "controller-1"]).await.ok();
+    let locked = site
+        .convoy(&[
+            "patch-strategy",
+            "create",
+            "--alarm-restrictions",
+            "relaxed",
+        ])
+        .await;
+    assert!(
+        locked
+            .ok()
+            .contains("all controller hosts must be unlocked-enabled-available"),
+        "{locked:?}"
+    );
+    site.convoy(&["patch-strategy", "delete"]).await.ok();
+    site.convoy(&["host", "unlock", "controller-1"]).await.ok();
+    let relaxed = site
+        .convoy(&[
+            "patch-strategy",
+            "create",
+            "--alarm-restrictions",
+            "relaxed",
+        ])
+        .await;
+    assert!(relaxed.ok().contains("ready-to-apply"), "{relaxed:?}");
+
     // Bad options are refused before anything is built (exit 2, naming the option).
     let bad = site
         .convoy(&[
