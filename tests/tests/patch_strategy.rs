@@ -39,6 +39,31 @@ async fn worker_patch(site: &Site, keys: &PatchKeys, id: &str) {
     hosts_reported(site).await;
 }
 
+/// Uploads and applies a reboot-required patch `id` that puts `contents` at `dest` on workers.
+async fn rr_worker_patch(site: &Site, keys: &PatchKeys, id: &str, dest: &str, contents: &str) {
+    let source = site.source(&format!("{id}.source"), contents);
+    let file = format!("{}={dest}", source.display());
+    let patch = site
+        .build_patch(
+            keys,
+            id,
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--worker",
+                &file,
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", id]).await.ok();
+    hosts_reported(site).await;
+}
+
 /// Waits until no host is installing: the build refuses while one is, as the original's.
 async fn hosts_reported(site: &Site) {
     wait_until(Deadline::after(LONG), "every host to report", || async {
@@ -254,27 +279,7 @@ async fn an_in_service_patch_rolls_over_the_workers_in_parallel() {
 #[tokio::test]
 async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
     let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
-    let source = site.source("rr.source", "rebooted\n");
-    let file = format!("{}=etc/rr.conf", source.display());
-    let patch = site
-        .build_patch(
-            &keys,
-            "STRAT_0003",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "Y",
-                "--worker",
-                &file,
-            ],
-        )
-        .await;
-    site.convoy(&["patch", "upload", &patch.display().to_string()])
-        .await
-        .ok();
-    site.convoy(&["patch", "apply", "STRAT_0003"]).await.ok();
-    hosts_reported(&site).await;
+    rr_worker_patch(&site, &keys, "STRAT_0003", "etc/rr.conf", "rebooted\n").await;
 
     let created = site.convoy(&["patch-strategy", "create"]).await;
     assert!(created.ok().contains("ready-to-apply"), "{created:?}");
@@ -310,27 +315,7 @@ async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
 #[tokio::test]
 async fn a_failed_install_aborts_and_unlocks_the_host() {
     let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
-    let source = site.source("fail.source", "x\n");
-    let file = format!("{}=etc/fail.conf", source.display());
-    let patch = site
-        .build_patch(
-            &keys,
-            "STRAT_0004",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "Y",
-                "--worker",
-                &file,
-            ],
-        )
-        .await;
-    site.convoy(&["patch", "upload", &patch.display().to_string()])
-        .await
-        .ok();
-    site.convoy(&["patch", "apply", "STRAT_0004"]).await.ok();
-    hosts_reported(&site).await;
+    rr_worker_patch(&site, &keys, "STRAT_0004", "etc/fail.conf", "x\n").await;
     site.convoy(&["patch-strategy", "create"]).await.ok();
     // worker-0's agent is gone: its install never reports, the step times out.
     site.agent("worker-0").kill();
@@ -626,27 +611,7 @@ async fn an_abort_mid_stage_lets_the_install_finish_and_unlocks_the_host() {
 #[tokio::test]
 async fn applied_stage_by_stage_with_the_originals_rules() {
     let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
-    let source = site.source("s.source", "staged\n");
-    let file = format!("{}=etc/s.conf", source.display());
-    let patch = site
-        .build_patch(
-            &keys,
-            "STRAT_0008",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "Y",
-                "--worker",
-                &file,
-            ],
-        )
-        .await;
-    site.convoy(&["patch", "upload", &patch.display().to_string()])
-        .await
-        .ok();
-    site.convoy(&["patch", "apply", "STRAT_0008"]).await.ok();
-    hosts_reported(&site).await;
+    rr_worker_patch(&site, &keys, "STRAT_0008", "etc/s.conf", "staged\n").await;
     site.convoy(&["patch-strategy", "create"]).await.ok();
 
     let refused = |run: convoy_e2e::CliRun| run.fails(2).trim().to_string();

@@ -131,6 +131,28 @@ pub struct StepRecord {
     pub updated_at: Timestamp,
 }
 
+impl StepRecord {
+    /// A step of a new strategy: `initial`, nothing done yet.
+    pub fn planned(target: impl Into<String>, position: u32, stage: u32, now: Timestamp) -> Self {
+        StepRecord {
+            target: target.into(),
+            position,
+            stage,
+            group: None,
+            state: "initial".into(),
+            swept: false,
+            details: String::new(),
+            pending_end: None,
+            command_id: None,
+            phase_started_at: None,
+            started_at: None,
+            finished_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// What happened in one phase of one step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseRecord {

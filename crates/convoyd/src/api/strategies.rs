@@ -161,24 +161,14 @@ pub async fn create(
     let steps: Vec<StepRecord> = plan
         .into_iter()
         .enumerate()
-        .map(|(position, planned)| StepRecord {
-            target: planned.target,
-            position: position as u32,
-            stage: planned.stage,
-            group: planned.cluster,
-            state: match planned.skipped {
-                Some(_) => Terminal::Skipped.as_str().into(),
-                None => "initial".into(),
-            },
-            swept: false,
-            details: planned.skipped.unwrap_or_default(),
-            pending_end: None,
-            command_id: None,
-            phase_started_at: None,
-            started_at: None,
-            finished_at: None,
-            created_at: now,
-            updated_at: now,
+        .map(|(position, planned)| {
+            let mut step = StepRecord::planned(planned.target, position as u32, planned.stage, now);
+            step.group = planned.cluster;
+            if let Some(reason) = planned.skipped {
+                step.state = Terminal::Skipped.as_str().into();
+                step.details = reason;
+            }
+            step
         })
         .collect();
     match state.store.create_strategy(&record, &steps).await {

@@ -493,6 +493,8 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 let phase = rules.parse_phase(s.stage, &s.state)?;
                 let due = deadline(rules, phase, &facts(s, None), now);
                 Some(match rules.effect(phase) {
+                    // A check begun in this tick is made at once, in the next.
+                    Effect::Controller(_) if s.phase_started_at == Some(now) => now,
                     Effect::Controller(_) => due.min(now + RECHECK),
                     Effect::Command(_) | Effect::Wait => due,
                 })
@@ -915,22 +917,7 @@ mod tests {
             created_at: now,
             updated_at: now,
         };
-        let step = StepRecord {
-            target: "worker-1".into(),
-            position: 0,
-            stage: 1,
-            group: None,
-            state: "initial".into(),
-            swept: false,
-            details: String::new(),
-            pending_end: None,
-            command_id: None,
-            phase_started_at: None,
-            started_at: None,
-            finished_at: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let step = StepRecord::planned("worker-1", 0, 1, now);
         app.store.create_strategy(&strategy, &[step]).await.unwrap();
         strategy
     }

@@ -43,6 +43,21 @@ pub struct SwPatchRecord {
     pub durations: StepDurations,
 }
 
+/// The site's active alarms, as the build and the alarm steps read them.
+pub async fn active_alarms(app: &AppState) -> Result<Vec<ActiveAlarm>, convoy_store::StoreError> {
+    Ok(app
+        .store
+        .alarms()
+        .await?
+        .into_iter()
+        .map(|a| ActiveAlarm {
+            alarm_id: a.alarm_id,
+            mgmt_affecting: a.mgmt_affecting,
+            raised_at: Some(a.raised_at),
+        })
+        .collect())
+}
+
 pub struct SwPatchSite {
     rules: UpdateRules,
     plan: Plan,
@@ -72,17 +87,7 @@ impl SwPatchSite {
         app: &AppState,
         now: Timestamp,
     ) -> anyhow::Result<Vec<ActiveAlarm>> {
-        let alarms: Vec<ActiveAlarm> = app
-            .store
-            .alarms()
-            .await?
-            .into_iter()
-            .map(|a| ActiveAlarm {
-                alarm_id: a.alarm_id,
-                mgmt_affecting: a.mgmt_affecting,
-                raised_at: Some(a.raised_at),
-            })
-            .collect();
+        let alarms = active_alarms(app).await?;
         Ok(self
             .plan
             .alarm_filter

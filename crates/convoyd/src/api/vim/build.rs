@@ -2,7 +2,7 @@
 
 use convoy_core::host::{Personality, availability, operational};
 use convoy_core::patch::state::{AgentState, PatchCurrent, host_status};
-use convoy_core::sw_update::inventory::{ActiveAlarm, SiteInventory, UpdateHost};
+use convoy_core::sw_update::inventory::{SiteInventory, UpdateHost};
 use jiff::Timestamp;
 
 use crate::api::ApiError;
@@ -52,17 +52,7 @@ pub async fn site_inventory(
             }
         })
         .collect::<Vec<_>>();
-    let alarms = state
-        .store
-        .alarms()
-        .await?
-        .into_iter()
-        .map(|a| ActiveAlarm {
-            alarm_id: a.alarm_id,
-            mgmt_affecting: a.mgmt_affecting,
-            raised_at: Some(a.raised_at),
-        })
-        .collect();
+    let alarms = crate::strategy::sw_patch::active_alarms(state).await?;
     let controllers = hosts
         .iter()
         .filter(|h| {

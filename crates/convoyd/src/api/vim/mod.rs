@@ -85,22 +85,12 @@ pub async fn create(
     let mut steps = Vec::new();
     for (i, stage) in plan.iter().flat_map(|p| p.stages.iter()).enumerate() {
         for host in stage.updated_hosts() {
-            steps.push(StepRecord {
-                target: host.to_string(),
-                position: steps.len() as u32,
-                stage: i as u32 + 1,
-                group: None,
-                state: "initial".into(),
-                swept: false,
-                details: String::new(),
-                pending_end: None,
-                command_id: None,
-                phase_started_at: None,
-                started_at: None,
-                finished_at: None,
-                created_at: now,
-                updated_at: now,
-            });
+            steps.push(StepRecord::planned(
+                host,
+                steps.len() as u32,
+                i as u32 + 1,
+                now,
+            ));
         }
     }
     // Every host of a stage goes through it together; the stages keep their size bounds.
