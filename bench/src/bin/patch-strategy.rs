@@ -2,7 +2,7 @@
 //! parallel, 100 at a time, step delays zero), against `convoy-agent install-local` of the
 //! same patch file into 200 fresh roots under `xargs -P 100`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -438,7 +438,8 @@ async fn run_strategy(
     let elapsed = ended
         .duration_since(started)
         .context("the controller's clock ran backwards")?;
-    let breakdown = phase_breakdown(client, "").await?;
+    let mut breakdown = phase_breakdown(client, "").await?;
+    breakdown.extend(stage_timeline(client, started).await?);
     client.delete_sw_patch_strategy().await?;
     wait_until(
         Deadline::after(Duration::from_secs(60)),
@@ -457,6 +458,47 @@ async fn run_strategy(
         controller_cpu,
         breakdown,
     })
+}
+
+/// When each stage ran, from the apply request, and how long its hosts' installs took
+/// (`sw-patch-hosts`): a stage ends with its slowest host, and the next one starts after it.
+async fn stage_timeline(client: &Client, applied: SystemTime) -> anyhow::Result<Vec<String>> {
+    let applied = jiff::Timestamp::try_from(applied)?;
+    let mut stages: BTreeMap<u32, (Vec<f64>, f64, f64)> = BTreeMap::new();
+    for step in client.strategy_steps().await? {
+        let detail = client.strategy_step(&step.target).await?;
+        let (Some(start), Some(end)) = (step.started_at, step.finished_at) else {
+            continue;
+        };
+        let entry = stages
+            .entry(step.stage)
+            .or_insert((Vec::new(), f64::MAX, f64::MIN));
+        entry.1 = entry.1.min(start.duration_since(applied).as_secs_f64());
+        entry.2 = entry.2.max(end.duration_since(applied).as_secs_f64());
+        for phase in detail.phases.iter().filter(|p| p.phase == "sw-patch-hosts") {
+            if let Some(end) = phase.finished_at {
+                entry
+                    .0
+                    .push(end.duration_since(phase.started_at).as_secs_f64());
+            }
+        }
+    }
+    Ok(stages
+        .into_iter()
+        .map(|(stage, (mut installs, start, end))| {
+            installs.sort_by(f64::total_cmp);
+            let at = |q: f64| installs.get(((installs.len() as f64 - 1.0) * q) as usize);
+            format!(
+                "stage {stage}: {:.3}-{:.3} s after apply, {} installs of {:.3}/{:.3}/{:.3} s (min/median/max)",
+                start,
+                end,
+                installs.len(),
+                at(0.0).copied().unwrap_or_default(),
+                at(0.5).copied().unwrap_or_default(),
+                at(1.0).copied().unwrap_or_default(),
+            )
+        })
+        .collect())
 }
 
 /// One run of the floor.
