@@ -46,26 +46,6 @@ pub fn processes_in_mode(mode: &str, under: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
-/// CPU seconds the whole machine has been busy (user, nice, system, irq, softirq) since boot,
-/// from `/proc/stat`: what a run cost, whichever processes it was spread over.
-pub fn machine_busy_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return 0.0;
-    };
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0.0;
-    };
-    // cpu user nice system idle iowait irq softirq steal ...
-    let ticks: f64 = line
-        .split_whitespace()
-        .skip(1)
-        .enumerate()
-        .filter(|(i, _)| matches!(i, 0 | 1 | 2 | 5 | 6))
-        .filter_map(|(_, f)| f.parse::<f64>().ok())
-        .sum();
-    ticks / clock_ticks_per_second()
-}
-
 /// CPU seconds (user + system) of this process's reaped children (and theirs, as each was
 /// waited for), from `/proc/self/stat`: what a floor run in a shell cost.
 pub fn children_cpu_seconds() -> f64 {
@@ -165,4 +145,24 @@ pub async fn phase_breakdown(
         ));
     }
     Ok(lines)
+}
+
+/// CPU seconds the whole machine has been busy (user, nice, system, irq, softirq) since boot,
+/// from `/proc/stat`: what a run cost, whichever processes it was spread over.
+pub fn machine_busy_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    // cpu user nice system idle iowait irq softirq steal ...
+    let ticks: f64 = line
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        .filter(|(i, _)| matches!(i, 0 | 1 | 2 | 5 | 6))
+        .filter_map(|(_, f)| f.parse::<f64>().ok())
+        .sum();
+    ticks / clock_ticks_per_second()
 }
