@@ -46,6 +46,107 @@ pub fn processes_in_mode(mode: &str, under: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
+/// CPU seconds (user + system) of this process's reaped children (and theirs, as each was
+/// waited for), from `/proc/self/stat`: what a floor run in a shell cost.
+pub fn children_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
+    // cutime and cstime are fields 16-17 of the whole line: 13-14 here.
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(13)
+        .take(2)
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    ticks / clock_ticks_per_second()
+}
+
+/// Writes `mib` MiB of incompressible-looking bytes fast: one xorshift block, each MiB
+/// stamped with its own counter so no two are alike.
+pub fn write_payload(path: &std::path::Path, mib: u64, seed: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut block = vec![0u8; 1 << 20];
+    let mut state = seed | 1;
+    for chunk in block.chunks_exact_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes());
+    }
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    for i in 0..mib {
+        block[..8].copy_from_slice(&(seed ^ i).to_le_bytes());
+        out.write_all(&block)?;
+    }
+    out.flush()
+}
+
+/// The median of each run's time against the floor run measured after it.
+pub fn median_ratio(runs: &[std::time::Duration], floors: &[std::time::Duration]) -> f64 {
+    let mut paired: Vec<f64> = runs
+        .iter()
+        .zip(floors)
+        .map(|(run, floor)| run.as_secs_f64() / floor.as_secs_f64())
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    paired.get(paired.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Durations as "1.234 2.345 ...", in seconds.
+pub fn seconds_list(list: impl IntoIterator<Item = std::time::Duration>) -> String {
+    list.into_iter()
+        .map(|d| format!("{:.3}", d.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Mean time per phase over every host of the controller's strategy (from
+/// `/v1/strategy-steps/{host}`), and mean time between a phase's end and the next one's start
+/// (the controller's and the protocol's share), leaving out the gap after `stage_wait`, a
+/// phase after which a host waits for its stage's other hosts.
+pub async fn phase_breakdown(
+    client: &convoy_api::Client,
+    stage_wait: &str,
+) -> Result<Vec<String>, convoy_api::ClientError> {
+    use std::collections::BTreeMap;
+    let mut phases: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+    let mut gaps = (0.0, 0u32);
+    for step in client.strategy_steps().await? {
+        let detail = client.strategy_step(&step.target).await?;
+        for pair in detail.phases.windows(2) {
+            if let Some(end) = pair[0].finished_at
+                && pair[0].phase != stage_wait
+            {
+                gaps.0 += pair[1].started_at.duration_since(end).as_secs_f64();
+                gaps.1 += 1;
+            }
+        }
+        for phase in &detail.phases {
+            if let Some(end) = phase.finished_at {
+                let entry = phases.entry(phase.phase.clone()).or_default();
+                entry.0 += end.duration_since(phase.started_at).as_secs_f64();
+                entry.1 += 1;
+            }
+        }
+    }
+    let mut lines: Vec<String> = phases
+        .into_iter()
+        .map(|(phase, (total, n))| format!("{phase:<18} {:>7.1} ms", total * 1000.0 / f64::from(n)))
+        .collect();
+    if gaps.1 > 0 {
+        lines.push(format!(
+            "{:<18} {:>7.1} ms (between phases, excluding the wait for the stage)",
+            "gap",
+            gaps.0 * 1000.0 / f64::from(gaps.1)
+        ));
+    }
+    Ok(lines)
+}
+
 /// CPU seconds the whole machine has been busy (user, nice, system, irq, softirq) since boot,
 /// from `/proc/stat`: what a run cost, whichever processes it was spread over.
 pub fn machine_busy_seconds() -> f64 {

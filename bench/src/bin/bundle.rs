@@ -1,12 +1,12 @@
 //! Building and verifying a 1 GiB patch, against `sha256sum` over the same payload bytes.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use convoy_bench::write_payload;
 use convoy_bundle::{BuildSpec, Limits, PayloadFile, Section, SigningKey, TrustedKeys};
 use convoy_core::host::Personality;
 use convoy_launch::Binaries;
@@ -37,26 +37,6 @@ fn options() -> anyhow::Result<Options> {
         bail!("--size-mib must be a multiple of --files");
     }
     Ok(options)
-}
-
-/// Writes `mib` MiB of incompressible-looking bytes fast: one xorshift block, each MiB
-/// stamped with its own counter so no two are alike.
-fn write_payload(path: &Path, mib: u64, seed: u64) -> anyhow::Result<()> {
-    let mut block = vec![0u8; 1 << 20];
-    let mut state = seed | 1;
-    for chunk in block.chunks_exact_mut(8) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        chunk.copy_from_slice(&state.to_le_bytes());
-    }
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    for i in 0..mib {
-        block[..8].copy_from_slice(&(seed ^ i).to_le_bytes());
-        out.write_all(&block)?;
-    }
-    out.flush()?;
-    Ok(())
 }
 
 /// The same SHA-256 code convoy uses, over a file read in 1 MiB chunks: what verification

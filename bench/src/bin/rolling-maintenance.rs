@@ -1,6 +1,6 @@
 //! Rolling maintenance of 200 real agents against `xargs -P 20` running the same hooks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use convoy_api::Client;
 use convoy_api::strategies::{ActionName, NewRollingMaintenance};
-use convoy_bench::{cpu_seconds, machine_busy_seconds, processes_in_mode};
+use convoy_bench::{
+    cpu_seconds, machine_busy_seconds, median_ratio, phase_breakdown, processes_in_mode,
+    seconds_list,
+};
 use convoy_core::host::{Availability, Personality};
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
@@ -196,25 +199,14 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(controller);
 
-    let mut paired: Vec<f64> = runs
-        .iter()
-        .zip(&floors)
-        .map(|(run, floor)| run.elapsed.as_secs_f64() / floor.as_secs_f64())
-        .collect();
-    paired.sort_by(f64::total_cmp);
-    let median_ratio = paired[paired.len() / 2];
+    let elapsed: Vec<Duration> = runs.iter().map(|r| r.elapsed).collect();
+    let median_ratio = median_ratio(&elapsed, &floors);
     let floor = floors.iter().min().copied().unwrap_or_default();
     let best = runs
         .iter()
         .min_by_key(|r| r.elapsed)
         .context("no run was measured")?;
     let convoy = best.elapsed;
-    let seconds = |list: &mut dyn Iterator<Item = Duration>| -> String {
-        list.map(|d| format!("{:.3}", d.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-
     println!(
         "rolling maintenance of {} hosts, 4 hooks each, max-parallel {}, best of {} runs:",
         options.hosts, options.max_parallel, options.runs
@@ -222,13 +214,13 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  convoy (apply -> complete): {:>8.3} s   (runs: {})",
         convoy.as_secs_f64(),
-        seconds(&mut runs.iter().map(|r| r.elapsed))
+        seconds_list(elapsed.iter().copied())
     );
     println!(
         "  floor (xargs -P {}):        {:>8.3} s   (runs: {})",
         options.max_parallel,
         floor.as_secs_f64(),
-        seconds(&mut floors.iter().copied())
+        seconds_list(floors.iter().copied())
     );
     println!(
         "  ratio:                      {:>8.2}x of the bests, {:.2}x median of each run against the floor run after it (goal: within 3x)",
@@ -332,7 +324,7 @@ async fn run_strategy(
             options.hosts
         );
     }
-    let breakdown = breakdown(client).await?;
+    let breakdown = phase_breakdown(client, "pre-flight").await?;
     client.delete_rolling_maintenance().await?;
     wait_until(
         Deadline::after(Duration::from_secs(60)),
@@ -347,41 +339,4 @@ async fn run_strategy(
         controller_cpu,
         breakdown,
     })
-}
-
-/// Mean time per phase, and mean time between a phase's end and the next one's start (the
-/// controller's and the protocol's share), over every host.
-async fn breakdown(client: &Client) -> anyhow::Result<Vec<String>> {
-    let mut phases: BTreeMap<String, (f64, u32)> = BTreeMap::new();
-    let mut gaps = (0.0, 0u32);
-    for step in client.strategy_steps().await? {
-        let detail = client.strategy_step(&step.target).await?;
-        for pair in detail.phases.windows(2) {
-            if let Some(end) = pair[0].finished_at
-                && pair[0].phase != "pre-flight"
-            {
-                gaps.0 += pair[1].started_at.duration_since(end).as_secs_f64();
-                gaps.1 += 1;
-            }
-        }
-        for phase in &detail.phases {
-            if let Some(end) = phase.finished_at {
-                let entry = phases.entry(phase.phase.clone()).or_default();
-                entry.0 += end.duration_since(phase.started_at).as_secs_f64();
-                entry.1 += 1;
-            }
-        }
-    }
-    let mut lines: Vec<String> = phases
-        .into_iter()
-        .map(|(phase, (total, n))| format!("{phase:<18} {:>7.1} ms", total * 1000.0 / f64::from(n)))
-        .collect();
-    if gaps.1 > 0 {
-        lines.push(format!(
-            "{:<18} {:>7.1} ms (between phases, excluding the wait for the stage)",
-            "gap",
-            gaps.0 * 1000.0 / f64::from(gaps.1)
-        ));
-    }
-    Ok(lines)
 }
