@@ -18,7 +18,8 @@ use crate::output::Output;
 /// sw-manager's create options; the first value each lists is the default.
 #[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
-    /// serial or ignore (parallel is accepted and fails the build, as sw-manager's).
+    /// serial or ignore (parallel is accepted, and fails the build when a controller needs the
+    /// patches, as sw-manager's).
     #[arg(long, default_value = "serial", value_parser = parse::<ApplyType>)]
     controller_apply_type: ApplyType,
     /// serial, parallel or ignore.
