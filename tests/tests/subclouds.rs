@@ -161,6 +161,15 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
     sc.convoy(&add_args("subcloud-3", &url3, &password3))
         .await
         .ok();
+    // The service accounts' passwords as stored: checked at the end against every log,
+    // every response fetched and every file others may read.
+    let stored = stored_service_passwords(sc.controller.data_dir()).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let mut bodies = vec![
+        added.to_string(),
+        format!("{added2:?}"),
+        dc_bodies(&sc, &["subcloud-1", "subcloud-2", "subcloud-3"]).await,
+    ];
 
     // subcloud show: seed 000's fields (Convoy audits only the software endpoint).
     let table = sc.convoy(&["dc", "subcloud", "show", "subcloud-2"]).await;
@@ -422,7 +431,143 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
         .json();
     assert_eq!(detail["oam_floating_ip"], "127.0.0.1");
     assert_eq!(detail["region_name"], "subcloud-1");
-    assert_no_world_readable_file(sc.controller.data_dir());
+    bodies.push(detail.to_string());
+    bodies.push(dc_bodies(&sc, &["subcloud-1", "subcloud-3"]).await);
+    let sites = [&sc, &sub1, &sub2, &sub3];
+    assert_secret_kept(&stored, &bodies, &sites);
+}
+
+/// Each subcloud's service account and password as the System Controller stores them.
+async fn stored_service_passwords(data_dir: &std::path::Path) -> Vec<(String, String)> {
+    let url = format!("sqlite://{}?mode=ro", data_dir.join("convoy.db").display());
+    let pool = sqlx::sqlite::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT service_user, service_password FROM subclouds ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    for (user, password) in &rows {
+        assert!(user.starts_with("systemcontroller-"), "{user}");
+        assert!(password.len() >= 32, "a short service password for {user}");
+    }
+    rows
+}
+
+/// The raw bodies of dcmanager's reads of the System Controller (list, show and detail of
+/// each subcloud, the Default group's subclouds), asked for as JSON.
+async fn dc_bodies(sc: &Site, names: &[&str]) -> String {
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let mut paths = vec![
+        "/v1.0/subclouds".to_string(),
+        "/v1.0/subcloud-groups/1/subclouds".to_string(),
+    ];
+    for name in names {
+        paths.push(format!("/v1.0/subclouds/{name}"));
+        paths.push(format!("/v1.0/subclouds/{name}/detail"));
+    }
+    let mut all = String::new();
+    for path in paths {
+        let response = http
+            .get(format!("{}{path}", sc.url()))
+            .header("X-Auth-Token", sc.admin_token())
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("subcloud-"), "{path}: {body}");
+        all.push_str(&body);
+        all.push('\n');
+    }
+    all
+}
+
+/// No stored service password is in any log under the sites' temporary directories, in any
+/// response body fetched, or in any file under the System Controller's data directory that
+/// its group or others may read (the database and its WAL hold it, mode 0600).
+fn assert_secret_kept(stored: &[(String, String)], bodies: &[String], sites: &[&Site]) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut logs = vec![];
+    for site in sites {
+        logs.extend(
+            files_under(site.dir.path())
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "log")),
+        );
+    }
+    assert!(logs.len() >= sites.len(), "{logs:?}");
+    let data_files = files_under(sites[0].controller.data_dir());
+    let mut holders = vec![];
+    for (user, password) in stored {
+        for log in &logs {
+            let text = String::from_utf8_lossy(&std::fs::read(log).unwrap()).into_owned();
+            assert!(
+                !text.contains(password.as_str()),
+                "{user}'s password is in {}",
+                log.display()
+            );
+        }
+        for body in bodies {
+            assert!(
+                !body.contains(password.as_str()),
+                "{user}'s password is in a response"
+            );
+        }
+        for file in &data_files {
+            let Ok(bytes) = std::fs::read(file) else {
+                continue;
+            };
+            if !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes())
+            {
+                continue;
+            }
+            holders.push(file.clone());
+            let mode = std::fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{} holds {user}'s password and is readable by others (mode {mode:o})",
+                file.display()
+            );
+        }
+    }
+    // The check above saw the password where it is stored.
+    assert!(
+        holders.iter().any(|p| p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("convoy.db")),
+        "the stored password was found in no file: {data_files:?}"
+    );
+    assert_no_world_readable_file(sites[0].controller.data_dir());
+}
+
+/// Every regular file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![];
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(path),
+                Ok(t) if t.is_file() => files.push(path),
+                _ => {}
+            }
+        }
+    }
+    files
 }
 
 /// Standard base64, as dcmanager's client encodes the sysadmin password.

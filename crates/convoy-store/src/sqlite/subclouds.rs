@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use convoy_core::subcloud::{Management, Reference, SyncStatus};
+use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -84,11 +85,10 @@ impl SqliteStore {
             Some(ReferenceValue::Name(name)) => query.bind(name.clone()),
             None => query,
         };
-        let rows = query.fetch_all(&self.reader).await?;
-        if rows.is_empty() {
-            return Ok(vec![]);
-        }
-        // One query for the endpoints of every subcloud selected (a list reads them all).
+        // Rows are read as a stream and made records one at a time: SQLite copies each
+        // value of a row it hands out (in the C allocator), so reading 10,000 subclouds at
+        // once held all their copies beside the records. The endpoints come first (one query
+        // for every subcloud selected), so each subcloud is whole as it is read.
         let endpoint_sql = format!(
             "SELECT subcloud_id, endpoint_type, sync_status FROM subcloud_endpoints \
              WHERE subcloud_id IN (SELECT id FROM subclouds {clause}) \
@@ -100,10 +100,10 @@ impl SqliteStore {
             Some(ReferenceValue::Name(name)) => endpoint_query.bind(name.clone()),
             None => endpoint_query,
         };
-        let endpoint_rows = endpoint_query.fetch_all(&self.reader).await?;
         let mut endpoints: std::collections::HashMap<i64, Vec<(String, SyncStatus)>> =
             std::collections::HashMap::new();
-        for row in &endpoint_rows {
+        let mut endpoint_rows = endpoint_query.fetch(&self.reader);
+        while let Some(row) = endpoint_rows.try_next().await? {
             endpoints
                 .entry(row.try_get("subcloud_id")?)
                 .or_default()
@@ -112,12 +112,17 @@ impl SqliteStore {
                     parse("subcloud_endpoints", row.try_get::<&str, _>("sync_status")?)?,
                 ));
         }
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                subcloud_from(row, endpoints.remove(&id).unwrap_or_default())
-            })
-            .collect()
+        drop(endpoint_rows);
+        let mut records = vec![];
+        let mut rows = query.fetch(&self.reader);
+        while let Some(row) = rows.try_next().await? {
+            let id: i64 = row.try_get("id")?;
+            records.push(subcloud_from(
+                &row,
+                endpoints.remove(&id).unwrap_or_default(),
+            )?);
+        }
+        Ok(records)
     }
 }
 
