@@ -620,6 +620,65 @@ async fn errors_are_dcmanagers_html_unless_json_is_asked_for_and_groups_follow_i
     assert_eq!(gone.fails(2), "error: Subcloud Group not found");
 }
 
+/// What StarlingX's own dcmanager CLI (keystoneauth1) needs of Keystone over HTTPS: it sends
+/// its login to the `self` link of the `/v3` discovery document and finds dcmanager in the
+/// token's catalog, so both must name the scheme convoyd serves (the discovery document said
+/// `http://` on an HTTPS controller, and every login of the real client failed).
+#[tokio::test]
+async fn keystone_links_name_https_on_an_https_controller() {
+    let sc = Site::with_args(true, &[]).await;
+    let base = sc.url();
+    assert!(base.starts_with("https://"), "{base}");
+    let pem = std::fs::read(sc.controller.ca_cert().unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        let request = http.get(format!("{base}{path}"));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    for path in ["/v3", "/v3/"] {
+        let discovery = get(path).await;
+        assert_eq!(
+            discovery["version"]["links"][0]["href"],
+            format!("{base}/v3/").as_str(),
+            "{discovery}"
+        );
+    }
+    let versions = get("/").await;
+    assert_eq!(
+        versions["versions"][1]["links"][0]["href"],
+        format!("{base}/v3/").as_str(),
+        "{versions}"
+    );
+    // The login as keystoneauth sends it, domains and project scope included.
+    let password = sc.controller.admin_password().unwrap();
+    let login = http
+        .post(format!("{base}/v3/auth/tokens"))
+        .json(&serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "password": password, "domain": {"name": "Default"}}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 201);
+    assert!(login.headers().contains_key("x-subject-token"));
+    let token: Value = login.json().await.unwrap();
+    let endpoints = token["token"]["catalog"][0]["endpoints"]
+        .as_array()
+        .unwrap();
+    assert_eq!(endpoints.len(), 3);
+    for endpoint in endpoints {
+        assert_eq!(
+            endpoint["url"],
+            format!("{base}/v1.0").as_str(),
+            "{endpoint}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_dc_demo_shows_three_subclouds_online_and_in_sync() {
     let binaries = convoy_e2e::convoy_launch::Binaries::locate().unwrap();
