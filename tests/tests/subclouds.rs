@@ -145,7 +145,9 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
     );
 
     // dcmanager's multipart add: bootstrap values as YAML naming the subcloud, extra keys kept.
-    let yaml = "name: subcloud-2\nsystem_mode: simplex\nmanagement_subnet: fd01:82::0/64\n\
+    // Its client has no --description or --location on add: they come from the values.
+    let yaml = "name: subcloud-2\ndescription: Kanata\nlocation: YOW\nsystem_mode: simplex\n\
+                management_subnet: fd01:82::0/64\n\
                 management_start_address: fd01:82::2\nmanagement_end_address: fd01:82::11\n\
                 management_gateway_address: fd01:82::1\n\
                 systemcontroller_gateway_address: fd01:81::1\nunused_key: kept\n";
@@ -157,6 +159,8 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
     let added2 = sc.admin().dc_add_subcloud(&form).await.unwrap();
     assert_eq!(added2.name, "subcloud-2");
     assert_eq!(added2.management_subnet.as_deref(), Some("fd01:82::0/64"));
+    assert_eq!(added2.description.as_deref(), Some("Kanata"));
+    assert_eq!(added2.location.as_deref(), Some("YOW"));
     let (url3, password3) = (sub3.url(), sub3.controller.admin_password().unwrap());
     sc.convoy(&add_args("subcloud-3", &url3, &password3))
         .await
@@ -194,7 +198,11 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
             "software_sync_status"
         ]
     );
-    assert!(table.ok().contains("| description                 | None"));
+    assert!(
+        table
+            .ok()
+            .contains("| description                 | Kanata")
+    );
     assert!(
         table
             .ok()
