@@ -628,10 +628,11 @@ async fn errors_are_dcmanagers_html_unless_json_is_asked_for_and_groups_follow_i
     assert_eq!(gone.fails(2), "error: Subcloud Group not found");
 }
 
-/// What StarlingX's own dcmanager CLI (keystoneauth1) needs of Keystone over HTTPS: it sends
-/// its login to the `self` link of the `/v3` discovery document and finds dcmanager in the
-/// token's catalog, so both must name the scheme convoyd serves (the discovery document said
-/// `http://` on an HTTPS controller, and every login of the real client failed).
+/// Keystone over HTTPS, as StarlingX's own dcmanager CLI (keystoneauth1) logs in: the `/v3`
+/// discovery document's `self` link and the token's catalog name the scheme convoyd serves
+/// (the discovery document said `http://` on an HTTPS controller; keystoneauth 5.18 keeps the
+/// scheme of the URL it was given, so the real client was not hurt, but a client that follows
+/// the link would send the password in clear text to an HTTPS port).
 #[tokio::test]
 async fn keystone_links_name_https_on_an_https_controller() {
     let sc = Site::with_args(true, &[]).await;
