@@ -145,7 +145,9 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
     );
 
     // dcmanager's multipart add: bootstrap values as YAML naming the subcloud, extra keys kept.
-    let yaml = "name: subcloud-2\nsystem_mode: simplex\nmanagement_subnet: fd01:82::0/64\n\
+    // Its client has no --description or --location on add: they come from the values.
+    let yaml = "name: subcloud-2\ndescription: Kanata\nlocation: YOW\nsystem_mode: simplex\n\
+                management_subnet: fd01:82::0/64\n\
                 management_start_address: fd01:82::2\nmanagement_end_address: fd01:82::11\n\
                 management_gateway_address: fd01:82::1\n\
                 systemcontroller_gateway_address: fd01:81::1\nunused_key: kept\n";
@@ -157,6 +159,8 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
     let added2 = sc.admin().dc_add_subcloud(&form).await.unwrap();
     assert_eq!(added2.name, "subcloud-2");
     assert_eq!(added2.management_subnet.as_deref(), Some("fd01:82::0/64"));
+    assert_eq!(added2.description.as_deref(), Some("Kanata"));
+    assert_eq!(added2.location.as_deref(), Some("YOW"));
     let (url3, password3) = (sub3.url(), sub3.controller.admin_password().unwrap());
     sc.convoy(&add_args("subcloud-3", &url3, &password3))
         .await
@@ -203,7 +207,11 @@ async fn subclouds_are_registered_managed_audited_and_deleted() {
             "software_sync_status"
         ]
     );
-    assert!(table.ok().contains("| description                 | None"));
+    assert!(
+        table
+            .ok()
+            .contains("| description                 | Kanata")
+    );
     assert!(
         table
             .ok()
@@ -763,6 +771,66 @@ async fn errors_are_dcmanagers_html_unless_json_is_asked_for_and_groups_follow_i
         .ok();
     let gone = sc.convoy(&["dc", "subcloud-group", "show", "east"]).await;
     assert_eq!(gone.fails(2), "error: Subcloud Group not found");
+}
+
+/// Keystone over HTTPS, as StarlingX's own dcmanager CLI (keystoneauth1) logs in: the `/v3`
+/// discovery document's `self` link and the token's catalog name the scheme convoyd serves
+/// (the discovery document said `http://` on an HTTPS controller; keystoneauth 5.18 keeps the
+/// scheme of the URL it was given, so the real client was not hurt, but a client that follows
+/// the link would send the password in clear text to an HTTPS port).
+#[tokio::test]
+async fn keystone_links_name_https_on_an_https_controller() {
+    let sc = Site::with_args(true, &[]).await;
+    let base = sc.url();
+    assert!(base.starts_with("https://"), "{base}");
+    let pem = std::fs::read(sc.controller.ca_cert().unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        let request = http.get(format!("{base}{path}"));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    for path in ["/v3", "/v3/"] {
+        let discovery = get(path).await;
+        assert_eq!(
+            discovery["version"]["links"][0]["href"],
+            format!("{base}/v3/").as_str(),
+            "{discovery}"
+        );
+    }
+    let versions = get("/").await;
+    assert_eq!(
+        versions["versions"][1]["links"][0]["href"],
+        format!("{base}/v3/").as_str(),
+        "{versions}"
+    );
+    // The login as keystoneauth sends it, domains and project scope included.
+    let password = sc.controller.admin_password().unwrap();
+    let login = http
+        .post(format!("{base}/v3/auth/tokens"))
+        .json(&serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "password": password, "domain": {"name": "Default"}}}},
+            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 201);
+    assert!(login.headers().contains_key("x-subject-token"));
+    let token: Value = login.json().await.unwrap();
+    let endpoints = token["token"]["catalog"][0]["endpoints"]
+        .as_array()
+        .unwrap();
+    assert_eq!(endpoints.len(), 3);
+    for endpoint in endpoints {
+        assert_eq!(
+            endpoint["url"],
+            format!("{base}/v1.0").as_str(),
+            "{endpoint}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -25,8 +25,11 @@ use convoy_api::ErrorBody;
     get, path = "/", tag = "identity",
     responses((status = 200, description = "The API versions", body = serde_json::Value))
 )]
-pub async fn versions(headers: HeaderMap) -> Json<serde_json::Value> {
-    let base = base_url(&headers);
+pub async fn versions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    let base = base_url(&state, &headers);
     Json(json!({
         "versions": [
             {"id": "v1", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/v1/")}]},
@@ -39,8 +42,11 @@ pub async fn versions(headers: HeaderMap) -> Json<serde_json::Value> {
     get, path = "/v3", tag = "identity",
     responses((status = 200, description = "Keystone v3 version discovery", body = serde_json::Value))
 )]
-pub async fn discovery(headers: HeaderMap) -> Json<serde_json::Value> {
-    let base = base_url(&headers);
+pub async fn discovery(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    let base = base_url(&state, &headers);
     Json(json!({
         "version": {
             "id": "v3.14",
@@ -52,12 +58,15 @@ pub async fn discovery(headers: HeaderMap) -> Json<serde_json::Value> {
     }))
 }
 
-fn base_url(headers: &HeaderMap) -> String {
+/// This controller's URL as the client reached it, with the scheme it serves: keystoneauth
+/// sends its login to the discovery document's `self` link, so an `http://` link from an HTTPS
+/// controller fails every client login.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}")
+    format!("{}://{host}", state.scheme)
 }
 
 /// `POST /v3/auth/tokens`: password or token method. Replies 201 with the token in
@@ -231,11 +240,7 @@ async fn login_with_password(
 /// The service catalog: the dcmanager endpoint, at this controller's own address as the
 /// client reached it, so that a client knowing only the Keystone URL finds dcmanager's API.
 fn catalog(state: &AppState, headers: &HeaderMap) -> Vec<serde_json::Value> {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let url = format!("{}://{host}/v1.0", state.scheme);
+    let url = format!("{}/v1.0", base_url(state, headers));
     let endpoint = |id: &str, interface: &str| {
         json!({"id": id, "interface": interface, "region": "SystemController",
                "region_id": "SystemController", "url": url})

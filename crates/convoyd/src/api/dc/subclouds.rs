@@ -232,13 +232,19 @@ impl AddRequest {
                      encoded",
                 )
             })?;
+        // dcmanager's client has no --description or --location on add: they come from the
+        // bootstrap values, as dcmanager reads them; a form field wins.
         let text = |field: &str| -> Result<Option<String>, DcError> {
-            match fields.get(field) {
+            match fields
+                .get(field)
+                .map(str::to_string)
+                .or_else(|| from_values(field))
+            {
                 Some(value) => {
-                    rules::validate_text(field, value).map_err(|e| {
+                    rules::validate_text(field, &value).map_err(|e| {
                         DcError::bad_request(format!("Invalid {field}: {}", e.reason))
                     })?;
-                    Ok(Some(value.to_string()))
+                    Ok(Some(value))
                 }
                 None => Ok(None),
             }
