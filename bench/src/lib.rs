@@ -168,3 +168,24 @@ pub fn machine_busy_seconds() -> f64 {
 }
 
 pub mod simulator;
+
+/// Waits (up to two minutes) until the controller knows `hosts` hosts, every one available.
+pub async fn wait_all_available(
+    client: &convoy_api::Client,
+    hosts: usize,
+) -> Result<(), convoy_launch::LaunchError> {
+    use convoy_core::host::Availability;
+    convoy_launch::wait_until(
+        convoy_launch::Deadline::after(std::time::Duration::from_secs(120)),
+        "every agent to be available",
+        || async {
+            let known = client.hosts().await.ok()?;
+            (known.len() == hosts
+                && known
+                    .iter()
+                    .all(|h| h.availability == Availability::Available))
+            .then_some(())
+        },
+    )
+    .await
+}

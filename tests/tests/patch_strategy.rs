@@ -64,6 +64,17 @@ async fn rr_worker_patch(site: &Site, keys: &PatchKeys, id: &str, dest: &str, co
     hosts_reported(site).await;
 }
 
+/// `convoy patch-strategy create --alarm-restrictions relaxed`.
+async fn create_relaxed(site: &Site) -> convoy_e2e::CliRun {
+    site.convoy(&[
+        "patch-strategy",
+        "create",
+        "--alarm-restrictions",
+        "relaxed",
+    ])
+    .await
+}
+
 /// Waits until no host is installing: the build refuses while one is, as the original's.
 async fn hosts_reported(site: &Site) {
     wait_until(Deadline::after(LONG), "every host to report", || async {
@@ -133,28 +144,14 @@ async fn the_build_refuses_with_the_originals_reasons() {
     let strict = site.convoy(&["patch-strategy", "create"]).await;
     assert!(strict.ok().contains("active alarms present"), "{strict:?}");
     site.convoy(&["patch-strategy", "delete"]).await.ok();
-    let relaxed = site
-        .convoy(&[
-            "patch-strategy",
-            "create",
-            "--alarm-restrictions",
-            "relaxed",
-        ])
-        .await;
+    let relaxed = create_relaxed(&site).await;
     assert!(relaxed.ok().contains("ready-to-apply"), "{relaxed:?}");
 
     site.convoy(&["patch-strategy", "delete"]).await.ok();
 
     // Every controller must be unlocked, enabled and available.
     site.convoy(&["host", "lock", "controller-1"]).await.ok();
-    let locked = site
-        .convoy(&[
-            "patch-strategy",
-            "create",
-            "--alarm-restrictions",
-            "relaxed",
-        ])
-        .await;
+    let locked = create_relaxed(&site).await;
     assert!(
         locked
             .ok()
@@ -163,14 +160,7 @@ async fn the_build_refuses_with_the_originals_reasons() {
     );
     site.convoy(&["patch-strategy", "delete"]).await.ok();
     site.convoy(&["host", "unlock", "controller-1"]).await.ok();
-    let relaxed = site
-        .convoy(&[
-            "patch-strategy",
-            "create",
-            "--alarm-restrictions",
-            "relaxed",
-        ])
-        .await;
+    let relaxed = create_relaxed(&site).await;
     assert!(relaxed.ok().contains("ready-to-apply"), "{relaxed:?}");
 
     // Bad options are refused before anything is built (exit 2, naming the option).

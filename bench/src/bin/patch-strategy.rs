@@ -15,7 +15,7 @@ use convoy_bench::{
     children_cpu_seconds, cpu_seconds, machine_busy_seconds, median_ratio, phase_breakdown,
     processes_in_mode, seconds_list, write_payload,
 };
-use convoy_core::host::{Availability, Personality};
+use convoy_core::host::Personality;
 use convoy_core::sw_update::options::{ApplyType, SwPatchOptions};
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
@@ -179,19 +179,7 @@ async fn main() -> anyhow::Result<()> {
         ];
         agents.push(AgentProcess::start(&binaries, &controller, agent)?);
     }
-    wait_until(
-        Deadline::after(Duration::from_secs(120)),
-        "every agent to be available",
-        || async {
-            let hosts = client.hosts().await.ok()?;
-            (hosts.len() == options.hosts
-                && hosts
-                    .iter()
-                    .all(|h| h.availability == Availability::Available))
-            .then_some(())
-        },
-    )
-    .await?;
+    convoy_bench::wait_all_available(&client, options.hosts).await?;
 
     let pids: Vec<u32> = controller
         .pid()

@@ -13,7 +13,7 @@ use convoy_bench::{
     cpu_seconds, machine_busy_seconds, median_ratio, phase_breakdown, processes_in_mode,
     seconds_list,
 };
-use convoy_core::host::{Availability, Personality};
+use convoy_core::host::Personality;
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
     free_port, wait_until, wait_until_every,
@@ -142,19 +142,7 @@ async fn main() -> anyhow::Result<()> {
         ];
         agents.push(AgentProcess::start(&binaries, &controller, agent)?);
     }
-    wait_until(
-        Deadline::after(Duration::from_secs(120)),
-        "every agent to be available",
-        || async {
-            let hosts = client.hosts().await.ok()?;
-            (hosts.len() == options.hosts
-                && hosts
-                    .iter()
-                    .all(|h| h.availability == Availability::Available))
-            .then_some(())
-        },
-    )
-    .await?;
+    convoy_bench::wait_all_available(&client, options.hosts).await?;
 
     let pids: Vec<u32> = controller
         .pid()
