@@ -11,12 +11,13 @@ use convoy_core::alarm::{
     desired_host_alarms, desired_patching_alarm, reconcile,
 };
 use convoy_core::host::{Administrative, Availability, availability};
-use convoy_core::strategy::{StrategyKind, StrategyState, Terminal};
-use convoy_core::sw_update::kind::{EngineSummary, strategy_alarm};
+use convoy_core::strategy::StrategyKind;
+use convoy_core::sw_update::kind::strategy_alarm;
 use convoy_core::sw_update::options::SwUpdateKind;
 use convoy_store::AlarmRecord;
 
 use crate::state::AppState;
+use crate::strategy::sw_patch::{SwPatchRecord, summary};
 
 /// The patch strategy's alarms: applying, aborting, failed.
 const STRATEGY_ALARMS: [&str; 3] = ["900.101", "900.102", "900.103"];
@@ -29,14 +30,9 @@ async fn strategy_alarm_now(state: &AppState) -> anyhow::Result<Option<DesiredAl
     if strategy.kind != StrategyKind::SwPatch {
         return Ok(None);
     }
+    let record: SwPatchRecord = serde_json::from_str(&strategy.options)?;
     let steps = state.store.steps(&strategy.id).await?;
-    let summary = EngineSummary {
-        state: strategy.state,
-        build_failed: strategy.state == StrategyState::Failed
-            && !steps.iter().any(|s| s.started_at.is_some()),
-        step_failed: steps.iter().any(|s| s.state == Terminal::Failed.as_str()),
-        compensating: steps.iter().any(|s| s.state.ends_with("#abort")),
-    };
+    let summary = summary(&strategy, &record, &steps);
     Ok(strategy_alarm(SwUpdateKind::SwPatch, summary))
 }
 

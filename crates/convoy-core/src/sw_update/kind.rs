@@ -322,6 +322,29 @@ pub struct EngineSummary {
     pub compensating: bool,
 }
 
+impl EngineSummary {
+    /// The summary of a strategy in engine state `state` whose steps are in `step_states`
+    /// (their stored strings): a step `failed` failed the apply; a step in a `#abort` phase
+    /// is compensating.
+    pub fn of<'a>(
+        state: crate::strategy::StrategyState,
+        build_failed: bool,
+        step_states: impl IntoIterator<Item = &'a str>,
+    ) -> EngineSummary {
+        let mut summary = EngineSummary {
+            state,
+            build_failed,
+            step_failed: false,
+            compensating: false,
+        };
+        for step in step_states {
+            summary.step_failed |= step == crate::strategy::Terminal::Failed.as_str();
+            summary.compensating |= step.ends_with("#abort");
+        }
+        summary
+    }
+}
+
 /// The strategy's VIM state and current phase (§4.3). A failed apply aborts itself, so its
 /// strategy shows `aborting` while the compensations run and `aborted` after; the apply
 /// phase keeps `failed` and its reason.

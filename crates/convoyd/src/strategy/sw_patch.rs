@@ -18,7 +18,9 @@ use convoy_core::patch::state::{PatchCurrent, host_status};
 use convoy_core::sw_update::build::{Plan, alarms_present_reason};
 use convoy_core::sw_update::durations::StepDurations;
 use convoy_core::sw_update::inventory::ActiveAlarm;
-use convoy_core::sw_update::kind::{StepResult, UpdateAction, UpdatePhase, UpdateRules};
+use convoy_core::sw_update::kind::{
+    EngineSummary, StepResult, UpdateAction, UpdatePhase, UpdateRules,
+};
 use convoy_core::sw_update::options::SwPatchOptions;
 use convoy_core::sw_update::stages::{StepDetail, StepName};
 use convoy_store::{StepRecord, StrategyRecord};
@@ -41,6 +43,19 @@ pub struct SwPatchRecord {
     pub build_reason: Option<String>,
     /// The step durations the plan was built with.
     pub durations: StepDurations,
+}
+
+/// What the engine's records say of a sw-patch strategy, for its VIM state and its alarm.
+pub fn summary(
+    strategy: &StrategyRecord,
+    record: &SwPatchRecord,
+    steps: &[StepRecord],
+) -> EngineSummary {
+    EngineSummary::of(
+        strategy.state,
+        record.build_reason.is_some(),
+        steps.iter().map(|s| s.state.as_str()),
+    )
 }
 
 /// The site's active alarms, as the build and the alarm steps read them.

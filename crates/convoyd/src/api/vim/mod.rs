@@ -202,7 +202,14 @@ pub async fn current_strategy(State(state): State<AppState>) -> Result<Json<Valu
         StrategyKind::SwPatch => serde_json::from_str(&strategy.options).ok(),
         _ => None,
     };
-    Ok(Json(view::current_json(&strategy, record.as_ref())))
+    let steps = match record {
+        Some(_) => state.store.steps(&strategy.id).await?,
+        None => Vec::new(),
+    };
+    Ok(Json(view::current_json(
+        &strategy,
+        record.as_ref().map(|r| (r, steps.as_slice())),
+    )))
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,16 +5,16 @@
 
 use std::collections::BTreeMap;
 
+use convoy_core::strategy::Terminal;
 use convoy_core::strategy::kind::Kind;
-use convoy_core::strategy::{StrategyState, Terminal};
-use convoy_core::sw_update::kind::{EngineSummary, UpdatePhase, UpdateRules, vim_state};
+use convoy_core::sw_update::kind::{UpdatePhase, UpdateRules, vim_state};
 use convoy_core::sw_update::lifecycle::{self, UpdateResult, completion_percentage};
 use convoy_core::sw_update::stages::PlannedStep;
 use convoy_store::{PhaseRecord, StepRecord, StrategyRecord};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::strategy::sw_patch::SwPatchRecord;
+use crate::strategy::sw_patch::{SwPatchRecord, summary};
 
 /// The original's date format (shown in UTC here), or "".
 fn date(at: Option<Timestamp>) -> String {
@@ -165,14 +165,7 @@ pub fn strategy_json(
     phases: &[PhaseRecord],
 ) -> Value {
     let over = strategy.state.is_terminal();
-    let ended = |t: Terminal| steps.iter().any(|s| s.state == t.as_str());
-    let summary = EngineSummary {
-        state: strategy.state,
-        build_failed: record.build_reason.is_some(),
-        step_failed: ended(Terminal::Failed),
-        compensating: phases.iter().any(|p| p.phase.ends_with("#abort")),
-    };
-    let (vim, current_phase) = vim_state(summary);
+    let (vim, current_phase) = vim_state(summary(strategy, record, steps));
 
     let mut apply_stages = Vec::new();
     let mut apply_results = Vec::new();
@@ -375,13 +368,7 @@ pub fn status(
     steps: &[StepRecord],
 ) -> lifecycle::StrategyStatus {
     let total = record.plan.as_ref().map_or(0, |p| p.stages.len()) as u32;
-    let summary = EngineSummary {
-        state: strategy.state,
-        build_failed: record.build_reason.is_some(),
-        step_failed: steps.iter().any(|s| s.state == Terminal::Failed.as_str()),
-        compensating: steps.iter().any(|s| s.state.ends_with("#abort")),
-    };
-    let (vim, phase) = vim_state(summary);
+    let (vim, phase) = vim_state(summary(strategy, record, steps));
     let ended = |s: &StepRecord| Terminal::parse(&s.state).is_some();
     // The first stage (0-based) with a step not ended.
     let current_stage = (0..total)
@@ -402,17 +389,15 @@ pub fn status(
 }
 
 /// The name and state `GET /api/orchestration/current-strategy/strategy` shows.
-pub fn current_json(strategy: &StrategyRecord, record: Option<&SwPatchRecord>) -> Value {
-    let state = match record {
-        Some(record) => {
-            let (vim, _) = vim_state(EngineSummary {
-                state: strategy.state,
-                build_failed: record.build_reason.is_some(),
-                step_failed: strategy.state == StrategyState::Failed,
-                compensating: false,
-            });
-            vim.as_str().to_string()
-        }
+pub fn current_json(
+    strategy: &StrategyRecord,
+    vim: Option<(&SwPatchRecord, &[StepRecord])>,
+) -> Value {
+    let state = match vim {
+        Some((record, steps)) => vim_state(summary(strategy, record, steps))
+            .0
+            .as_str()
+            .to_string(),
         None => strategy.state.as_str().to_string(),
     };
     json!({"strategy": {"name": strategy.kind.as_str(), "state": state}})
