@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use convoy_core::host::Personality;
+use convoy_core::sw_update::options::SwUpdateKind;
 use convoy_e2e::convoy_launch::{Deadline, wait_until};
 use convoy_e2e::{HostSpec, PatchKeys, Site};
 use serde_json::Value;
@@ -24,7 +25,11 @@ fn hosts() -> Vec<HostSpec> {
 }
 
 async fn strategy(site: &Site) -> Value {
-    site.admin().sw_patch_strategy().await.unwrap()["strategy"].clone()
+    site.admin()
+        .sw_update_strategy(SwUpdateKind::SwPatch)
+        .await
+        .unwrap()["strategy"]
+        .clone()
 }
 
 /// Uploads and applies an in-service worker patch `id` (workers must install it).
@@ -205,10 +210,13 @@ async fn an_in_service_patch_rolls_over_the_workers_in_parallel() {
 
     let created = site
         .admin()
-        .create_sw_patch_strategy(&convoy_core::sw_update::options::SwPatchOptions {
-            worker_apply_type: convoy_core::sw_update::options::ApplyType::Parallel,
-            ..Default::default()
-        })
+        .create_sw_update_strategy(
+            SwUpdateKind::SwPatch,
+            &convoy_core::sw_update::options::SwPatchOptions {
+                worker_apply_type: convoy_core::sw_update::options::ApplyType::Parallel,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let s = &created["strategy"];

@@ -16,7 +16,7 @@ use convoy_bench::{
     processes_in_mode, seconds_list, write_payload,
 };
 use convoy_core::host::Personality;
-use convoy_core::sw_update::options::{ApplyType, SwPatchOptions};
+use convoy_core::sw_update::options::{ApplyType, SwPatchOptions, SwUpdateKind};
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
     free_port, wait_until, wait_until_every,
@@ -371,11 +371,14 @@ async fn run_strategy(
     )
     .await?;
     let created = client
-        .create_sw_patch_strategy(&SwPatchOptions {
-            worker_apply_type: ApplyType::Parallel,
-            max_parallel_worker_hosts: options.max_parallel,
-            ..Default::default()
-        })
+        .create_sw_update_strategy(
+            SwUpdateKind::SwPatch,
+            &SwPatchOptions {
+                worker_apply_type: ApplyType::Parallel,
+                max_parallel_worker_hosts: options.max_parallel,
+                ..Default::default()
+            },
+        )
         .await?;
     if created["strategy"]["state"] != "ready-to-apply" {
         bail!("the strategy was not built: {:#}", created["strategy"]);
@@ -391,7 +394,9 @@ async fn run_strategy(
     eprintln!("applying {id}");
     let machine_before = machine_busy_seconds();
     let started = SystemTime::now();
-    client.sw_patch_strategy_action("apply-all").await?;
+    client
+        .sw_update_strategy_action(SwUpdateKind::SwPatch, "apply-all", None)
+        .await?;
     // Polled at the CLI's leisurely pace; the end is when convoyd recorded the strategy's
     // last state (its `updated_at`, in milliseconds).
     let state = wait_until_every(
@@ -399,7 +404,10 @@ async fn run_strategy(
         Duration::from_millis(250),
         "the strategy to end",
         || async {
-            let strategy = client.sw_patch_strategy().await.ok()?;
+            let strategy = client
+                .sw_update_strategy(SwUpdateKind::SwPatch)
+                .await
+                .ok()?;
             let state = strategy["strategy"]["state"].as_str()?.to_string();
             (!matches!(state.as_str(), "ready-to-apply" | "applying" | "aborting")).then_some(state)
         },
@@ -415,7 +423,7 @@ async fn run_strategy(
     if state != "applied" {
         bail!(
             "the strategy ended {state}: {:#}",
-            client.sw_patch_strategy().await?
+            client.sw_update_strategy(SwUpdateKind::SwPatch).await?
         );
     }
     let engine: Strategy = client
@@ -428,14 +436,20 @@ async fn run_strategy(
         .context("the controller's clock ran backwards")?;
     let mut breakdown = phase_breakdown(client, "").await?;
     breakdown.extend(stage_timeline(client, started).await?);
-    client.delete_sw_patch_strategy().await?;
+    client
+        .delete_sw_update_strategy(SwUpdateKind::SwPatch)
+        .await?;
     wait_until(
         Deadline::after(Duration::from_secs(60)),
         "the strategy to be deleted",
         || async {
-            client.sw_patch_strategy().await.ok().and_then(|s| {
-                (s.get("strategy").is_none_or(serde_json::Value::is_null)).then_some(())
-            })
+            client
+                .sw_update_strategy(SwUpdateKind::SwPatch)
+                .await
+                .ok()
+                .and_then(|s| {
+                    (s.get("strategy").is_none_or(serde_json::Value::is_null)).then_some(())
+                })
         },
     )
     .await?;

@@ -18,14 +18,21 @@ use crate::patches::{
     AppDependencyList, AppDependencyReport, HostInstallRequest, HostPatchList, HostPatchRow,
     IsApplied, PatchDetail, PatchIdList, PatchList, PatchOperation, PatchOutcome, PatchRow,
 };
+use crate::software::{
+    DeployHostList, DeployHostRow, DeployList, DeployView, ReleaseDetail, ReleaseList, ReleaseRow,
+};
 use crate::strategies::{
     ActionName, Cluster, ClusterList, MaintenanceReport, NewRollingMaintenance, Step, StepDetail,
     StepList, Strategy, StrategyAction,
 };
 use crate::trust::Trust;
 use crate::users::{NewUser, User, UserList};
+use convoy_core::sw_update::options::SwUpdateKind;
 
-const SW_PATCH_PATH: &str = "/api/orchestration/sw-patch/strategy";
+/// The VIM API's path of a software-update strategy of `kind`.
+fn sw_update_path(kind: SwUpdateKind) -> String {
+    format!("/api/orchestration/{kind}/strategy")
+}
 const RM_PATH: &str = "/v1/rolling-maintenance-strategy";
 use crate::{AUTH_HEADER, SUBJECT_TOKEN_HEADER};
 use convoy_core::command::CommandKind;
@@ -350,49 +357,85 @@ impl Client {
             .await
     }
 
-    /// The steps of whichever strategy the controller runs.
-    /// Creates (and builds) a sw-patch strategy; the answer is the original's strategy JSON.
-    pub async fn create_sw_patch_strategy(
+    /// Creates (and builds) a software-update strategy of `kind` (`sw-patch`, or
+    /// `sw-upgrade` with sw-upgrade's options); the answer is the original's strategy JSON.
+    pub async fn create_sw_update_strategy(
         &self,
-        options: &convoy_core::sw_update::options::SwPatchOptions,
+        kind: SwUpdateKind,
+        options: &impl serde::Serialize,
     ) -> Result<serde_json::Value, ClientError> {
-        self.call(Method::POST, SW_PATCH_PATH, Some(options)).await
+        self.call(Method::POST, &sw_update_path(kind), Some(options))
+            .await
     }
 
     /// `{"strategy": {...}}` or `{"strategy": null}`.
-    pub async fn sw_patch_strategy(&self) -> Result<serde_json::Value, ClientError> {
-        self.call(Method::GET, SW_PATCH_PATH, None::<&()>).await
+    pub async fn sw_update_strategy(
+        &self,
+        kind: SwUpdateKind,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, &sw_update_path(kind), None::<&()>)
+            .await
     }
 
-    /// `apply-all` or `abort`.
-    pub async fn sw_patch_strategy_action(
+    /// `apply-all` or `abort`; with a stage, `apply-stage` or `abort-stage`.
+    pub async fn sw_update_strategy_action(
         &self,
+        kind: SwUpdateKind,
         action: &str,
+        stage_id: Option<u32>,
     ) -> Result<serde_json::Value, ClientError> {
+        let body = match stage_id {
+            Some(id) => serde_json::json!({ "action": action, "stage-id": id }),
+            None => serde_json::json!({ "action": action }),
+        };
         self.call(
             Method::POST,
-            &format!("{SW_PATCH_PATH}/actions"),
-            Some(&serde_json::json!({ "action": action })),
+            &format!("{}/actions", sw_update_path(kind)),
+            Some(&body),
         )
         .await
     }
 
-    /// `apply-stage` or `abort-stage` of stage `stage_id`.
-    pub async fn sw_patch_strategy_stage_action(
+    pub async fn delete_sw_update_strategy(
         &self,
-        action: &str,
-        stage_id: u32,
+        kind: SwUpdateKind,
     ) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::DELETE, &sw_update_path(kind), None::<&()>)
+            .await
+    }
+
+    // --- software (releases and the deploy) ---
+
+    pub async fn releases(&self, state: Option<&str>) -> Result<Vec<ReleaseRow>, ClientError> {
+        let path = match state {
+            Some(state) => format!("/v1/software/releases?state={state}"),
+            None => "/v1/software/releases".to_string(),
+        };
+        let list: ReleaseList = self.call(Method::GET, &path, None::<&()>).await?;
+        Ok(list.releases)
+    }
+
+    pub async fn release(&self, id: &str) -> Result<ReleaseDetail, ClientError> {
         self.call(
-            Method::POST,
-            &format!("{SW_PATCH_PATH}/actions"),
-            Some(&serde_json::json!({ "action": action, "stage-id": stage_id })),
+            Method::GET,
+            &format!("/v1/software/releases/{id}"),
+            None::<&()>,
         )
         .await
     }
 
-    pub async fn delete_sw_patch_strategy(&self) -> Result<serde_json::Value, ClientError> {
-        self.call(Method::DELETE, SW_PATCH_PATH, None::<&()>).await
+    pub async fn deploy(&self) -> Result<Vec<DeployView>, ClientError> {
+        let list: DeployList = self
+            .call(Method::GET, "/v1/software/deploy", None::<&()>)
+            .await?;
+        Ok(list.deploy)
+    }
+
+    pub async fn deploy_hosts(&self) -> Result<Vec<DeployHostRow>, ClientError> {
+        let list: DeployHostList = self
+            .call(Method::GET, "/v1/software/deploy/hosts", None::<&()>)
+            .await?;
+        Ok(list.hosts)
     }
 
     pub async fn strategy_steps(&self) -> Result<Vec<Step>, ClientError> {

@@ -54,7 +54,15 @@ enum Command {
     /// Roll the site's patches over its hosts in stages (StarlingX's `sw-manager
     /// patch-strategy`).
     #[command(subcommand)]
-    PatchStrategy(commands::patch_strategy::PatchStrategyCommand),
+    PatchStrategy(commands::sw_update_strategy::PatchStrategyCommand),
+    /// Deploy a release over the site's hosts in stages (StarlingX's `sw-manager
+    /// sw-deploy-strategy`): deploy start, the hosts, activate, complete.
+    #[command(subcommand)]
+    SwDeployStrategy(commands::sw_update_strategy::SwDeployStrategyCommand),
+    /// Releases and the site's software deploy (StarlingX's `software`): the same repository
+    /// as the patch verbs, seen as releases.
+    #[command(subcommand)]
+    Software(commands::software::SoftwareCommand),
     /// The steps of the controller's strategy.
     #[command(subcommand)]
     StrategyStep(commands::strategy_step::StepCommand),
@@ -118,6 +126,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::RollingMaintenanceStrategy(command) => command.run(&cli.connection, &out).await,
         Command::RollingMaintenance(command) => command.run(&cli.connection, &out).await,
         Command::PatchStrategy(command) => command.run(&cli.connection, &out).await,
+        Command::SwDeployStrategy(command) => command.run(&cli.connection, &out).await,
+        Command::Software(command) => command.run(&cli.connection, &out).await,
         Command::StrategyStep(command) => command.run(&cli.connection, &out).await,
         Command::Dc(command) => command.run(&cli.connection, &out).await,
         Command::Key(command) => command.run(&out),

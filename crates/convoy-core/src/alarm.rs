@@ -153,6 +153,30 @@ pub fn desired_patching_alarm(states: &[crate::patch::PatchState]) -> Option<Des
     })
 }
 
+/// A software deploy is under way (`900.005`, "upgrade in progress", which both strategies
+/// ignore): from `deploy start` until the deploy completes.
+pub const DEPLOY_IN_PROGRESS: &str = "900.005";
+/// The entity of the site's software deploy.
+pub const DEPLOY_ENTITY: &str = "subsystem=software-deploy";
+
+/// The deploy alarm, while the site's deploy of `release` in `state` has not completed.
+pub fn desired_deploy_alarm(
+    deploy: Option<(&str, crate::sw_update::release::DeployState)>,
+) -> Option<DesiredAlarm> {
+    use crate::sw_update::release::DeployState;
+    let (release, state) = deploy?;
+    (state != DeployState::Completed).then(|| DesiredAlarm {
+        alarm_id: DEPLOY_IN_PROGRESS,
+        entity: DEPLOY_ENTITY.into(),
+        severity: Severity::Minor,
+        reason: format!(
+            "Software deploy of {release} in progress ({state}); complete it, or delete it \
+             (convoy software deploy show)."
+        ),
+        mgmt_affecting: false,
+    })
+}
+
 /// What Convoy knows of a host that its own alarms follow from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCondition {
@@ -308,6 +332,19 @@ mod tests {
             );
         }
         assert!(!entity_on_host(PATCHING_ENTITY, "subsystem"));
+    }
+
+    #[test]
+    fn a_deploy_is_alarmed_until_it_completes() {
+        use crate::sw_update::release::DeployState;
+        assert!(desired_deploy_alarm(None).is_none());
+        let alarm = desired_deploy_alarm(Some(("R1", DeployState::Host))).unwrap();
+        assert_eq!(
+            (alarm.alarm_id, alarm.entity.as_str()),
+            (DEPLOY_IN_PROGRESS, DEPLOY_ENTITY)
+        );
+        assert!(alarm.reason.contains("R1") && alarm.reason.contains("host"));
+        assert!(desired_deploy_alarm(Some(("R1", DeployState::Completed))).is_none());
     }
 
     #[test]

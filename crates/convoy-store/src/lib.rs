@@ -6,9 +6,10 @@ mod sqlite;
 pub mod subclouds;
 
 pub use records::{
-    AlarmEvent, AlarmRecord, ClusterRecord, CommandCompletion, CommandRecord, EnrolAuthority,
-    HostEffects, HostEnrolToken, HostEnrolment, HostRecord, PatchChanges, PatchRecord, PhaseRecord,
-    ReportedCommand, StepBatch, StepRecord, StepWrite, StrategyRecord, TokenOwner, UserRecord,
+    AlarmEvent, AlarmRecord, ClusterRecord, CommandCompletion, CommandRecord, DeployRecord,
+    EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment, HostRecord, PatchChanges,
+    PatchRecord, PhaseRecord, ReportedCommand, StepBatch, StepRecord, StepWrite, StrategyRecord,
+    TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
 pub use subclouds::SubcloudStore;
@@ -196,6 +197,21 @@ pub trait Store: Send + Sync + 'static {
     async fn interim(&self) -> Result<Vec<(String, String)>>;
     /// A host reported (or was dropped): it is no longer pending for any patch.
     async fn clear_interim(&self, hostname: &str) -> Result<()>;
+    /// The site's software deploy, if one exists.
+    async fn deploy(&self) -> Result<Option<DeployRecord>>;
+    /// Moves the deploy from `expected` to `next` (a compare-and-set: false if it is not in
+    /// `expected`, or there is none).
+    async fn set_deploy_state(
+        &self,
+        expected: convoy_core::sw_update::release::DeployState,
+        next: convoy_core::sw_update::release::DeployState,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Deletes the deploy if it is still in `expected`; false otherwise.
+    async fn delete_deploy(
+        &self,
+        expected: convoy_core::sw_update::release::DeployState,
+    ) -> Result<bool>;
     /// (application, patch id) pairs.
     async fn app_dependencies(&self) -> Result<Vec<(String, String)>>;
     /// Replaces the patches an application depends on; an empty list forgets the application.

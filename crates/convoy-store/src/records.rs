@@ -280,6 +280,22 @@ pub struct PatchChanges {
     pub deletes: Vec<String>,
     /// Patches whose hosts must report again (sw-patch's interim state): patch id, hosts.
     pub pending_hosts: Vec<(String, Vec<String>)>,
+    /// A deploy to start with these changes (`deploy start`); refused with `Conflict` if the
+    /// site has one already.
+    pub start_deploy: Option<DeployRecord>,
+}
+
+/// The site's one software deploy (USM's deploy record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployRecord {
+    /// The release it deploys (a row of the patch repository).
+    pub release_id: String,
+    /// The software version the site ran when the deploy started.
+    pub from_release: String,
+    pub state: convoy_core::sw_update::release::DeployState,
+    pub reboot_required: bool,
+    pub started_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// An active alarm.

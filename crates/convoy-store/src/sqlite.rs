@@ -17,12 +17,13 @@ mod batch;
 mod subclouds;
 
 use crate::{
-    AlarmEvent, AlarmRecord, ClusterRecord, CommandRecord, EnrolAuthority, HostEffects,
-    HostEnrolToken, HostEnrolment, HostRecord, PatchChanges, PatchRecord, PhaseRecord,
+    AlarmEvent, AlarmRecord, ClusterRecord, CommandRecord, DeployRecord, EnrolAuthority,
+    HostEffects, HostEnrolToken, HostEnrolment, HostRecord, PatchChanges, PatchRecord, PhaseRecord,
     ReportedCommand, Result, StepBatch, StepRecord, Store, StoreError, StrategyRecord, TokenOwner,
     UserDeletion, UserRecord,
 };
 use convoy_core::strategy::StrategyState;
+use convoy_core::sw_update::release::DeployState;
 
 /// The embedded default store.
 ///
@@ -1000,6 +1001,26 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(deploy) = &changes.start_deploy {
+            let started = sqlx::query(
+                "INSERT INTO software_deploy (id, release_id, from_release, state, \
+                   reboot_required, started_at, updated_at) VALUES (1, $1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&deploy.release_id)
+            .bind(&deploy.from_release)
+            .bind(deploy.state.as_str())
+            .bind(deploy.reboot_required)
+            .bind(millis(deploy.started_at))
+            .bind(millis(deploy.updated_at))
+            .execute(&mut *tx)
+            .await?;
+            if started.rows_affected() == 0 {
+                return Err(StoreError::Conflict {
+                    what: "software deploy".into(),
+                });
+            }
+        }
         for (patch, hosts) in &changes.pending_hosts {
             for host in hosts {
                 sqlx::query(
@@ -1014,6 +1035,49 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn deploy(&self) -> Result<Option<DeployRecord>> {
+        let row = sqlx::query("SELECT * FROM software_deploy WHERE id = 1")
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            let table = "software_deploy";
+            Ok(DeployRecord {
+                release_id: row.try_get("release_id")?,
+                from_release: row.try_get("from_release")?,
+                state: parse(table, row.try_get::<&str, _>("state")?)?,
+                reboot_required: row.try_get("reboot_required")?,
+                started_at: time(table, row.try_get("started_at")?)?,
+                updated_at: time(table, row.try_get("updated_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_deploy_state(
+        &self,
+        expected: DeployState,
+        next: DeployState,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE software_deploy SET state = $2, updated_at = $3 WHERE id = 1 AND state = $1",
+        )
+        .bind(expected.as_str())
+        .bind(next.as_str())
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_deploy(&self, expected: DeployState) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM software_deploy WHERE id = 1 AND state = $1")
+            .bind(expected.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn interim(&self) -> Result<Vec<(String, String)>> {

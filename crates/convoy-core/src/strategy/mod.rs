@@ -20,12 +20,28 @@ pub enum StrategyKind {
     RollingMaintenance,
     /// StarlingX's VIM patch strategy (`sw-manager patch-strategy`).
     SwPatch,
+    /// StarlingX's VIM software deploy strategy (`sw-manager sw-deploy-strategy`), whose
+    /// VIM name is `sw-upgrade`.
+    SwUpgrade,
 }
 
 named_enum!(StrategyKind, field = "type", {
     RollingMaintenance => "rolling-maintenance",
     SwPatch => "sw-patch",
+    SwUpgrade => "sw-upgrade",
 });
+
+impl StrategyKind {
+    /// The software-update strategy this kind is, if it is one.
+    pub fn sw_update(self) -> Option<crate::sw_update::options::SwUpdateKind> {
+        use crate::sw_update::options::SwUpdateKind;
+        match self {
+            StrategyKind::RollingMaintenance => None,
+            StrategyKind::SwPatch => Some(SwUpdateKind::SwPatch),
+            StrategyKind::SwUpgrade => Some(SwUpdateKind::SwUpgrade),
+        }
+    }
+}
 
 /// Strategy states, with dcmanager's exact strings.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

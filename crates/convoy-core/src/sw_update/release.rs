@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::names::named_enum;
+use crate::patch::state::{AgentState, PatchState, RepoState};
 
 /// Where a release stands (USM `states.py`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -219,6 +220,48 @@ impl HostDeployState {
     }
 }
 
+/// What `software list` shows for a release the repository holds. Convoy keeps one
+/// repository for patches and releases, so a release's state is derived from its patch
+/// states and from the site's deploy record (`deploy`: that record's state when it deploys
+/// this release), never stored twice:
+///
+/// - a deploy of it under way is `deploying`, and `deployed` once completed;
+/// - otherwise committed is `committed`; partly applied (applied by hand, hosts still
+///   installing) `deploying`; applied `deployed`; partly removed `removing`; else
+///   `available`. With no hosts known (`n/a`) the repository state decides.
+pub fn release_state(
+    repo: RepoState,
+    patch: PatchState,
+    deploy: Option<DeployState>,
+) -> ReleaseState {
+    match deploy {
+        Some(DeployState::Completed) => return ReleaseState::Deployed,
+        Some(_) => return ReleaseState::Deploying,
+        None => {}
+    }
+    match (repo, patch) {
+        (RepoState::Committed, _) => ReleaseState::Committed,
+        (_, PatchState::PartialApply) => ReleaseState::Deploying,
+        (_, PatchState::PartialRemove) => ReleaseState::Removing,
+        (RepoState::Applied, _) => ReleaseState::Deployed,
+        (RepoState::Available, _) => ReleaseState::Available,
+    }
+}
+
+/// One host's deploy state in `software deploy host-list`: a host the release is not for,
+/// or that has installed it, is `deployed`; one installing it `deploying`; one whose last
+/// install failed `failed`; else `pending`.
+pub fn host_deploy_state(takes: bool, installed: bool, agent: AgentState) -> HostDeployState {
+    if !takes || installed {
+        return HostDeployState::Deployed;
+    }
+    match agent {
+        AgentState::Installing => HostDeployState::Deploying,
+        AgentState::InstallFailed => HostDeployState::Failed,
+        _ => HostDeployState::Pending,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +340,41 @@ mod tests {
         assert!(Deployed.can_become(RollbackPending));
         assert!(!Deployed.can_become(Deploying));
         assert!(RollbackDeploying.can_become(RollbackDeployed));
+    }
+    #[test]
+    fn a_release_state_comes_from_its_patch_state_and_the_deploy() {
+        use PatchState as P;
+        use ReleaseState::*;
+        use RepoState as R;
+        assert_eq!(release_state(R::Available, P::Available, None), Available);
+        assert_eq!(release_state(R::Applied, P::PartialApply, None), Deploying);
+        assert_eq!(release_state(R::Applied, P::Applied, None), Deployed);
+        assert_eq!(
+            release_state(R::Available, P::PartialRemove, None),
+            Removing
+        );
+        assert_eq!(release_state(R::Committed, P::Committed, None), Committed);
+        assert_eq!(release_state(R::Applied, P::Unknown, None), Deployed);
+        // A deploy under way is deploying even once every host has it.
+        let host_done = Some(DeployState::HostDone);
+        assert_eq!(release_state(R::Applied, P::Applied, host_done), Deploying);
+        let done = Some(DeployState::Completed);
+        assert_eq!(release_state(R::Applied, P::Applied, done), Deployed);
+    }
+
+    #[test]
+    fn host_deploy_states_follow_the_agent() {
+        use HostDeployState::*;
+        assert_eq!(host_deploy_state(false, false, AgentState::Idle), Deployed);
+        assert_eq!(host_deploy_state(true, true, AgentState::Idle), Deployed);
+        assert_eq!(host_deploy_state(true, false, AgentState::Idle), Pending);
+        assert_eq!(
+            host_deploy_state(true, false, AgentState::Installing),
+            Deploying
+        );
+        assert_eq!(
+            host_deploy_state(true, false, AgentState::InstallFailed),
+            Failed
+        );
     }
 }

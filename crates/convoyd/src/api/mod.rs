@@ -13,6 +13,7 @@ mod identity_sync;
 mod openapi;
 mod patches;
 mod site;
+mod software;
 mod strategies;
 mod users;
 mod views;
@@ -98,21 +99,25 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/v1/strategy/actions", post(strategies::action_any))
         .route(
-            "/api/orchestration/sw-patch/strategy",
+            "/api/orchestration/{name}/strategy",
             get(vim::show).post(vim::create).delete(vim::delete),
         )
         .route(
-            "/api/orchestration/sw-patch/strategy/actions",
+            "/api/orchestration/{name}/strategy/actions",
             post(vim::action),
         )
         .route(
-            "/api/orchestration/sw-patch/strategy/{uuid}",
+            "/api/orchestration/{name}/strategy/{uuid}",
             get(vim::show_one),
         )
         .route(
             "/api/orchestration/current-strategy/strategy",
             get(vim::current_strategy),
         )
+        .route("/v1/software/releases", get(software::list))
+        .route("/v1/software/releases/{id}", get(software::show))
+        .route("/v1/software/deploy", get(software::deploy))
+        .route("/v1/software/deploy/hosts", get(software::deploy_hosts))
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
         .route("/v1/site", get(site::audit))

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
 use super::{
-    agent, alarms, clusters, enrol_tokens, hosts, identity, identity_sync, patches, site,
+    agent, alarms, clusters, enrol_tokens, hosts, identity, identity_sync, patches, site, software,
     strategies, users, vim,
 };
 
@@ -85,6 +85,10 @@ use super::{
         patches::query_hosts,
         patches::host_install,
         patches::drop_host,
+        software::list,
+        software::show,
+        software::deploy,
+        software::deploy_hosts,
         patches::bundle,
         agent::enrol,
         agent::heartbeat,
@@ -103,6 +107,7 @@ use super::{
         (name = "alarms", description = "Active alarms and their history"),
         (name = "strategies", description = "Rolling maintenance and strategy steps"),
         (name = "patches", description = "The patch repository and installs on hosts"),
+        (name = "software", description = "Releases and the site's software deploy (USM's views of the one repository)"),
         (name = "sw-update", description = "The VIM software-update strategy API in StarlingX's shape (/api/orchestration)"),
         (name = "agents", description = "The agent protocol (host credentials)"),
     )

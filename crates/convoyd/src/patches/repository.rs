@@ -10,7 +10,7 @@ use convoy_core::host::Administrative;
 use convoy_core::patch::{
     HostReport, Interim, Outcome, PatchId, PatchMetadata, PatchState, RepoEntry, Repository,
 };
-use convoy_store::{HostRecord, PatchChanges, PatchRecord};
+use convoy_store::{DeployRecord, HostRecord, PatchChanges, PatchRecord};
 
 use crate::api::ApiError;
 use crate::clock;
@@ -23,6 +23,8 @@ pub struct Site {
     pub interim: Interim,
     pub reports: Vec<HostReport>,
     pub hosts: Vec<HostRecord>,
+    /// The site's software deploy, if one exists.
+    pub deploy: Option<DeployRecord>,
     /// Held while this site is read to be changed (see the module's doc).
     _change: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -67,12 +69,14 @@ impl Site {
         }
         let hosts = state.store.hosts().await?;
         let reports = hosts.iter().filter_map(report).collect();
+        let deploy = state.store.deploy().await?;
         Ok(Site {
             repo,
             records,
             interim,
             reports,
             hosts,
+            deploy,
             _change: change,
         })
     }
@@ -116,10 +120,25 @@ impl Site {
         outcome: &Outcome,
         new_files: &BTreeMap<PatchId, PatchRecord>,
     ) -> Result<Repository, ApiError> {
+        self.persist_with_deploy(state, outcome, new_files, None)
+            .await
+    }
+
+    /// [`Site::persist`], starting `deploy` in the same transaction.
+    pub async fn persist_with_deploy(
+        &self,
+        state: &AppState,
+        outcome: &Outcome,
+        new_files: &BTreeMap<PatchId, PatchRecord>,
+        deploy: Option<DeployRecord>,
+    ) -> Result<Repository, ApiError> {
         let mut after = self.repo.clone();
         outcome.apply_to(&mut after);
         let now = clock::now();
-        let mut changes = PatchChanges::default();
+        let mut changes = PatchChanges {
+            start_deploy: deploy,
+            ..PatchChanges::default()
+        };
         let touched: BTreeSet<&PatchId> = outcome.changes.iter().map(|c| c.id()).collect();
         let mut deleted_files = Vec::new();
         for id in touched {

@@ -36,7 +36,7 @@ use super::inbox::Offer;
 use super::outcome_effects::host_effects;
 use super::rolling_maintenance::RollingMaintenanceSite;
 use super::site_kind::{SiteKind, TickEnd};
-use super::sw_patch::{SwPatchRecord, SwPatchSite};
+use super::sw_update::{SwUpdateRecord, SwUpdateSite};
 use crate::clock;
 use crate::polls::Waiting;
 use crate::state::AppState;
@@ -145,10 +145,11 @@ async fn tick(
                 .run(&mut strategy, now, cached, offers)
                 .await?
         }
-        StrategyKind::SwPatch => {
-            let record: SwPatchRecord = serde_json::from_str(&strategy.options)
-                .context("the strategy's options are unreadable")?;
-            let kind = SwPatchSite::load(app, record).await?;
+        StrategyKind::SwPatch | StrategyKind::SwUpgrade => {
+            let record = SwUpdateRecord::parse(strategy.kind, &strategy.options)
+                .context("the strategy's options are unreadable")?
+                .context("not a software-update strategy")?;
+            let kind = SwUpdateSite::load(app, record).await?;
             Driver::new(app, &kind)
                 .run(&mut strategy, now, cached, offers)
                 .await?

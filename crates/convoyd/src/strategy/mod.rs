@@ -6,4 +6,4 @@ pub mod inbox;
 pub mod outcome_effects;
 pub mod rolling_maintenance;
 pub mod site_kind;
-pub mod sw_patch;
+pub mod sw_update;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use convoy_api::Client;
 use convoy_core::host::{Availability, Personality};
-use convoy_core::sw_update::options::{ApplyType, SwPatchOptions};
+use convoy_core::sw_update::options::{ApplyType, SwPatchOptions, SwUpdateKind};
 use convoy_launch::{
     AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
     free_port, wait_until,
@@ -356,16 +356,21 @@ async fn demo_patch(
     )?;
     println!("\n$ convoy patch-strategy create --worker-apply-type parallel");
     let created = client
-        .create_sw_patch_strategy(&SwPatchOptions {
-            worker_apply_type: ApplyType::Parallel,
-            ..SwPatchOptions::default()
-        })
+        .create_sw_update_strategy(
+            SwUpdateKind::SwPatch,
+            &SwPatchOptions {
+                worker_apply_type: ApplyType::Parallel,
+                ..SwPatchOptions::default()
+            },
+        )
         .await?;
-    crate::commands::patch_strategy::show(out, &created["strategy"], true, false, false)?;
+    crate::commands::sw_update_strategy::show(out, &created["strategy"], true, false, false)?;
     println!("\n$ convoy patch-strategy apply --wait");
-    client.sw_patch_strategy_action("apply-all").await?;
+    client
+        .sw_update_strategy_action(SwUpdateKind::SwPatch, "apply-all", None)
+        .await?;
     let strategy = watch_strategy(client).await?;
-    crate::commands::patch_strategy::show(out, &strategy, false, false, true)?;
+    crate::commands::sw_update_strategy::show(out, &strategy, false, false, true)?;
     if strategy["state"] != "applied" {
         return Err(failed(&format!(
             "the patch strategy ended {}",
@@ -388,7 +393,7 @@ async fn watch_strategy(client: &Client) -> Result<serde_json::Value, Failure> {
     let mut seen = std::collections::BTreeSet::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
-        let strategy = client.sw_patch_strategy().await?["strategy"].clone();
+        let strategy = client.sw_update_strategy(SwUpdateKind::SwPatch).await?["strategy"].clone();
         for stage in strategy["apply-phase"]["stages"]
             .as_array()
             .into_iter()

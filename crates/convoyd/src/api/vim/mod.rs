@@ -1,5 +1,7 @@
 //! `/api/orchestration/...`: the VIM's software-update strategy API in the original's shape
-//! (spec §4.2), which `sw-manager`, `convoy patch-strategy` and a System Controller use.
+//! (spec §4.2), which `sw-manager`, `convoy patch-strategy`, `convoy sw-deploy-strategy` and a
+//! System Controller use. `{name}` is the strategy's VIM name: `sw-patch`, or `sw-upgrade`
+//! (the sw-deploy strategy).
 //!
 //! Create runs the build at once: the answer is the strategy `ready-to-apply`, or
 //! `build-failed` with the build's reason (the strategy is kept, as the original keeps it,
@@ -14,100 +16,149 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use convoy_core::role::Role;
 use convoy_core::strategy::{StrategyKind, StrategyState};
-use convoy_core::sw_update::build::{BuildConfig, build_sw_patch};
+use convoy_core::sw_update::build::{BuildConfig, build_sw_patch, build_sw_upgrade};
 use convoy_core::sw_update::lifecycle;
-use convoy_core::sw_update::options::SwPatchOptions;
+use convoy_core::sw_update::options::SwUpdateKind;
 use convoy_store::{StepRecord, StoreError, StrategyRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::ApiError;
-use super::extract::{ApiJson, ApiPath, Caller};
+use super::extract::{ApiJson, ApiPath, Caller, parse_json};
 use crate::clock;
 use crate::state::AppState;
-use crate::strategy::sw_patch::SwPatchRecord;
+use crate::strategy::sw_update::{SwUpdateOptions, SwUpdateRecord};
 use convoy_api::ErrorBody;
 
-/// The sw-patch strategy, if the controller's strategy is one.
-async fn current(state: &AppState) -> Result<Option<(StrategyRecord, SwPatchRecord)>, ApiError> {
-    let Some(strategy) = state.store.strategy().await? else {
-        return Ok(None);
-    };
-    if strategy.kind != StrategyKind::SwPatch {
-        return Ok(None);
+/// The strategy type a path names: `sw-patch` or `sw-upgrade`.
+fn kind_of(name: &str) -> Result<SwUpdateKind, ApiError> {
+    name.parse().map_err(|_| {
+        ApiError::not_found(format!("strategy type {name:?} (sw-patch or sw-upgrade)"))
+    })
+}
+
+fn strategy_kind(kind: SwUpdateKind) -> StrategyKind {
+    match kind {
+        SwUpdateKind::SwPatch => StrategyKind::SwPatch,
+        SwUpdateKind::SwUpgrade => StrategyKind::SwUpgrade,
     }
-    let record = serde_json::from_str(&strategy.options).map_err(ApiError::internal)?;
-    Ok(Some((strategy, record)))
+}
+
+/// The controller's strategy, if it is a software update of `kind`.
+async fn current(
+    state: &AppState,
+    kind: SwUpdateKind,
+) -> Result<Option<(StrategyRecord, SwUpdateRecord)>, ApiError> {
+    Ok(crate::strategy::sw_update::current(state)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|(strategy, _)| strategy.kind == strategy_kind(kind)))
 }
 
 async fn render(
     state: &AppState,
     strategy: &StrategyRecord,
-    record: &SwPatchRecord,
+    record: &SwUpdateRecord,
 ) -> Result<Value, ApiError> {
     let steps = state.store.steps(&strategy.id).await?;
     let phases = state.store.phases(&strategy.id, None).await?;
     Ok(view::strategy_json(strategy, record, &steps, &phases))
 }
 
-fn no_strategy() -> ApiError {
-    ApiError::not_found("sw-patch strategy")
+fn no_strategy(kind: SwUpdateKind) -> ApiError {
+    ApiError::not_found(format!("{kind} strategy"))
 }
 
-/// `POST /api/orchestration/sw-patch/strategy`: validates, builds and keeps the strategy.
-#[utoipa::path(
-    post, path = "/api/orchestration/sw-patch/strategy", tag = "sw-update", security(("user_token" = [])),
-    request_body = Object,
-    responses((status = 200, description = "The strategy, built: ready-to-apply or build-failed with the build's reason (the original's JSON)", body = Object), (status = 400, description = "A bad option", body = ErrorBody), (status = 409, description = "strategy already exists of type:<type>", body = ErrorBody))
-)]
-pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(options): ApiJson<SwPatchOptions>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require(Role::Operator)?;
-    options.validate()?;
-    if let Some(existing) = state.store.strategy().await? {
-        return Err(exists(existing.kind));
-    }
-    let now = clock::now();
-    let (site, patches) = build::site_inventory(&state, now).await?;
-    let config = BuildConfig {
-        durations: state.step_durations.clone(),
-        extra_ignore_alarms: Vec::new(),
-    };
-    let built = build_sw_patch(&options, &site, patches, &config, now);
-    let (plan, build_reason) = match built {
-        Ok(plan) => (Some(plan), None),
-        Err(failure) => (None, Some(failure.reason)),
-    };
+/// The engine's steps of a plan: one per host of each host stage, and one named after the
+/// stage for a stage that acts on no host (`sw-upgrade-start`, `sw-upgrade-complete`,
+/// `sw-deploy-delete`).
+fn engine_steps(record: &SwUpdateRecord, now: jiff::Timestamp) -> Vec<StepRecord> {
     let mut steps = Vec::new();
-    for (i, stage) in plan.iter().flat_map(|p| p.stages.iter()).enumerate() {
-        for host in stage.updated_hosts() {
+    for (i, stage) in record.plan.iter().flat_map(|p| p.stages.iter()).enumerate() {
+        let hosts = stage.updated_hosts();
+        let targets = if hosts.is_empty() {
+            vec![stage.name.as_str().to_string()]
+        } else {
+            hosts.into_iter().map(str::to_string).collect()
+        };
+        for target in targets {
             steps.push(StepRecord::planned(
-                host,
+                &target,
                 steps.len() as u32,
                 i as u32 + 1,
                 now,
             ));
         }
     }
+    steps
+}
+
+/// `POST /api/orchestration/{name}/strategy`: validates, builds and keeps the strategy. The
+/// body is sw-patch's or sw-upgrade's options (the latter with `release`, and `delete`).
+#[utoipa::path(
+    post, path = "/api/orchestration/{name}/strategy", tag = "sw-update", security(("user_token" = [])),
+    params(("name" = String, Path, description = "sw-patch or sw-upgrade")),
+    request_body = Object,
+    responses((status = 200, description = "The strategy, built: ready-to-apply or build-failed with the build's reason (the original's JSON)", body = Object), (status = 400, description = "A bad option", body = ErrorBody), (status = 404, description = "An unknown strategy type", body = ErrorBody), (status = 409, description = "strategy already exists of type:<type>", body = ErrorBody))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Operator)?;
+    let kind = kind_of(&name)?;
+    let body = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    let options = match kind {
+        SwUpdateKind::SwPatch => {
+            let o: convoy_core::sw_update::options::SwPatchOptions = parse_json(&body)?;
+            o.validate()?;
+            SwUpdateOptions::Patch(o)
+        }
+        SwUpdateKind::SwUpgrade => {
+            let o: convoy_core::sw_update::options::SwUpgradeOptions = parse_json(&body)?;
+            o.validate()?;
+            SwUpdateOptions::Upgrade(o)
+        }
+    };
+    if let Some(existing) = state.store.strategy().await? {
+        return Err(exists(existing.kind));
+    }
+    let now = clock::now();
+    let (site, patches) = build::site_inventory(&state, options.release(), now).await?;
+    let config = BuildConfig {
+        durations: state.step_durations.clone(),
+        extra_ignore_alarms: Vec::new(),
+    };
+    let built = match &options {
+        SwUpdateOptions::Patch(o) => build_sw_patch(o, &site, patches, &config, now),
+        SwUpdateOptions::Upgrade(o) => {
+            let facts = build::upgrade_facts(&state, o).await?;
+            build_sw_upgrade(o, &site, &facts, &config, now)
+        }
+    };
+    let (plan, build_reason) = match built {
+        Ok(plan) => (Some(plan), None),
+        Err(failure) => (None, Some(failure.reason)),
+    };
+    let record = SwUpdateRecord {
+        options,
+        plan,
+        build_reason: build_reason.clone(),
+        durations: state.step_durations.clone(),
+    };
+    let steps = engine_steps(&record, now);
     // Every host of a stage goes through it together; the stages keep their size bounds.
     let widest = (1..=steps.iter().map(|s| s.stage).max().unwrap_or(0))
         .map(|stage| steps.iter().filter(|s| s.stage == stage).count())
         .max()
         .unwrap_or(1)
         .max(1);
-    let record = SwPatchRecord {
-        options,
-        plan,
-        build_reason: build_reason.clone(),
-        durations: state.step_durations.clone(),
-    };
     let strategy = StrategyRecord {
         id: Uuid::new_v4().to_string(),
-        kind: StrategyKind::SwPatch,
+        kind: strategy_kind(kind),
         // A failed build leaves a strategy that can only be shown and deleted.
         state: if build_reason.is_some() {
             StrategyState::Failed
@@ -125,21 +176,22 @@ pub async fn create(
     match state.store.create_strategy(&strategy, &steps).await {
         Ok(()) => {}
         Err(StoreError::Conflict { .. }) => {
-            let kind = state
+            let existing = state
                 .store
                 .strategy()
                 .await?
-                .map_or(StrategyKind::SwPatch, |s| s.kind);
-            return Err(exists(kind));
+                .map_or(strategy.kind, |s| s.kind);
+            return Err(exists(existing));
         }
         Err(other) => return Err(other.into()),
     }
     tracing::info!(
         strategy = strategy.id,
-        hosts = steps.len(),
+        kind = %kind,
+        steps = steps.len(),
         build = strategy.details,
         by = caller.name,
-        "sw-patch strategy created"
+        "software-update strategy created"
     );
     state.wakeups.strategy_changed();
     Ok(Json(
@@ -156,36 +208,42 @@ fn exists(kind: StrategyKind) -> ApiError {
     ApiError::conflict(format!("strategy already exists of type:{kind}"))
 }
 
-/// `GET /api/orchestration/sw-patch/strategy`: `{"strategy": {...}}` or `{"strategy": null}`.
+/// `GET /api/orchestration/{name}/strategy`: `{"strategy": {...}}` or `{"strategy": null}`.
 #[utoipa::path(
-    get, path = "/api/orchestration/sw-patch/strategy", tag = "sw-update", security(("user_token" = [])),
-    responses((status = 200, description = "{\"strategy\": ...} or {\"strategy\": null}", body = Object))
+    get, path = "/api/orchestration/{name}/strategy", tag = "sw-update", security(("user_token" = [])),
+    params(("name" = String, Path, description = "sw-patch or sw-upgrade")),
+    responses((status = 200, description = "{\"strategy\": ...} or {\"strategy\": null}", body = Object), (status = 404, description = "An unknown strategy type", body = ErrorBody))
 )]
-pub async fn show(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(match current(&state).await? {
+pub async fn show(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = kind_of(&name)?;
+    Ok(Json(match current(&state, kind).await? {
         Some((strategy, record)) => json!({"strategy": render(&state, &strategy, &record).await?}),
         None => json!({"strategy": null}),
     }))
 }
 
-/// `GET /api/orchestration/sw-patch/strategy/{uuid}`.
+/// `GET /api/orchestration/{name}/strategy/{uuid}`.
 #[utoipa::path(
-    get, path = "/api/orchestration/sw-patch/strategy/{uuid}", tag = "sw-update", security(("user_token" = [])),
-    params(("uuid" = String, Path, description = "The strategy's uuid")),
+    get, path = "/api/orchestration/{name}/strategy/{uuid}", tag = "sw-update", security(("user_token" = [])),
+    params(("name" = String, Path, description = "sw-patch or sw-upgrade"), ("uuid" = String, Path, description = "The strategy's uuid")),
     responses((status = 200, description = "The strategy", body = Object), (status = 400, description = "Not a uuid", body = ErrorBody), (status = 404, description = "No such strategy", body = ErrorBody))
 )]
 pub async fn show_one(
     State(state): State<AppState>,
-    ApiPath(uuid): ApiPath<String>,
+    ApiPath((name, uuid)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    let kind = kind_of(&name)?;
     if Uuid::parse_str(&uuid).is_err() {
         return Err(ApiError::invalid("uuid", "is not a UUID"));
     }
-    match current(&state).await? {
+    match current(&state, kind).await? {
         Some((strategy, record)) if strategy.id == uuid => Ok(Json(
             json!({"strategy": render(&state, &strategy, &record).await?}),
         )),
-        _ => Err(no_strategy()),
+        _ => Err(no_strategy(kind)),
     }
 }
 
@@ -198,10 +256,8 @@ pub async fn current_strategy(State(state): State<AppState>) -> Result<Json<Valu
     let Some(strategy) = state.store.strategy().await? else {
         return Ok(Json(json!({"strategy": null})));
     };
-    let record: Option<SwPatchRecord> = match strategy.kind {
-        StrategyKind::SwPatch => serde_json::from_str(&strategy.options).ok(),
-        _ => None,
-    };
+    let record =
+        SwUpdateRecord::parse(strategy.kind, &strategy.options).map_err(ApiError::internal)?;
     let steps = match record {
         Some(_) => state.store.steps(&strategy.id).await?,
         None => Vec::new(),
@@ -220,19 +276,22 @@ pub struct ActionRequest {
     stage_id: Option<u32>,
 }
 
-/// `POST /api/orchestration/sw-patch/strategy/actions`: `apply-all` or `abort` (202 with the
-/// strategy).
+/// `POST /api/orchestration/{name}/strategy/actions`: `apply-all`, `apply-stage`, `abort` or
+/// `abort-stage` (202 with the strategy).
 #[utoipa::path(
-    post, path = "/api/orchestration/sw-patch/strategy/actions", tag = "sw-update", security(("user_token" = [])),
+    post, path = "/api/orchestration/{name}/strategy/actions", tag = "sw-update", security(("user_token" = [])),
+    params(("name" = String, Path, description = "sw-patch or sw-upgrade")),
     request_body = Object,
     responses((status = 202, description = "The strategy after the action", body = Object), (status = 400, description = "A bad action or no stage-id", body = ErrorBody), (status = 404, description = "No strategy", body = ErrorBody), (status = 409, description = "The strategy's state refuses the action", body = ErrorBody))
 )]
 pub async fn action(
     State(state): State<AppState>,
     caller: Caller,
+    ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<ActionRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Role::Operator)?;
+    let kind = kind_of(&name)?;
     let apply = match request.action.as_str() {
         "apply-all" | "apply-stage" => true,
         "abort" | "abort-stage" => false,
@@ -252,7 +311,9 @@ pub async fn action(
     } else {
         None
     };
-    let (strategy, record) = current(&state).await?.ok_or_else(no_strategy)?;
+    let (strategy, record) = current(&state, kind)
+        .await?
+        .ok_or_else(|| no_strategy(kind))?;
     let steps = state.store.steps(&strategy.id).await?;
     let status = view::status(&strategy, &record, &steps);
     let now = clock::now();
@@ -294,11 +355,14 @@ pub async fn action(
         strategy = strategy.id,
         action = request.action,
         by = caller.name,
-        "sw-patch strategy action"
+        kind = %kind,
+        "software-update strategy action"
     );
     state.wakeups.strategy_changed();
     state.wakeups.recheck_alarms();
-    let (strategy, _) = current(&state).await?.ok_or_else(no_strategy)?;
+    let (strategy, _) = current(&state, kind)
+        .await?
+        .ok_or_else(|| no_strategy(kind))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"strategy": render(&state, &strategy, &record).await?})),
@@ -312,25 +376,30 @@ struct DeleteRequest {
     force: bool,
 }
 
-/// `DELETE /api/orchestration/sw-patch/strategy` with an optional `{"force": bool}`: only
-/// when it is not applying or aborting (force does not delete a running strategy here: its
-/// hosts would be left locked).
+/// `DELETE /api/orchestration/{name}/strategy` with an optional `{"force": bool}`: only when
+/// it is not applying or aborting (force does not delete a running strategy here: its hosts
+/// would be left locked).
 #[utoipa::path(
-    delete, path = "/api/orchestration/sw-patch/strategy", tag = "sw-update", security(("user_token" = [])),
+    delete, path = "/api/orchestration/{name}/strategy", tag = "sw-update", security(("user_token" = [])),
+    params(("name" = String, Path, description = "sw-patch or sw-upgrade")),
     responses((status = 200, description = "Deleted", body = Object), (status = 404, description = "No strategy", body = ErrorBody), (status = 409, description = "It is applying or aborting", body = ErrorBody))
 )]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
+    ApiPath(name): ApiPath<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Operator)?;
+    let kind = kind_of(&name)?;
     let request: DeleteRequest = if body.is_empty() {
         DeleteRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
     };
-    let (strategy, _) = current(&state).await?.ok_or_else(no_strategy)?;
+    let (strategy, _) = current(&state, kind)
+        .await?
+        .ok_or_else(|| no_strategy(kind))?;
     if strategy.state.is_active()
         || !state
             .store
@@ -356,7 +425,8 @@ pub async fn delete(
     tracing::info!(
         strategy = strategy.id,
         by = caller.name,
-        "sw-patch strategy deleted"
+        kind = %kind,
+        "software-update strategy deleted"
     );
     state.wakeups.strategy_changed();
     state.wakeups.recheck_alarms();

@@ -14,7 +14,7 @@ use convoy_store::{PhaseRecord, StepRecord, StrategyRecord};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::strategy::sw_patch::{SwPatchRecord, summary};
+use crate::strategy::sw_update::{SwUpdateOptions, SwUpdateRecord, summary};
 
 /// The original's date format (shown in UTC here), or "".
 fn date(at: Option<Timestamp>) -> String {
@@ -160,7 +160,7 @@ fn phase_json(
 /// The strategy as `GET /api/orchestration/sw-patch/strategy` shows it.
 pub fn strategy_json(
     strategy: &StrategyRecord,
-    record: &SwPatchRecord,
+    record: &SwUpdateRecord,
     steps: &[StepRecord],
     phases: &[PhaseRecord],
 ) -> Value {
@@ -341,30 +341,60 @@ pub fn strategy_json(
         _ => &apply_phase,
     };
     let completion = current["completion-percentage"].clone();
-    let o = &record.options;
-    json!({
-        "uuid": strategy.id,
-        "name": "sw-patch",
-        "controller-apply-type": o.controller_apply_type.as_str(),
-        "storage-apply-type": o.storage_apply_type.as_str(),
-        "swift-apply-type": o.swift_apply_type.as_str(),
-        "worker-apply-type": o.worker_apply_type.as_str(),
-        "max-parallel-worker-hosts": o.max_parallel_worker_hosts,
-        "default-instance-action": o.default_instance_action.as_str(),
-        "alarm-restrictions": o.alarm_restrictions.as_str(),
-        "state": vim.as_str(),
-        "current-phase": current_phase.as_str(),
-        "current-phase-completion-percentage": completion,
-        "build-phase": build_phase,
-        "apply-phase": apply_phase,
-        "abort-phase": abort_phase,
-    })
+    let mut strategy_json = options_json(&record.options);
+    let fields = [
+        ("uuid", json!(strategy.id)),
+        ("state", json!(vim.as_str())),
+        ("current-phase", json!(current_phase.as_str())),
+        ("current-phase-completion-percentage", completion),
+        ("build-phase", build_phase),
+        ("apply-phase", apply_phase),
+        ("abort-phase", abort_phase),
+    ];
+    for (key, value) in fields {
+        strategy_json.insert(key.into(), value);
+    }
+    Value::Object(strategy_json)
+}
+
+/// The strategy's name and options, as the original shows them.
+fn options_json(options: &SwUpdateOptions) -> serde_json::Map<String, Value> {
+    let o = options.apply_options();
+    let mut fields = serde_json::Map::new();
+    let common = [
+        ("name", json!(o.kind.as_str())),
+        (
+            "controller-apply-type",
+            json!(o.controller_apply_type.as_str()),
+        ),
+        ("storage-apply-type", json!(o.storage_apply_type.as_str())),
+        ("swift-apply-type", json!(o.swift_apply_type.as_str())),
+        ("worker-apply-type", json!(o.worker_apply_type.as_str())),
+        (
+            "max-parallel-worker-hosts",
+            json!(o.max_parallel_worker_hosts),
+        ),
+        (
+            "default-instance-action",
+            json!(o.default_instance_action.as_str()),
+        ),
+        ("alarm-restrictions", json!(o.alarm_restrictions.as_str())),
+    ];
+    for (key, value) in common {
+        fields.insert(key.into(), value);
+    }
+    if let SwUpdateOptions::Upgrade(o) = options {
+        fields.insert("release".into(), json!(o.release().unwrap_or("")));
+        fields.insert("rollback".into(), json!(o.rollback));
+        fields.insert("delete".into(), json!(o.delete));
+    }
+    fields
 }
 
 /// What the original's apply and abort rules read of the strategy.
 pub fn status(
     strategy: &StrategyRecord,
-    record: &SwPatchRecord,
+    record: &SwUpdateRecord,
     steps: &[StepRecord],
 ) -> lifecycle::StrategyStatus {
     let total = record.plan.as_ref().map_or(0, |p| p.stages.len()) as u32;
@@ -391,7 +421,7 @@ pub fn status(
 /// The name and state `GET /api/orchestration/current-strategy/strategy` shows.
 pub fn current_json(
     strategy: &StrategyRecord,
-    vim: Option<(&SwPatchRecord, &[StepRecord])>,
+    vim: Option<(&SwUpdateRecord, &[StepRecord])>,
 ) -> Value {
     let state = match vim {
         Some((record, steps)) => vim_state(summary(strategy, record, steps))

@@ -1,12 +1,14 @@
-//! `convoy patch-strategy ...`: StarlingX's `sw-manager patch-strategy`, against the
-//! controller's `/api/orchestration/sw-patch/strategy`.
+//! `convoy patch-strategy ...` and `convoy sw-deploy-strategy ...`: StarlingX's `sw-manager
+//! patch-strategy` and `sw-manager sw-deploy-strategy`, against the controller's
+//! `/api/orchestration/sw-patch/strategy` and `/api/orchestration/sw-upgrade/strategy`.
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use convoy_api::Client;
 use convoy_core::sw_update::options::{
-    AlarmRestrictions, ApplyType, DEFAULT_MAX_PARALLEL_WORKER_HOSTS, InstanceAction, SwPatchOptions,
+    AlarmRestrictions, ApplyType, DEFAULT_MAX_PARALLEL_WORKER_HOSTS, InstanceAction,
+    SwPatchOptions, SwUpdateKind, SwUpgradeOptions,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -15,11 +17,12 @@ use crate::connection::ConnectionArgs;
 use crate::failure::Failure;
 use crate::output::Output;
 
-/// sw-manager's create options; the first value each lists is the default.
+/// sw-manager's create options both strategies share; the first value each lists is the
+/// default.
 #[derive(Debug, Clone, Args)]
-pub struct CreateArgs {
+pub struct ApplyArgs {
     /// serial or ignore (parallel is accepted, and fails the build when a controller needs the
-    /// patches, as sw-manager's).
+    /// update, as sw-manager's).
     #[arg(long, default_value = "serial", value_parser = parse::<ApplyType>)]
     controller_apply_type: ApplyType,
     /// serial, parallel or ignore.
@@ -28,7 +31,8 @@ pub struct CreateArgs {
     /// serial, parallel or ignore.
     #[arg(long, default_value = "serial", value_parser = parse::<ApplyType>)]
     worker_apply_type: ApplyType,
-    /// Workers updated at once with --worker-apply-type parallel (2..100).
+    /// Workers updated at once with --worker-apply-type parallel (2..100 for a patch
+    /// strategy, 2..10 for a sw-deploy strategy).
     #[arg(long, default_value_t = DEFAULT_MAX_PARALLEL_WORKER_HOSTS)]
     max_parallel_worker_hosts: u32,
     /// stop-start or migrate.
@@ -43,7 +47,35 @@ pub struct CreateArgs {
 #[derive(Debug, Subcommand)]
 pub enum PatchStrategyCommand {
     /// Build a patch strategy from the site as it is: the build checks, then the stages.
-    Create(CreateArgs),
+    Create(ApplyArgs),
+    #[command(flatten)]
+    Verb(StrategyVerb),
+}
+
+/// `sw-deploy-strategy create`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DeployCreateArgs {
+    /// The release to deploy (`convoy software list`).
+    release: String,
+    #[command(flatten)]
+    apply: ApplyArgs,
+    /// Delete the deploy record once the release is deployed (a `sw-deploy-delete` stage).
+    #[arg(long)]
+    delete: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SwDeployStrategyCommand {
+    /// Build a sw-deploy strategy for RELEASE from the site as it is: deploy start, the host
+    /// stages, then activate and complete.
+    Create(DeployCreateArgs),
+    #[command(flatten)]
+    Verb(StrategyVerb),
+}
+
+/// What both strategies do once created.
+#[derive(Debug, Subcommand)]
+pub enum StrategyVerb {
     /// The strategy: its options, phase and state.
     Show {
         /// Also every stage and step.
@@ -83,66 +115,104 @@ where
     s.parse().map_err(|e: T::Err| e.to_string())
 }
 
+fn bad_option(e: convoy_core::ValidationError) -> Failure {
+    Failure::bad_input(format!("--{}: {}", e.field.replace('_', "-"), e.reason))
+}
+
 impl PatchStrategyCommand {
     pub async fn run(self, connection: &ConnectionArgs, out: &Output) -> Result<(), Failure> {
+        let kind = SwUpdateKind::SwPatch;
         let client = connection.authenticated().await?;
         match self {
-            PatchStrategyCommand::Create(args) => {
+            PatchStrategyCommand::Create(a) => {
                 let options = SwPatchOptions {
-                    controller_apply_type: args.controller_apply_type,
-                    storage_apply_type: args.storage_apply_type,
-                    worker_apply_type: args.worker_apply_type,
-                    max_parallel_worker_hosts: args.max_parallel_worker_hosts,
-                    default_instance_action: args.instance_action,
-                    alarm_restrictions: args.alarm_restrictions,
+                    controller_apply_type: a.controller_apply_type,
+                    storage_apply_type: a.storage_apply_type,
+                    worker_apply_type: a.worker_apply_type,
+                    max_parallel_worker_hosts: a.max_parallel_worker_hosts,
+                    default_instance_action: a.instance_action,
+                    alarm_restrictions: a.alarm_restrictions,
                     ..SwPatchOptions::default()
                 };
-                options
-                    .validate()
-                    .map_err(|e| Failure::bad_input(format!("--{}: {}", e.field, e.reason)))?;
-                let answer = client.create_sw_patch_strategy(&options).await?;
+                options.validate().map_err(bad_option)?;
+                let answer = client.create_sw_update_strategy(kind, &options).await?;
                 show(out, &answer["strategy"], false, false, false)
             }
-            PatchStrategyCommand::Show {
+            PatchStrategyCommand::Verb(verb) => verb.run(&client, kind, out).await,
+        }
+    }
+}
+
+impl SwDeployStrategyCommand {
+    pub async fn run(self, connection: &ConnectionArgs, out: &Output) -> Result<(), Failure> {
+        let kind = SwUpdateKind::SwUpgrade;
+        let client = connection.authenticated().await?;
+        match self {
+            SwDeployStrategyCommand::Create(args) => {
+                let a = &args.apply;
+                let options = SwUpgradeOptions {
+                    controller_apply_type: a.controller_apply_type,
+                    storage_apply_type: a.storage_apply_type,
+                    worker_apply_type: a.worker_apply_type,
+                    max_parallel_worker_hosts: a.max_parallel_worker_hosts,
+                    default_instance_action: a.instance_action,
+                    alarm_restrictions: a.alarm_restrictions,
+                    release: vec![args.release.clone()],
+                    delete: args.delete,
+                    ..SwUpgradeOptions::default()
+                };
+                options.validate().map_err(bad_option)?;
+                let answer = client.create_sw_update_strategy(kind, &options).await?;
+                show(out, &answer["strategy"], false, false, false)
+            }
+            SwDeployStrategyCommand::Verb(verb) => verb.run(&client, kind, out).await,
+        }
+    }
+}
+
+impl StrategyVerb {
+    async fn run(self, client: &Client, kind: SwUpdateKind, out: &Output) -> Result<(), Failure> {
+        match self {
+            StrategyVerb::Show {
                 details,
                 active,
                 error_details,
             } => {
-                let answer = client.sw_patch_strategy().await?;
+                let answer = client.sw_update_strategy(kind).await?;
                 if answer["strategy"].is_null() {
                     out.note("No strategy available");
                     return Ok(());
                 }
                 show(out, &answer["strategy"], details, active, error_details)
             }
-            PatchStrategyCommand::Apply { stage_id, wait } => {
-                let answer = match stage_id {
-                    Some(id) => {
-                        client
-                            .sw_patch_strategy_stage_action("apply-stage", id)
-                            .await?
-                    }
-                    None => client.sw_patch_strategy_action("apply-all").await?,
+            StrategyVerb::Apply { stage_id, wait } => {
+                let action = if stage_id.is_some() {
+                    "apply-stage"
+                } else {
+                    "apply-all"
                 };
+                let answer = client
+                    .sw_update_strategy_action(kind, action, stage_id)
+                    .await?;
                 if !wait {
                     return show(out, &answer["strategy"], false, false, false);
                 }
-                let strategy = follow(&client, out).await?;
+                let strategy = follow(client, kind, out).await?;
                 show(out, &strategy, false, false, true)
             }
-            PatchStrategyCommand::Abort { stage_id } => {
-                let answer = match stage_id {
-                    Some(id) => {
-                        client
-                            .sw_patch_strategy_stage_action("abort-stage", id)
-                            .await?
-                    }
-                    None => client.sw_patch_strategy_action("abort").await?,
+            StrategyVerb::Abort { stage_id } => {
+                let action = if stage_id.is_some() {
+                    "abort-stage"
+                } else {
+                    "abort"
                 };
+                let answer = client
+                    .sw_update_strategy_action(kind, action, stage_id)
+                    .await?;
                 show(out, &answer["strategy"], false, false, false)
             }
-            PatchStrategyCommand::Delete => {
-                client.delete_sw_patch_strategy().await?;
+            StrategyVerb::Delete => {
+                client.delete_sw_update_strategy(kind).await?;
                 out.note("Strategy deleted");
                 Ok(())
             }
@@ -167,7 +237,7 @@ fn is_final(state: &str) -> bool {
 }
 
 /// Polls the strategy until it rests, showing the phase's completion and the running step.
-async fn follow(client: &Client, out: &Output) -> Result<Value, Failure> {
+async fn follow(client: &Client, kind: SwUpdateKind, out: &Output) -> Result<Value, Failure> {
     let bar = if out.is_table() {
         ProgressBar::new(100)
     } else {
@@ -179,7 +249,7 @@ async fn follow(client: &Client, out: &Output) -> Result<Value, Failure> {
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     loop {
-        let answer = client.sw_patch_strategy().await?;
+        let answer = client.sw_update_strategy(kind).await?;
         let strategy = answer["strategy"].clone();
         let state = strategy["state"].as_str().unwrap_or("");
         bar.set_position(
@@ -243,10 +313,17 @@ pub fn show(
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    let mut lines = vec!["Strategy Patch Strategy:".to_string()];
+    let title = match s["name"].as_str() {
+        Some("sw-upgrade") => "Strategy Software Deploy Strategy:",
+        _ => "Strategy Patch Strategy:",
+    };
+    let mut lines = vec![title.to_string()];
     let mut line =
         |name: &str, value: String| lines.push(format!("  {:<38}{value}", format!("{name}:")));
     line("strategy-uuid", field("uuid"));
+    if s["name"] == "sw-upgrade" {
+        line("release-id", field("release"));
+    }
     line("controller-apply-type", field("controller-apply-type"));
     line("storage-apply-type", field("storage-apply-type"));
     line("worker-apply-type", field("worker-apply-type"));

@@ -1,42 +1,79 @@
-//! A software-update (sw-patch) strategy at a site: what each VIM step does on the
-//! controller's store and the hosts' agents.
+//! A software-update strategy at a site (sw-patch, or sw-upgrade: the sw-deploy strategy):
+//! what each VIM step does on the controller's store and the hosts' agents.
 //!
 //! - `query-alarms`, `wait-alarms-clear`, `wait-data-sync`: the site's active alarms through
 //!   the plan's filter (the waits first look after their delay, then until none blocks);
 //! - `swact-hosts`: the site's record of the active controller moves to a standby;
 //! - `lock-hosts` / `unlock-hosts`: the host's administrative state; an unlock is done when
 //!   the host is back unlocked, available and patch-current, heard from after the unlock;
-//! - `sw-patch-hosts`: the agent's install command, as `convoy patch host-install` sends it
-//!   (the agent reboots a locked host after a reboot-required change, so `reboot-hosts` has
-//!   nothing left to do);
+//! - `sw-patch-hosts` / `upgrade-hosts`: the agent's install command, as `convoy patch
+//!   host-install` sends it (the agent reboots a locked host after a reboot-required change,
+//!   so `reboot-hosts` has nothing left to do);
+//! - `start-upgrade`, `activate-upgrade`, `complete-upgrade`, `deploy-delete`: the site's
+//!   software deploy (`patches::deploy`); a host stage starting moves the deploy to `host`;
 //! - `system-stabilize`: a wait.
 
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::host::{Administrative, Availability, availability};
 use convoy_core::patch::state::{PatchCurrent, host_status};
+use convoy_core::strategy::{StrategyKind, Terminal};
 use convoy_core::sw_update::build::{Plan, alarms_present_reason};
 use convoy_core::sw_update::durations::StepDurations;
 use convoy_core::sw_update::inventory::ActiveAlarm;
 use convoy_core::sw_update::kind::{
     EngineSummary, StepResult, UpdateAction, UpdatePhase, UpdateRules,
 };
-use convoy_core::sw_update::options::SwPatchOptions;
-use convoy_core::sw_update::stages::{StepDetail, StepName};
+use convoy_core::sw_update::options::{
+    ApplyOptions, SwPatchOptions, SwUpdateKind, SwUpgradeOptions,
+};
+use convoy_core::sw_update::release::{DeployState, HostDeployState};
+use convoy_core::sw_update::stages::{StageName, StepDetail, StepName};
 use convoy_store::{StepRecord, StrategyRecord};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use super::site_kind::SiteKind;
+use super::site_kind::{SiteKind, TickEnd};
 use crate::api::hosts::{set_administrative, swact_from};
+use crate::patches::deploy;
 use crate::patches::repository::Site;
 use crate::state::AppState;
 
-/// What a sw-patch strategy keeps (the strategy record's options).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SwPatchRecord {
-    pub options: SwPatchOptions,
+/// The options a software-update strategy was created with, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SwUpdateOptions {
+    Patch(SwPatchOptions),
+    Upgrade(SwUpgradeOptions),
+}
+
+impl SwUpdateOptions {
+    pub fn kind(&self) -> SwUpdateKind {
+        self.apply_options().kind
+    }
+
+    /// The options every kind shares.
+    pub fn apply_options(&self) -> ApplyOptions {
+        match self {
+            SwUpdateOptions::Patch(o) => o.apply_options(),
+            SwUpdateOptions::Upgrade(o) => o.apply_options(),
+        }
+    }
+
+    /// The release a sw-upgrade strategy deploys.
+    pub fn release(&self) -> Option<&str> {
+        match self {
+            SwUpdateOptions::Patch(_) => None,
+            SwUpdateOptions::Upgrade(o) => o.release(),
+        }
+    }
+}
+
+/// What a software-update strategy keeps (the strategy record's options).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SwUpdateRecord {
+    pub options: SwUpdateOptions,
     /// The build's plan; None when the build failed.
     pub plan: Option<Plan>,
     /// Why the build failed, if it did.
@@ -45,10 +82,52 @@ pub struct SwPatchRecord {
     pub durations: StepDurations,
 }
 
-/// What the engine's records say of a sw-patch strategy, for its VIM state and its alarm.
+/// The stored record, before its options are read by the strategy's kind.
+#[derive(Deserialize)]
+struct StoredRecord {
+    options: serde_json::Value,
+    plan: Option<Plan>,
+    build_reason: Option<String>,
+    durations: StepDurations,
+}
+
+impl SwUpdateRecord {
+    /// Reads the record of a strategy of `kind`; None if it is not a software update.
+    pub fn parse(kind: StrategyKind, json: &str) -> anyhow::Result<Option<SwUpdateRecord>> {
+        let Some(update) = kind.sw_update() else {
+            return Ok(None);
+        };
+        let stored: StoredRecord = serde_json::from_str(json)?;
+        let options = match update {
+            SwUpdateKind::SwPatch => {
+                SwUpdateOptions::Patch(serde_json::from_value(stored.options)?)
+            }
+            SwUpdateKind::SwUpgrade => {
+                SwUpdateOptions::Upgrade(serde_json::from_value(stored.options)?)
+            }
+        };
+        Ok(Some(SwUpdateRecord {
+            options,
+            plan: stored.plan,
+            build_reason: stored.build_reason,
+            durations: stored.durations,
+        }))
+    }
+}
+
+/// The controller's strategy, if it is a software update.
+pub async fn current(app: &AppState) -> anyhow::Result<Option<(StrategyRecord, SwUpdateRecord)>> {
+    let Some(strategy) = app.store.strategy().await? else {
+        return Ok(None);
+    };
+    Ok(SwUpdateRecord::parse(strategy.kind, &strategy.options)?.map(|r| (strategy, r)))
+}
+
+/// What the engine's records say of a software-update strategy, for its VIM state and its
+/// alarm.
 pub fn summary(
     strategy: &StrategyRecord,
-    record: &SwPatchRecord,
+    record: &SwUpdateRecord,
     steps: &[StepRecord],
 ) -> EngineSummary {
     EngineSummary::of(
@@ -73,25 +152,29 @@ pub async fn active_alarms(app: &AppState) -> Result<Vec<ActiveAlarm>, convoy_st
         .collect())
 }
 
-pub struct SwPatchSite {
+pub struct SwUpdateSite {
     rules: UpdateRules,
     plan: Plan,
+    /// The release a sw-upgrade strategy deploys.
+    release: Option<String>,
     /// The repository as this tick read it: the install commands name its bundles.
     site: Site,
     ping: SignedDuration,
 }
 
-impl SwPatchSite {
-    pub async fn load(app: &AppState, record: SwPatchRecord) -> anyhow::Result<SwPatchSite> {
+impl SwUpdateSite {
+    pub async fn load(app: &AppState, record: SwUpdateRecord) -> anyhow::Result<SwUpdateSite> {
+        let release = record.options.release().map(str::to_string);
         let plan = record
             .plan
             .ok_or_else(|| anyhow::anyhow!("the strategy's build failed; it has no plan"))?;
         let site = Site::load(app)
             .await
             .map_err(|e| anyhow::anyhow!("cannot read the patch repository: {e:?}"))?;
-        Ok(SwPatchSite {
+        Ok(SwUpdateSite {
             rules: UpdateRules::new(&plan.stages, &record.durations),
             plan,
+            release,
             site,
             ping: app.ping_interval,
         })
@@ -156,7 +239,61 @@ impl SwPatchSite {
     }
 }
 
-impl SiteKind for SwPatchSite {
+impl SwUpdateSite {
+    fn release(&self) -> anyhow::Result<&str> {
+        self.release
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("a deploy step in a strategy that names no release"))
+    }
+
+    /// Whether plan stage `stage` (engine numbering, from 1) updates hosts of a sw-upgrade.
+    fn is_host_stage(&self, stage: u32) -> bool {
+        let name = stage
+            .checked_sub(1)
+            .and_then(|i| self.plan.stages.get(i as usize))
+            .map(|s| s.name);
+        matches!(
+            name,
+            Some(
+                StageName::SwUpgradeControllers
+                    | StageName::SwUpgradeStorageHosts
+                    | StageName::SwUpgradeWorkerHosts
+            )
+        )
+    }
+
+    /// `activate-upgrade`: every host has the release, so the deploy's host phase is done;
+    /// then activation (nothing more to do at a Convoy site than to record it).
+    async fn activate(&self, app: &AppState, now: Timestamp) -> anyhow::Result<StepResult> {
+        let site = Site::load(app)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the repository: {}", e.message))?;
+        let behind: Vec<String> = site
+            .host_deploy_states()
+            .into_iter()
+            .filter(|(_, s)| *s != HostDeployState::Deployed)
+            .map(|(h, s)| format!("{h} ({s})"))
+            .collect();
+        if !behind.is_empty() {
+            return Ok(StepResult::Failed(format!(
+                "deploy activate failed: hosts not deployed: {}",
+                behind.join(", ")
+            )));
+        }
+        use DeployState::*;
+        let path = match site.deploy.as_ref().map(|d| d.state) {
+            Some(HostFailed) => vec![HostFailed, Host, HostDone, Activate, ActivateDone],
+            Some(ActivateFailed) => vec![ActivateFailed, Activate, ActivateDone],
+            _ => vec![StartDone, Host, HostDone, Activate, ActivateDone],
+        };
+        Ok(match deploy::advance(app, &path, now).await {
+            Ok(_) => StepResult::Success,
+            Err(e) => StepResult::Failed(format!("deploy activate failed: {}", e.message)),
+        })
+    }
+}
+
+impl SiteKind for SwUpdateSite {
     type Rules = UpdateRules;
     type TickCache = ();
 
@@ -173,7 +310,7 @@ impl SiteKind for SwPatchSite {
         action: UpdateAction,
         target: &str,
     ) -> Option<(CommandKind, serde_json::Value)> {
-        if action.name != StepName::SwPatchHosts {
+        if !matches!(action.name, StepName::SwPatchHosts | StepName::UpgradeHosts) {
             return None;
         }
         let host = self.site.hosts.iter().find(|h| h.hostname == target)?;
@@ -280,6 +417,29 @@ impl SiteKind for SwPatchSite {
                     .await?
                     .then_some(StepResult::Success)
             }
+            StepName::StartUpgrade => Some(match deploy::start(app, self.release()?, now).await {
+                Ok(_) => StepResult::Success,
+                Err(e) => StepResult::Failed(format!("deploy start failed: {}", e.message)),
+            }),
+            StepName::ActivateUpgrade => Some(self.activate(app, now).await?),
+            StepName::CompleteUpgrade => Some(
+                match deploy::advance(
+                    app,
+                    &[DeployState::ActivateDone, DeployState::Completed],
+                    now,
+                )
+                .await
+                {
+                    Ok(_) => StepResult::Success,
+                    Err(e) => StepResult::Failed(format!("deploy complete failed: {}", e.message)),
+                },
+            ),
+            StepName::DeployDelete => Some(match deploy::delete(app).await {
+                Ok(()) => StepResult::Success,
+                Err(e) => StepResult::Failed(format!("deploy delete failed: {}", e.message)),
+            }),
+            // Build-stage queries, answered when the strategy was built.
+            StepName::QueryUpgrade | StepName::SwDeployPrecheck => Some(StepResult::Success),
             // The agent already rebooted the locked host after a reboot-required change;
             // Convoy has no host services to disable or enable.
             StepName::RebootHosts
@@ -290,5 +450,63 @@ impl SiteKind for SwPatchSite {
                 other.as_str()
             ))),
         })
+    }
+
+    /// A sw-upgrade's host stage starting moves the deploy to `host` (again, after a failed
+    /// host stage).
+    async fn stage_starting(
+        &self,
+        app: &AppState,
+        _strategy: &StrategyRecord,
+        step: &StepRecord,
+        _cache: &mut (),
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        if self.release.is_none() || !self.is_host_stage(step.stage) {
+            return Ok(());
+        }
+        let Some(current) = app.store.deploy().await? else {
+            return Ok(());
+        };
+        if matches!(
+            current.state,
+            DeployState::StartDone | DeployState::HostFailed
+        ) {
+            deploy::advance(app, &[current.state, DeployState::Host], now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        }
+        Ok(())
+    }
+
+    /// A sw-upgrade stopped by a host's failure leaves the deploy `host-failed`.
+    async fn tick_written(
+        &self,
+        app: &AppState,
+        _strategy: &StrategyRecord,
+        steps: &[StepRecord],
+        end: TickEnd,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        if self.release.is_none() || !end.stopping {
+            return Ok(());
+        }
+        let host_failed = steps.iter().any(|s| {
+            self.is_host_stage(s.stage) && Terminal::parse(&s.state) == Some(Terminal::Failed)
+        });
+        if !host_failed {
+            return Ok(());
+        }
+        if app
+            .store
+            .deploy()
+            .await?
+            .is_some_and(|d| d.state == DeployState::Host)
+        {
+            deploy::advance(app, &[DeployState::Host, DeployState::HostFailed], now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        }
+        Ok(())
     }
 }
