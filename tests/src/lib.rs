@@ -639,5 +639,6 @@ pub fn host_facts() -> convoy_api::agent::HostFacts {
         state_fs_free_bytes: 1,
         maintenance: false,
         software: Default::default(),
+        instances: Vec::new(),
     }
 }

@@ -663,3 +663,132 @@ async fn applied_stage_by_stage_with_the_originals_rules() {
         "error: apply already completed"
     );
 }
+
+/// worker-0's InstanceAction hook: it lists vm-a and vm-b and logs every other run.
+const INSTANCE_HOOK: &str = "case \"$1\" in\n  list) echo vm-a; echo vm-b ;;\n  *) echo \"{host} InstanceAction $*\" >> {log} ;;\nesac";
+
+#[tokio::test]
+async fn instances_are_stopped_before_the_lock_and_started_again_even_on_abort() {
+    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    site.write_hook("worker-0", "InstanceAction", INSTANCE_HOOK);
+    // The agent lists its instances when it starts.
+    site.agent("worker-0").kill();
+    site.agent("worker-0").restart().unwrap();
+    wait_until(Deadline::after(LONG), "worker-0's instances", || async {
+        let host = site.admin().host("worker-0").await.ok()?;
+        (host.instances == ["vm-a", "vm-b"]).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // A reboot-required patch whose install fails on a host with `fail` in its root.
+    let pre = site.source(
+        "fail-pre.sh",
+        "#!/bin/sh\nif [ -e \"$CONVOY_ROOT/fail\" ]; then echo injected failure; exit 1; fi\n",
+    );
+    let source = site.source("i.source", "i\n");
+    let patch = site
+        .build_patch(
+            &keys,
+            "STRAT_0009",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--worker",
+                &format!("{}=etc/i.conf", source.display()),
+                "--pre-install",
+                &pre.display().to_string(),
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", "STRAT_0009"]).await.ok();
+    hosts_reported(&site).await;
+
+    // The install fails after the stop: the abort phase starts the instances again.
+    std::fs::write(site.root("worker-0").join("fail"), "").unwrap();
+    site.convoy(&["patch-strategy", "create"]).await.ok();
+    let s = strategy(&site).await;
+    // Workers without instances go first: worker-0's stage is the second.
+    let steps = s["apply-phase"]["stages"][1]["steps"].clone();
+    assert_eq!(steps[1]["step-name"], "stop-instances", "{s:#}");
+    assert_eq!(
+        steps[1]["entity-names"],
+        serde_json::json!(["vm-a", "vm-b"])
+    );
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+    let s = wait_state(&site, "aborted").await;
+    assert_eq!(s["apply-phase"]["result"], "failed", "{s:#}");
+    let ran: Vec<String> = site
+        .hook_lines()
+        .into_iter()
+        .map(|words| words.join(" "))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            "worker-0 InstanceAction stop vm-a vm-b",
+            "worker-0 InstanceAction start vm-a vm-b"
+        ]
+    );
+    let phases: Vec<String> = site
+        .admin()
+        .strategy_step("worker-0")
+        .await
+        .unwrap()
+        .phases
+        .into_iter()
+        .map(|p| p.phase)
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "query-alarms",
+            "stop-instances",
+            "lock-hosts",
+            "sw-patch-hosts",
+            "unlock-hosts#abort",
+            "start-instances#abort"
+        ]
+    );
+    let host = site.admin().host("worker-0").await.unwrap();
+    assert_eq!(host.administrative.as_str(), "unlocked");
+
+    // Mended, a new strategy stops them before the lock and starts them after the unlock.
+    std::fs::remove_file(site.root("worker-0").join("fail")).unwrap();
+    std::fs::remove_file(site.hook_log()).unwrap();
+    site.convoy(&["patch-strategy", "delete"]).await.ok();
+    site.convoy(&["patch-strategy", "create"]).await.ok();
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+    wait_state(&site, "applied").await;
+    let phases: Vec<String> = site
+        .admin()
+        .strategy_step("worker-0")
+        .await
+        .unwrap()
+        .phases
+        .into_iter()
+        .map(|p| p.phase)
+        .collect();
+    let at = |name: &str| phases.iter().position(|p| p == name).unwrap();
+    assert!(at("stop-instances") < at("lock-hosts"), "{phases:?}");
+    assert!(at("unlock-hosts") < at("start-instances"), "{phases:?}");
+    let ran: Vec<String> = site
+        .hook_lines()
+        .into_iter()
+        .map(|words| words.join(" "))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            "worker-0 InstanceAction stop vm-a vm-b",
+            "worker-0 InstanceAction start vm-a vm-b"
+        ]
+    );
+    // worker-1 has no instances: no instance step ran a hook there.
+    assert!(ran.iter().all(|l| l.starts_with("worker-0")));
+}

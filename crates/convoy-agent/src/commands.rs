@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use convoy_api::agent::{CommandDelivery, HookRequest, MaintenanceState, RequiredScriptMissing};
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
+use convoy_core::hook::HookStage;
 use jiff::Timestamp;
 use uuid::Uuid;
 
@@ -122,6 +123,10 @@ impl Runner {
                 }
                 Ok(request) => {
                     let run = self.hooks.run(delivery.id, &request).await;
+                    if request.stage == HookStage::InstanceAction {
+                        // Stopped, started or moved: the list may have changed.
+                        self.facts.instances.changed();
+                    }
                     CommandOutcome {
                         succeeded: run.error.is_none(),
                         message: match &run.error {
@@ -268,6 +273,7 @@ mod tests {
                 load_memory_mib: None,
                 maintenance: crate::maintenance::MaintenanceFlag::new(dir),
                 release: None,
+                instances: Default::default(),
             },
             Hooks {
                 hooks_dir: None,

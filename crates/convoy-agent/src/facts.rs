@@ -6,6 +6,7 @@ use std::path::Path;
 use convoy_core::host::HostFacts;
 use convoy_core::patch::Release;
 
+use crate::instances::Instances;
 use crate::maintenance::MaintenanceFlag;
 use crate::patches::{reboot, state};
 
@@ -19,6 +20,8 @@ pub struct FactSource {
     pub maintenance: MaintenanceFlag,
     /// The release this host runs (`--release`).
     pub release: Option<Release>,
+    /// Its instances, as its `InstanceAction` hook last listed them.
+    pub instances: Instances,
 }
 
 impl FactSource {
@@ -40,6 +43,7 @@ impl FactSource {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             state_fs_free_bytes: free_bytes(&self.state_dir),
             maintenance: self.maintenance.get(),
+            instances: self.instances.get(),
         }
     }
 }
@@ -98,6 +102,7 @@ mod tests {
             load_memory_mib: None,
             maintenance: MaintenanceFlag::new(dir.path()),
             release: Some("25.09".parse().unwrap()),
+            instances: Default::default(),
         }
         .collect();
         assert_eq!(facts.capacity_cpus, 16);
@@ -123,6 +128,7 @@ mod tests {
             load_memory_mib: None,
             maintenance: MaintenanceFlag::new(dir.path()),
             release: None,
+            instances: Default::default(),
         }
         .collect();
         assert_eq!((facts.load_cpus, facts.load_memory_mib), (0.0, 0));

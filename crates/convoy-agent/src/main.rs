@@ -6,6 +6,7 @@ mod commands;
 mod facts;
 mod hooks;
 mod identity;
+mod instances;
 mod ledger;
 mod maintenance;
 mod patches;

@@ -19,6 +19,7 @@ use crate::commands::{Delivery, Runner};
 use crate::facts::FactSource;
 use crate::hooks::Hooks;
 use crate::identity::{self, Identity};
+use crate::instances::Instances;
 use crate::ledger::Ledger;
 use crate::maintenance::MaintenanceFlag;
 use crate::patches::download::BundleSource;
@@ -51,6 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         load_memory_mib: args.load_memory_mib,
         maintenance: MaintenanceFlag::new(&args.state_dir),
         release: Some(args.release.clone()),
+        instances: Instances::default(),
     };
     let hooks = Hooks {
         hooks_dir: args.hooks_dir.clone(),
@@ -58,6 +60,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         agent_binary: std::env::current_exe().context("cannot find the agent's own executable")?,
         env: hook_env(&args)?,
     };
+    // The instances are listed before enrolment, so the first facts carry them.
+    facts.instances.refresh(&hooks).await;
     let ledger = Ledger::open(&args.state_dir)?;
     let trusted = TrustedKeys::read(&args.trusted_keys).context(
         "cannot read a --trusted-key; give the PEM public key the site's patches are signed with",
@@ -97,6 +101,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let patches = HostPatches::new(installer, Some(bundles), args.reboot_command.clone());
     // Before taking commands: an install a crash interrupted is undone first.
     patches.start().await;
+    let hooks_for_instances = hooks.clone();
     let runner = Runner::new(ledger, facts.clone(), hooks, patches);
     let client = controller.with_token(identity.credential);
     info!(
@@ -105,6 +110,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "agent running"
     );
 
+    tokio::spawn(facts.instances.clone().keep_fresh(hooks_for_instances));
     tokio::select! {
         result = heartbeats(client.clone(), facts, interval.clone()) => result,
         result = take_commands(client, runner, interval) => result,

@@ -37,6 +37,9 @@ pub struct Host {
     /// for other hosts.
     #[serde(default)]
     pub controller: Option<String>,
+    /// The instances its `InstanceAction` hook lists.
+    #[serde(default)]
+    pub instances: Vec<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -12,6 +12,10 @@ pub enum HookStage {
     PreMaintenance,
     Maintenance,
     PostMaintenance,
+    /// Not a maintenance stage: the optional script that lists, stops, starts and migrates
+    /// the host's instances for software-update strategies (`InstanceAction list`, `stop
+    /// NAME...`, `start NAME...`, `migrate NAME...`), since Convoy has no hypervisor.
+    InstanceAction,
 }
 
 named_enum!(HookStage, field = "stage", {
@@ -19,6 +23,7 @@ named_enum!(HookStage, field = "stage", {
     PreMaintenance => "PreMaintenance",
     Maintenance => "Maintenance",
     PostMaintenance => "PostMaintenance",
+    InstanceAction => "InstanceAction",
 });
 
 impl HookStage {

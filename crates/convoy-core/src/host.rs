@@ -175,6 +175,9 @@ pub struct HostFacts {
     /// Its release and patches.
     #[serde(default)]
     pub software: crate::patch::HostSoftware,
+    /// The instances its `InstanceAction` hook lists (none without the hook).
+    #[serde(default)]
+    pub instances: Vec<String>,
 }
 
 /// The largest figures a host may report: beyond any machine, so that a wrong or hostile
@@ -182,8 +185,24 @@ pub struct HostFacts {
 pub const MAX_HOST_CPUS: u32 = 65_536;
 /// 1 PiB.
 pub const MAX_HOST_MEMORY_MIB: u64 = 1 << 30;
-/// Longest free text a host reports (boot id, OS, agent version).
+/// Longest free text a host reports (boot id, OS, agent version, an instance's name).
 pub const MAX_FACT_TEXT: usize = 256;
+/// Most instances a host reports.
+pub const MAX_HOST_INSTANCES: usize = 1024;
+
+/// Checks an instance name as an `InstanceAction` hook lists it: 1 to [`MAX_FACT_TEXT`]
+/// bytes of printable characters without whitespace (it is passed as one argument).
+pub fn check_instance_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_FACT_TEXT {
+        return Err(format!("{name:?} must be 1 to {MAX_FACT_TEXT} bytes"));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{name:?} must not contain whitespace or control characters"
+        ));
+    }
+    Ok(())
+}
 
 impl HostFacts {
     /// Checks every figure is within what a real host can have; the error names the field
@@ -234,6 +253,16 @@ impl HostFacts {
                 ));
             }
         }
+        if self.instances.len() > MAX_HOST_INSTANCES {
+            return Err(ValidationError::new(
+                field("instances"),
+                format!("must list at most {MAX_HOST_INSTANCES}"),
+            ));
+        }
+        for name in &self.instances {
+            check_instance_name(name)
+                .map_err(|reason| ValidationError::new(field("instances"), reason))?;
+        }
         Ok(())
     }
 }
@@ -254,7 +283,21 @@ mod fact_tests {
             state_fs_free_bytes: 1 << 40,
             maintenance: false,
             software: Default::default(),
+            instances: vec!["vm-1".into()],
         }
+    }
+
+    #[test]
+    fn instance_names_are_single_printable_words() {
+        assert!(facts().check().is_ok());
+        for bad in ["", "two words", "tab\t", &"x".repeat(MAX_FACT_TEXT + 1)] {
+            let mut f = facts();
+            f.instances = vec![bad.to_string()];
+            assert_eq!(f.check().unwrap_err().field, "facts.instances", "{bad:?}");
+        }
+        let mut f = facts();
+        f.instances = vec!["vm".into(); MAX_HOST_INSTANCES + 1];
+        assert!(f.check().is_err());
     }
 
     #[test]

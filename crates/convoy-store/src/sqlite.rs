@@ -176,6 +176,12 @@ fn host_from(row: &SqliteRow) -> Result<HostRecord> {
                     reason: format!("software: {e}"),
                 }
             })?,
+            instances: serde_json::from_str(row.try_get::<&str, _>("instances")?).map_err(|e| {
+                StoreError::Corrupt {
+                    table: "hosts",
+                    reason: format!("instances: {e}"),
+                }
+            })?,
         },
         last_seen: opt_time("hosts", row.try_get("last_seen")?)?,
         enrolled_at: time("hosts", row.try_get("enrolled_at")?)?,
@@ -193,6 +199,13 @@ fn command_from(row: &SqliteRow) -> Result<CommandRecord> {
         dispatched_session: row.try_get("dispatched_session")?,
         completed_at: opt_time("commands", row.try_get("completed_at")?)?,
         outcome: row.try_get("outcome")?,
+    })
+}
+
+fn instances_json(instances: &[String]) -> Result<String> {
+    serde_json::to_string(instances).map_err(|e| StoreError::Corrupt {
+        table: "hosts",
+        reason: format!("instances: {e}"),
     })
 }
 
@@ -457,16 +470,17 @@ impl Store for SqliteStore {
                    boot_id = excluded.boot_id, os = excluded.os, \
                    agent_version = excluded.agent_version, \
                    state_fs_free_bytes = excluded.state_fs_free_bytes, last_seen = excluded.last_seen, \
-                   maintenance = excluded.maintenance, software = excluded.software "
+                   maintenance = excluded.maintenance, software = excluded.software, \
+                   instances = excluded.instances "
             }
         };
         let query = format!(
             "INSERT INTO hosts (hostname, personality, zone, pod, cluster, administrative, \
                credential_hash, capacity_cpus, capacity_memory_mib, load_cpus, load_memory_mib, \
                boot_id, os, agent_version, state_fs_free_bytes, last_seen, enrolled_at, maintenance, \
-               software) \
+               software, instances) \
              VALUES ($1, $2, $3, $4, $5, 'unlocked', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, \
-               $16, $17) \
+               $16, $17, $18) \
              {upsert}RETURNING *"
         );
         // The only part put in is one of the two static clauses above.
@@ -488,6 +502,7 @@ impl Store for SqliteStore {
             .bind(millis(e.now))
             .bind(e.facts.maintenance)
             .bind(software_json(&e.facts.software)?)
+            .bind(instances_json(&e.facts.instances)?)
             .fetch_one(&mut *tx)
             .await
             .map_err(|err| conflict(err, format!("host {:?}", e.hostname)))?;
@@ -575,7 +590,7 @@ impl Store for SqliteStore {
             "PRAGMA synchronous = OFF; \
              UPDATE hosts SET capacity_cpus = $2, capacity_memory_mib = $3, load_cpus = $4, \
                load_memory_mib = $5, boot_id = $6, os = $7, agent_version = $8, \
-               state_fs_free_bytes = $9, last_seen = $10, software = $11 \
+               state_fs_free_bytes = $9, last_seen = $10, software = $11, instances = $12 \
              WHERE hostname = $1; \
              PRAGMA synchronous = FULL",
         )
@@ -589,7 +604,8 @@ impl Store for SqliteStore {
         .bind(&f.agent_version)
         .bind(f.state_fs_free_bytes as i64)
         .bind(millis(now))
-        .bind(software_json(&f.software)?);
+        .bind(software_json(&f.software)?)
+        .bind(instances_json(&f.instances)?);
         // The query ends by restoring the pragma; if it stops before, that is done apart.
         on_writer(&self.writer, query, "PRAGMA synchronous = FULL").await?;
         Ok(())

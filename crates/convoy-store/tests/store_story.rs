@@ -28,6 +28,7 @@ fn facts(load: f64) -> HostFacts {
         state_fs_free_bytes: 1 << 40,
         maintenance: false,
         software: Default::default(),
+        instances: vec!["vm-a".into()],
     }
 }
 

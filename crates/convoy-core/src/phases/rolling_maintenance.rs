@@ -279,7 +279,7 @@ impl Kind for RollingMaintenance {
         Some(Phase::FIRST)
     }
 
-    fn effect(&self, phase: Phase) -> Effect<Action> {
+    fn effect(&self, phase: Phase, _target: &str) -> Effect<Action> {
         match phase.action() {
             Action::CapacityCheck => Effect::Controller(Action::CapacityCheck),
             action => Effect::Command(action),

@@ -71,7 +71,8 @@ pub trait Kind {
     /// The phase a step of `stage` starts with when its stage starts (None: the stage has
     /// nothing to do).
     fn first(&self, stage: u32) -> Option<Self::Phase>;
-    fn effect(&self, phase: Self::Phase) -> Effect<Self::Action>;
+    /// What performs `phase` on `target`.
+    fn effect(&self, phase: Self::Phase, target: &str) -> Effect<Self::Action>;
     /// The phase whose command travels with `phase`'s, performed by the target as soon as
     /// `phase` succeeded (it saves a round trip). A cleanup carries nothing.
     fn carries(&self, _phase: Self::Phase, _cleaning_up: bool) -> Option<Self::Phase> {
@@ -199,7 +200,7 @@ pub fn transition<K: Kind>(
     let (effect, carried) = match &change {
         StepChange::Begin { carried: true, .. } => (None, None),
         StepChange::Begin { phase, .. } | StepChange::BeginCleanup { phase, .. } => {
-            begin_effects(kind, *phase, cleaning_up)
+            begin_effects(kind, *phase, facts.target, cleaning_up)
         }
         StepChange::AwaitStage | StepChange::End(_) => (None, None),
     };
@@ -217,13 +218,18 @@ pub type Effects<K> = (
     Option<(<K as Kind>::Phase, Effect<<K as Kind>::Action>)>,
 );
 
-/// The effects that begin `phase` on a step.
-pub fn begin_effects<K: Kind>(kind: &K, phase: K::Phase, cleaning_up: bool) -> Effects<K> {
-    let effect = kind.effect(phase);
+/// The effects that begin `phase` on a step of `target`.
+pub fn begin_effects<K: Kind>(
+    kind: &K,
+    phase: K::Phase,
+    target: &str,
+    cleaning_up: bool,
+) -> Effects<K> {
+    let effect = kind.effect(phase, target);
     let carried = match effect {
         Effect::Command(_) => kind
             .carries(phase, cleaning_up)
-            .map(|next| (next, kind.effect(next)))
+            .map(|next| (next, kind.effect(next, target)))
             .filter(|(_, e)| matches!(e, Effect::Command(_))),
         _ => None,
     };
@@ -270,7 +276,7 @@ mod tests {
         fn first(&self, _stage: u32) -> Option<P> {
             Some(P::Work)
         }
-        fn effect(&self, phase: P) -> Effect<&'static str> {
+        fn effect(&self, phase: P, _target: &str) -> Effect<&'static str> {
             match phase {
                 P::Check => Effect::Controller("check"),
                 P::Work => Effect::Command("work"),
@@ -329,11 +335,11 @@ mod tests {
 
     #[test]
     fn a_phase_that_carries_the_next_issues_both_at_once() {
-        let (effect, carried) = begin_effects(&Toy, P::Work, false);
+        let (effect, carried) = begin_effects(&Toy, P::Work, "t", false);
         assert_eq!(effect, Some(Effect::Command("work")));
         assert_eq!(carried, Some((P::Report, Effect::Command("report"))));
         // A cleanup carries nothing.
-        assert_eq!(begin_effects(&Toy, P::Work, true).1, None);
+        assert_eq!(begin_effects(&Toy, P::Work, "t", true).1, None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use jiff::SignedDuration;
 
 use super::abort::compensation;
 use super::durations::StepDurations;
-use super::stages::{PlannedStage, PlannedStep, StepName};
+use super::stages::{PlannedStage, PlannedStep, StepDetail, StepName};
 use crate::strategy::kind::{Context, Effect, Kind, Next};
 use crate::strategy::{Ending, Terminal};
 
@@ -213,7 +213,10 @@ impl Kind for UpdateRules {
         })
     }
 
-    fn effect(&self, phase: UpdatePhase) -> Effect<UpdateAction> {
+    /// The host action is the agent's command; so is an instance step on a host whose
+    /// instances it acts on (its `InstanceAction` hook). Every other step, and an instance
+    /// step on a host without instances, is the controller's.
+    fn effect(&self, phase: UpdatePhase, target: &str) -> Effect<UpdateAction> {
         let Some(step) = self.planned(phase) else {
             return Effect::Wait;
         };
@@ -221,9 +224,14 @@ impl Kind for UpdateRules {
             name: step.name,
             phase,
         };
-        match step.name {
-            StepName::SystemStabilize => Effect::Wait,
-            StepName::SwPatchHosts | StepName::UpgradeHosts => Effect::Command(action),
+        match (step.name, &step.detail) {
+            (StepName::SystemStabilize, _) => Effect::Wait,
+            (StepName::SwPatchHosts | StepName::UpgradeHosts, _) => Effect::Command(action),
+            (name, StepDetail::Instances { hosts, .. })
+                if name.is_instance_action() && hosts.iter().any(|h| h == target) =>
+            {
+                Effect::Command(action)
+            }
             _ => Effect::Controller(action),
         }
     }
@@ -469,6 +477,45 @@ mod tests {
     }
 
     #[test]
+    fn instance_steps_are_the_hook_only_on_hosts_with_instances() {
+        use crate::sw_update::inventory::fixtures::with_instances;
+        let site = site(vec![
+            current(active(host("controller-0", Personality::Controller))),
+            current(host("controller-1", Personality::Controller)),
+            reboot(with_instances(
+                host("worker-0", Personality::Worker),
+                &["vm-a"],
+            )),
+        ]);
+        let config = BuildConfig::default();
+        let plan = build_sw_patch(
+            &SwPatchOptions::default(),
+            &site,
+            1,
+            &config,
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        let rules = UpdateRules::new(&plan.stages, &config.durations);
+        let stop = rules.parse_phase(1, "stop-instances").unwrap();
+        assert!(matches!(rules.effect(stop, "worker-0"), Effect::Command(_)));
+        assert!(matches!(
+            rules.effect(stop, "worker-9"),
+            Effect::Controller(_)
+        ));
+        let lock = rules.parse_phase(1, "lock-hosts").unwrap();
+        assert!(matches!(
+            rules.effect(lock, "worker-0"),
+            Effect::Controller(_)
+        ));
+        let start = rules.parse_phase(1, "start-instances#abort").unwrap();
+        assert!(matches!(
+            rules.effect(start, "worker-0"),
+            Effect::Command(_)
+        ));
+    }
+
+    #[test]
     fn a_clean_run_goes_through_the_stage_steps_in_order() {
         let (stages, d) = worker_reboot_stage();
         let rules = UpdateRules::new(&stages, &d);
@@ -568,7 +615,7 @@ mod tests {
         let (stages, d) = worker_reboot_stage();
         let rules = UpdateRules::new(&stages, &d);
         let stabilize = rules.parse_phase(1, "system-stabilize").unwrap();
-        assert_eq!(rules.effect(stabilize), Effect::Wait);
+        assert_eq!(rules.effect(stabilize, "worker-0"), Effect::Wait);
         assert_eq!(rules.timed_out(stabilize, "worker-0"), StepResult::Success);
         let lock = rules.parse_phase(1, "lock-hosts").unwrap();
         assert!(matches!(

@@ -114,6 +114,21 @@ named_enum!(StepName, field = "step-name", {
 });
 
 impl StepName {
+    /// The steps a host's `InstanceAction` hook performs: stop, start or migrate its
+    /// instances (the verb it is given).
+    pub fn instance_verb(self) -> Option<&'static str> {
+        match self {
+            StepName::StopInstances => Some("stop"),
+            StepName::StartInstances => Some("start"),
+            StepName::MigrateInstancesFromHost => Some("migrate"),
+            _ => None,
+        }
+    }
+
+    pub fn is_instance_action(self) -> bool {
+        self.instance_verb().is_some()
+    }
+
     /// The step's timeout when the template does not give one (spec §4.6), scaled. The waits
     /// (`system-stabilize`, `wait-alarms-clear`, `wait-data-sync`) take their default
     /// parameter.

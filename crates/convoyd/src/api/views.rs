@@ -56,6 +56,7 @@ pub fn host(
         last_seen: record.last_seen,
         enrolled_at: record.enrolled_at,
         controller,
+        instances: record.facts.instances,
     }
 }
 

@@ -302,7 +302,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                     .transpose()?;
                 let step_facts = facts(&steps[i], pending_end.as_ref());
                 let due = deadline(rules, phase, &step_facts, now);
-                let (result, output) = match rules.effect(phase) {
+                let (result, output) = match rules.effect(phase, &steps[i].target) {
                     Effect::Controller(action) => {
                         match self
                             .kind
@@ -361,7 +361,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 match decision {
                     Decision::StartSweep(i) => {
                         let sweep = rules.sweep().context("the kind has no sweep")?;
-                        let effects = begin_effects(rules, sweep, false);
+                        let effects = begin_effects(rules, sweep, &steps[i].target, false);
                         self.begin(&mut steps[i], sweep, effects, None, None, now)?
                     }
                     Decision::StartStep(i) => {
@@ -370,7 +370,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                             .await?;
                         match rules.first(steps[i].stage) {
                             Some(first) => {
-                                let effects = begin_effects(rules, first, false);
+                                let effects = begin_effects(rules, first, &steps[i].target, false);
                                 self.begin(&mut steps[i], first, effects, None, None, now)?;
                             }
                             None => {
@@ -493,7 +493,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             .filter_map(|s| {
                 let phase = rules.parse_phase(s.stage, &s.state)?;
                 let due = deadline(rules, phase, &facts(s, None), now);
-                Some(match rules.effect(phase) {
+                Some(match rules.effect(phase, &s.target) {
                     // A check begun in this tick is made at once, in the next.
                     Effect::Controller(_) if s.phase_started_at == Some(now) => now,
                     Effect::Controller(_) => due.min(now + RECHECK),
@@ -505,7 +505,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
 
     /// The agent command kind that performs `phase`, if one does.
     fn command_kind(&self, phase: <K::Rules as Kind>::Phase, target: &str) -> Option<CommandKind> {
-        match self.rules().effect(phase) {
+        match self.rules().effect(phase, target) {
             Effect::Command(action) => self.kind.command(action, target).map(|(kind, _)| kind),
             _ => None,
         }
@@ -647,7 +647,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         first: &str,
         now: Timestamp,
     ) -> anyhow::Result<(Option<CommandRecord>, Timestamp)> {
-        let Effect::Command(action) = self.rules().effect(phase) else {
+        let Effect::Command(action) = self.rules().effect(phase, &step.target) else {
             return Ok((None, now));
         };
         let Some((kind, payload)) = self.kind.command(action, &step.target) else {
@@ -882,6 +882,7 @@ mod tests {
                     state_fs_free_bytes: 1 << 30,
                     maintenance: false,
                     software: Default::default(),
+                    instances: Vec::new(),
                 },
                 now: Timestamp::UNIX_EPOCH,
             })

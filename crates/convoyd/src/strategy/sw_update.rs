@@ -11,10 +11,15 @@
 //!   so `reboot-hosts` has nothing left to do);
 //! - `start-upgrade`, `activate-upgrade`, `complete-upgrade`, `deploy-delete`: the site's
 //!   software deploy (`patches::deploy`); a host stage starting moves the deploy to `host`;
+//! - `stop-instances`, `start-instances`, `migrate-instances-from-host`: the host's
+//!   `InstanceAction` hook with the verb and the step's instances the host lists (a host with
+//!   none of them has nothing to do);
 //! - `system-stabilize`: a wait.
 
+use convoy_api::agent::HookRequest;
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
+use convoy_core::hook::{HookRun, HookStage, HookVerdict};
 use convoy_core::host::{Administrative, Availability, availability};
 use convoy_core::patch::state::{PatchCurrent, host_status};
 use convoy_core::strategy::{StrategyKind, Terminal};
@@ -29,7 +34,7 @@ use convoy_core::sw_update::options::{
 };
 use convoy_core::sw_update::release::{DeployState, HostDeployState};
 use convoy_core::sw_update::stages::{StageName, StepDetail, StepName};
-use convoy_store::{StepRecord, StrategyRecord};
+use convoy_store::{HostRecord, StepRecord, StrategyRecord};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -121,6 +126,21 @@ pub async fn current(app: &AppState) -> anyhow::Result<Option<(StrategyRecord, S
         return Ok(None);
     };
     Ok(SwUpdateRecord::parse(strategy.kind, &strategy.options)?.map(|r| (strategy, r)))
+}
+
+/// How an instance step's `InstanceAction` run ended: exit 0 (or 70, nothing to do) is
+/// success; a missing script or any other end fails the step with the hook's reason.
+fn instance_result(verb: &str, host: &str, outcome: &CommandOutcome) -> StepResult {
+    let run: Option<HookRun> = serde_json::from_value(outcome.output.clone()).ok();
+    let reason = match run.as_ref().map(HookRun::verdict) {
+        Some(HookVerdict::Succeeded | HookVerdict::AvoidMaintenance) => {
+            return StepResult::Success;
+        }
+        Some(HookVerdict::NoScript) => "the host has no InstanceAction hook".to_string(),
+        Some(HookVerdict::Failed(reason)) => reason,
+        None => outcome.message.clone(),
+    };
+    StepResult::Failed(format!("{verb} instances on host {host} failed: {reason}"))
 }
 
 /// What the engine's records say of a software-update strategy, for its VIM state and its
@@ -246,6 +266,28 @@ impl SwUpdateSite {
             .ok_or_else(|| anyhow::anyhow!("a deploy step in a strategy that names no release"))
     }
 
+    /// The `InstanceAction` run of an instance step on `host`: the verb and the planned
+    /// instances the host still lists, within the step's timeout.
+    fn instance_action(&self, action: UpdateAction, verb: &str, host: &HostRecord) -> HookRequest {
+        let planned = self.rules.planned(action.phase);
+        let names = match planned.map(|p| &p.detail) {
+            Some(StepDetail::Instances { instances, .. }) => instances
+                .iter()
+                .filter(|i| host.facts.instances.contains(i))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut args = vec![verb.to_string()];
+        args.extend(names);
+        HookRequest {
+            stage: HookStage::InstanceAction,
+            args,
+            timeout_seconds: planned.map_or(0, |p| p.timeout.as_secs()).max(1),
+            requires: None,
+        }
+    }
+
     /// Whether plan stage `stage` (engine numbering, from 1) updates hosts of a sw-upgrade.
     fn is_host_stage(&self, stage: u32) -> bool {
         let name = stage
@@ -310,10 +352,16 @@ impl SiteKind for SwUpdateSite {
         action: UpdateAction,
         target: &str,
     ) -> Option<(CommandKind, serde_json::Value)> {
+        let host = self.site.hosts.iter().find(|h| h.hostname == target)?;
+        if let Some(verb) = action.name.instance_verb() {
+            return Some((
+                CommandKind::RunHook,
+                serde_json::to_value(self.instance_action(action, verb, host)).unwrap_or_default(),
+            ));
+        }
         if !matches!(action.name, StepName::SwPatchHosts | StepName::UpgradeHosts) {
             return None;
         }
-        let host = self.site.hosts.iter().find(|h| h.hostname == target)?;
         let mut payload = self.site.install_patches(host, false)?;
         // A lock earlier in the stage took effect after this tick read the site.
         payload.host_locked |= self.locked_before(action.phase, target);
@@ -323,7 +371,11 @@ impl SiteKind for SwUpdateSite {
         ))
     }
 
-    fn result_of(&self, _phase: UpdatePhase, target: &str, outcome: &CommandOutcome) -> StepResult {
+    fn result_of(&self, phase: UpdatePhase, target: &str, outcome: &CommandOutcome) -> StepResult {
+        let name = self.rules.planned(phase).map(|p| p.name);
+        if let Some(verb) = name.and_then(StepName::instance_verb) {
+            return instance_result(verb, target, outcome);
+        }
         if outcome.succeeded {
             StepResult::Success
         } else {
@@ -440,13 +492,15 @@ impl SiteKind for SwUpdateSite {
             }),
             // Build-stage queries, answered when the strategy was built.
             StepName::QueryUpgrade | StepName::SwDeployPrecheck => Some(StepResult::Success),
+            // An instance step on a host whose hook acts on none of the step's instances.
+            name if name.is_instance_action() => Some(StepResult::Success),
             // The agent already rebooted the locked host after a reboot-required change;
             // Convoy has no host services to disable or enable.
             StepName::RebootHosts
             | StepName::DisableHostServices
             | StepName::EnableHostServices => Some(StepResult::Success),
             other => Some(StepResult::Failed(format!(
-                "{} is not supported at a Convoy site (no InstanceAction hook yet)",
+                "{} is not supported at a Convoy site",
                 other.as_str()
             ))),
         })

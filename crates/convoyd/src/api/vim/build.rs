@@ -56,8 +56,9 @@ pub async fn site_inventory(
                 installing: status
                     .as_ref()
                     .is_some_and(|s| s.state == AgentState::Installing),
-                // Convoy has no hypervisor: no instances are known to the build.
-                instances: Vec::new(),
+                // Convoy has no hypervisor: a host's instances are what its InstanceAction
+                // hook lists.
+                instances: h.facts.instances.clone(),
                 // Storage hosts replicate within their cluster.
                 replication_group: h.cluster.clone(),
             }
