@@ -187,7 +187,7 @@ async fn apply_install_remove_restores_every_byte() {
 }
 
 #[tokio::test]
-async fn a_reboot_required_patch_needs_a_locked_host_and_reboots_it() {
+async fn a_reboot_required_patch_needs_a_locked_host_and_its_unlock_reboots_it() {
     let (site, keys) = Site::with_patch_key(&hosts()[1..]).await;
     let file = build_app_patch(&site, &keys, "PATCH_RR", "rr", "Y").await;
     site.convoy(&["patch", "upload", &file.display().to_string()])
@@ -215,6 +215,11 @@ async fn a_reboot_required_patch_needs_a_locked_host_and_reboots_it() {
         std::fs::read_to_string(site.root("worker-0").join("etc/app.conf")).unwrap(),
         "app rr\n"
     );
+    // Installed, it awaits its reboot, which its unlock brings.
+    let row = host_row(&site, "worker-0").await;
+    assert_eq!(row.reboot_required.as_str(), "Yes");
+    assert_eq!(site.admin().host("worker-0").await.unwrap().boot_id, before);
+    site.convoy(&["host", "unlock", "worker-0"]).await.ok();
     // The agent "reboots" (restarts with a new boot id) and comes back current.
     let admin = site.admin();
     wait_until(

@@ -297,6 +297,10 @@ async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
     );
     assert!(names.contains(&"unlock-hosts"), "{names:?}");
 
+    let mut boots = std::collections::BTreeMap::new();
+    for worker in ["worker-0", "worker-1"] {
+        boots.insert(worker, site.admin().host(worker).await.unwrap().boot_id);
+    }
     site.convoy(&["patch-strategy", "apply"]).await.ok();
     let s = wait_state(&site, "applied").await;
     assert_eq!(s["apply-phase"]["result"], "success", "{s:#}");
@@ -305,6 +309,15 @@ async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
         assert_eq!(host.administrative.as_str(), "unlocked", "{worker}");
         let installed = site.root(worker).join("etc/rr.conf");
         assert_eq!(std::fs::read_to_string(&installed).unwrap(), "rebooted\n");
+        // Its unlock rebooted it, once, through the agent's reboot command.
+        assert_ne!(host.boot_id, boots[worker], "{worker} was not rebooted");
+        let agent = site.agents.iter().find(|a| a.hostname() == worker).unwrap();
+        let log = std::fs::read_to_string(agent.log()).unwrap();
+        assert_eq!(
+            log.matches("rebooting the host (asked by command").count(),
+            1,
+            "{log}"
+        );
     }
     // Each worker was locked and unlocked in turn: never both at once.
     assert_eq!(most_locked_at_once(&site).await, 1);

@@ -138,6 +138,7 @@ impl Runner {
                 }
                 Err(refused) => refused,
             },
+            CommandKind::Reboot => self.patches.reboot(delivery.id).await,
             CommandKind::InstallPatches => match payload(delivery) {
                 Ok(request) => self.patches.install_patches(request, delivery.id).await,
                 Err(refused) => refused,

@@ -1,5 +1,5 @@
-//! The real agent binary installing patches for a stand-in controller: the reboot after a
-//! reboot-required patch, an agent SIGKILLed in the middle of an install, and patches
+//! The real agent binary installing patches for a stand-in controller: the reboot a
+//! reboot-required patch waits for, an agent SIGKILLed in the middle of an install, and patches
 //! installed by `install-local` reported once the agent runs.
 
 mod common;
@@ -14,7 +14,7 @@ fn ids(set: &std::collections::BTreeSet<convoy_core::patch::PatchId>) -> Vec<&st
 }
 
 #[tokio::test]
-async fn after_a_reboot_required_install_the_agent_restarts_and_reports_the_patch() {
+async fn after_a_reboot_required_install_the_reboot_command_restarts_the_agent_once() {
     let site = Site::new();
     let controller = FakeConvoyd::start().await;
     let mut agent = Agent::start(&site, &controller);
@@ -51,9 +51,27 @@ async fn after_a_reboot_required_install_the_agent_restarts_and_reports_the_patc
         force: false,
         host_locked: true,
     });
-    let (reported_at, outcome) = controller.wait_for_outcome(command).await;
+    let (_, outcome) = controller.wait_for_outcome(command).await;
     assert!(outcome.succeeded, "{}", outcome.message);
-    assert_eq!(outcome.message, "installed RR1; rebooting");
+    assert_eq!(
+        outcome.message,
+        "installed RR1; the host needs a reboot: unlocking it reboots it"
+    );
+    // The install itself does not reboot: the host waits for its unlock's reboot command.
+    let (_, facts) = controller
+        .wait_for_heartbeat("the report of the install", |f| {
+            !f.software.changed_since_boot.is_empty()
+        })
+        .await;
+    assert_eq!(facts.boot_id, first_boot);
+
+    let reboot = controller.send_kind(
+        convoy_core::command::CommandKind::Reboot,
+        serde_json::Value::Null,
+    );
+    let (reported_at, outcome) = controller.wait_for_outcome(reboot).await;
+    assert!(outcome.succeeded, "{}", outcome.message);
+    assert_eq!(outcome.message, "rebooting");
 
     let (back_at, facts) = controller
         .wait_for_heartbeat("a heartbeat from the new boot", |f| f.boot_id != first_boot)

@@ -25,6 +25,9 @@ pub enum CommandKind {
     ExitMaintenance,
     /// Install and remove patches (payload: `InstallPatches`).
     InstallPatches,
+    /// Reboot the host through the agent's reboot command, once (sent by an unlock of a host
+    /// whose reboot-required change awaits it, and by a strategy's `reboot-hosts`).
+    Reboot,
 }
 
 named_enum!(CommandKind, field = "kind", {
@@ -34,6 +37,7 @@ named_enum!(CommandKind, field = "kind", {
     EnterMaintenance => "enter-maintenance",
     ExitMaintenance => "exit-maintenance",
     InstallPatches => "install-patches",
+    Reboot => "reboot",
 });
 
 /// Where a command stands, as the controller sees it.

@@ -101,10 +101,14 @@ pub trait Store: Send + Sync + 'static {
         facts: &HostFacts,
         now: Timestamp,
     ) -> Result<()>;
+    /// Sets the host's administrative state; None if there is no such host. If the state
+    /// changes, `on_change` (a command the change sends, a reboot say) is stored in the same
+    /// transaction.
     async fn set_administrative(
         &self,
         hostname: &str,
         state: Administrative,
+        on_change: Option<&CommandRecord>,
     ) -> Result<Option<HostRecord>>;
     /// Forgets a host, its credential and its commands, and clears (with a `clear` event by
     /// `convoy` at `now`) every alarm about it, in one transaction; false if there was none.

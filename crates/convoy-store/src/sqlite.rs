@@ -615,14 +615,36 @@ impl Store for SqliteStore {
         &self,
         hostname: &str,
         state: Administrative,
+        on_change: Option<&CommandRecord>,
     ) -> Result<Option<HostRecord>> {
+        let mut tx = self.writer.begin().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT administrative FROM hosts WHERE hostname = $1")
+                .bind(hostname)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(before) = before else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         let row =
             sqlx::query("UPDATE hosts SET administrative = $2 WHERE hostname = $1 RETURNING *")
                 .bind(hostname)
                 .bind(state.as_str())
-                .fetch_optional(&self.writer)
+                .fetch_one(&mut *tx)
                 .await?;
-        row.as_ref().map(host_from).transpose()
+        if let Some(command) = on_change.filter(|_| before != state.as_str()) {
+            batch::Rows {
+                commands: &[command],
+                ..Default::default()
+            }
+            .execute(batch::INSERT_COMMANDS, &mut *tx)
+            .await
+            .map_err(|e| conflict(e, format!("command {}", command.id)))?;
+        }
+        let host = host_from(&row)?;
+        tx.commit().await?;
+        Ok(Some(host))
     }
 
     async fn delete_host(&self, hostname: &str, now: Timestamp) -> Result<bool> {

@@ -103,14 +103,14 @@ async fn story(store: &dyn Store) {
     let host = store.host_by_credential("cred-1").await.unwrap().unwrap();
     assert_eq!((host.facts.load_cpus, host.last_seen), (1.5, Some(at(2))));
     let locked = store
-        .set_administrative("worker-0", Administrative::Locked)
+        .set_administrative("worker-0", Administrative::Locked, None)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(locked.administrative, Administrative::Locked);
     assert!(
         store
-            .set_administrative("nope", Administrative::Locked)
+            .set_administrative("nope", Administrative::Locked, None)
             .await
             .unwrap()
             .is_none()

@@ -10,9 +10,10 @@
 //! 3. Removals in the given order (dependents first), then installs (requirements first),
 //!    each patch all or nothing. The first failure stops the command: state `install-failed`,
 //!    and the message says what failed and what was changed before it.
-//! 4. State `idle`. If a reboot-required patch changed and the agent has a reboot command,
-//!    a reboot is requested in the record; it runs once the outcome has been reported (see
-//!    [`HostPatches::reboot_if_requested`]).
+//! 4. State `idle`. A reboot-required change leaves the host needing a reboot (its report
+//!    says so); the reboot comes from the controller when the host is unlocked, as a `reboot`
+//!    command ([`HostPatches::reboot`]), which the agent records and runs once the outcome
+//!    has been reported ([`HostPatches::reboot_if_requested`]).
 //!
 //! The outcome's `output` is the host's [`HostSoftware`] after the command.
 
@@ -133,8 +134,44 @@ impl HostPatches {
         }
     }
 
+    /// The `reboot` command `command_id`: records the request (once per boot; it runs after
+    /// this outcome has been reported), or fails if the agent has no reboot command.
+    pub async fn reboot(&self, command_id: Uuid) -> CommandOutcome {
+        if self.reboot.is_none() {
+            return CommandOutcome {
+                succeeded: false,
+                message: "the agent has no --reboot-command; reboot the host by hand".into(),
+                output: serde_json::Value::Null,
+            };
+        }
+        let _busy = self.busy.lock().await;
+        let installer = self.installer.clone();
+        let asked_by = command_id.to_string();
+        let recorded = blocking(move || -> anyhow::Result<()> {
+            let mut held = installer.lock(true)?;
+            installer.request_reboot(&mut held, &asked_by)
+        })
+        .await
+        .and_then(|r| r);
+        match recorded {
+            Ok(()) => {
+                info!(command = %command_id, "a reboot is requested; it runs once the outcome is reported");
+                CommandOutcome {
+                    succeeded: true,
+                    message: "rebooting".into(),
+                    output: serde_json::Value::Null,
+                }
+            }
+            Err(e) => CommandOutcome {
+                succeeded: false,
+                message: format!("cannot record the reboot: {e:#}"),
+                output: serde_json::Value::Null,
+            },
+        }
+    }
+
     /// Runs one `install-patches` command (`command_id`, named in the log of every removal
-    /// and reboot it causes) to its outcome.
+    /// it causes) to its outcome.
     pub async fn install_patches(
         &self,
         request: InstallPatches,
@@ -340,17 +377,11 @@ impl HostPatches {
         self.installer.set_state(held, AgentState::Idle, None)?;
         let mut message = done.describe();
         if done.reboot_required {
-            if self.reboot.is_some() {
-                self.installer.request_reboot(held, command_id)?;
-                info!(
-                    command = command_id,
-                    "a reboot is requested (asked by command {command_id}); it runs once the \
-                     outcome is reported"
-                );
-                message.push_str("; rebooting");
+            message.push_str(if request.host_locked {
+                "; the host needs a reboot: unlocking it reboots it"
             } else {
-                message.push_str("; reboot the host to finish (the agent has no --reboot-command)");
-            }
+                "; the host needs a reboot: lock and unlock it"
+            });
         }
         info!("install-patches: {message}");
         Ok(self.outcome(true, message, held))
@@ -585,7 +616,7 @@ mod tests {
         assert!(forced.succeeded, "{}", forced.message);
         assert_eq!(
             forced.message,
-            "installed RR1; reboot the host to finish (the agent has no --reboot-command)"
+            "installed RR1; the host needs a reboot: lock and unlock it"
         );
         assert_eq!(agent.state().state, AgentState::Idle);
         assert_eq!(agent.state().last_error, None);
@@ -745,7 +776,24 @@ mod tests {
         assert!(!flag.exists(), "an in-service patch needs no reboot");
 
         let outcome = agent.run(vec![], vec![rr], false, true).await;
-        assert_eq!(outcome.message, "installed RR; rebooting");
+        assert_eq!(
+            outcome.message,
+            "installed RR; the host needs a reboot: unlocking it reboots it"
+        );
+        agent.patches.reboot_if_requested().await;
+        assert!(
+            !flag.exists(),
+            "an install does not reboot; the unlock does"
+        );
+        assert!(
+            agent
+                .software(&outcome)
+                .changed_since_boot
+                .contains(&"RR".parse().unwrap())
+        );
+
+        let outcome = agent.patches.reboot(Uuid::new_v4()).await;
+        assert_eq!(outcome.message, "rebooting");
         assert!(!flag.exists(), "not before the outcome is reported");
         agent.patches.reboot_if_requested().await;
         agent.patches.reboot_if_requested().await;

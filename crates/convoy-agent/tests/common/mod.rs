@@ -188,10 +188,18 @@ impl FakeConvoyd {
 
     /// Queues an install-patches command; returns its id.
     pub fn send(&self, request: &InstallPatches) -> Uuid {
+        self.send_kind(
+            CommandKind::InstallPatches,
+            serde_json::to_value(request).unwrap(),
+        )
+    }
+
+    /// Queues a command of any kind.
+    pub fn send_kind(&self, kind: CommandKind, payload: serde_json::Value) -> Uuid {
         let delivery = CommandDelivery {
             id: Uuid::new_v4(),
-            kind: CommandKind::InstallPatches,
-            payload: serde_json::to_value(request).unwrap(),
+            kind,
+            payload,
         };
         let id = delivery.id;
         self.seen.lock().unwrap().queue.push(delivery);

@@ -342,9 +342,12 @@ pub fn host_status(repo: &Repository, interim: &Interim, host: &HostReport) -> H
         _ if work.is_empty() => PatchCurrent::Yes,
         _ => PatchCurrent::No,
     };
-    let needs_reboot = |id: &PatchId| repo.get(id).is_none_or(|e| e.metadata.reboot_required);
-    let reboot_required = host.changed_since_boot.iter().any(needs_reboot)
-        || work.remove.iter().chain(&work.install).any(needs_reboot);
+    let reboot_required = awaits_reboot(repo, host)
+        || work
+            .remove
+            .iter()
+            .chain(&work.install)
+            .any(|id| needs_reboot(repo, id));
     HostPatchStatus {
         hostname: host.hostname.clone(),
         patch_current,
@@ -353,6 +356,20 @@ pub fn host_status(repo: &Repository, interim: &Interim, host: &HostReport) -> H
         state: host.state,
         work,
     }
+}
+
+/// Whether changing `id` needs a reboot (a patch the repository no longer knows is assumed
+/// to).
+fn needs_reboot(repo: &Repository, id: &PatchId) -> bool {
+    repo.get(id).is_none_or(|e| e.metadata.reboot_required)
+}
+
+/// The host changed a reboot-required patch since it last booted: a reboot is due (its
+/// unlock sends it).
+pub fn awaits_reboot(repo: &Repository, host: &HostReport) -> bool {
+    host.changed_since_boot
+        .iter()
+        .any(|id| needs_reboot(repo, id))
 }
 
 /// Some host's agent is installing: apply and remove must wait.

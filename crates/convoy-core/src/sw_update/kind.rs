@@ -213,7 +213,7 @@ impl Kind for UpdateRules {
         })
     }
 
-    /// The host action is the agent's command; so is an instance step on a host whose
+    /// The host action and a reboot are the agent's commands; so is an instance step on a host whose
     /// instances it acts on (its `InstanceAction` hook). Every other step, and an instance
     /// step on a host without instances, is the controller's.
     fn effect(&self, phase: UpdatePhase, target: &str) -> Effect<UpdateAction> {
@@ -226,7 +226,9 @@ impl Kind for UpdateRules {
         };
         match (step.name, &step.detail) {
             (StepName::SystemStabilize, _) => Effect::Wait,
-            (StepName::SwPatchHosts | StepName::UpgradeHosts, _) => Effect::Command(action),
+            (StepName::SwPatchHosts | StepName::UpgradeHosts | StepName::RebootHosts, _) => {
+                Effect::Command(action)
+            }
             (name, StepDetail::Instances { hosts, .. })
                 if name.is_instance_action() && hosts.iter().any(|h| h == target) =>
             {

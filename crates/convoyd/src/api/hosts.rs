@@ -165,19 +165,39 @@ pub async fn unlock(
 }
 
 /// Lock and unlock state the desired administrative state, so repeating one is harmless.
+/// Unlocking a locked host whose reboot-required change awaits a reboot reboots it: a
+/// `reboot` command stored with the unlock, in one transaction.
 pub(crate) async fn set_administrative(
     state: &AppState,
     hostname: &str,
     desired: Administrative,
 ) -> Result<Json<Host>, ApiError> {
+    let reboot = match desired {
+        Administrative::Unlocked if needs_reboot(state, hostname).await? => {
+            Some(CommandRecord::new(
+                crate::ids::command_id(),
+                hostname,
+                CommandKind::Reboot,
+                "null".into(),
+                crate::clock::now(),
+            ))
+        }
+        _ => None,
+    };
+    let before = state.store.host(hostname).await?;
     state
         .store
-        .set_administrative(hostname, desired)
+        .set_administrative(hostname, desired, reboot.as_ref())
         .await?
         .ok_or_else(|| host_not_found(hostname))?;
+    let rebooting = reboot.is_some() && before.is_some_and(|h| h.administrative != desired);
+    if rebooting {
+        state.wakeups.wake_host(hostname);
+    }
     tracing::info!(
         host = hostname,
         state = desired.as_str(),
+        rebooting,
         "administrative state set"
     );
     // The lock alarm follows at once (the sweep would see it within a ping interval).
@@ -186,6 +206,14 @@ pub(crate) async fn set_administrative(
         state.wakeups.recheck_alarms();
     }
     find(state, hostname).await.map(Json)
+}
+
+/// Whether the host's last report says a reboot-required change awaits a reboot.
+pub(crate) async fn needs_reboot(state: &AppState, hostname: &str) -> Result<bool, ApiError> {
+    let site = crate::patches::repository::Site::load(state).await?;
+    Ok(site
+        .report(hostname)
+        .is_some_and(|report| convoy_core::patch::state::awaits_reboot(&site.repo, report)))
 }
 
 /// Forgets a host. A host in service is refused: lock it first (or let it go offline), as

@@ -7,8 +7,9 @@
 //! - `lock-hosts` / `unlock-hosts`: the host's administrative state; an unlock is done when
 //!   the host is back unlocked, available and patch-current, heard from after the unlock;
 //! - `sw-patch-hosts` / `upgrade-hosts`: the agent's install command, as `convoy patch
-//!   host-install` sends it (the agent reboots a locked host after a reboot-required change,
-//!   so `reboot-hosts` has nothing left to do);
+//!   host-install` sends it;
+//! - `reboot-hosts`: the agent's `reboot` command (a locked host stays locked); an unlock of
+//!   a host that awaits a reboot sends one itself (`api::hosts::set_administrative`);
 //! - `start-upgrade`, `activate-upgrade`, `complete-upgrade`, `deploy-delete`: the site's
 //!   software deploy (`patches::deploy`); a host stage starting moves the deploy to `host`;
 //! - `stop-instances`, `start-instances`, `migrate-instances-from-host`: the host's
@@ -21,7 +22,7 @@ use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::hook::{HookRun, HookStage, HookVerdict};
 use convoy_core::host::{Administrative, Availability, availability};
-use convoy_core::patch::state::{PatchCurrent, host_status};
+use convoy_core::patch::state::{PatchCurrent, awaits_reboot, host_status};
 use convoy_core::strategy::{StrategyKind, Terminal};
 use convoy_core::sw_update::build::{Plan, alarms_present_reason};
 use convoy_core::sw_update::durations::StepDurations;
@@ -226,8 +227,8 @@ impl SwUpdateSite {
         })
     }
 
-    /// The host is back: unlocked, available, heard from since `since`, and (unless only an
-    /// abort's unlock waits for it) patch-current.
+    /// The host is back: unlocked, available, heard from since `since`, rebooted if its
+    /// unlock rebooted it, and (unless only an abort's unlock waits for it) patch-current.
     async fn host_back(
         &self,
         app: &AppState,
@@ -246,15 +247,15 @@ impl SwUpdateSite {
         {
             return Ok(false);
         }
-        if !patch_current {
-            return Ok(true);
-        }
         // The repository as it is now, with the host's latest report.
         let site = Site::load(app)
             .await
             .map_err(|e| anyhow::anyhow!("cannot read the patch repository: {e:?}"))?;
         Ok(site.report(hostname).is_some_and(|report| {
-            host_status(&site.repo, &site.interim, report).patch_current == PatchCurrent::Yes
+            !awaits_reboot(&site.repo, report)
+                && (!patch_current
+                    || host_status(&site.repo, &site.interim, report).patch_current
+                        == PatchCurrent::Yes)
         }))
     }
 }
@@ -359,6 +360,9 @@ impl SiteKind for SwUpdateSite {
                 serde_json::to_value(self.instance_action(action, verb, host)).unwrap_or_default(),
             ));
         }
+        if action.name == StepName::RebootHosts {
+            return Some((CommandKind::Reboot, serde_json::Value::Null));
+        }
         if !matches!(action.name, StepName::SwPatchHosts | StepName::UpgradeHosts) {
             return None;
         }
@@ -376,13 +380,16 @@ impl SiteKind for SwUpdateSite {
         if let Some(verb) = name.and_then(StepName::instance_verb) {
             return instance_result(verb, target, outcome);
         }
-        if outcome.succeeded {
-            StepResult::Success
-        } else {
-            StepResult::Failed(format!(
+        match (outcome.succeeded, name) {
+            (true, _) => StepResult::Success,
+            (false, Some(StepName::RebootHosts)) => StepResult::Failed(format!(
+                "reboot of host {target} failed: {}",
+                outcome.message
+            )),
+            (false, _) => StepResult::Failed(format!(
                 "software update failed to apply on host {target}: {}",
                 outcome.message
-            ))
+            )),
         }
     }
 
@@ -494,11 +501,10 @@ impl SiteKind for SwUpdateSite {
             StepName::QueryUpgrade | StepName::SwDeployPrecheck => Some(StepResult::Success),
             // An instance step on a host whose hook acts on none of the step's instances.
             name if name.is_instance_action() => Some(StepResult::Success),
-            // The agent already rebooted the locked host after a reboot-required change;
             // Convoy has no host services to disable or enable.
-            StepName::RebootHosts
-            | StepName::DisableHostServices
-            | StepName::EnableHostServices => Some(StepResult::Success),
+            StepName::DisableHostServices | StepName::EnableHostServices => {
+                Some(StepResult::Success)
+            }
             other => Some(StepResult::Failed(format!(
                 "{} is not supported at a Convoy site",
                 other.as_str()
