@@ -75,12 +75,14 @@ pub struct Args {
     /// every patch install is refused.
     #[arg(long = "trusted-key", value_name = "PUB")]
     pub trusted_keys: Vec<PathBuf>,
-    /// Run after a reboot-required patch is installed or removed, once the outcome is
-    /// reported: a shell command (`sh -c`), or `restart-agent` to simulate a reboot by
-    /// restarting the agent with a new boot id.
+    /// Reboots the host when the controller sends a reboot (unlocking a host whose
+    /// reboot-required change awaits one, or a strategy's reboot-hosts), once that command's
+    /// outcome is reported: a shell command (`sh -c`), or `restart-agent` to simulate a
+    /// reboot by restarting the agent with a new boot id.
     #[arg(long, value_name = "CMD")]
     pub reboot_command: Option<patches::reboot::RebootCommand>,
-    /// Directory of operator hook scripts (used by rolling maintenance).
+    /// Directory of operator hook scripts: rolling maintenance's stages, and the optional
+    /// InstanceAction script that lists, stops, starts and migrates the host's instances.
     #[arg(long)]
     pub hooks_dir: Option<PathBuf>,
     /// CPUs this host offers [default: detected].
