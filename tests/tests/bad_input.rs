@@ -134,9 +134,17 @@ async fn malformed_requests_are_refused_naming_the_field_and_change_nothing() {
     raw.refused(
         post.clone(),
         "/v1/hosts/controller-0/commands",
+        r#"{"kind": "shutdown"}"#,
+        400,
+        "kind: unknown variant `shutdown`",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/v1/hosts/controller-0/commands",
         r#"{"kind": "reboot"}"#,
         400,
-        "kind: unknown variant `reboot`",
+        "kind: only ping and facts are sent directly",
     )
     .await;
     raw.refused(

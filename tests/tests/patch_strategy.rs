@@ -805,3 +805,136 @@ async fn instances_are_stopped_before_the_lock_and_started_again_even_on_abort()
     // worker-1 has no instances: no instance step ran a hook there.
     assert!(ran.iter().all(|l| l.starts_with("worker-0")));
 }
+
+/// Each host's install interval `(start, end)` in nanoseconds, from the lines its patch
+/// scripts appended: `<host> start|end <ns>`.
+fn install_intervals(log: &std::path::Path) -> std::collections::BTreeMap<String, (u128, u128)> {
+    let mut intervals = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap().lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [host, what, at] = words[..] else {
+            panic!("bad line {line:?}");
+        };
+        let at: u128 = at.parse().unwrap();
+        let entry = intervals.entry(host.to_string()).or_insert((0, 0));
+        match what {
+            "start" => entry.0 = at,
+            _ => entry.1 = at,
+        }
+    }
+    intervals
+}
+
+/// The most intervals of `hosts` that overlap at one moment.
+fn most_at_once(
+    intervals: &std::collections::BTreeMap<String, (u128, u128)>,
+    hosts: &[&str],
+) -> usize {
+    hosts
+        .iter()
+        .map(|h| intervals[*h].0)
+        .map(|t| {
+            hosts
+                .iter()
+                .filter(|h| intervals[**h].0 <= t && t < intervals[**h].1)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_full_site_goes_controllers_one_at_a_time_then_storage_then_workers_within_bounds() {
+    let mut hosts = vec![
+        HostSpec::new("controller-0", Personality::Controller),
+        HostSpec::new("controller-1", Personality::Controller),
+        HostSpec::new("storage-0", Personality::Storage),
+        HostSpec::new("storage-1", Personality::Storage),
+    ];
+    for name in ["worker-0", "worker-1", "worker-2", "worker-3", "worker-4"] {
+        hosts.push(HostSpec::new(name, Personality::Worker));
+    }
+    let (site, keys) = Site::with_patch_key_and(&hosts, FAST_STEPS).await;
+    // The agents' patch scripts log when each install starts and ends.
+    let log = site.dir.path().join("installs.log");
+    let stamp = |what: &str| {
+        format!(
+            "#!/bin/sh\necho \"$(basename \"$CONVOY_ROOT\") {what} $(date +%s%N)\" >> {}\n{}",
+            log.display(),
+            if what == "start" { "sleep 0.5\n" } else { "" }
+        )
+    };
+    let pre = site.source("full-pre.sh", &stamp("start"));
+    let post = site.source("full-post.sh", &stamp("end"));
+    let source = site.source("full.source", "full\n");
+    let file = |dest: &str| format!("{}={dest}", source.display());
+    let (c, s, w) = (file("etc/c.conf"), file("etc/s.conf"), file("etc/w.conf"));
+    let patch = site
+        .build_patch(
+            &keys,
+            "STRAT_0010",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--controller",
+                &c,
+                "--storage",
+                &s,
+                "--worker",
+                &w,
+                "--pre-install",
+                &pre.display().to_string(),
+                "--post-install",
+                &post.display().to_string(),
+            ],
+        )
+        .await;
+    site.convoy(&["patch", "upload", &patch.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["patch", "apply", "STRAT_0010"]).await.ok();
+    hosts_reported(&site).await;
+    let active = site.admin().host("controller-0").await.unwrap();
+    assert_eq!(active.controller.as_deref(), Some("active"));
+
+    let created = site
+        .convoy(&[
+            "patch-strategy",
+            "create",
+            "--worker-apply-type",
+            "parallel",
+            "--max-parallel-worker-hosts",
+            "2",
+        ])
+        .await;
+    assert!(created.ok().contains("ready-to-apply"), "{created:?}");
+    site.convoy(&["patch-strategy", "apply"]).await.ok();
+    let s = wait_state(&site, "applied").await;
+    assert_eq!(s["apply-phase"]["result"], "success", "{s:#}");
+
+    let intervals = install_intervals(&log);
+    assert_eq!(intervals.len(), 9, "{intervals:?}");
+    // Controllers strictly one at a time, the standby first and the active one last after
+    // a swact: controller-1 is active at the end.
+    let (c0, c1) = (intervals["controller-0"], intervals["controller-1"]);
+    assert!(
+        c1.1 < c0.0,
+        "controller-1 {c1:?} before controller-0 {c0:?}"
+    );
+    let now_active = site.admin().host("controller-1").await.unwrap();
+    assert_eq!(now_active.controller.as_deref(), Some("active"));
+    // Then storage, serially; then workers, never more than 2 at once.
+    let (s0, s1) = (intervals["storage-0"], intervals["storage-1"]);
+    assert!(c0.1 < s0.0.min(s1.0), "storage after the controllers");
+    assert!(s0.1 < s1.0 || s1.1 < s0.0, "storage serial: {s0:?} {s1:?}");
+    let workers = ["worker-0", "worker-1", "worker-2", "worker-3", "worker-4"];
+    assert!(workers.iter().all(|w| intervals[*w].0 > s0.1.max(s1.1)));
+    assert_eq!(most_at_once(&intervals, &workers), 2, "{intervals:?}");
+    assert!(most_locked_at_once(&site).await <= 2);
+    for host in hosts.iter().map(|h| h.hostname) {
+        let h = site.admin().host(host).await.unwrap();
+        assert_eq!(h.administrative.as_str(), "unlocked", "{host}");
+    }
+}

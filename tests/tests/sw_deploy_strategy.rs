@@ -383,3 +383,64 @@ async fn a_failed_host_fails_the_deploy_and_unlocks_the_host() {
     assert_eq!(deploy_state(&site).await, "completed");
     assert_eq!(release_state(&site, "REL_2509_2").await, "deployed");
 }
+
+#[tokio::test]
+async fn a_controller_killed_mid_deploy_resumes_and_deploys_the_release_once() {
+    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    // Each install's pre-install script logs its host, and the first waits for the test.
+    let gate = site.dir.path().join("gate");
+    let log = site.dir.path().join("installs.log");
+    let pre = site.source(
+        "gated-pre.sh",
+        &format!(
+            "#!/bin/sh\nbasename \"$CONVOY_ROOT\" >> {log}\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n",
+            log = log.display(),
+            gate = gate.display()
+        ),
+    );
+    let source = site.source("k.source", "k\n");
+    let bundle = site
+        .build_patch(
+            &keys,
+            "REL_2509_3",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "Y",
+                "--worker",
+                &format!("{}=etc/k.conf", source.display()),
+                "--pre-install",
+                &pre.display().to_string(),
+            ],
+        )
+        .await;
+    site.convoy(&["software", "upload", &bundle.display().to_string()])
+        .await
+        .ok();
+    site.convoy(&["sw-deploy-strategy", "create", "REL_2509_3", "--delete"])
+        .await
+        .ok();
+    site.convoy(&["sw-deploy-strategy", "apply"]).await.ok();
+    wait_until(
+        Deadline::after(LONG),
+        "the first install to start",
+        || async { log.exists().then_some(()) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(deploy_state(&site).await, "host");
+
+    site.controller.kill();
+    std::fs::write(&gate, "").unwrap();
+    site.controller.restart().await.unwrap();
+    let s = wait_state(&site, "applied").await;
+    assert_eq!(s["apply-phase"]["result"], "success", "{s:#}");
+    let installs = std::fs::read_to_string(&log).unwrap();
+    let mut hosts: Vec<&str> = installs.lines().collect();
+    hosts.sort();
+    assert_eq!(hosts, ["worker-0", "worker-1"], "each worker installs once");
+    // Started once, completed, deleted: the release is deployed and no deploy is left.
+    assert_eq!(deploy_state(&site).await, "");
+    assert_eq!(release_state(&site, "REL_2509_3").await, "deployed");
+}

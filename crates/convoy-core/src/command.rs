@@ -128,6 +128,7 @@ mod tests {
     #[test]
     fn kinds_parse_by_name() {
         assert_eq!("ping".parse::<CommandKind>(), Ok(CommandKind::Ping));
-        assert_eq!("reboot".parse::<CommandKind>().unwrap_err().field, "kind");
+        assert_eq!("reboot".parse::<CommandKind>(), Ok(CommandKind::Reboot));
+        assert_eq!("shutdown".parse::<CommandKind>().unwrap_err().field, "kind");
     }
 }

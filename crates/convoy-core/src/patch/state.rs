@@ -239,10 +239,13 @@ fn takes(repo: &Repository, id: &PatchId, personality: Personality, release: &Re
 ///
 /// - no hosts known: `n/a` for all;
 /// - committed: `Committed`;
-/// - applied: `Partial-Apply` while a host it is for has not installed it or a host has not
+/// - applied: `Partial-Apply` while a host it is for has not installed it or has not
 ///   reported since it was applied, else `Applied`;
-/// - available: `Partial-Remove` while any host still has it installed or has not reported
-///   since it was removed, else `Available`.
+/// - available: `Partial-Remove` while any host still has it installed, or a host it is for
+///   has not reported since it was removed, else `Available`.
+///
+/// A pending host the patch is not for (another release or personality) does not hold it
+/// partial: Convoy keeps a host pending until it installs, and such a host never installs it.
 pub fn patch_states(
     repo: &Repository,
     hosts: &[HostReport],
@@ -253,9 +256,16 @@ pub fn patch_states(
             let state = if hosts.is_empty() {
                 PatchState::Unknown
             } else {
-                let waiting = interim
-                    .get(id)
-                    .is_some_and(|names| hosts.iter().any(|h| names.contains(&h.hostname)));
+                // A pending host the patch means nothing to (not for its release or
+                // personality, and not installed there) keeps nothing partial: it has
+                // nothing to install or remove for it.
+                let waiting = interim.get(id).is_some_and(|names| {
+                    hosts.iter().any(|h| {
+                        names.contains(&h.hostname)
+                            && (takes(repo, id, h.personality, &h.release)
+                                || h.installed.contains(id))
+                    })
+                });
                 match entry.state {
                     RepoState::Committed => PatchState::Committed,
                     RepoState::Applied => {
@@ -558,6 +568,31 @@ mod tests {
             PatchState::Applied
         );
         assert!(host_work(&repo, &old).is_empty());
+    }
+
+    #[test]
+    fn a_pending_host_the_patch_is_not_for_does_not_hold_it_partial() {
+        // RR is for workers only; the controller stays pending (it never installs RR).
+        let repo = site_repo(RepoState::Available, RepoState::Applied);
+        let hosts = [
+            host("controller-0", Personality::Controller, &[]),
+            host("compute-0", Personality::Worker, &["RR"]),
+        ];
+        let interim = Interim::from([(
+            id("RR"),
+            BTreeSet::from(["controller-0".to_string(), "compute-0".to_string()]),
+        )]);
+        let states = patch_states(&repo, &hosts, &interim);
+        assert_eq!(
+            states[&id("RR")],
+            PatchState::PartialApply,
+            "compute-0 pending"
+        );
+        let interim = Interim::from([(id("RR"), BTreeSet::from(["controller-0".to_string()]))]);
+        assert_eq!(
+            patch_states(&repo, &hosts, &interim)[&id("RR")],
+            PatchState::Applied
+        );
     }
 
     #[test]

@@ -285,7 +285,8 @@ pub async fn send_command(
         return Err(ApiError::invalid(
             "kind",
             format!(
-                "only ping and facts are sent directly; {} runs as part of a strategy",
+                "only ping and facts are sent directly; {} is sent by a strategy or a host \
+                 operation (a reboot by unlocking a host that awaits one)",
                 request.kind
             ),
         ));
