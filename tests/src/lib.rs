@@ -240,7 +240,7 @@ impl Site {
     /// Waits until `count` hosts are known and all available.
     pub async fn wait_available(&self, count: usize) -> Vec<Host> {
         let admin = self.admin();
-        wait_until(
+        let hosts = wait_until(
             Deadline::after(Duration::from_secs(30)),
             &format!("{count} available hosts"),
             || async {
@@ -253,7 +253,22 @@ impl Site {
             },
         )
         .await
-        .expect("hosts become available")
+        .expect("hosts become available");
+        // The controller counts a host available from its enrolment, a moment before the
+        // agent has saved what the enrolment answered: wait for that too.
+        wait_until(
+            Deadline::after(Duration::from_secs(30)),
+            "every agent's saved identity",
+            || async {
+                self.agents
+                    .iter()
+                    .all(|a| a.options.state_dir.join("identity.json").exists())
+                    .then_some(())
+            },
+        )
+        .await
+        .expect("agents save their identity");
+        hosts
     }
 
     /// Waits until `hostname` has the given availability; returns how long it took.
