@@ -274,6 +274,7 @@ impl Form {
 enum DcBody<'a> {
     None,
     Json(&'a SubcloudGroupFields),
+    Value(&'a serde_json::Value),
     Form(&'a Form),
 }
 
@@ -397,6 +398,68 @@ impl Client {
         Ok(list.subclouds)
     }
 
+    /// Creates a System Controller strategy from dcmanager's create body.
+    pub async fn dc_create_strategy(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.dc_call(Method::POST, "/sw-update-strategy/", DcBody::Value(body))
+            .await
+    }
+
+    /// The strategy of `kind` (`sw-deploy`, `prestage`).
+    pub async fn dc_strategy(&self, kind: &str) -> Result<serde_json::Value, ClientError> {
+        self.dc_call(
+            Method::GET,
+            &format!("/sw-update-strategy?type={kind}"),
+            DcBody::None,
+        )
+        .await
+    }
+
+    /// `apply` or `abort`.
+    pub async fn dc_strategy_action(
+        &self,
+        kind: &str,
+        action: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.dc_call(
+            Method::POST,
+            &format!("/sw-update-strategy/actions?type={kind}"),
+            DcBody::Value(&serde_json::json!({ "action": action })),
+        )
+        .await
+    }
+
+    pub async fn dc_delete_strategy(&self, kind: &str) -> Result<serde_json::Value, ClientError> {
+        self.dc_call(
+            Method::DELETE,
+            &format!("/sw-update-strategy?type={kind}"),
+            DcBody::None,
+        )
+        .await
+    }
+
+    /// Every step, in id order (`{"strategy-steps": [...]}` unwrapped).
+    pub async fn dc_strategy_steps(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        let list: serde_json::Value = self
+            .dc_call(Method::GET, "/sw-update-strategy/steps", DcBody::None)
+            .await?;
+        Ok(list["strategy-steps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    pub async fn dc_strategy_step(&self, cloud: &str) -> Result<serde_json::Value, ClientError> {
+        self.dc_call(
+            Method::GET,
+            &format!("/sw-update-strategy/steps/{}", segment(cloud)),
+            DcBody::None,
+        )
+        .await
+    }
+
     /// What a System Controller audits of this site (`GET /v1/site`).
     pub async fn site_audit(&self) -> Result<SiteAudit, ClientError> {
         self.call(Method::GET, "/v1/site", None::<&()>).await
@@ -443,6 +506,7 @@ impl Client {
         request = match body {
             DcBody::None => request,
             DcBody::Json(fields) => request.json(fields),
+            DcBody::Value(value) => request.json(value),
             DcBody::Form(form) => {
                 let (content_type, bytes) = form.encode();
                 request

@@ -6,6 +6,7 @@ pub mod alarm;
 pub mod capacity;
 pub mod command;
 pub mod controllers;
+pub mod dc_strategy;
 pub mod hook;
 pub mod host;
 pub mod login_throttle;

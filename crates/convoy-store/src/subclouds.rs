@@ -102,6 +102,10 @@ pub struct SubcloudChanges {
     pub location: Option<String>,
     pub group_id: Option<i64>,
     pub management: Option<Management>,
+    /// Set by the System Controller's strategies (`complete`, `sw-deploy-in-progress`,
+    /// `sw-deploy-apply-strategy-failed`).
+    pub deploy_status: Option<String>,
+    pub software_version: Option<String>,
     pub updated_at: Option<Timestamp>,
 }
 

@@ -23,12 +23,15 @@ pub enum StrategyKind {
     /// StarlingX's VIM software deploy strategy (`sw-manager sw-deploy-strategy`), whose
     /// VIM name is `sw-upgrade`.
     SwUpgrade,
+    /// The System Controller's sw-deploy strategy over subclouds (dcmanager's `sw-deploy`).
+    DcSwDeploy,
 }
 
 named_enum!(StrategyKind, field = "type", {
     RollingMaintenance => "rolling-maintenance",
     SwPatch => "sw-patch",
     SwUpgrade => "sw-upgrade",
+    DcSwDeploy => "sw-deploy",
 });
 
 impl StrategyKind {
@@ -36,7 +39,7 @@ impl StrategyKind {
     pub fn sw_update(self) -> Option<crate::sw_update::options::SwUpdateKind> {
         use crate::sw_update::options::SwUpdateKind;
         match self {
-            StrategyKind::RollingMaintenance => None,
+            StrategyKind::RollingMaintenance | StrategyKind::DcSwDeploy => None,
             StrategyKind::SwPatch => Some(SwUpdateKind::SwPatch),
             StrategyKind::SwUpgrade => Some(SwUpdateKind::SwUpgrade),
         }

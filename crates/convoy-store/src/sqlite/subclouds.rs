@@ -296,7 +296,9 @@ impl SubcloudStore for SqliteStore {
             "UPDATE subclouds SET description = COALESCE($2, description), \
                location = COALESCE($3, location), group_id = COALESCE($4, group_id), \
                management = COALESCE($5, management), \
-               updated_at = COALESCE($6, updated_at) WHERE id = $1",
+               updated_at = COALESCE($6, updated_at), \
+               deploy_status = COALESCE($7, deploy_status), \
+               software_version = COALESCE($8, software_version) WHERE id = $1",
         )
         .bind(id)
         .bind(&changes.description)
@@ -304,6 +306,8 @@ impl SubcloudStore for SqliteStore {
         .bind(changes.group_id)
         .bind(changes.management.map(|m| m.as_str()))
         .bind(changes.updated_at.map(millis))
+        .bind(&changes.deploy_status)
+        .bind(&changes.software_version)
         .execute(&mut *tx)
         .await
         .map_err(missing_group)?;

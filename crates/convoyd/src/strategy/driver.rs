@@ -32,6 +32,7 @@ use convoy_store::{
 use jiff::Timestamp;
 use tracing::{debug, error, info};
 
+use super::dc_sw_deploy::{DcStrategyRecord, DcSwDeploySite};
 use super::inbox::Offer;
 use super::outcome_effects::host_effects;
 use super::rolling_maintenance::RollingMaintenanceSite;
@@ -141,6 +142,14 @@ async fn tick(
             let options: RollingMaintenanceOptions = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
             let kind = RollingMaintenanceSite::new(options, app.ping_interval);
+            Driver::new(app, &kind)
+                .run(&mut strategy, now, cached, offers)
+                .await?
+        }
+        StrategyKind::DcSwDeploy => {
+            let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
+                .context("the strategy's options are unreadable")?;
+            let kind = DcSwDeploySite::new(record, &strategy.id);
             Driver::new(app, &kind)
                 .run(&mut strategy, now, cached, offers)
                 .await?

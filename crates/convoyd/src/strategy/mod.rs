@@ -1,6 +1,7 @@
 //! Running strategies: the driver that persists, dispatches, waits and feeds results back into
 //! the pure engine and phase machines of convoy-core.
 
+pub mod dc_sw_deploy;
 pub mod driver;
 pub mod inbox;
 pub mod outcome_effects;

@@ -1,5 +1,6 @@
 //! `convoy dc ...`: the System Controller's commands, over dcmanager's v1.0 API.
 
+pub mod strategy;
 pub mod subcloud;
 pub mod subcloud_group;
 
@@ -17,6 +18,13 @@ pub enum DcCommand {
     /// Subcloud groups: add, list, show, update, delete, list-subclouds.
     #[command(subcommand)]
     SubcloudGroup(subcloud_group::GroupCommand),
+    /// Deploy a release on the subclouds, each with its own sw-deploy strategy (dcmanager's
+    /// `sw-deploy-strategy`).
+    #[command(subcommand)]
+    SwDeployStrategy(strategy::DeployStrategyCommand),
+    /// The steps of the System Controller's strategy, one per subcloud.
+    #[command(subcommand)]
+    StrategyStep(strategy::StepCommand),
 }
 
 impl DcCommand {
@@ -24,6 +32,8 @@ impl DcCommand {
         match self {
             DcCommand::Subcloud(command) => command.run(connection, out).await,
             DcCommand::SubcloudGroup(command) => command.run(connection, out).await,
+            DcCommand::SwDeployStrategy(command) => command.run(connection, out).await,
+            DcCommand::StrategyStep(command) => command.run(connection, out).await,
         }
     }
 }

@@ -6,6 +6,7 @@
 mod error;
 mod form;
 mod groups;
+mod strategy;
 mod subclouds;
 mod views;
 
@@ -53,6 +54,27 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/v1.0/subcloud-groups/{reference}/subclouds",
             get(groups::subclouds),
+        )
+        .route(
+            "/v1.0/sw-update-strategy",
+            get(strategy::show)
+                .post(strategy::create)
+                .delete(strategy::delete),
+        )
+        .route(
+            "/v1.0/sw-update-strategy/",
+            get(strategy::show)
+                .post(strategy::create)
+                .delete(strategy::delete),
+        )
+        .route(
+            "/v1.0/sw-update-strategy/actions",
+            axum::routing::post(strategy::action),
+        )
+        .route("/v1.0/sw-update-strategy/steps", get(strategy::steps))
+        .route(
+            "/v1.0/sw-update-strategy/steps/{cloud}",
+            get(strategy::step),
         )
         .route_layer(middleware::from_fn_with_state(state, authenticate))
         .layer(middleware::from_fn(error::negotiate))

@@ -1,0 +1,446 @@
+//! `/v1.0/sw-update-strategy`: dcmanager's strategy API (spec dcmanager-api.md §3) over the
+//! one engine: create (validated in the original's order, 400; the orchestrator's refusals
+//! 422), show, apply, abort and delete with `?type=`, and the steps. One strategy of any kind
+//! at a time on the controller, as the engine keeps it.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use convoy_core::dc_strategy::DcStrategyType;
+use convoy_core::dc_strategy::request::{self, CreateRequest, Lookups};
+use convoy_core::patch::PatchId;
+use convoy_core::strategy::{StrategyKind, StrategyState, Terminal};
+use convoy_core::subcloud::{ApplyType, Availability, Management, Reference, SyncStatus};
+use convoy_core::sw_update::release::ReleaseState;
+use convoy_store::subclouds::{GroupRecord, SubcloudRecord};
+use convoy_store::{StepRecord, StoreError, StrategyRecord};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::DcError;
+use super::views::time;
+use crate::patches::repository::Site;
+use crate::state::AppState;
+use crate::strategy::dc_sw_deploy::DcStrategyRecord;
+
+/// The `type` of `?type=T`, if given.
+fn type_query(query: &Option<String>) -> Option<String> {
+    query.as_deref().and_then(|q| {
+        q.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == "type").then(|| v.to_string())
+        })
+    })
+}
+
+/// The controller's strategy if it is a System Controller one of `wanted` (any if None).
+async fn current(
+    state: &AppState,
+    wanted: Option<&str>,
+) -> Result<Option<(StrategyRecord, DcStrategyRecord)>, DcError> {
+    let Some(strategy) = state.store.strategy().await? else {
+        return Ok(None);
+    };
+    if strategy.kind != StrategyKind::DcSwDeploy {
+        return Ok(None);
+    }
+    let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
+        .map_err(|e| DcError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if wanted.is_some_and(|t| t != record.kind.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some((strategy, record)))
+}
+
+/// The strategy object (§3.1). dcmanager numbers its one row; Convoy's is always 1.
+fn strategy_json(strategy: &StrategyRecord, record: &DcStrategyRecord) -> Value {
+    json!({
+        "id": 1,
+        "type": record.kind.as_str(),
+        "subcloud-apply-type": record.apply_type.map(|t| t.as_str()),
+        "max-parallel-subclouds": strategy.max_parallel,
+        "stop-on-failure": strategy.stop_on_failure,
+        "state": strategy.state.as_str(),
+        "created-at": strategy.created_at.strftime("%Y-%m-%dT%H:%M:%S.%6f").to_string(),
+        "updated-at": strategy.updated_at.strftime("%Y-%m-%dT%H:%M:%S.%6f").to_string(),
+        "extra-args": {
+            "release_id": record.release_id,
+            "delete": record.delete,
+            "rollback": false,
+            "snapshot": false,
+            "cleanup": false,
+            "with_prestage": false,
+            "sysadmin_password": null,
+            "kube_upgrade": null,
+        },
+    })
+}
+
+/// A step (§3.6): `Create` before it starts, `Apply` while it runs, `Complete` once it ended
+/// having started.
+fn step_json(step: &StepRecord) -> Value {
+    let ended = Terminal::parse(&step.state).is_some();
+    let stage = match (step.started_at, ended) {
+        (None, _) => "Create",
+        (Some(_), false) => "Apply",
+        (Some(_), true) => "Complete",
+    };
+    json!({
+        "id": step.position + 1,
+        "cloud": step.target,
+        "stage": stage,
+        "state": step.state,
+        "details": step.details,
+        "started-at": step.started_at.map(time),
+        "finished-at": step.finished_at.map(time),
+        "created-at": time(step.created_at),
+        "updated-at": (step.updated_at != step.created_at).then(|| time(step.updated_at)),
+    })
+}
+
+fn unable(verb: &str, kind: Option<&str>, message: impl std::fmt::Display) -> DcError {
+    DcError::unprocessable(format!(
+        "Unable to {verb} strategy of type '{}': {message}",
+        kind.unwrap_or("None")
+    ))
+}
+
+fn bad(verb: &str, kind: Option<&str>, message: impl std::fmt::Display) -> DcError {
+    unable(verb, kind, format!("Bad strategy request: {message}"))
+}
+
+/// The body's JSON object; `Body required` for none.
+fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, DcError> {
+    let body = body.map_err(|r| DcError::new(r.status(), r.body_text()))?;
+    if body.trim_ascii().is_empty() {
+        return Err(DcError::bad_request("Body required"));
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(DcError::bad_request("Request body is malformed.")),
+    }
+}
+
+/// What validation reads of the System Controller.
+struct ScLookups {
+    groups: Vec<GroupRecord>,
+    releases: BTreeMap<PatchId, ReleaseState>,
+}
+
+impl Lookups for ScLookups {
+    fn group(&self, reference: &str) -> Option<(ApplyType, u32)> {
+        let by = Reference::parse(reference);
+        self.groups
+            .iter()
+            .find(|g| match &by {
+                Reference::Id(id) => g.id == *id,
+                Reference::Name(name) => &g.name == name,
+            })
+            .map(|g| (g.update_apply_type, g.max_parallel_subclouds as u32))
+    }
+
+    fn release_deployed(&self, release_id: &str) -> bool {
+        release_id.parse::<PatchId>().ok().is_some_and(|id| {
+            matches!(
+                self.releases.get(&id),
+                Some(ReleaseState::Deployed | ReleaseState::Committed)
+            )
+        })
+    }
+}
+
+fn software_status(subcloud: &SubcloudRecord) -> SyncStatus {
+    subcloud
+        .endpoints
+        .iter()
+        .find(|(name, _)| name == "software")
+        .map_or(SyncStatus::Unknown, |(_, s)| *s)
+}
+
+/// The subclouds a create takes (§3.3): managed, online, in scope and out of sync; refused
+/// with the orchestrator's messages.
+fn candidates(
+    request: &CreateRequest,
+    subclouds: Vec<SubcloudRecord>,
+    group_id: Option<i64>,
+) -> Result<Vec<SubcloudRecord>, String> {
+    let mut scope: Vec<SubcloudRecord> = subclouds
+        .into_iter()
+        .filter(|s| group_id.is_none_or(|g| s.group_id == g))
+        .filter(|s| request.cloud_name.as_ref().is_none_or(|n| &s.name == n))
+        .collect();
+    if let Some(name) = &request.cloud_name {
+        let Some(one) = scope.first() else {
+            return Err(format!("Subcloud {name} does not exist"));
+        };
+        if software_status(one) == SyncStatus::InSync {
+            return Err(format!("Subcloud {name} does not require software update"));
+        }
+    }
+    let reachable = |s: &SubcloudRecord| {
+        s.management == Management::Managed && s.availability == Availability::Online
+    };
+    if scope
+        .iter()
+        .any(|s| reachable(s) && software_status(s) == SyncStatus::Unknown)
+    {
+        return Err("software sync status is unknown for one or more subclouds".into());
+    }
+    scope.retain(|s| reachable(s) && software_status(s) == SyncStatus::OutOfSync);
+    scope.sort_by_key(|s| s.id);
+    if scope.is_empty() {
+        return Err("Strategy has no steps to apply".into());
+    }
+    Ok(scope)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, DcError> {
+    let body = object(body)?;
+    let site = Site::load(&state).await?;
+    let lookups = ScLookups {
+        groups: state.subclouds.groups().await?,
+        releases: site.release_states(),
+    };
+    let request = request::validate(&body, &lookups).map_err(DcError::bad_request)?;
+    let kind_name = Some(request.kind.as_str());
+    if request.kind != DcStrategyType::SwDeploy {
+        return Err(bad(
+            "create",
+            kind_name,
+            "prestage strategies are not built yet; deploy releases present on the subclouds",
+        ));
+    }
+    if let Some(existing) = state.store.strategy().await? {
+        return Err(bad(
+            "create",
+            kind_name,
+            format!("Strategy of type: '{}' already exists", existing.kind),
+        ));
+    }
+    let group_id = request
+        .group
+        .as_deref()
+        .and_then(|g| {
+            lookups
+                .groups
+                .iter()
+                .find(|r| r.name == g || r.id.to_string() == g)
+        })
+        .map(|g| g.id);
+    let subclouds = state.subclouds.subclouds().await?;
+    let chosen = candidates(&request, subclouds, group_id)
+        .map_err(|message| bad("create", kind_name, message))?;
+    let now = crate::clock::now();
+    let steps: Vec<StepRecord> = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StepRecord::planned(&s.name, i as u32, 1, now))
+        .collect();
+    let record = DcStrategyRecord {
+        kind: request.kind,
+        apply_type: request.apply_type,
+        cloud_name: request.cloud_name.clone(),
+        group: request.group.clone(),
+        release_id: request.release_id.clone(),
+        delete: request.delete,
+        time_scale: state.step_durations.step_time_scale,
+    };
+    let strategy = StrategyRecord {
+        id: Uuid::new_v4().to_string(),
+        kind: StrategyKind::DcSwDeploy,
+        state: StrategyState::Initial,
+        max_parallel: request.max_parallel,
+        stop_on_failure: request.stop_on_failure,
+        options: serde_json::to_string(&record).map_err(|e| {
+            DcError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        })?,
+        stop_at_stage: None,
+        details: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    match state.store.create_strategy(&strategy, &steps).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            let existing = state
+                .store
+                .strategy()
+                .await?
+                .map_or(strategy.kind, |s| s.kind);
+            return Err(bad(
+                "create",
+                kind_name,
+                format!("Strategy of type: '{existing}' already exists"),
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    tracing::info!(
+        strategy = strategy.id,
+        subclouds = steps.len(),
+        release = record.release_id,
+        "sw-deploy strategy created"
+    );
+    state.wakeups.strategy_changed();
+    Ok(Json(strategy_json(&strategy, &record)))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, DcError> {
+    let wanted = type_query(&query);
+    match current(&state, wanted.as_deref()).await? {
+        Some((strategy, record)) => Ok(Json(strategy_json(&strategy, &record))),
+        None => Err(DcError::not_found(match wanted {
+            Some(t) => format!("Strategy of type '{t}' not found"),
+            None => "Strategy not found".to_string(),
+        })),
+    }
+}
+
+pub async fn action(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, DcError> {
+    let wanted = type_query(&query);
+    let body = object(body)?;
+    let Some(action) = body.get("action").and_then(Value::as_str) else {
+        return Err(DcError::bad_request("action required"));
+    };
+    let (verb, from, to) = match action {
+        "apply" => ("apply", StrategyState::Initial, StrategyState::Applying),
+        "abort" => (
+            "abort",
+            StrategyState::Applying,
+            StrategyState::AbortRequested,
+        ),
+        // The original's handler has no branch for another action: 200, `null`.
+        _ => return Ok(Json(Value::Null)),
+    };
+    let shown_type = wanted.as_deref();
+    let (strategy, record) = current(&state, shown_type).await?.ok_or_else(|| {
+        let t = shown_type.unwrap_or("None");
+        unable(
+            verb,
+            shown_type,
+            format!("Strategy with type {t} doesn't exist."),
+        )
+    })?;
+    let done = if verb == "apply" {
+        "applied"
+    } else {
+        "aborted"
+    };
+    let refused = || {
+        bad(
+            verb,
+            shown_type,
+            format!("Strategy in state {} cannot be {done}", strategy.state),
+        )
+    };
+    if strategy.state != from {
+        return Err(refused());
+    }
+    let now = crate::clock::now();
+    let changed = if verb == "apply" {
+        state
+            .store
+            .apply_strategy(&strategy.id, from, None, now)
+            .await?
+    } else {
+        state
+            .store
+            .set_strategy_state(&strategy.id, from, to, &strategy.details, now)
+            .await?
+    };
+    if !changed {
+        return Err(refused());
+    }
+    tracing::info!(
+        strategy = strategy.id,
+        action = verb,
+        "sw-deploy strategy action"
+    );
+    state.wakeups.strategy_changed();
+    let (strategy, record) = current(&state, shown_type)
+        .await?
+        .unwrap_or((strategy, record));
+    Ok(Json(strategy_json(&strategy, &record)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, DcError> {
+    let wanted = type_query(&query);
+    let shown_type = wanted.as_deref();
+    let (strategy, record) = current(&state, shown_type).await?.ok_or_else(|| {
+        let t = shown_type.unwrap_or("None");
+        unable(
+            "delete",
+            shown_type,
+            format!("Strategy with type {t} doesn't exist."),
+        )
+    })?;
+    let refused = || {
+        bad(
+            "delete",
+            shown_type,
+            format!("Strategy in state {} cannot be deleted", strategy.state),
+        )
+    };
+    if strategy.state.is_active() {
+        return Err(refused());
+    }
+    let now = crate::clock::now();
+    if !state
+        .store
+        .set_strategy_state(
+            &strategy.id,
+            strategy.state,
+            StrategyState::Deleting,
+            &strategy.details,
+            now,
+        )
+        .await?
+    {
+        return Err(refused());
+    }
+    let mut shown = strategy.clone();
+    shown.state = StrategyState::Deleting;
+    state.store.delete_strategy(&strategy.id).await?;
+    tracing::info!(strategy = strategy.id, "sw-deploy strategy deleted");
+    state.wakeups.strategy_changed();
+    Ok(Json(strategy_json(&shown, &record)))
+}
+
+pub async fn steps(State(state): State<AppState>) -> Result<Json<Value>, DcError> {
+    let steps = match current(&state, None).await? {
+        Some((strategy, _)) => state.store.steps(&strategy.id).await?,
+        None => Vec::new(),
+    };
+    let shown: Vec<Value> = steps.iter().map(step_json).collect();
+    Ok(Json(json!({ "strategy-steps": shown })))
+}
+
+pub async fn step(
+    State(state): State<AppState>,
+    axum::extract::Path(cloud): axum::extract::Path<String>,
+) -> Result<Json<Value>, DcError> {
+    let not_found = || DcError::not_found("Strategy step not found");
+    let (strategy, _) = current(&state, None).await?.ok_or_else(not_found)?;
+    let step = state
+        .store
+        .step(&strategy.id, &cloud)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(step_json(&step)))
+}

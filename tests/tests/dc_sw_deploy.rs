@@ -1,0 +1,239 @@
+//! The System Controller's sw-deploy strategy (`convoy dc sw-deploy-strategy`,
+//! `/v1.0/sw-update-strategy`): real subclouds, each a convoyd with agents, deploy a release
+//! through their own sw-deploy strategies, in dcmanager's step states, and end in sync.
+
+use std::time::Duration;
+
+use convoy_core::host::Personality;
+use convoy_e2e::convoy_launch::{Deadline, wait_until_every};
+use convoy_e2e::{HostSpec, PatchKeys, Site};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// The System Controller: no hosts of its own, trusts the patch key, audits every second.
+async fn system_controller() -> (Site, PatchKeys) {
+    let (mut sc, keys) = Site::with_patch_key(&[]).await;
+    sc.controller.options.extra_args.extend(
+        ["--audit-interval", "1", "--offline-after", "2"]
+            .iter()
+            .map(|a| a.to_string()),
+    );
+    sc.controller.restart().await.expect("restarts");
+    (sc, keys)
+}
+
+/// A subcloud: its own convoyd on HTTPS (waits at a hundredth), a controller and a worker
+/// whose agents trust the key and "reboot" by restarting.
+async fn subcloud(keys: &PatchKeys) -> Site {
+    let public = keys.public.display().to_string();
+    let mut site = Site::with_args(
+        true,
+        &["--trusted-key", &public, "--step-time-scale", "0.01"],
+    )
+    .await;
+    site.agent_args = vec![
+        "--trusted-key".into(),
+        public,
+        "--reboot-command".into(),
+        "restart-agent".into(),
+    ];
+    for host in [
+        HostSpec::new("controller-0", Personality::Controller),
+        HostSpec::new("worker-0", Personality::Worker),
+    ] {
+        site.start_agent_with_root(&host);
+    }
+    site.wait_available(2).await;
+    site
+}
+
+async fn show(sc: &Site, name: &str) -> Value {
+    sc.convoy(&["-f", "json", "dc", "subcloud", "show", name])
+        .await
+        .json()
+}
+
+async fn wait_field(sc: &Site, name: &str, field: &str, value: &str) -> Value {
+    wait_until_every(
+        Deadline::after(LONG),
+        Duration::from_millis(250),
+        &format!("{name} {field} = {value}"),
+        || async {
+            let shown = show(sc, name).await;
+            (shown[field] == value).then_some(shown)
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn wait_strategy(sc: &Site, wanted: &str) -> Value {
+    let waited = wait_until_every(
+        Deadline::after(LONG),
+        Duration::from_millis(250),
+        &format!("the strategy to be {wanted}"),
+        || async {
+            let s = sc.admin().dc_strategy("sw-deploy").await.ok()?;
+            (s["state"] == wanted).then_some(s)
+        },
+    )
+    .await;
+    match waited {
+        Ok(s) => s,
+        Err(e) => panic!("{e:?}; steps {:#?}", sc.admin().dc_strategy_steps().await),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_is_deployed_on_every_subcloud_that_needs_it() {
+    let (sc, keys) = system_controller().await;
+    let subs = [
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+    ];
+
+    // A worker release, deployed on the System Controller.
+    let source = sc.source("dc.source", "dc\n");
+    let release = sc
+        .build_patch(
+            &keys,
+            "DC_REL_1",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "N",
+                "--worker",
+                &format!("{}=etc/dc.conf", source.display()),
+            ],
+        )
+        .await;
+    let file = release.display().to_string();
+
+    // Not yet on the System Controller: refused with the original's message.
+    let early = sc
+        .convoy(&["dc", "sw-deploy-strategy", "create", "DC_REL_1"])
+        .await;
+    assert!(
+        early
+            .fails(2)
+            .contains("Release ID: DC_REL_1 not found or not deployed in the SystemController"),
+        "{early:?}"
+    );
+    sc.convoy(&["software", "upload", &file]).await.ok();
+    sc.convoy(&["patch", "apply", "DC_REL_1"]).await.ok();
+
+    for (i, sub) in subs.iter().enumerate() {
+        let name = format!("subcloud-{}", i + 1);
+        let password = sub.controller.admin_password().unwrap();
+        sc.convoy(&[
+            "dc",
+            "subcloud",
+            "add",
+            "--name",
+            &name,
+            "--bootstrap-address",
+            &sub.url(),
+            "--sysadmin-password",
+            &password,
+        ])
+        .await
+        .ok();
+        wait_field(&sc, &name, "availability", "online").await;
+        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
+    }
+    // The release reaches subcloud-1 and subcloud-2 ahead of time; subcloud-3 lacks it.
+    for sub in &subs[..2] {
+        sub.convoy(&["software", "upload", &file]).await.ok();
+    }
+    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
+    }
+
+    let created = sc
+        .convoy(&[
+            "-f",
+            "json",
+            "dc",
+            "sw-deploy-strategy",
+            "create",
+            "DC_REL_1",
+            "--subcloud-apply-type",
+            "parallel",
+            "--max-parallel-subclouds",
+            "2",
+            "--delete",
+        ])
+        .await
+        .json();
+    assert_eq!(created["strategy type"], "sw-deploy", "{created:#}");
+    assert_eq!(created["state"], "initial");
+    assert_eq!(created["release_id"], "DC_REL_1");
+    let again = sc
+        .convoy(&["dc", "sw-deploy-strategy", "create", "DC_REL_1"])
+        .await;
+    assert!(
+        again
+            .fails(2)
+            .contains("Strategy of type: 'sw-deploy' already exists"),
+        "{again:?}"
+    );
+    let steps = sc.admin().dc_strategy_steps().await.unwrap();
+    let clouds: Vec<&str> = steps.iter().map(|s| s["cloud"].as_str().unwrap()).collect();
+    assert_eq!(clouds, ["subcloud-1", "subcloud-2", "subcloud-3"]);
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["state"] == "initial" && s["stage"] == "Create")
+    );
+
+    sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+    // subcloud-3 fails its pre-check: the strategy ends failed, the others deployed.
+    let ended = wait_strategy(&sc, "failed").await;
+    assert_eq!(ended["type"], "sw-deploy");
+    let steps = sc.admin().dc_strategy_steps().await.unwrap();
+    let by = |cloud: &str| steps.iter().find(|s| s["cloud"] == cloud).unwrap().clone();
+    for cloud in ["subcloud-1", "subcloud-2"] {
+        let step = by(cloud);
+        assert_eq!(step["state"], "complete", "{step:#}");
+        assert_eq!(step["stage"], "Complete", "{step:#}");
+    }
+    let failed = by("subcloud-3");
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(
+        failed["details"],
+        "sw-deploy pre-check: Release DC_REL_1 is not prestaged."
+    );
+    // The deployed subclouds: the release deployed on their worker, their own strategy and
+    // deploy record gone, the deploy status complete, and in sync at the next audit.
+    for (i, sub) in subs[..2].iter().enumerate() {
+        let name = format!("subcloud-{}", i + 1);
+        let rows = sub.admin().releases(None).await.unwrap();
+        assert_eq!(rows[0].state, "deployed", "{name}");
+        assert!(sub.admin().deploy().await.unwrap().is_empty(), "{name}");
+        assert_eq!(
+            std::fs::read_to_string(sub.root("worker-0").join("etc/dc.conf")).unwrap(),
+            "dc\n"
+        );
+        let shown = wait_field(&sc, &name, "software_sync_status", "in-sync").await;
+        assert_eq!(shown["deploy_status"], "complete", "{shown:#}");
+        assert_eq!(shown["software_version"], "25.09", "{shown:#}");
+    }
+    let listed = sc.convoy(&["dc", "strategy-step", "list"]).await;
+    assert!(listed.ok().contains("not prestaged"), "{listed:?}");
+
+    // Deleted once it has ended; a type that is not there is 404 with the original's text.
+    let other = sc.admin().dc_strategy("prestage").await.unwrap_err();
+    assert_eq!(other.status(), Some(404));
+    sc.convoy(&["dc", "sw-deploy-strategy", "delete"])
+        .await
+        .ok();
+    let gone = sc.convoy(&["dc", "sw-deploy-strategy", "show"]).await;
+    assert!(
+        gone.fails(2)
+            .contains("Strategy of type 'sw-deploy' not found"),
+        "{gone:?}"
+    );
+}
