@@ -237,3 +237,260 @@ async fn a_release_is_deployed_on_every_subcloud_that_needs_it() {
         "{gone:?}"
     );
 }
+
+/// When each subcloud's own convoyd created and deleted its sw-upgrade strategy, from its
+/// log: `(created, deleted)` as RFC 3339 timestamps' instants.
+fn vim_interval(sub: &Site) -> (jiff::Timestamp, jiff::Timestamp) {
+    let log = std::fs::read_to_string(sub.controller.log()).unwrap();
+    let at = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains("sw-upgrade"))
+            .filter_map(|l| {
+                // The line starts with the time, in colour codes (`ESC[...m`) if any.
+                let mut plain = String::new();
+                let mut chars = l.chars();
+                while let Some(c) = chars.next() {
+                    if c == '\u{1b}' {
+                        chars.by_ref().find(|c| *c == 'm');
+                    } else {
+                        plain.push(c);
+                    }
+                }
+                plain
+                    .split_whitespace()
+                    .next()?
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+            })
+            .last()
+            .unwrap_or_else(|| panic!("no {what:?} in {log}"))
+    };
+    (
+        at("software-update strategy created"),
+        at("software-update strategy deleted"),
+    )
+}
+
+/// The most subclouds whose strategies overlapped at one moment.
+fn most_at_once(intervals: &[(jiff::Timestamp, jiff::Timestamp)]) -> usize {
+    intervals
+        .iter()
+        .map(|(start, _)| {
+            intervals
+                .iter()
+                .filter(|(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Builds `id` for workers, deploys it on the System Controller and uploads it to `subs`.
+async fn release_everywhere(sc: &Site, keys: &PatchKeys, subs: &[Site], id: &str) {
+    let source = sc.source(&format!("{id}.source"), "w\n");
+    let bundle = sc
+        .build_patch(
+            keys,
+            id,
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "N",
+                "--worker",
+                &format!("{}=etc/{id}.conf", source.display()),
+            ],
+        )
+        .await;
+    let file = bundle.display().to_string();
+    sc.convoy(&["software", "upload", &file]).await.ok();
+    sc.convoy(&["patch", "apply", id]).await.ok();
+    for sub in subs {
+        sub.convoy(&["software", "upload", &file]).await.ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_goes_one_subcloud_at_a_time_and_parallel_within_its_maximum() {
+    let (sc, keys) = system_controller().await;
+    let subs = [
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+    ];
+    for (i, sub) in subs.iter().enumerate() {
+        let name = format!("subcloud-{}", i + 1);
+        let password = sub.controller.admin_password().unwrap();
+        sc.convoy(&[
+            "dc",
+            "subcloud",
+            "add",
+            "--name",
+            &name,
+            "--bootstrap-address",
+            &sub.url(),
+            "--sysadmin-password",
+            &password,
+        ])
+        .await
+        .ok();
+        wait_field(&sc, &name, "availability", "online").await;
+        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
+    }
+
+    for (id, args, most) in [
+        ("DC_SER_1", vec!["--subcloud-apply-type", "serial"], 1),
+        (
+            "DC_PAR_1",
+            vec![
+                "--subcloud-apply-type",
+                "parallel",
+                "--max-parallel-subclouds",
+                "2",
+            ],
+            2,
+        ),
+    ] {
+        release_everywhere(&sc, &keys, &subs, id).await;
+        for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+            wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
+        }
+        // --delete: a subcloud's completed deploy would stand in the way of the next one.
+        let mut create = vec!["dc", "sw-deploy-strategy", "create", id, "--delete"];
+        create.extend(args);
+        sc.convoy(&create).await.ok();
+        sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+        wait_strategy(&sc, "complete").await;
+        let intervals: Vec<_> = subs.iter().map(vim_interval).collect();
+        assert_eq!(most_at_once(&intervals), most, "{id}: {intervals:?}");
+        sc.convoy(&["dc", "sw-deploy-strategy", "delete"])
+            .await
+            .ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abort_lets_the_running_subcloud_finish_and_a_killed_system_controller_resumes() {
+    let (mut sc, keys) = system_controller().await;
+    let subs = [
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+    ];
+    for (i, sub) in subs.iter().enumerate() {
+        let name = format!("subcloud-{}", i + 1);
+        let password = sub.controller.admin_password().unwrap();
+        sc.convoy(&[
+            "dc",
+            "subcloud",
+            "add",
+            "--name",
+            &name,
+            "--bootstrap-address",
+            &sub.url(),
+            "--sysadmin-password",
+            &password,
+        ])
+        .await
+        .ok();
+        wait_field(&sc, &name, "availability", "online").await;
+        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
+    }
+    // Each install logs its subcloud and waits for the test's gate.
+    let gate = sc.dir.path().join("gate");
+    let log = sc.dir.path().join("installs.log");
+    let pre = sc.source(
+        "gated-pre.sh",
+        &format!(
+            "#!/bin/sh\necho \"$CONVOY_CONTROLLER\" >> {log}\n\
+             while [ ! -e {gate} ]; do sleep 0.05; done\n",
+            log = log.display(),
+            gate = gate.display()
+        ),
+    );
+    let source = sc.source("g.source", "g\n");
+    let bundle = sc
+        .build_patch(
+            &keys,
+            "DC_GATE_1",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "N",
+                "--worker",
+                &format!("{}=etc/g.conf", source.display()),
+                "--pre-install",
+                &pre.display().to_string(),
+            ],
+        )
+        .await;
+    let file = bundle.display().to_string();
+    sc.convoy(&["software", "upload", &file]).await.ok();
+    sc.convoy(&["patch", "apply", "DC_GATE_1"]).await.ok();
+    for sub in &subs {
+        sub.convoy(&["software", "upload", &file]).await.ok();
+    }
+    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
+    }
+    sc.convoy(&[
+        "dc",
+        "sw-deploy-strategy",
+        "create",
+        "DC_GATE_1",
+        "--subcloud-apply-type",
+        "serial",
+    ])
+    .await
+    .ok();
+    sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+    wait_until_every(
+        Deadline::after(LONG),
+        Duration::from_millis(100),
+        "subcloud-1's install to start",
+        || async { log.exists().then_some(()) },
+    )
+    .await
+    .unwrap();
+
+    // Abort while subcloud-1 installs, then kill the System Controller outright.
+    let aborted = sc
+        .convoy(&["-f", "json", "dc", "sw-deploy-strategy", "abort"])
+        .await
+        .json();
+    assert_eq!(aborted["state"], "abort requested", "{aborted:#}");
+    sc.controller.kill();
+    std::fs::write(&gate, "").unwrap();
+    sc.controller.restart().await.unwrap();
+
+    // It resumes: subcloud-1 finishes, the others were aborted before they started.
+    wait_strategy(&sc, "aborted").await;
+    let steps = sc.admin().dc_strategy_steps().await.unwrap();
+    let states: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| (s["cloud"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("subcloud-1", "complete"),
+            ("subcloud-2", "aborted"),
+            ("subcloud-3", "aborted")
+        ]
+    );
+    // subcloud-1 installed once and deployed the release once.
+    let installs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(installs.lines().count(), 1, "{installs}");
+    assert!(installs.contains(&subs[0].url()), "{installs}");
+    let sub_log = std::fs::read_to_string(subs[0].controller.log()).unwrap();
+    assert_eq!(sub_log.matches("software deploy started").count(), 1);
+    assert_eq!(
+        subs[0].admin().releases(None).await.unwrap()[0].state,
+        "deployed"
+    );
+    assert_eq!(
+        subs[1].admin().releases(None).await.unwrap()[0].state,
+        "available"
+    );
+}

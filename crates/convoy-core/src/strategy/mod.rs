@@ -24,6 +24,7 @@ pub enum StrategyKind {
     /// VIM name is `sw-upgrade`.
     SwUpgrade,
     /// The System Controller's sw-deploy strategy over subclouds (dcmanager's `sw-deploy`).
+    #[serde(rename = "sw-deploy")]
     DcSwDeploy,
 }
 
@@ -238,6 +239,13 @@ pub fn final_state(endings: impl IntoIterator<Item = Terminal>) -> StrategyState
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_serialize_as_their_names() {
+        for kind in StrategyKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
 
     #[test]
     fn states_use_dcmanager_strings() {
