@@ -243,7 +243,9 @@ async fn a_release_is_deployed_on_every_subcloud_that_needs_it() {
 fn vim_interval(sub: &Site) -> (jiff::Timestamp, jiff::Timestamp) {
     let log = std::fs::read_to_string(sub.controller.log()).unwrap();
     let at = |what: &str| {
+        // The latest such line.
         log.lines()
+            .rev()
             .filter(|l| l.contains(what) && l.contains("sw-upgrade"))
             .filter_map(|l| {
                 // The line starts with the time, in colour codes (`ESC[...m`) if any.
@@ -262,7 +264,7 @@ fn vim_interval(sub: &Site) -> (jiff::Timestamp, jiff::Timestamp) {
                     .parse::<jiff::Timestamp>()
                     .ok()
             })
-            .last()
+            .next()
             .unwrap_or_else(|| panic!("no {what:?} in {log}"))
     };
     (
