@@ -496,3 +496,127 @@ async fn an_abort_lets_the_running_subcloud_finish_and_a_killed_system_controlle
         "available"
     );
 }
+
+/// POSTs a create body as dcmanager's client does, asking for JSON errors.
+async fn create_raw(sc: &Site, token: &str, body: &str) -> (u16, Value) {
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let response = http
+        .post(format!("{}/v1.0/sw-update-strategy/", sc.url()))
+        .header("X-Auth-Token", token)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creates_are_refused_with_the_originals_status_and_message_and_store_nothing() {
+    let (sc, keys) = system_controller().await;
+    let in_sync = subcloud(&keys).await;
+    let lacking = subcloud(&keys).await;
+    for (name, sub) in [("subcloud-1", &in_sync), ("subcloud-2", &lacking)] {
+        let password = sub.controller.admin_password().unwrap();
+        sc.convoy(&[
+            "dc",
+            "subcloud",
+            "add",
+            "--name",
+            name,
+            "--bootstrap-address",
+            &sub.url(),
+            "--sysadmin-password",
+            &password,
+        ])
+        .await
+        .ok();
+        wait_field(&sc, name, "availability", "online").await;
+        sc.convoy(&["dc", "subcloud", "manage", name]).await.ok();
+    }
+    release_everywhere(&sc, &keys, std::slice::from_ref(&in_sync), "DC_MSG_1").await;
+    in_sync.convoy(&["patch", "apply", "DC_MSG_1"]).await.ok();
+    wait_field(&sc, "subcloud-1", "software_sync_status", "in-sync").await;
+    wait_field(&sc, "subcloud-2", "software_sync_status", "out-of-sync").await;
+
+    let admin = sc.admin_token();
+    let unable = |msg: &str| {
+        format!("Unable to create strategy of type 'sw-deploy': Bad strategy request: {msg}")
+    };
+    let cases: Vec<(&str, u16, String)> = vec![
+        ("{}", 400, "Body required".into()),
+        ("[1]", 400, "Request body is malformed.".into()),
+        (r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "force": "yes"}"#, 400,
+         "Invalid value 'yes' for force - must be True/False or 'true'/'false'".into()),
+        (r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "subcloud_group": "Default", "max-parallel-subclouds": 3}"#, 400,
+         "subcloud-apply-type and max-parallel-subclouds are not allowed when subcloud_group is provided".into()),
+        (r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "max-parallel-subclouds": 0}"#, 400,
+         "Invalid max-parallel-subclouds value: 0. For sw-deploy strategy, the value must be between 1 and 5000.".into()),
+        (r#"{"type": "kube-upgrade"}"#, 400, "type invalid".into()),
+        (r#"{"type": "sw-deploy"}"#, 400, "Release ID is required for strategy type: sw-deploy.".into()),
+        (r#"{"type": "sw-deploy", "release_id": "NOPE_1"}"#, 400,
+         "Release ID: NOPE_1 not found or not deployed in the SystemController".into()),
+        (r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "stop-on-failure": true}"#, 400,
+         "stop-on-failure invalid".into()),
+        (r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "cloud_name": "nope"}"#, 422,
+         unable("Subcloud nope does not exist")),
+        (r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "cloud_name": "subcloud-1"}"#, 422,
+         unable("Subcloud subcloud-1 does not require software update")),
+    ];
+    for (body, status, message) in cases {
+        let (got, error) = create_raw(&sc, admin, body).await;
+        assert_eq!(got, status, "{body}: {error}");
+        assert_eq!(error["description"], message, "{body}");
+    }
+    // A reader may look but not create.
+    let reader = sc
+        .add_user("watcher", convoy_core::role::Role::Reader)
+        .await;
+    let reader_token = sc
+        .convoy_as(&reader, &["token"])
+        .await
+        .ok()
+        .trim()
+        .to_string();
+    let (got, _) = create_raw(
+        &sc,
+        &reader_token,
+        r#"{"type": "sw-deploy", "release_id": "DC_MSG_1"}"#,
+    )
+    .await;
+    assert_eq!(got, 403);
+    // Nothing was stored by any of them.
+    assert!(sc.admin().dc_strategy_steps().await.unwrap().is_empty());
+    assert_eq!(
+        sc.admin()
+            .dc_strategy("sw-deploy")
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+
+    // A group takes its own apply type and maximum; only the out-of-sync subcloud is a step.
+    let (got, created) = create_raw(
+        &sc,
+        admin,
+        r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "subcloud_group": "Default"}"#,
+    )
+    .await;
+    assert_eq!(got, 200, "{created}");
+    assert_eq!(created["subcloud-apply-type"], "parallel");
+    let clouds: Vec<Value> = sc
+        .admin()
+        .dc_strategy_steps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s["cloud"].clone())
+        .collect();
+    assert_eq!(clouds, ["subcloud-2"]);
+}
