@@ -620,3 +620,120 @@ async fn creates_are_refused_with_the_originals_status_and_message_and_store_not
         .collect();
     assert_eq!(clouds, ["subcloud-2"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subcloud_killed_mid_step_fails_within_its_timeout_and_the_others_go_on() {
+    // The System Controller's step timeouts at a thousandth: applying may take 24 s.
+    let (mut sc, keys) = system_controller().await;
+    sc.controller
+        .options
+        .extra_args
+        .extend(["--step-time-scale".to_string(), "0.001".to_string()]);
+    sc.controller.restart().await.expect("restarts");
+    let mut subs = [
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+    ];
+    for (i, sub) in subs.iter().enumerate() {
+        let name = format!("subcloud-{}", i + 1);
+        let password = sub.controller.admin_password().unwrap();
+        sc.convoy(&[
+            "dc",
+            "subcloud",
+            "add",
+            "--name",
+            &name,
+            "--bootstrap-address",
+            &sub.url(),
+            "--sysadmin-password",
+            &password,
+        ])
+        .await
+        .ok();
+        wait_field(&sc, &name, "availability", "online").await;
+        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
+    }
+    // subcloud-2's install waits for the test's gate; the others' go straight through.
+    let gate = sc.dir.path().join("gate");
+    let started = sc.dir.path().join("started");
+    let pre = sc.source(
+        "held-pre.sh",
+        &format!(
+            "#!/bin/sh\ncase \"$CONVOY_CONTROLLER\" in *{port}*) touch {started}; \
+             while [ ! -e {gate} ]; do sleep 0.05; done ;; esac\n",
+            port = subs[1].url().rsplit(':').next().unwrap(),
+            started = started.display(),
+            gate = gate.display()
+        ),
+    );
+    let source = sc.source("k.source", "k\n");
+    let bundle = sc
+        .build_patch(
+            &keys,
+            "DC_KILL_1",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "N",
+                "--worker",
+                &format!("{}=etc/k.conf", source.display()),
+                "--pre-install",
+                &pre.display().to_string(),
+            ],
+        )
+        .await;
+    let file = bundle.display().to_string();
+    sc.convoy(&["software", "upload", &file]).await.ok();
+    sc.convoy(&["patch", "apply", "DC_KILL_1"]).await.ok();
+    for sub in &subs {
+        sub.convoy(&["software", "upload", &file]).await.ok();
+    }
+    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
+    }
+    sc.convoy(&[
+        "dc",
+        "sw-deploy-strategy",
+        "create",
+        "DC_KILL_1",
+        "--max-parallel-subclouds",
+        "3",
+    ])
+    .await
+    .ok();
+    sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+    wait_until_every(
+        Deadline::after(LONG),
+        Duration::from_millis(100),
+        "subcloud-2's install to start",
+        || async { started.exists().then_some(()) },
+    )
+    .await
+    .unwrap();
+    subs[1].controller.kill();
+    std::fs::write(&gate, "").unwrap();
+
+    let began = std::time::Instant::now();
+    wait_strategy(&sc, "failed").await;
+    let steps = sc.admin().dc_strategy_steps().await.unwrap();
+    let state = |cloud: &str| {
+        let step = steps.iter().find(|s| s["cloud"] == cloud).unwrap();
+        (step["state"].clone(), step["details"].clone())
+    };
+    assert_eq!(state("subcloud-1").0, "complete");
+    assert_eq!(state("subcloud-3").0, "complete");
+    let (failed, details) = state("subcloud-2");
+    assert_eq!(failed, "failed");
+    assert_eq!(
+        details,
+        "apply VIM sw-deploy strategy: Timeout applying VIM strategy on subcloud subcloud-2."
+    );
+    // Within its timeout (24 s from when the phase began, before the kill).
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
+}
