@@ -834,7 +834,7 @@ async fn keystone_links_name_https_on_an_https_controller() {
 }
 
 #[tokio::test]
-async fn the_dc_demo_shows_three_subclouds_online_and_in_sync() {
+async fn the_dc_demo_shows_three_subclouds_in_sync_and_deploys_a_release_to_them() {
     let binaries = convoy_e2e::convoy_launch::Binaries::locate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = tokio::time::timeout(
@@ -866,6 +866,13 @@ async fn the_dc_demo_shows_three_subclouds_online_and_in_sync() {
                 &name[9..]
             )),
             "{name} not online and in sync in {stdout}"
+        );
+    }
+    // The release went out to every subcloud with the sw-deploy strategy.
+    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+        assert!(
+            stdout.contains(&format!("  {name}  complete")),
+            "{name}'s step did not complete in {stdout}"
         );
     }
     assert!(stdout.contains("export CONVOY_URL="), "{stdout}");

@@ -522,9 +522,14 @@ impl Templates<'_> {
         let d = self.durations;
         let hosts = [host];
         let mut steps = vec![PlannedStep::query_alarms(true, d)];
+        // A site with one (non all-in-one) controller, which StarlingX does not have and
+        // Convoy allows: nothing to swact to, and its lock never disables it.
+        let single = self.site.single_controller;
         if reboot {
-            steps.push(PlannedStep::on_hosts(StepName::SwactHosts, &hosts, d));
-            steps.push(PlannedStep::lock_hosts(&hosts, true, d));
+            if !single {
+                steps.push(PlannedStep::on_hosts(StepName::SwactHosts, &hosts, d));
+            }
+            steps.push(PlannedStep::lock_hosts(&hosts, !single, d));
         }
         steps.push(PlannedStep::host_action(self.kind(), &hosts, d));
         if reboot {
@@ -878,6 +883,32 @@ mod tests {
             ["query-alarms", "sw-patch-hosts", "system-stabilize"]
         );
         assert_eq!(in_service[0].steps[2].timeout.as_secs(), 30);
+    }
+
+    #[test]
+    fn a_lone_controller_is_locked_without_a_swact() {
+        let lone = site(vec![reboot(active(host("controller-0", Controller)))]);
+        assert!(lone.single_controller);
+        let options = opts(|_| {});
+        let d = StepDurations::default();
+        let t = Templates {
+            options: &options,
+            site: &lone,
+            durations: &d,
+        };
+        let hosts: Vec<&UpdateHost> = lone.hosts.iter().collect();
+        let stages = t.controller_stages(&hosts, true).unwrap();
+        assert_eq!(
+            names_of(&stages[0]),
+            [
+                "query-alarms",
+                "lock-hosts",
+                "sw-patch-hosts",
+                "system-stabilize",
+                "unlock-hosts",
+                "wait-alarms-clear"
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `convoy demo --dc`: a System Controller and three subclouds (each its own convoyd with two
 //! agents) on this machine, the subclouds registered, managed and audited until they are
-//! online and in sync.
+//! online and in sync; then a release deployed on the System Controller and rolled out to the
+//! subclouds by a sw-deploy strategy, two at a time, with a live table of its steps.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,8 +11,7 @@ use convoy_api::Client;
 use convoy_api::dc::Form;
 use convoy_core::host::{Availability, Personality};
 use convoy_launch::{
-    AgentOptions, AgentProcess, Binaries, ControllerOptions, ControllerProcess, Deadline,
-    free_port, wait_until,
+    Binaries, ControllerOptions, ControllerProcess, Deadline, free_port, wait_until,
 };
 
 use super::steps::{Output, Steps, seconds};
@@ -69,10 +69,17 @@ pub async fn run(
         "Starting the System Controller (convoyd, auditing its subclouds every 2 s)",
         Output::Quiet,
     );
+    let key = super::patch_key(&root.join("keys"))?;
+    let trusted = key.public.display().to_string();
     let (system_controller, sc_client) = start_controller(
         binaries,
         &root.join("system-controller"),
-        vec!["--audit-interval".into(), "2".into()],
+        vec![
+            "--audit-interval".into(),
+            "2".into(),
+            "--trusted-key".into(),
+            trusted.clone(),
+        ],
     )
     .await?;
     step.done();
@@ -85,17 +92,26 @@ pub async fn run(
     let mut agents = Vec::new();
     for name in SUBCLOUDS {
         let dir = root.join(name);
-        let (controller, client) =
-            start_controller(binaries, &dir.join("controller"), vec![]).await?;
+        let (controller, client) = start_controller(
+            binaries,
+            &dir.join("controller"),
+            vec![
+                "--trusted-key".into(),
+                trusted.clone(),
+                "--step-time-scale".into(),
+                super::STEP_TIME_SCALE.into(),
+            ],
+        )
+        .await?;
         for (hostname, personality) in HOSTS {
-            let mut options = AgentOptions::new(hostname, personality, &dir.join("hosts"));
-            options.extra_args = vec![
-                "--load-cpus".into(),
-                "1".into(),
-                "--load-memory-mib".into(),
-                "2048".into(),
-            ];
-            agents.push(AgentProcess::start(binaries, &controller, options).map_err(failed)?);
+            agents.push(super::start_agent(
+                binaries,
+                &controller,
+                &dir,
+                &key,
+                hostname,
+                personality,
+            )?);
         }
         subclouds.push((name, controller, client));
     }
@@ -187,6 +203,8 @@ pub async fn run(
     )?;
     step.done();
 
+    deploy_release(&sc_client, &subclouds, root, &key, steps, &table).await?;
+
     let bin_dir = binaries
         .convoy
         .parent()
@@ -200,6 +218,7 @@ pub async fn run(
          \n  convoy dc subcloud show subcloud-2 --detail\
          \n  convoy dc subcloud unmanage subcloud-3 && convoy dc subcloud list\
          \n  convoy dc subcloud-group list\
+         \n  convoy dc strategy-step list\
          \n\nThe System Controller's admin password now works on every subcloud (identity sync).\
          \nLogs: {root}/system-controller/convoyd.log and {root}/<subcloud>/controller/convoyd.log",
         ready = seconds(steps.elapsed()),
@@ -229,4 +248,129 @@ pub async fn run(
 
 async fn list(client: &Client, table: &crate::output::Output) -> Result<(), Failure> {
     crate::commands::dc::subcloud::print_list(table, client.dc_subclouds().await?)
+}
+
+/// The release's story: built and deployed on the System Controller, shipped to each
+/// subcloud, then deployed there by a sw-deploy strategy, two subclouds at a time.
+async fn deploy_release(
+    sc: &Client,
+    subclouds: &[(&str, ControllerProcess, Client)],
+    root: &Path,
+    key: &super::DemoKey,
+    steps: &Steps,
+    table: &crate::output::Output,
+) -> Result<(), Failure> {
+    const RELEASE: &str = "DEMO_REL_1";
+    println!();
+    let step = steps.begin(
+        "Building a signed release and deploying it on the System Controller",
+        Output::Own,
+    );
+    let file = super::build_motd_bundle(
+        root,
+        key,
+        RELEASE,
+        "The demo's release: a message of the day on every host",
+    )?;
+    println!("$ convoy software upload {}", file.display());
+    sc.upload_patch(&file).await?;
+    println!("$ convoy patch apply {RELEASE}");
+    let apply = crate::commands::patch_repo::operation(vec![RELEASE.into()]);
+    sc.patch_operation("apply", &apply).await?;
+    println!("$ convoy software list");
+    table.list(&sc.releases(None).await?, &["release", "rr", "state"])?;
+    // Prestage strategies are not built yet: the release is uploaded to each subcloud.
+    for (name, _, client) in subclouds {
+        println!("$ convoy --url <{name}> software upload {}", file.display());
+        client.upload_patch(&file).await?;
+    }
+    wait_until(
+        Deadline::after(Duration::from_secs(60)),
+        "every subcloud out of sync",
+        || async {
+            let listed = sc.dc_subclouds().await.ok()?;
+            listed
+                .iter()
+                .all(|s| s.sync_status.as_deref() == Some("out-of-sync"))
+                .then_some(())
+        },
+    )
+    .await
+    .map_err(failed)?;
+    println!("\n$ convoy dc subcloud list");
+    list(sc, table).await?;
+    step.done();
+
+    println!();
+    let step = steps.begin(
+        "Deploying it on the subclouds: a sw-deploy strategy, two subclouds at a time",
+        Output::Own,
+    );
+    println!(
+        "$ convoy dc sw-deploy-strategy create {RELEASE} --subcloud-apply-type parallel \\\n    \
+         --max-parallel-subclouds 2 --delete"
+    );
+    sc.dc_create_strategy(&serde_json::json!({
+        "type": "sw-deploy",
+        "release_id": RELEASE,
+        "subcloud-apply-type": "parallel",
+        "max-parallel-subclouds": 2,
+        "delete": "true",
+    }))
+    .await?;
+    println!("$ convoy dc sw-deploy-strategy apply --wait");
+    sc.dc_strategy_action("sw-deploy", "apply").await?;
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let state = loop {
+        let strategy = sc.dc_strategy("sw-deploy").await?;
+        let rows: Vec<String> = sc
+            .dc_strategy_steps()
+            .await?
+            .iter()
+            .map(|s| {
+                format!(
+                    "  {:<11} {:<30} {}",
+                    s["cloud"].as_str().unwrap_or(""),
+                    s["state"].as_str().unwrap_or(""),
+                    s["details"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let now = rows.join("\n");
+        if now != last {
+            println!("{now}\n");
+            last = now;
+        }
+        let state = strategy["state"].as_str().unwrap_or("").to_string();
+        if matches!(state.as_str(), "complete" | "failed" | "aborted") {
+            break state;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(failed(
+                "the sw-deploy strategy did not end within 5 minutes",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    if state != "complete" {
+        return Err(failed(format!("the sw-deploy strategy ended {state}")));
+    }
+    wait_until(
+        Deadline::after(Duration::from_secs(60)),
+        "every subcloud in sync again",
+        || async {
+            let listed = sc.dc_subclouds().await.ok()?;
+            listed
+                .iter()
+                .all(|s| s.sync_status.as_deref() == Some("in-sync"))
+                .then_some(())
+        },
+    )
+    .await
+    .map_err(failed)?;
+    println!("$ convoy dc subcloud list");
+    list(sc, table).await?;
+    step.done();
+    Ok(())
 }

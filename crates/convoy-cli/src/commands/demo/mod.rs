@@ -35,7 +35,9 @@ pub struct DemoArgs {
     once: bool,
     /// Run a distributed cloud instead: a System Controller and three subclouds (each its own
     /// convoyd with two agents), registered, managed and audited until they are online and in
-    /// sync.
+    /// sync; then a signed release deployed on the System Controller, uploaded to each
+    /// subcloud, and deployed there by a sw-deploy strategy two subclouds at a time, with a
+    /// live table of its steps, until every subcloud is in sync again.
     #[arg(long)]
     dc: bool,
 }
@@ -50,7 +52,7 @@ const HOSTS: [(&str, Personality); 4] = [
 
 /// The patch strategy's waits and timeouts, as a fraction of StarlingX's: a 15 s
 /// system-stabilize takes 0.15 s.
-const STEP_TIME_SCALE: &str = "0.01";
+pub(super) const STEP_TIME_SCALE: &str = "0.01";
 
 impl DemoArgs {
     pub async fn run(self, _connection: &ConnectionArgs) -> Result<(), Failure> {
@@ -233,7 +235,7 @@ impl DemoArgs {
 }
 
 /// Starts one of the demo's agents with its hooks, its own root and fixed capacity figures.
-fn start_agent(
+pub(super) fn start_agent(
     binaries: &Binaries,
     controller: &ControllerProcess,
     root: &Path,
@@ -299,13 +301,13 @@ fn write_demo_hooks(dir: &std::path::Path, hostname: &str) -> std::io::Result<()
     Ok(())
 }
 
-struct DemoKey {
+pub(super) struct DemoKey {
     signing: std::path::PathBuf,
-    public: std::path::PathBuf,
+    pub(super) public: std::path::PathBuf,
 }
 
 /// A patch signing key for the demo's site.
-fn patch_key(dir: &std::path::Path) -> Result<DemoKey, Failure> {
+pub(super) fn patch_key(dir: &std::path::Path) -> Result<DemoKey, Failure> {
     let failed = |e: &dyn std::fmt::Display| {
         Failure::failed(format!("cannot make the demo's patch key: {e}"))
     };
@@ -320,6 +322,33 @@ fn patch_key(dir: &std::path::Path) -> Result<DemoKey, Failure> {
     Ok(DemoKey { signing, public })
 }
 
+/// Builds the signed, reboot-required bundle `id` that puts a message of the day on every
+/// host, under `root/patch-sources`.
+pub(super) fn build_motd_bundle(
+    root: &Path,
+    key: &DemoKey,
+    id: &str,
+    summary: &str,
+) -> Result<std::path::PathBuf, Failure> {
+    use convoy_bundle::{BuildSpec, PayloadFile, Section};
+    let failed = |e: &dyn std::fmt::Display| Failure::failed(format!("demo bundle {id}: {e}"));
+    let sources = root.join("patch-sources");
+    std::fs::create_dir_all(&sources).map_err(|e| failed(&e))?;
+    let motd = sources.join(format!("{id}.motd"));
+    std::fs::write(&motd, format!("Patched by Convoy: {id}\n")).map_err(|e| failed(&e))?;
+    let mut spec = BuildSpec::new(
+        id.parse().map_err(|e| failed(&e))?,
+        "25.09".parse().map_err(|e| failed(&e))?,
+    );
+    spec.summary = summary.into();
+    spec.status = convoy_core::patch::PatchStatus::Released;
+    spec.reboot_required = true;
+    spec.payload = PayloadFile::from_arg(Section::All, &format!("{}=etc/motd", motd.display()))
+        .map_err(|e| failed(&e))?;
+    let signing = convoy_bundle::SigningKey::read(&key.signing).map_err(|e| failed(&e))?;
+    convoy_bundle::build(&spec, &signing, &sources).map_err(|e| failed(&e))
+}
+
 /// Builds, uploads and applies a reboot-required patch, rolls it over every host with a patch
 /// strategy (showing each step as it starts), and shows the result.
 async fn demo_patch(
@@ -328,23 +357,13 @@ async fn demo_patch(
     root: &std::path::Path,
     key: &DemoKey,
 ) -> Result<(), Failure> {
-    use convoy_bundle::{BuildSpec, PayloadFile, Section};
     let failed = |e: &dyn std::fmt::Display| Failure::failed(format!("demo patch: {e}"));
-    let sources = root.join("patch-sources");
-    std::fs::create_dir_all(&sources).map_err(|e| failed(&e))?;
-    let motd = sources.join("motd");
-    std::fs::write(&motd, "Patched by Convoy: DEMO_0001\n").map_err(|e| failed(&e))?;
-    let mut spec = BuildSpec::new(
-        "DEMO_0001".parse().map_err(|e| failed(&e))?,
-        "25.09".parse().map_err(|e| failed(&e))?,
-    );
-    spec.summary = "The demo's patch: a message of the day on every host".into();
-    spec.status = convoy_core::patch::PatchStatus::Released;
-    spec.reboot_required = true;
-    spec.payload = PayloadFile::from_arg(Section::All, &format!("{}=etc/motd", motd.display()))
-        .map_err(|e| failed(&e))?;
-    let signing = convoy_bundle::SigningKey::read(&key.signing).map_err(|e| failed(&e))?;
-    let file = convoy_bundle::build(&spec, &signing, &sources).map_err(|e| failed(&e))?;
+    let file = build_motd_bundle(
+        root,
+        key,
+        "DEMO_0001",
+        "The demo's patch: a message of the day on every host",
+    )?;
 
     println!("\n$ convoy patch upload {}", file.display());
     crate::commands::patch_repo::print_outcome(out, &client.upload_patch(&file).await?)?;
