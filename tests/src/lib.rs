@@ -562,6 +562,46 @@ impl Site {
         self.build_patch(keys, id, &args).await
     }
 
+    /// Builds a released worker bundle `id` (reboot-required if `reboot`) that puts `k` at
+    /// `etc/<id>.conf`, whose pre-install script appends the output of `line` (a shell
+    /// command) to `log` and then waits until `gate` exists: a test holds an install where it
+    /// wants it.
+    pub async fn build_gated_worker_patch(
+        &self,
+        keys: &PatchKeys,
+        id: &str,
+        reboot: bool,
+        line: &str,
+        log: &std::path::Path,
+        gate: &std::path::Path,
+    ) -> std::path::PathBuf {
+        let pre = self.source(
+            &format!("{id}-gated-pre.sh"),
+            &format!(
+                "#!/bin/sh
+{line} >> {log}
+while [ ! -e {gate} ]; do sleep 0.05; done
+",
+                log = log.display(),
+                gate = gate.display()
+            ),
+        );
+        let source = self.source(&format!("{id}.source"), "k\n");
+        let payload = format!("{}=etc/{id}.conf", source.display());
+        let pre = pre.display().to_string();
+        let args = [
+            "--status",
+            "REL",
+            "--reboot-required",
+            if reboot { "Y" } else { "N" },
+            "--worker",
+            &payload,
+            "--pre-install",
+            &pre,
+        ];
+        self.build_patch(keys, id, &args).await
+    }
+
     /// Writes a payload source file under `<site>/sources`.
     pub fn source(&self, name: &str, contents: &str) -> std::path::PathBuf {
         let dir = self.dir.path().join("sources");

@@ -48,6 +48,30 @@ async fn subcloud(keys: &PatchKeys) -> Site {
     site
 }
 
+/// Registers `subs` as `subcloud-1`, `subcloud-2`... and manages each once it is online.
+async fn register(sc: &Site, subs: &[Site]) {
+    for (i, sub) in subs.iter().enumerate() {
+        let name = format!("subcloud-{}", i + 1);
+        let password = sub.controller.admin_password().unwrap();
+        let url = sub.url();
+        sc.convoy(&[
+            "dc",
+            "subcloud",
+            "add",
+            "--name",
+            &name,
+            "--bootstrap-address",
+            &url,
+            "--sysadmin-password",
+            &password,
+        ])
+        .await
+        .ok();
+        wait_field(sc, &name, "availability", "online").await;
+        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
+    }
+}
+
 async fn show(sc: &Site, name: &str) -> Value {
     sc.convoy(&["-f", "json", "dc", "subcloud", "show", name])
         .await
@@ -125,25 +149,7 @@ async fn a_release_is_deployed_on_every_subcloud_that_needs_it() {
     sc.convoy(&["software", "upload", &file]).await.ok();
     sc.convoy(&["patch", "apply", "DC_REL_1"]).await.ok();
 
-    for (i, sub) in subs.iter().enumerate() {
-        let name = format!("subcloud-{}", i + 1);
-        let password = sub.controller.admin_password().unwrap();
-        sc.convoy(&[
-            "dc",
-            "subcloud",
-            "add",
-            "--name",
-            &name,
-            "--bootstrap-address",
-            &sub.url(),
-            "--sysadmin-password",
-            &password,
-        ])
-        .await
-        .ok();
-        wait_field(&sc, &name, "availability", "online").await;
-        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
-    }
+    register(&sc, &subs).await;
     // The release reaches subcloud-1 and subcloud-2 ahead of time; subcloud-3 lacks it.
     for sub in &subs[..2] {
         sub.convoy(&["software", "upload", &file]).await.ok();
@@ -320,25 +326,7 @@ async fn serial_goes_one_subcloud_at_a_time_and_parallel_within_its_maximum() {
         subcloud(&keys).await,
         subcloud(&keys).await,
     ];
-    for (i, sub) in subs.iter().enumerate() {
-        let name = format!("subcloud-{}", i + 1);
-        let password = sub.controller.admin_password().unwrap();
-        sc.convoy(&[
-            "dc",
-            "subcloud",
-            "add",
-            "--name",
-            &name,
-            "--bootstrap-address",
-            &sub.url(),
-            "--sysadmin-password",
-            &password,
-        ])
-        .await
-        .ok();
-        wait_field(&sc, &name, "availability", "online").await;
-        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
-    }
+    register(&sc, &subs).await;
 
     for (id, args, most) in [
         ("DC_SER_1", vec!["--subcloud-apply-type", "serial"], 1),
@@ -379,53 +367,13 @@ async fn an_abort_lets_the_running_subcloud_finish_and_a_killed_system_controlle
         subcloud(&keys).await,
         subcloud(&keys).await,
     ];
-    for (i, sub) in subs.iter().enumerate() {
-        let name = format!("subcloud-{}", i + 1);
-        let password = sub.controller.admin_password().unwrap();
-        sc.convoy(&[
-            "dc",
-            "subcloud",
-            "add",
-            "--name",
-            &name,
-            "--bootstrap-address",
-            &sub.url(),
-            "--sysadmin-password",
-            &password,
-        ])
-        .await
-        .ok();
-        wait_field(&sc, &name, "availability", "online").await;
-        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
-    }
+    register(&sc, &subs).await;
     // Each install logs its subcloud and waits for the test's gate.
     let gate = sc.dir.path().join("gate");
     let log = sc.dir.path().join("installs.log");
-    let pre = sc.source(
-        "gated-pre.sh",
-        &format!(
-            "#!/bin/sh\necho \"$CONVOY_CONTROLLER\" >> {log}\n\
-             while [ ! -e {gate} ]; do sleep 0.05; done\n",
-            log = log.display(),
-            gate = gate.display()
-        ),
-    );
-    let source = sc.source("g.source", "g\n");
+    let line = "echo \"$CONVOY_CONTROLLER\"";
     let bundle = sc
-        .build_patch(
-            &keys,
-            "DC_GATE_1",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "N",
-                "--worker",
-                &format!("{}=etc/g.conf", source.display()),
-                "--pre-install",
-                &pre.display().to_string(),
-            ],
-        )
+        .build_gated_worker_patch(&keys, "DC_GATE_1", false, line, &log, &gate)
         .await;
     let file = bundle.display().to_string();
     sc.convoy(&["software", "upload", &file]).await.ok();
@@ -519,27 +467,11 @@ async fn create_raw(sc: &Site, token: &str, body: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn creates_are_refused_with_the_originals_status_and_message_and_store_nothing() {
     let (sc, keys) = system_controller().await;
-    let in_sync = subcloud(&keys).await;
-    let lacking = subcloud(&keys).await;
-    for (name, sub) in [("subcloud-1", &in_sync), ("subcloud-2", &lacking)] {
-        let password = sub.controller.admin_password().unwrap();
-        sc.convoy(&[
-            "dc",
-            "subcloud",
-            "add",
-            "--name",
-            name,
-            "--bootstrap-address",
-            &sub.url(),
-            "--sysadmin-password",
-            &password,
-        ])
-        .await
-        .ok();
-        wait_field(&sc, name, "availability", "online").await;
-        sc.convoy(&["dc", "subcloud", "manage", name]).await.ok();
-    }
-    release_everywhere(&sc, &keys, std::slice::from_ref(&in_sync), "DC_MSG_1").await;
+    // subcloud-1 will have the release deployed (in sync); subcloud-2 lacks it.
+    let subs = [subcloud(&keys).await, subcloud(&keys).await];
+    register(&sc, &subs).await;
+    let in_sync = &subs[0];
+    release_everywhere(&sc, &keys, std::slice::from_ref(in_sync), "DC_MSG_1").await;
     in_sync.convoy(&["patch", "apply", "DC_MSG_1"]).await.ok();
     wait_field(&sc, "subcloud-1", "software_sync_status", "in-sync").await;
     wait_field(&sc, "subcloud-2", "software_sync_status", "out-of-sync").await;
@@ -635,25 +567,7 @@ async fn a_subcloud_killed_mid_step_fails_within_its_timeout_and_the_others_go_o
         subcloud(&keys).await,
         subcloud(&keys).await,
     ];
-    for (i, sub) in subs.iter().enumerate() {
-        let name = format!("subcloud-{}", i + 1);
-        let password = sub.controller.admin_password().unwrap();
-        sc.convoy(&[
-            "dc",
-            "subcloud",
-            "add",
-            "--name",
-            &name,
-            "--bootstrap-address",
-            &sub.url(),
-            "--sysadmin-password",
-            &password,
-        ])
-        .await
-        .ok();
-        wait_field(&sc, &name, "availability", "online").await;
-        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
-    }
+    register(&sc, &subs).await;
     // subcloud-2's install waits for the test's gate; the others' go straight through.
     let gate = sc.dir.path().join("gate");
     let started = sc.dir.path().join("started");

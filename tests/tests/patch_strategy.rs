@@ -369,30 +369,8 @@ async fn a_controller_killed_mid_install_resumes_and_no_host_installs_twice() {
     // Each install's pre-install script logs a line, and the first waits for the test.
     let gate = site.dir.path().join("gate");
     let log = site.dir.path().join("installs.log");
-    let script = site.source(
-        "pre-install.sh",
-        &format!(
-            "#!/bin/sh\necho install >> {log}\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n",
-            log = log.display(),
-            gate = gate.display()
-        ),
-    );
-    let source = site.source("k.source", "k\n");
     let patch = site
-        .build_patch(
-            &keys,
-            "STRAT_0005",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "Y",
-                "--worker",
-                &format!("{}=etc/k.conf", source.display()),
-                "--pre-install",
-                &script.display().to_string(),
-            ],
-        )
+        .build_gated_worker_patch(&keys, "STRAT_0005", true, "echo install", &log, &gate)
         .await;
     site.convoy(&["patch", "upload", &patch.display().to_string()])
         .await
@@ -422,7 +400,7 @@ async fn a_controller_killed_mid_install_resumes_and_no_host_installs_twice() {
     );
     for worker in ["worker-0", "worker-1"] {
         assert_eq!(
-            std::fs::read_to_string(site.root(worker).join("etc/k.conf")).unwrap(),
+            std::fs::read_to_string(site.root(worker).join("etc/STRAT_0005.conf")).unwrap(),
             "k\n"
         );
     }

@@ -390,30 +390,9 @@ async fn a_controller_killed_mid_deploy_resumes_and_deploys_the_release_once() {
     // Each install's pre-install script logs its host, and the first waits for the test.
     let gate = site.dir.path().join("gate");
     let log = site.dir.path().join("installs.log");
-    let pre = site.source(
-        "gated-pre.sh",
-        &format!(
-            "#!/bin/sh\nbasename \"$CONVOY_ROOT\" >> {log}\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n",
-            log = log.display(),
-            gate = gate.display()
-        ),
-    );
-    let source = site.source("k.source", "k\n");
+    let line = "basename \"$CONVOY_ROOT\"";
     let bundle = site
-        .build_patch(
-            &keys,
-            "REL_2509_3",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "Y",
-                "--worker",
-                &format!("{}=etc/k.conf", source.display()),
-                "--pre-install",
-                &pre.display().to_string(),
-            ],
-        )
+        .build_gated_worker_patch(&keys, "REL_2509_3", true, line, &log, &gate)
         .await;
     site.convoy(&["software", "upload", &bundle.display().to_string()])
         .await
