@@ -67,16 +67,19 @@ pub struct DcSwDeploySite {
     rules: SwDeployRules,
     record: DcStrategyRecord,
     strategy_id: String,
+    /// Subclouds called at once in a tick (the audit's concurrency).
+    parallel: usize,
 }
 
 impl DcSwDeploySite {
-    pub fn new(record: DcStrategyRecord, strategy_id: &str) -> DcSwDeploySite {
+    pub fn new(record: DcStrategyRecord, strategy_id: &str, parallel: usize) -> DcSwDeploySite {
         DcSwDeploySite {
             rules: SwDeployRules {
                 timeouts: SwDeployTimeouts::scaled(record.time_scale),
             },
             record,
             strategy_id: strategy_id.to_string(),
+            parallel: parallel.max(1),
         }
     }
 
@@ -353,6 +356,10 @@ impl SiteKind for DcSwDeploySite {
 
     fn sweep_parallelism(&self, _strategy: &StrategyRecord) -> usize {
         1
+    }
+
+    fn parallel_checks(&self) -> usize {
+        self.parallel
     }
 
     fn command(&self, _action: SwDeployPhase, _target: &str) -> Option<(CommandKind, Value)> {

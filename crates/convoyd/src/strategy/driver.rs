@@ -149,7 +149,7 @@ async fn tick(
         StrategyKind::DcSwDeploy => {
             let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
-            let kind = DcSwDeploySite::new(record, &strategy.id);
+            let kind = DcSwDeploySite::new(record, &strategy.id, app.dc.audit_concurrency);
             Driver::new(app, &kind)
                 .run(&mut strategy, now, cached, offers)
                 .await?
@@ -220,6 +220,45 @@ fn facts<'s>(step: &'s StepRecord, pending_end: Option<&'s Ending>) -> StepFacts
 }
 
 impl<'a, K: SiteKind> Driver<'a, K> {
+    /// The checks of every step whose phase is the controller's, at most `parallel` at a
+    /// time, each with a cache of its own; by step index.
+    async fn checks_side_by_side(
+        &self,
+        steps: &[StepRecord],
+        parallel: usize,
+        now: Timestamp,
+    ) -> anyhow::Result<HashMap<usize, Option<<K::Rules as Kind>::Result>>> {
+        use futures_util::StreamExt;
+        let rules = self.rules();
+        let due: Vec<(usize, <K::Rules as Kind>::Action)> = steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let phase = rules.parse_phase(s.stage, &s.state)?;
+                match rules.effect(phase, &s.target) {
+                    Effect::Controller(action) => Some((i, action)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let checked: Vec<(usize, anyhow::Result<_>)> = futures_util::stream::iter(due)
+            .map(|(i, action)| async move {
+                let mut cache = K::TickCache::default();
+                let result = self
+                    .kind
+                    .check(self.app, action, i, steps, &mut cache, now)
+                    .await;
+                (i, result)
+            })
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
+        checked
+            .into_iter()
+            .map(|(i, result)| result.map(|r| (i, r)))
+            .collect()
+    }
+
     fn new(app: &'a AppState, kind: &'a K) -> Self {
         Driver {
             app,
@@ -301,6 +340,14 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         }
         self.take_offers(&steps, offers, &mut outcomes, now);
 
+        // Checks a kind makes side by side: each step's first check of the tick, at once.
+        let parallel = self.kind.parallel_checks();
+        let mut prefetched = if parallel > 1 {
+            self.checks_side_by_side(&steps, parallel, now).await?
+        } else {
+            HashMap::new()
+        };
+
         // 1. Feed every finished phase into the kind's rules.
         for i in 0..steps.len() {
             while let Some(phase) = rules.parse_phase(steps[i].stage, &steps[i].state) {
@@ -313,11 +360,17 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 let due = deadline(rules, phase, &step_facts, now);
                 let (result, output) = match rules.effect(phase, &steps[i].target) {
                     Effect::Controller(action) => {
-                        match self
-                            .kind
-                            .check(self.app, action, i, &steps, &mut cache, now)
-                            .await?
-                        {
+                        let checked = match prefetched.remove(&i) {
+                            Some(checked) => checked,
+                            // Its next check comes with the next tick's.
+                            None if parallel > 1 => break,
+                            None => {
+                                self.kind
+                                    .check(self.app, action, i, &steps, &mut cache, now)
+                                    .await?
+                            }
+                        };
+                        match checked {
                             Some(result) => (result, serde_json::Value::Null),
                             None if now < due => break,
                             None => (

@@ -70,6 +70,15 @@ pub trait SiteKind: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = anyhow::Result<Option<<Self::Rules as Kind>::Result>>> + Send;
 
+    /// How many controller checks one tick may make at once. One by default: rolling
+    /// maintenance's checks share the tick's cache and run one after another. A kind whose
+    /// checks call other controllers (a subcloud's) makes them side by side, each step's
+    /// first check of the tick; a step's next check then waits for the next tick, which
+    /// follows at once.
+    fn parallel_checks(&self) -> usize {
+        1
+    }
+
     /// Called when the step's stage starts it, before its first phase is written.
     fn stage_starting(
         &self,
