@@ -651,3 +651,87 @@ async fn a_subcloud_killed_mid_step_fails_within_its_timeout_and_the_others_go_o
         began.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_on_failure_stops_at_a_subcloud_whose_install_fails() {
+    let (sc, keys) = system_controller().await;
+    let subs = [
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+        subcloud(&keys).await,
+    ];
+    register(&sc, &subs).await;
+    // The release's install fails on a host with `fail` in its root: subcloud-1's worker.
+    let pre = sc.source(
+        "fail-pre.sh",
+        "#!/bin/sh\nif [ -e \"$CONVOY_ROOT/fail\" ]; then echo injected failure; exit 1; fi\n",
+    );
+    let source = sc.source("f.source", "f\n");
+    let bundle = sc
+        .build_patch(
+            &keys,
+            "DC_FAIL_1",
+            &[
+                "--status",
+                "REL",
+                "--reboot-required",
+                "N",
+                "--worker",
+                &format!("{}=etc/f.conf", source.display()),
+                "--pre-install",
+                &pre.display().to_string(),
+            ],
+        )
+        .await;
+    let file = bundle.display().to_string();
+    sc.convoy(&["software", "upload", &file]).await.ok();
+    sc.convoy(&["patch", "apply", "DC_FAIL_1"]).await.ok();
+    for sub in &subs {
+        sub.convoy(&["software", "upload", &file]).await.ok();
+    }
+    std::fs::write(subs[0].root("worker-0").join("fail"), "").unwrap();
+    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
+    }
+    sc.convoy(&[
+        "dc",
+        "sw-deploy-strategy",
+        "create",
+        "DC_FAIL_1",
+        "--subcloud-apply-type",
+        "serial",
+        "--stop-on-failure",
+    ])
+    .await
+    .ok();
+    sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+    let ended = wait_strategy(&sc, "failed").await;
+    assert_eq!(ended["stop-on-failure"], true);
+    let steps = sc.admin().dc_strategy_steps().await.unwrap();
+    let states: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| (s["cloud"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    // The others never started.
+    assert_eq!(
+        states,
+        [
+            ("subcloud-1", "failed"),
+            ("subcloud-2", "initial"),
+            ("subcloud-3", "initial")
+        ]
+    );
+    let details = steps[0]["details"].as_str().unwrap();
+    assert!(
+        details.starts_with("apply VIM sw-deploy strategy: Failed for subcloud subcloud-1:"),
+        "{details}"
+    );
+    assert!(details.contains("injected failure"), "{details}");
+    let shown = show(&sc, "subcloud-1").await;
+    assert_eq!(shown["deploy_status"], "sw-deploy-apply-strategy-failed");
+    // Nothing happened on the others.
+    assert_eq!(
+        subs[1].admin().releases(None).await.unwrap()[0].state,
+        "available"
+    );
+}
