@@ -6,6 +6,7 @@
 
 pub mod prestage;
 pub mod request;
+pub mod rules;
 pub mod sw_deploy;
 
 use serde::{Deserialize, Serialize};

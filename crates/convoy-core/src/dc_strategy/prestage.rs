@@ -9,10 +9,11 @@
 
 use std::time::Duration;
 
-use jiff::SignedDuration;
+use super::rules::{DcPhase, DcRules};
 
-use crate::strategy::kind::{Context, Effect, Kind, Next};
-use crate::strategy::{Ending, Terminal};
+/// How a prestage phase ended: a skip (the original's `StrategySkippedException`) completes
+/// the step with the skip message as its details.
+pub use super::rules::DcStepResult as PrestageResult;
 
 /// A phase of a prestage step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,16 +24,15 @@ pub enum PrestagePhase {
     PrestagingImages,
 }
 
-impl PrestagePhase {
-    pub const ALL: [PrestagePhase; 4] = [
+impl DcPhase for PrestagePhase {
+    const ALL: &'static [PrestagePhase] = &[
         PrestagePhase::Precheck,
         PrestagePhase::PreparingPackages,
         PrestagePhase::PrestagingPackages,
         PrestagePhase::PrestagingImages,
     ];
 
-    /// The original's step state string.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             PrestagePhase::Precheck => "prestage-precheck",
             PrestagePhase::PreparingPackages => "prestage-preparing-packages",
@@ -41,125 +41,24 @@ impl PrestagePhase {
         }
     }
 
-    fn next(self) -> Option<PrestagePhase> {
-        let i = PrestagePhase::ALL.iter().position(|p| *p == self)?;
-        PrestagePhase::ALL.get(i + 1).copied()
-    }
-}
-
-/// How a prestage phase ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrestageResult {
-    Next,
-    /// The subcloud is skipped (the original's `StrategySkippedException`): the step is
-    /// complete with the skip message as its details.
-    Skipped(String),
-    Failed(String),
-}
-
-/// The prestage steps' timeouts: the playbooks' (3600 s for packages, 7200 s for images).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PrestageTimeouts {
-    pub precheck: Duration,
-    pub preparing: Duration,
-    pub packages: Duration,
-    pub images: Duration,
-}
-
-impl PrestageTimeouts {
-    /// The original's, times `scale`.
-    pub fn scaled(scale: f64) -> PrestageTimeouts {
-        let s = |secs: u64| Duration::from_secs(secs).mul_f64(scale.max(0.0));
-        PrestageTimeouts {
-            precheck: s(600),
-            preparing: s(3600),
-            packages: s(3600),
-            images: s(7200),
-        }
+    fn timed_out(self, subcloud: &str) -> String {
+        format!("Prestage failed '{subcloud}': {} timed out", self.as_str())
     }
 }
 
 /// The rules of a prestage strategy's steps.
-#[derive(Debug, Clone, Copy)]
-pub struct PrestageRules {
-    pub timeouts: PrestageTimeouts,
-}
+pub type PrestageRules = DcRules<PrestagePhase>;
 
-impl Kind for PrestageRules {
-    type Phase = PrestagePhase;
-    type Result = PrestageResult;
-    type Action = PrestagePhase;
-
-    fn phase_name(&self, phase: PrestagePhase) -> &str {
-        phase.as_str()
-    }
-
-    fn parse_phase(&self, _stage: u32, name: &str) -> Option<PrestagePhase> {
-        PrestagePhase::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-
-    fn sweep(&self) -> Option<PrestagePhase> {
-        None
-    }
-
-    fn first(&self, _stage: u32) -> Option<PrestagePhase> {
-        Some(PrestagePhase::Precheck)
-    }
-
-    fn effect(&self, phase: PrestagePhase, _target: &str) -> Effect<PrestagePhase> {
-        Effect::Controller(phase)
-    }
-
-    fn timeout(&self, phase: PrestagePhase) -> SignedDuration {
-        let t = &self.timeouts;
-        let d = match phase {
-            PrestagePhase::Precheck => t.precheck,
-            PrestagePhase::PreparingPackages => t.preparing,
-            PrestagePhase::PrestagingPackages => t.packages,
-            PrestagePhase::PrestagingImages => t.images,
-        };
-        SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
-    }
-
-    fn timed_out(&self, phase: PrestagePhase, target: &str) -> PrestageResult {
-        PrestageResult::Failed(format!(
-            "Prestage failed '{target}': {} timed out",
-            phase.as_str()
-        ))
-    }
-
-    fn result_name(&self, result: &PrestageResult) -> &'static str {
-        match result {
-            PrestageResult::Next | PrestageResult::Skipped(_) => "success",
-            PrestageResult::Failed(_) => "failed",
-        }
-    }
-
-    fn result_details(&self, result: &PrestageResult) -> String {
-        match result {
-            PrestageResult::Next => String::new(),
-            PrestageResult::Skipped(details) | PrestageResult::Failed(details) => details.clone(),
-        }
-    }
-
-    fn after(
-        &self,
-        phase: PrestagePhase,
-        result: PrestageResult,
-        _cx: Context<'_>,
-    ) -> Next<PrestagePhase> {
-        match result {
-            PrestageResult::Next => match phase.next() {
-                Some(next) => Next::Phase(next),
-                None => Next::End(Ending::new(Terminal::Complete, "")),
-            },
-            PrestageResult::Skipped(details) => Next::End(Ending::new(Terminal::Complete, details)),
-            PrestageResult::Failed(reason) => Next::End(Ending::new(
-                Terminal::Failed,
-                format!("{}: {reason}", phase.as_str()),
-            )),
-        }
-    }
+/// The rules with the playbooks' timeouts (3600 s for packages, 7200 s for images) times
+/// `scale`.
+pub fn prestage_rules(scale: f64) -> PrestageRules {
+    let s = |secs: u64| Duration::from_secs(secs).mul_f64(scale.max(0.0));
+    DcRules::new(&[
+        (PrestagePhase::Precheck, s(600)),
+        (PrestagePhase::PreparingPackages, s(3600)),
+        (PrestagePhase::PrestagingPackages, s(3600)),
+        (PrestagePhase::PrestagingImages, s(7200)),
+    ])
 }
 
 /// What the prestage checks read of a subcloud.
@@ -177,7 +76,7 @@ pub struct PrestageSubcloud {
 }
 
 fn skipped(subcloud: &str, details: impl std::fmt::Display) -> PrestageResult {
-    PrestageResult::Skipped(format!("Prestage skipped '{subcloud}': {details}"))
+    PrestageResult::Done(format!("Prestage skipped '{subcloud}': {details}"))
 }
 
 fn failed(subcloud: &str, details: impl std::fmt::Display) -> PrestageResult {
@@ -321,7 +220,8 @@ pub fn transfer_details(done: u64, total: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::kind::{StepChange, StepFacts, transition};
+    use crate::strategy::kind::{Kind, StepChange, StepFacts, transition};
+    use crate::strategy::{Ending, Terminal};
 
     fn subcloud() -> PrestageSubcloud {
         PrestageSubcloud {
@@ -337,7 +237,7 @@ mod tests {
 
     fn message(r: Result<(), PrestageResult>) -> String {
         match r.unwrap_err() {
-            PrestageResult::Skipped(m) => format!("skip: {m}"),
+            PrestageResult::Done(m) => format!("skip: {m}"),
             PrestageResult::Failed(m) => format!("fail: {m}"),
             PrestageResult::Next => "next".into(),
         }
@@ -396,9 +296,7 @@ mod tests {
 
     #[test]
     fn a_step_goes_precheck_to_images_and_a_failed_preparation_fails_it_at_once() {
-        let rules = PrestageRules {
-            timeouts: PrestageTimeouts::scaled(1.0),
-        };
+        let rules = prestage_rules(1.0);
         let step = |phase: PrestagePhase, result: PrestageResult| {
             let facts = StepFacts {
                 target: "subcloud1",
@@ -450,7 +348,7 @@ mod tests {
         );
         let skip = step(
             PrestagePhase::Precheck,
-            PrestageResult::Skipped("Prestage skipped 'subcloud1': Subcloud is offline.".into()),
+            PrestageResult::Done("Prestage skipped 'subcloud1': Subcloud is offline.".into()),
         );
         assert!(matches!(
             skip,

@@ -20,7 +20,7 @@ use convoy_api::{Client, ClientError};
 use convoy_core::command::CommandKind;
 use convoy_core::dc_strategy::DcStrategyType;
 use convoy_core::dc_strategy::sw_deploy::{
-    SwDeployPhase, SwDeployResult, SwDeployRules, SwDeployTimeouts, progress_details,
+    SwDeployPhase, SwDeployResult, SwDeployRules, progress_details, sw_deploy_rules,
 };
 use convoy_core::subcloud::{ApplyType, Availability, Management, Reference};
 use convoy_core::sw_update::options::{AlarmRestrictions, SwUpdateKind, SwUpgradeOptions};
@@ -74,9 +74,7 @@ pub struct DcSwDeploySite {
 impl DcSwDeploySite {
     pub fn new(record: DcStrategyRecord, strategy_id: &str, parallel: usize) -> DcSwDeploySite {
         DcSwDeploySite {
-            rules: SwDeployRules {
-                timeouts: SwDeployTimeouts::scaled(record.time_scale),
-            },
+            rules: sw_deploy_rules(record.time_scale),
             record,
             strategy_id: strategy_id.to_string(),
             parallel: parallel.max(1),
