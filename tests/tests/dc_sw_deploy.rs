@@ -48,6 +48,21 @@ async fn subcloud(keys: &PatchKeys) -> Site {
     site
 }
 
+/// Deploys bundle `id` on the System Controller, uploads it to every subcloud, and waits
+/// until each is out of sync.
+async fn ship(sc: &Site, subs: &[Site], bundle: &std::path::Path, id: &str) {
+    let file = bundle.display().to_string();
+    sc.convoy(&["software", "upload", &file]).await.ok();
+    sc.convoy(&["patch", "apply", id]).await.ok();
+    for sub in subs {
+        sub.convoy(&["software", "upload", &file]).await.ok();
+    }
+    for i in 1..=subs.len() {
+        let name = format!("subcloud-{i}");
+        wait_field(sc, &name, "software_sync_status", "out-of-sync").await;
+    }
+}
+
 /// Registers `subs` as `subcloud-1`, `subcloud-2`... and manages each once it is online.
 async fn register(sc: &Site, subs: &[Site]) {
     for (i, sub) in subs.iter().enumerate() {
@@ -375,15 +390,7 @@ async fn an_abort_lets_the_running_subcloud_finish_and_a_killed_system_controlle
     let bundle = sc
         .build_gated_worker_patch(&keys, "DC_GATE_1", false, line, &log, &gate)
         .await;
-    let file = bundle.display().to_string();
-    sc.convoy(&["software", "upload", &file]).await.ok();
-    sc.convoy(&["patch", "apply", "DC_GATE_1"]).await.ok();
-    for sub in &subs {
-        sub.convoy(&["software", "upload", &file]).await.ok();
-    }
-    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
-        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
-    }
+    ship(&sc, &subs, &bundle, "DC_GATE_1").await;
     sc.convoy(&[
         "dc",
         "sw-deploy-strategy",
@@ -598,15 +605,7 @@ async fn a_subcloud_killed_mid_step_fails_within_its_timeout_and_the_others_go_o
             ],
         )
         .await;
-    let file = bundle.display().to_string();
-    sc.convoy(&["software", "upload", &file]).await.ok();
-    sc.convoy(&["patch", "apply", "DC_KILL_1"]).await.ok();
-    for sub in &subs {
-        sub.convoy(&["software", "upload", &file]).await.ok();
-    }
-    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
-        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
-    }
+    ship(&sc, &subs, &bundle, "DC_KILL_1").await;
     sc.convoy(&[
         "dc",
         "sw-deploy-strategy",
@@ -683,16 +682,8 @@ async fn stop_on_failure_stops_at_a_subcloud_whose_install_fails() {
             ],
         )
         .await;
-    let file = bundle.display().to_string();
-    sc.convoy(&["software", "upload", &file]).await.ok();
-    sc.convoy(&["patch", "apply", "DC_FAIL_1"]).await.ok();
-    for sub in &subs {
-        sub.convoy(&["software", "upload", &file]).await.ok();
-    }
     std::fs::write(subs[0].root("worker-0").join("fail"), "").unwrap();
-    for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
-        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
-    }
+    ship(&sc, &subs, &bundle, "DC_FAIL_1").await;
     sc.convoy(&[
         "dc",
         "sw-deploy-strategy",
