@@ -360,6 +360,12 @@ impl SiteKind for DcSwDeploySite {
         self.parallel
     }
 
+    /// A subcloud's strategy is read again every second while it applies (dcmanager reads
+    /// it every minute; a second keeps the step's progress current at little cost).
+    fn recheck(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_secs(1)
+    }
+
     fn command(&self, _action: SwDeployPhase, _target: &str) -> Option<(CommandKind, Value)> {
         None
     }

@@ -50,9 +50,6 @@ const IDLE_WAKE: Duration = Duration::from_secs(5);
 /// sleep here was most of a phase's latency on an idle controller, and under load the reports
 /// that come in during a tick gather by themselves.
 const GATHER_YIELDS: usize = 4;
-/// How soon a controller check that has not settled (alarms still present, a host not back
-/// yet) is asked again.
-const RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_millis(250);
 
 pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -558,7 +555,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 Some(match rules.effect(phase, &s.target) {
                     // A check begun in this tick is made at once, in the next.
                     Effect::Controller(_) if s.phase_started_at == Some(now) => now,
-                    Effect::Controller(_) => due.min(now + RECHECK),
+                    Effect::Controller(_) => due.min(now + self.kind.recheck()),
                     Effect::Command(_) | Effect::Wait => due,
                 })
             })

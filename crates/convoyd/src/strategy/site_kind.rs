@@ -70,6 +70,11 @@ pub trait SiteKind: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = anyhow::Result<Option<<Self::Rules as Kind>::Result>>> + Send;
 
+    /// How soon an unsettled controller check is asked again.
+    fn recheck(&self) -> SignedDuration {
+        SignedDuration::from_millis(250)
+    }
+
     /// How many controller checks one tick may make at once. One by default: rolling
     /// maintenance's checks share the tick's cache and run one after another. A kind whose
     /// checks call other controllers (a subcloud's) makes them side by side, each step's
