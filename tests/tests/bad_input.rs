@@ -130,6 +130,40 @@ async fn malformed_requests_are_refused_naming_the_field_and_change_nothing() {
     raw.refused(post.clone(), "/v1/users", &huge, 413, "body: larger than")
         .await;
 
+    // Releases and software-update strategies.
+    raw.refused(
+        Method::GET,
+        "/v1/software/releases?state=nope",
+        "",
+        400,
+        "state: \"nope\" is not a release state",
+    )
+    .await;
+    raw.refused(
+        Method::GET,
+        "/v1/software/releases?colour=red",
+        "",
+        400,
+        "colour: unknown parameter",
+    )
+    .await;
+    raw.refused(
+        Method::GET,
+        "/api/orchestration/sw-nothing/strategy",
+        "",
+        404,
+        "strategy type \"sw-nothing\"",
+    )
+    .await;
+    raw.refused(
+        post.clone(),
+        "/api/orchestration/sw-upgrade/strategy",
+        r#"{"controller-apply-type": "serial", "storage-apply-type": "serial", "worker-apply-type": "serial", "default-instance-action": "stop-start", "release": ["A_1", "B_1"]}"#,
+        400,
+        "release: names 2 releases",
+    )
+    .await;
+
     // Commands.
     raw.refused(
         post.clone(),
