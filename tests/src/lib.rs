@@ -612,6 +612,57 @@ while [ ! -e {gate} ]; do sleep 0.05; done
     }
 }
 
+/// Settings that run the original's waits and timeouts in hundredths (system-stabilize 15 s
+/// takes 0.15 s, an install may take 18 s).
+pub const FAST_STEPS: &str = "[step_durations]\nstep_time_scale = 0.01\n";
+
+/// Two controllers and two workers.
+pub fn duplex_site() -> Vec<HostSpec> {
+    vec![
+        HostSpec::new("controller-0", Personality::Controller),
+        HostSpec::new("controller-1", Personality::Controller),
+        HostSpec::new("worker-0", Personality::Worker),
+        HostSpec::new("worker-1", Personality::Worker),
+    ]
+}
+
+impl Site {
+    /// The software-update strategy of `kind` as the VIM API shows it (null when none).
+    pub async fn sw_update_strategy(
+        &self,
+        kind: convoy_core::sw_update::options::SwUpdateKind,
+    ) -> serde_json::Value {
+        self.admin().sw_update_strategy(kind).await.unwrap()["strategy"].clone()
+    }
+
+    /// Waits until the strategy of `kind` is in VIM state `wanted`; panics with the hosts
+    /// and the strategy if it never is.
+    pub async fn wait_sw_update_state(
+        &self,
+        kind: convoy_core::sw_update::options::SwUpdateKind,
+        wanted: &str,
+    ) -> serde_json::Value {
+        let waited = wait_until(
+            Deadline::after(Duration::from_secs(60)),
+            &format!("the strategy to be {wanted}"),
+            || async {
+                let s = self.sw_update_strategy(kind).await;
+                (s["state"] == wanted).then_some(s)
+            },
+        )
+        .await;
+        match waited {
+            Ok(s) => s,
+            Err(e) => panic!(
+                "{e:?}; hosts {:?} {:?}; the strategy is {:#}",
+                self.admin().patch_hosts().await,
+                self.admin().hosts().await,
+                self.sw_update_strategy(kind).await
+            ),
+        }
+    }
+}
+
 /// A hook that logs `<host> <Stage> <args...>` and prints a line.
 pub const STANDARD_HOOK: &str =
     "echo \"{host} {stage} $*\" >> {log}\necho \"{stage} done on {host}\"";

@@ -7,29 +7,12 @@ use std::time::Duration;
 use convoy_core::host::Personality;
 use convoy_core::sw_update::options::SwUpdateKind;
 use convoy_e2e::convoy_launch::{Deadline, wait_until};
-use convoy_e2e::{HostSpec, PatchKeys, Site};
+use convoy_e2e::{FAST_STEPS, HostSpec, PatchKeys, Site, duplex_site};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
-/// The original's waits and timeouts in hundredths: system-stabilize 15 s takes 0.15 s, an
-/// install may take 18 s.
-const FAST_STEPS: &str = "[step_durations]\nstep_time_scale = 0.01\n";
-
-fn hosts() -> Vec<HostSpec> {
-    vec![
-        HostSpec::new("controller-0", Personality::Controller),
-        HostSpec::new("controller-1", Personality::Controller),
-        HostSpec::new("worker-0", Personality::Worker),
-        HostSpec::new("worker-1", Personality::Worker),
-    ]
-}
-
 async fn strategy(site: &Site) -> Value {
-    site.admin()
-        .sw_update_strategy(SwUpdateKind::SwPatch)
-        .await
-        .unwrap()["strategy"]
-        .clone()
+    site.sw_update_strategy(SwUpdateKind::SwPatch).await
 }
 
 /// Uploads and applies an in-service worker patch `id` (workers must install it).
@@ -91,29 +74,13 @@ async fn hosts_reported(site: &Site) {
 }
 
 async fn wait_state(site: &Site, wanted: &str) -> Value {
-    let waited = wait_until(
-        Deadline::after(LONG),
-        &format!("the strategy to be {wanted}"),
-        || async {
-            let s = strategy(site).await;
-            (s["state"] == wanted).then_some(s)
-        },
-    )
-    .await;
-    match waited {
-        Ok(s) => s,
-        Err(e) => panic!(
-            "{e:?}; hosts {:?} {:?}; the strategy is {:#}",
-            site.admin().patch_hosts().await,
-            site.admin().hosts().await,
-            strategy(site).await
-        ),
-    }
+    site.wait_sw_update_state(SwUpdateKind::SwPatch, wanted)
+        .await
 }
 
 #[tokio::test]
 async fn the_build_refuses_with_the_originals_reasons() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
 
     // No patches at all.
     let created = site.convoy(&["patch-strategy", "create"]).await;
@@ -205,7 +172,7 @@ async fn the_build_refuses_with_the_originals_reasons() {
 
 #[tokio::test]
 async fn an_in_service_patch_rolls_over_the_workers_in_parallel() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     worker_patch(&site, &keys, "STRAT_0002").await;
 
     let created = site
@@ -276,7 +243,7 @@ async fn an_in_service_patch_rolls_over_the_workers_in_parallel() {
 
 #[tokio::test]
 async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     rr_worker_patch(&site, &keys, "STRAT_0003", "etc/rr.conf", "rebooted\n").await;
 
     let created = site.convoy(&["patch-strategy", "create"]).await;
@@ -325,7 +292,7 @@ async fn a_reboot_required_patch_locks_each_worker_and_brings_it_back() {
 
 #[tokio::test]
 async fn a_failed_install_aborts_and_unlocks_the_host() {
-    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (mut site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     rr_worker_patch(&site, &keys, "STRAT_0004", "etc/fail.conf", "x\n").await;
     site.convoy(&["patch-strategy", "create"]).await.ok();
     // worker-0's agent is gone: its install never reports, the step times out.
@@ -365,7 +332,7 @@ async fn a_failed_install_aborts_and_unlocks_the_host() {
 
 #[tokio::test]
 async fn a_controller_killed_mid_install_resumes_and_no_host_installs_twice() {
-    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (mut site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     // Each install's pre-install script logs a line, and the first waits for the test.
     let gate = site.dir.path().join("gate");
     let log = site.dir.path().join("installs.log");
@@ -466,7 +433,7 @@ async fn phase_of(site: &Site, host: &str) -> (String, Duration) {
 
 #[tokio::test]
 async fn controllers_go_one_at_a_time_the_active_last_and_wait_for_alarms_to_clear() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     let gate = site.dir.path().join("gate");
     // The patch's own script raises a management-affecting alarm on its host.
     controller_patch(
@@ -560,7 +527,7 @@ async fn most_locked_at_once(site: &Site) -> i32 {
 
 #[tokio::test]
 async fn an_abort_mid_stage_lets_the_install_finish_and_unlocks_the_host() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     let gate = site.dir.path().join("gate");
     controller_patch(&site, &keys, "STRAT_0007", &gate, "true").await;
     site.convoy(&["patch-strategy", "create"]).await.ok();
@@ -599,7 +566,7 @@ async fn an_abort_mid_stage_lets_the_install_finish_and_unlocks_the_host() {
 
 #[tokio::test]
 async fn applied_stage_by_stage_with_the_originals_rules() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     rr_worker_patch(&site, &keys, "STRAT_0008", "etc/s.conf", "staged\n").await;
     site.convoy(&["patch-strategy", "create"]).await.ok();
 
@@ -660,7 +627,7 @@ const INSTANCE_HOOK: &str = "case \"$1\" in\n  list) echo vm-a; echo vm-b ;;\n  
 
 #[tokio::test]
 async fn instances_are_stopped_before_the_lock_and_started_again_even_on_abort() {
-    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (mut site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     site.write_hook("worker-0", "InstanceAction", INSTANCE_HOOK);
     // The agent lists its instances when it starts.
     site.agent("worker-0").kill();

@@ -4,31 +4,14 @@
 
 use std::time::Duration;
 
-use convoy_core::host::Personality;
 use convoy_core::sw_update::options::SwUpdateKind;
 use convoy_e2e::convoy_launch::{Deadline, wait_until};
-use convoy_e2e::{HostSpec, PatchKeys, Site};
+use convoy_e2e::{FAST_STEPS, PatchKeys, Site, duplex_site};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
-/// The original's waits and timeouts in hundredths.
-const FAST_STEPS: &str = "[step_durations]\nstep_time_scale = 0.01\n";
-
-fn hosts() -> Vec<HostSpec> {
-    vec![
-        HostSpec::new("controller-0", Personality::Controller),
-        HostSpec::new("controller-1", Personality::Controller),
-        HostSpec::new("worker-0", Personality::Worker),
-        HostSpec::new("worker-1", Personality::Worker),
-    ]
-}
-
 async fn strategy(site: &Site) -> Value {
-    site.admin()
-        .sw_update_strategy(SwUpdateKind::SwUpgrade)
-        .await
-        .unwrap()["strategy"]
-        .clone()
+    site.sw_update_strategy(SwUpdateKind::SwUpgrade).await
 }
 
 /// Builds and uploads a reboot-required release `id` for controllers and workers, whose
@@ -120,19 +103,8 @@ async fn apply_stage(site: &Site, stage: usize) -> Value {
 }
 
 async fn wait_state(site: &Site, wanted: &str) -> Value {
-    let waited = wait_until(
-        Deadline::after(LONG),
-        &format!("the strategy to be {wanted}"),
-        || async {
-            let s = strategy(site).await;
-            (s["state"] == wanted).then_some(s)
-        },
-    )
-    .await;
-    match waited {
-        Ok(s) => s,
-        Err(e) => panic!("{e:?}; the strategy is {:#}", strategy(site).await),
-    }
+    site.wait_sw_update_state(SwUpdateKind::SwUpgrade, wanted)
+        .await
 }
 
 async fn deploy_alarm(site: &Site) -> bool {
@@ -146,7 +118,7 @@ async fn deploy_alarm(site: &Site) -> bool {
 
 #[tokio::test]
 async fn a_release_deploys_stage_by_stage_through_the_usm_states() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     release(&site, &keys, "REL_2509_1").await;
     assert_eq!(release_state(&site, "REL_2509_1").await, "available");
     // The patch view of the same repository agrees.
@@ -294,7 +266,7 @@ async fn a_release_deploys_stage_by_stage_through_the_usm_states() {
 
 #[tokio::test]
 async fn a_failed_host_fails_the_deploy_and_unlocks_the_host() {
-    let (site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     release(&site, &keys, "REL_2509_2").await;
 
     // Refusals: an unknown release builds to the original's reason; bad options store
@@ -386,7 +358,7 @@ async fn a_failed_host_fails_the_deploy_and_unlocks_the_host() {
 
 #[tokio::test]
 async fn a_controller_killed_mid_deploy_resumes_and_deploys_the_release_once() {
-    let (mut site, keys) = Site::with_patch_key_and(&hosts(), FAST_STEPS).await;
+    let (mut site, keys) = Site::with_patch_key_and(&duplex_site(), FAST_STEPS).await;
     // Each install's pre-install script logs its host, and the first waits for the test.
     let gate = site.dir.path().join("gate");
     let log = site.dir.path().join("installs.log");
