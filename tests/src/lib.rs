@@ -563,28 +563,17 @@ impl Site {
     }
 
     /// Builds a released worker bundle `id` (reboot-required if `reboot`) that puts `k` at
-    /// `etc/<id>.conf`, whose pre-install script appends the output of `line` (a shell
-    /// command) to `log` and then waits until `gate` exists: a test holds an install where it
-    /// wants it.
-    pub async fn build_gated_worker_patch(
+    /// `etc/<id>.conf`, with `pre_install` (a `/bin/sh` body) as its pre-install script.
+    pub async fn build_worker_patch_with_pre_install(
         &self,
         keys: &PatchKeys,
         id: &str,
         reboot: bool,
-        line: &str,
-        log: &std::path::Path,
-        gate: &std::path::Path,
+        pre_install: &str,
     ) -> std::path::PathBuf {
         let pre = self.source(
-            &format!("{id}-gated-pre.sh"),
-            &format!(
-                "#!/bin/sh
-{line} >> {log}
-while [ ! -e {gate} ]; do sleep 0.05; done
-",
-                log = log.display(),
-                gate = gate.display()
-            ),
+            &format!("{id}-pre.sh"),
+            &format!("#!/bin/sh\n{pre_install}\n"),
         );
         let source = self.source(&format!("{id}.source"), "k\n");
         let payload = format!("{}=etc/{id}.conf", source.display());
@@ -600,6 +589,40 @@ while [ ! -e {gate} ]; do sleep 0.05; done
             &pre,
         ];
         self.build_patch(keys, id, &args).await
+    }
+
+    /// As [`Site::build_worker_patch_with_pre_install`], the script appending the output of
+    /// `line` (a shell command) to `log` and then waiting until `gate` exists: a test holds
+    /// an install where it wants it.
+    pub async fn build_gated_worker_patch(
+        &self,
+        keys: &PatchKeys,
+        id: &str,
+        reboot: bool,
+        line: &str,
+        log: &std::path::Path,
+        gate: &std::path::Path,
+    ) -> std::path::PathBuf {
+        let script = format!(
+            "{line} >> {}\nwhile [ ! -e {} ]; do sleep 0.05; done",
+            log.display(),
+            gate.display()
+        );
+        self.build_worker_patch_with_pre_install(keys, id, reboot, &script)
+            .await
+    }
+
+    /// As [`Site::build_worker_patch_with_pre_install`], the install failing ("injected
+    /// failure") on a host that has a file `fail` in its root.
+    pub async fn build_worker_patch_failing_on_flag(
+        &self,
+        keys: &PatchKeys,
+        id: &str,
+        reboot: bool,
+    ) -> std::path::PathBuf {
+        let script = "if [ -e \"$CONVOY_ROOT/fail\" ]; then echo injected failure; exit 1; fi";
+        self.build_worker_patch_with_pre_install(keys, id, reboot, script)
+            .await
     }
 
     /// Writes a payload source file under `<site>/sources`.

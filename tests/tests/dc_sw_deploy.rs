@@ -578,32 +578,15 @@ async fn a_subcloud_killed_mid_step_fails_within_its_timeout_and_the_others_go_o
     // subcloud-2's install waits for the test's gate; the others' go straight through.
     let gate = sc.dir.path().join("gate");
     let started = sc.dir.path().join("started");
-    let pre = sc.source(
-        "held-pre.sh",
-        &format!(
-            "#!/bin/sh\ncase \"$CONVOY_CONTROLLER\" in *{port}*) touch {started}; \
-             while [ ! -e {gate} ]; do sleep 0.05; done ;; esac\n",
-            port = subs[1].url().rsplit(':').next().unwrap(),
-            started = started.display(),
-            gate = gate.display()
-        ),
+    let held = format!(
+        "case \"$CONVOY_CONTROLLER\" in *{port}*) touch {started}; \
+         while [ ! -e {gate} ]; do sleep 0.05; done ;; esac",
+        port = subs[1].url().rsplit(':').next().unwrap(),
+        started = started.display(),
+        gate = gate.display()
     );
-    let source = sc.source("k.source", "k\n");
     let bundle = sc
-        .build_patch(
-            &keys,
-            "DC_KILL_1",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "N",
-                "--worker",
-                &format!("{}=etc/k.conf", source.display()),
-                "--pre-install",
-                &pre.display().to_string(),
-            ],
-        )
+        .build_worker_patch_with_pre_install(&keys, "DC_KILL_1", false, &held)
         .await;
     ship(&sc, &subs, &bundle, "DC_KILL_1").await;
     sc.convoy(&[
@@ -661,26 +644,8 @@ async fn stop_on_failure_stops_at_a_subcloud_whose_install_fails() {
     ];
     register(&sc, &subs).await;
     // The release's install fails on a host with `fail` in its root: subcloud-1's worker.
-    let pre = sc.source(
-        "fail-pre.sh",
-        "#!/bin/sh\nif [ -e \"$CONVOY_ROOT/fail\" ]; then echo injected failure; exit 1; fi\n",
-    );
-    let source = sc.source("f.source", "f\n");
     let bundle = sc
-        .build_patch(
-            &keys,
-            "DC_FAIL_1",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "N",
-                "--worker",
-                &format!("{}=etc/f.conf", source.display()),
-                "--pre-install",
-                &pre.display().to_string(),
-            ],
-        )
+        .build_worker_patch_failing_on_flag(&keys, "DC_FAIL_1", false)
         .await;
     std::fs::write(subs[0].root("worker-0").join("fail"), "").unwrap();
     ship(&sc, &subs, &bundle, "DC_FAIL_1").await;

@@ -640,26 +640,8 @@ async fn instances_are_stopped_before_the_lock_and_started_again_even_on_abort()
     .unwrap();
 
     // A reboot-required patch whose install fails on a host with `fail` in its root.
-    let pre = site.source(
-        "fail-pre.sh",
-        "#!/bin/sh\nif [ -e \"$CONVOY_ROOT/fail\" ]; then echo injected failure; exit 1; fi\n",
-    );
-    let source = site.source("i.source", "i\n");
     let patch = site
-        .build_patch(
-            &keys,
-            "STRAT_0009",
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "Y",
-                "--worker",
-                &format!("{}=etc/i.conf", source.display()),
-                "--pre-install",
-                &pre.display().to_string(),
-            ],
-        )
+        .build_worker_patch_failing_on_flag(&keys, "STRAT_0009", true)
         .await;
     site.convoy(&["patch", "upload", &patch.display().to_string()])
         .await
