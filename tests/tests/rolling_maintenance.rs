@@ -118,7 +118,10 @@ async fn hooks_run_in_order_with_pre_flight_on_every_host_first() {
     assert_eq!(updated.len(), 3);
     assert_eq!(updated[0]["hostname"], "worker-0");
     assert_eq!(updated[0]["output"], "Maintenance done on worker-0\n");
-    assert!(updated[0]["start"].as_str() <= updated[0]["end"].as_str());
+    // Compared as instants: RFC 3339 text trims trailing zeros, so "20.5Z" sorts after "20.51Z".
+    let instant =
+        |field: &str| -> jiff::Timestamp { updated[0][field].as_str().unwrap().parse().unwrap() };
+    assert!(instant("start") <= instant("end"));
     assert_eq!(report["hosts_skipped"], Value::Array(vec![]));
 
     // Every host is back in service and the cluster enabled again.
