@@ -15,9 +15,16 @@ const LONG: Duration = Duration::from_secs(90);
 async fn system_controller() -> (Site, PatchKeys) {
     let (mut sc, keys) = Site::with_patch_key(&[]).await;
     sc.controller.options.extra_args.extend(
-        ["--audit-interval", "1", "--offline-after", "2"]
-            .iter()
-            .map(|a| a.to_string()),
+        [
+            "--audit-interval",
+            "1",
+            "--offline-after",
+            "2",
+            "--subcloud-poll-interval",
+            "0.5",
+        ]
+        .iter()
+        .map(|a| a.to_string()),
     );
     sc.controller.restart().await.expect("restarts");
     (sc, keys)

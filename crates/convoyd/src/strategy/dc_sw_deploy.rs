@@ -69,15 +69,18 @@ pub struct DcSwDeploySite {
     strategy_id: String,
     /// Subclouds called at once in a tick (the audit's concurrency).
     parallel: usize,
+    /// How often a waiting step reads its subcloud again.
+    poll_interval: std::time::Duration,
 }
 
 impl DcSwDeploySite {
-    pub fn new(record: DcStrategyRecord, strategy_id: &str, parallel: usize) -> DcSwDeploySite {
+    pub fn new(record: DcStrategyRecord, strategy_id: &str, app: &AppState) -> DcSwDeploySite {
         DcSwDeploySite {
             rules: sw_deploy_rules(record.time_scale),
             record,
             strategy_id: strategy_id.to_string(),
-            parallel: parallel.max(1),
+            parallel: app.dc.audit_concurrency.max(1),
+            poll_interval: app.dc.poll_interval,
         }
     }
 
@@ -360,10 +363,12 @@ impl SiteKind for DcSwDeploySite {
         self.parallel
     }
 
-    /// A subcloud's strategy is read again every second while it applies (dcmanager reads
-    /// it every minute; a second keeps the step's progress current at little cost).
+    /// A subcloud's strategy is read again every `--subcloud-poll-interval` while it applies
+    /// (dcmanager reads it every minute; 10 s keeps the step's progress current, and 10,000
+    /// subclouds cost the System Controller 1,000 reads a second at most).
     fn recheck(&self) -> jiff::SignedDuration {
-        jiff::SignedDuration::from_secs(1)
+        jiff::SignedDuration::try_from(self.poll_interval)
+            .unwrap_or(jiff::SignedDuration::from_secs(10))
     }
 
     fn command(&self, _action: SwDeployPhase, _target: &str) -> Option<(CommandKind, Value)> {

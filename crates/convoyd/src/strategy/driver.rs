@@ -146,7 +146,7 @@ async fn tick(
         StrategyKind::DcSwDeploy => {
             let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
-            let kind = DcSwDeploySite::new(record, &strategy.id, app.dc.audit_concurrency);
+            let kind = DcSwDeploySite::new(record, &strategy.id, app);
             Driver::new(app, &kind)
                 .run(&mut strategy, now, cached, offers)
                 .await?

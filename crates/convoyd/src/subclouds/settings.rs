@@ -20,6 +20,11 @@ pub struct DcArgs {
     /// Seconds one subcloud's audit may take before it counts as failed [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub audit_timeout: Option<u64>,
+    /// Seconds between two reads of a subcloud's progress while a System Controller
+    /// strategy's step waits on it (its VIM strategy applying, a transfer running)
+    /// [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub subcloud_poll_interval: Option<f64>,
     /// PEM file of the CA certificates that issue subclouds' certificates. Without it, a
     /// subcloud's certificate is pinned by fingerprint when the subcloud is added.
     #[arg(long, value_name = "FILE")]
@@ -32,6 +37,7 @@ pub struct DcSettings {
     pub offline_after: u32,
     pub audit_concurrency: usize,
     pub audit_timeout: Duration,
+    pub poll_interval: Duration,
     /// The CA subclouds' certificates are checked against; None: pin at add time.
     pub subcloud_ca: Option<Trust>,
 }
@@ -62,6 +68,17 @@ impl DcSettings {
                 "audit-concurrency",
             )? as usize,
             audit_timeout: Duration::from_secs(positive(args.audit_timeout, 10, "audit-timeout")?),
+            poll_interval: match args.subcloud_poll_interval {
+                None => Duration::from_secs(10),
+                Some(s) if s.is_finite() && (0.05..=3600.0).contains(&s) => {
+                    Duration::from_secs_f64(s)
+                }
+                Some(s) => {
+                    return Err(format!(
+                        "--subcloud-poll-interval: {s} is out of range; give 0.05 to 3600 seconds"
+                    ));
+                }
+            },
             subcloud_ca,
         })
     }

@@ -77,6 +77,8 @@ pub async fn run(
         vec![
             "--audit-interval".into(),
             "2".into(),
+            "--subcloud-poll-interval".into(),
+            "0.5".into(),
             "--trusted-key".into(),
             trusted.clone(),
         ],
