@@ -1083,7 +1083,7 @@ impl Store for SqliteStore {
         details: &str,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE steps SET details = $4 WHERE strategy_id = $1 AND target = $2 AND state = $3",
+            "UPDATE strategy_steps SET details = $4 WHERE strategy_id = $1 AND target = $2 AND state = $3",
         )
         .bind(strategy_id)
         .bind(target)
