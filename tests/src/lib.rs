@@ -17,6 +17,8 @@ use convoy_launch::{
 };
 use tempfile::TempDir;
 
+pub mod dc;
+
 pub use convoy_launch;
 
 /// The ping interval the tests run with, in seconds.

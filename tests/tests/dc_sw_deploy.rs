@@ -4,132 +4,13 @@
 
 use std::time::Duration;
 
-use convoy_core::host::Personality;
+use convoy_e2e::Site;
 use convoy_e2e::convoy_launch::{Deadline, wait_until_every};
-use convoy_e2e::{HostSpec, PatchKeys, Site};
+use convoy_e2e::dc::{
+    LONG, create_raw, register, release_everywhere, ship, show_subcloud, subcloud,
+    system_controller, wait_field, wait_strategy,
+};
 use serde_json::Value;
-
-const LONG: Duration = Duration::from_secs(90);
-
-/// The System Controller: no hosts of its own, trusts the patch key, audits every second.
-async fn system_controller() -> (Site, PatchKeys) {
-    let (mut sc, keys) = Site::with_patch_key(&[]).await;
-    sc.controller.options.extra_args.extend(
-        [
-            "--audit-interval",
-            "1",
-            "--offline-after",
-            "2",
-            "--subcloud-poll-interval",
-            "0.5",
-        ]
-        .iter()
-        .map(|a| a.to_string()),
-    );
-    sc.controller.restart().await.expect("restarts");
-    (sc, keys)
-}
-
-/// A subcloud: its own convoyd on HTTPS (waits at a hundredth), a controller and a worker
-/// whose agents trust the key and "reboot" by restarting.
-async fn subcloud(keys: &PatchKeys) -> Site {
-    let public = keys.public.display().to_string();
-    let mut site = Site::with_args(
-        true,
-        &["--trusted-key", &public, "--step-time-scale", "0.01"],
-    )
-    .await;
-    site.agent_args = vec![
-        "--trusted-key".into(),
-        public,
-        "--reboot-command".into(),
-        "restart-agent".into(),
-    ];
-    for host in [
-        HostSpec::new("controller-0", Personality::Controller),
-        HostSpec::new("worker-0", Personality::Worker),
-    ] {
-        site.start_agent_with_root(&host);
-    }
-    site.wait_available(2).await;
-    site
-}
-
-/// Deploys bundle `id` on the System Controller, uploads it to every subcloud, and waits
-/// until each is out of sync.
-async fn ship(sc: &Site, subs: &[Site], bundle: &std::path::Path, id: &str) {
-    let file = bundle.display().to_string();
-    sc.convoy(&["software", "upload", &file]).await.ok();
-    sc.convoy(&["patch", "apply", id]).await.ok();
-    for sub in subs {
-        sub.convoy(&["software", "upload", &file]).await.ok();
-    }
-    for i in 1..=subs.len() {
-        let name = format!("subcloud-{i}");
-        wait_field(sc, &name, "software_sync_status", "out-of-sync").await;
-    }
-}
-
-/// Registers `subs` as `subcloud-1`, `subcloud-2`... and manages each once it is online.
-async fn register(sc: &Site, subs: &[Site]) {
-    for (i, sub) in subs.iter().enumerate() {
-        let name = format!("subcloud-{}", i + 1);
-        let password = sub.controller.admin_password().unwrap();
-        let url = sub.url();
-        sc.convoy(&[
-            "dc",
-            "subcloud",
-            "add",
-            "--name",
-            &name,
-            "--bootstrap-address",
-            &url,
-            "--sysadmin-password",
-            &password,
-        ])
-        .await
-        .ok();
-        wait_field(sc, &name, "availability", "online").await;
-        sc.convoy(&["dc", "subcloud", "manage", &name]).await.ok();
-    }
-}
-
-async fn show(sc: &Site, name: &str) -> Value {
-    sc.convoy(&["-f", "json", "dc", "subcloud", "show", name])
-        .await
-        .json()
-}
-
-async fn wait_field(sc: &Site, name: &str, field: &str, value: &str) -> Value {
-    wait_until_every(
-        Deadline::after(LONG),
-        Duration::from_millis(250),
-        &format!("{name} {field} = {value}"),
-        || async {
-            let shown = show(sc, name).await;
-            (shown[field] == value).then_some(shown)
-        },
-    )
-    .await
-    .unwrap()
-}
-
-async fn wait_strategy(sc: &Site, wanted: &str) -> Value {
-    let waited = wait_until_every(
-        Deadline::after(LONG),
-        Duration::from_millis(250),
-        &format!("the strategy to be {wanted}"),
-        || async {
-            let s = sc.admin().dc_strategy("sw-deploy").await.ok()?;
-            (s["state"] == wanted).then_some(s)
-        },
-    )
-    .await;
-    match waited {
-        Ok(s) => s,
-        Err(e) => panic!("{e:?}; steps {:#?}", sc.admin().dc_strategy_steps().await),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_is_deployed_on_every_subcloud_that_needs_it() {
@@ -219,7 +100,7 @@ async fn a_release_is_deployed_on_every_subcloud_that_needs_it() {
 
     sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
     // subcloud-3 fails its pre-check: the strategy ends failed, the others deployed.
-    let ended = wait_strategy(&sc, "failed").await;
+    let ended = wait_strategy(&sc, "sw-deploy", "failed").await;
     assert_eq!(ended["type"], "sw-deploy");
     let steps = sc.admin().dc_strategy_steps().await.unwrap();
     let by = |cloud: &str| steps.iter().find(|s| s["cloud"] == cloud).unwrap().clone();
@@ -315,31 +196,6 @@ fn most_at_once(intervals: &[(jiff::Timestamp, jiff::Timestamp)]) -> usize {
         .unwrap_or(0)
 }
 
-/// Builds `id` for workers, deploys it on the System Controller and uploads it to `subs`.
-async fn release_everywhere(sc: &Site, keys: &PatchKeys, subs: &[Site], id: &str) {
-    let source = sc.source(&format!("{id}.source"), "w\n");
-    let bundle = sc
-        .build_patch(
-            keys,
-            id,
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "N",
-                "--worker",
-                &format!("{}=etc/{id}.conf", source.display()),
-            ],
-        )
-        .await;
-    let file = bundle.display().to_string();
-    sc.convoy(&["software", "upload", &file]).await.ok();
-    sc.convoy(&["patch", "apply", id]).await.ok();
-    for sub in subs {
-        sub.convoy(&["software", "upload", &file]).await.ok();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serial_goes_one_subcloud_at_a_time_and_parallel_within_its_maximum() {
     let (sc, keys) = system_controller().await;
@@ -372,7 +228,7 @@ async fn serial_goes_one_subcloud_at_a_time_and_parallel_within_its_maximum() {
         create.extend(args);
         sc.convoy(&create).await.ok();
         sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
-        wait_strategy(&sc, "complete").await;
+        wait_strategy(&sc, "sw-deploy", "complete").await;
         let intervals: Vec<_> = subs.iter().map(vim_interval).collect();
         assert_eq!(most_at_once(&intervals), most, "{id}: {intervals:?}");
         sc.convoy(&["dc", "sw-deploy-strategy", "delete"])
@@ -429,7 +285,7 @@ async fn an_abort_lets_the_running_subcloud_finish_and_a_killed_system_controlle
     sc.controller.restart().await.unwrap();
 
     // It resumes: subcloud-1 finishes, the others were aborted before they started.
-    wait_strategy(&sc, "aborted").await;
+    wait_strategy(&sc, "sw-deploy", "aborted").await;
     let steps = sc.admin().dc_strategy_steps().await.unwrap();
     let states: Vec<(&str, &str)> = steps
         .iter()
@@ -457,25 +313,6 @@ async fn an_abort_lets_the_running_subcloud_finish_and_a_killed_system_controlle
         subs[1].admin().releases(None).await.unwrap()[0].state,
         "available"
     );
-}
-
-/// POSTs a create body as dcmanager's client does, asking for JSON errors.
-async fn create_raw(sc: &Site, token: &str, body: &str) -> (u16, Value) {
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let response = http
-        .post(format!("{}/v1.0/sw-update-strategy/", sc.url()))
-        .header("X-Auth-Token", token)
-        .header("Accept", "application/json")
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -619,7 +456,7 @@ async fn a_subcloud_killed_mid_step_fails_within_its_timeout_and_the_others_go_o
     std::fs::write(&gate, "").unwrap();
 
     let began = std::time::Instant::now();
-    wait_strategy(&sc, "failed").await;
+    wait_strategy(&sc, "sw-deploy", "failed").await;
     let steps = sc.admin().dc_strategy_steps().await.unwrap();
     let state = |cloud: &str| {
         let step = steps.iter().find(|s| s["cloud"] == cloud).unwrap();
@@ -668,7 +505,7 @@ async fn stop_on_failure_stops_at_a_subcloud_whose_install_fails() {
     .await
     .ok();
     sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
-    let ended = wait_strategy(&sc, "failed").await;
+    let ended = wait_strategy(&sc, "sw-deploy", "failed").await;
     assert_eq!(ended["stop-on-failure"], true);
     let steps = sc.admin().dc_strategy_steps().await.unwrap();
     let states: Vec<(&str, &str)> = steps
@@ -690,7 +527,7 @@ async fn stop_on_failure_stops_at_a_subcloud_whose_install_fails() {
         "{details}"
     );
     assert!(details.contains("injected failure"), "{details}");
-    let shown = show(&sc, "subcloud-1").await;
+    let shown = show_subcloud(&sc, "subcloud-1").await;
     assert_eq!(shown["deploy_status"], "sw-deploy-apply-strategy-failed");
     // Nothing happened on the others.
     assert_eq!(

@@ -424,6 +424,55 @@ impl Client {
         .await
     }
 
+    pub async fn prestage_store(&self) -> Result<crate::prestage::PrestageStore, ClientError> {
+        self.call(Method::GET, "/v1/prestage", None::<&()>).await
+    }
+
+    /// The chunks of `chunks` the site does not hold.
+    pub async fn missing_chunks(&self, chunks: &[String]) -> Result<Vec<String>, ClientError> {
+        let list: crate::prestage::ChunkList = self
+            .call(
+                Method::POST,
+                "/v1/prestage/chunks/missing",
+                Some(&crate::prestage::ChunkList {
+                    chunks: chunks.to_vec(),
+                }),
+            )
+            .await?;
+        Ok(list.chunks)
+    }
+
+    /// Sends one chunk; the site checks it against `sha256` before keeping it.
+    pub async fn put_chunk(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), ClientError> {
+        let mut request = self
+            .http
+            .put(format!("{}/v1/prestage/chunks/{sha256}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(Duration::from_secs(300))
+            .body(bytes);
+        if let Some(token) = &self.token {
+            request = request.header(AUTH_HEADER, token);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.check(response).await?;
+        Ok(())
+    }
+
+    /// Assembles, verifies and keeps one prestaged bundle (verifying a large bundle takes
+    /// a while: up to ten minutes).
+    pub async fn import_prestaged(
+        &self,
+        import: &crate::prestage::PrestageImport,
+    ) -> Result<crate::prestage::PrestageImported, ClientError> {
+        self.call_with_timeout(
+            Method::POST,
+            "/v1/prestage/releases",
+            Some(import),
+            Duration::from_secs(600),
+        )
+        .await
+    }
+
     pub async fn deploy(&self) -> Result<Vec<DeployView>, ClientError> {
         let list: DeployList = self
             .call(Method::GET, "/v1/software/deploy", None::<&()>)

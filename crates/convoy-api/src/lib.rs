@@ -9,6 +9,7 @@ pub mod dc;
 pub mod error;
 pub mod hosts;
 pub mod patches;
+pub mod prestage;
 pub mod software;
 pub mod strategies;
 pub mod trust;

@@ -73,6 +73,26 @@ pub struct SubcloudRecord {
     pub created_at: Timestamp,
     pub updated_at: Option<Timestamp>,
     pub endpoints: Vec<(String, SyncStatus)>,
+    /// `prestaging`, `complete` or `failed`; None until a prestage runs (or after a skip).
+    pub prestage_status: Option<String>,
+    /// The software versions prestaged, `24.09,25.09`.
+    pub prestage_versions: Option<String>,
+    /// The request of a prestage of this subcloud alone while it runs (JSON; holds the
+    /// sysadmin password: never logged or answered).
+    pub prestage_request: Option<String>,
+}
+
+/// A write of a subcloud's prestage fields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PrestageWrite {
+    /// The new status (None clears it).
+    pub status: Option<String>,
+    /// The new versions; None leaves them.
+    pub versions: Option<String>,
+    /// The standalone request (None clears it).
+    pub request: Option<String>,
+    /// Written only while the status is this (None is "never prestaged"); always if unset.
+    pub when: Option<Option<String>>,
 }
 
 /// A subcloud to register.
@@ -175,6 +195,8 @@ pub trait SubcloudStore: Send + Sync + 'static {
         alarm_entity: &str,
         now: Timestamp,
     ) -> Result<SubcloudDeletion>;
+    /// Writes a subcloud's prestage fields; false if it is gone or `write.when` did not hold.
+    async fn set_prestage(&self, id: i64, write: &PrestageWrite) -> Result<bool>;
     /// Writes an audit's result; false if the subcloud is gone.
     async fn record_audit(&self, id: i64, write: &AuditWrite) -> Result<bool>;
 

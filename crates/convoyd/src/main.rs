@@ -11,6 +11,7 @@ mod ids;
 mod login_throttles;
 mod patches;
 mod polls;
+mod prestage;
 mod secrets;
 mod server;
 mod state;

@@ -66,6 +66,11 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// Starts an audit cycle now (a subcloud was added or managed).
     pub audit_wake: Arc<tokio::sync::Notify>,
+    /// This site's prestage store (what a System Controller sent it).
+    pub prestage_store: crate::prestage::site_store::SiteStore,
+    /// The System Controller's prestage preparations and transfers.
+    pub preparations: Arc<crate::prestage::preparation::Preparations>,
+    pub transfers: Arc<crate::prestage::transfer::Transfers>,
     /// `https`, or `http` under --insecure-http: how this controller's own URLs begin.
     pub scheme: &'static str,
 }
@@ -109,6 +114,14 @@ impl AppState {
             )),
             subclouds,
             dc: Arc::new(settings.dc.clone()),
+            prestage_store: crate::prestage::site_store::SiteStore::new(&settings.data_dir),
+            preparations: Arc::new(crate::prestage::preparation::Preparations::new(
+                &settings.data_dir,
+            )),
+            transfers: Arc::new(crate::prestage::transfer::Transfers::new(
+                settings.dc.prestage_per_subcloud,
+                settings.dc.prestage_total,
+            )),
             sessions: Arc::new(Sessions::default()),
             audit_wake: Arc::new(tokio::sync::Notify::new()),
             scheme: if settings.insecure_http {

@@ -4,6 +4,7 @@
 //! engine's window of `max-parallel-subclouds` running steps in id order is dcmanager's
 //! sliding window (spec dcmanager-api.md §4.3).
 
+pub mod bandwidth;
 pub mod prestage;
 pub mod request;
 pub mod rules;

@@ -15,6 +15,28 @@ pub trait Lookups {
     fn group(&self, reference: &str) -> Option<(ApplyType, u32)>;
     /// Whether the release is deployed (or committed) on the System Controller.
     fn release_deployed(&self, release_id: &str) -> bool;
+    /// The System Controller's own software version (`MM.mm`).
+    fn sc_version(&self) -> String;
+    /// The software version (`MM.mm`) of a release the System Controller holds.
+    fn release_version(&self, release_id: &str) -> Option<String>;
+    /// The USM states (`available`, `deployed`...) of the System Controller's releases of
+    /// software version `MM.mm`.
+    fn version_states(&self, version: &str) -> Vec<String>;
+    /// Every software version the System Controller knows: its own and its releases'.
+    fn versions(&self) -> Vec<String>;
+    /// Whether a software deploy runs on the System Controller.
+    fn deploy_in_progress(&self) -> bool;
+}
+
+/// What a prestage (or a sw-deploy with prestage) asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrestageAsk {
+    /// `MM.mm`.
+    pub sw_version: String,
+    pub for_sw_deploy: bool,
+    pub force: bool,
+    /// As sent (base64); it decodes.
+    pub sysadmin_password: String,
 }
 
 /// A validated create request.
@@ -30,6 +52,8 @@ pub struct CreateRequest {
     pub group: Option<String>,
     pub release_id: Option<String>,
     pub delete: bool,
+    /// For prestage, and sw-deploy with prestage.
+    pub prestage: Option<PrestageAsk>,
 }
 
 /// Default `max-parallel-subclouds`.
@@ -156,6 +180,7 @@ pub fn validate(
     // 5.
     let mut release_id = None;
     let mut delete = false;
+    let mut prestage = None;
     if kind == DcStrategyType::SwDeploy {
         let mut flags = std::collections::BTreeMap::new();
         for key in SW_DEPLOY_BOOLEANS {
@@ -207,6 +232,28 @@ pub fn validate(
             );
         }
         delete = flags["delete"];
+        if flags["with_prestage"] {
+            let version = release_id
+                .as_deref()
+                .and_then(|id| lookups.release_version(id))
+                .unwrap_or_else(|| lookups.sc_version());
+            prestage = Some(prestage_checks(body, lookups, version, true)?);
+        }
+    }
+    // 6.
+    if kind == DcStrategyType::Prestage {
+        let for_sw_deploy = boolean(body, "for_sw_deploy")?;
+        boolean(body, "for_install")?;
+        let version = match body.get("release") {
+            None | Some(Value::Null) => lookups.sc_version(),
+            Some(v) => shown(v),
+        };
+        if !is_mm_mm(&version) {
+            return Err(
+                "Specified release format is not supported. Version format must be MM.mm.".into(),
+            );
+        }
+        prestage = Some(prestage_checks(body, lookups, version, for_sw_deploy)?);
     }
     // 7.
     let stop_on_failure = match body.get("stop-on-failure") {
@@ -232,6 +279,93 @@ pub fn validate(
         group,
         release_id,
         delete,
+        prestage,
+    })
+}
+
+fn is_mm_mm(version: &str) -> bool {
+    let b = version.as_bytes();
+    b.len() == 5
+        && b[2] == b'.'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+}
+
+/// `MM.mm` as a pair, for comparing.
+fn numbers(version: &str) -> (u32, u32) {
+    let (major, minor) = version.split_once('.').unwrap_or((version, "0"));
+    (major.parse().unwrap_or(0), minor.parse().unwrap_or(0))
+}
+
+/// The prestage checks of the System Controller's state and the password, in the original's
+/// order (`validate_prestage`, `get_validated_sw_version_for_prestage`).
+fn prestage_checks(
+    body: &Map<String, Value>,
+    lookups: &dyn Lookups,
+    version: String,
+    for_sw_deploy: bool,
+) -> Result<PrestageAsk, Refusal> {
+    let states = lookups.version_states(&version);
+    let own = version == lookups.sc_version();
+    if for_sw_deploy {
+        if numbers(&version) < (24, 9) {
+            return Err(
+                "The requested software version is not supported, cannot prestage for \
+                        software deploy."
+                    .into(),
+            );
+        }
+        if !own && !states.iter().any(|s| s == "deployed" || s == "committed") {
+            return Err(
+                "The requested software version not found or not deployed in the \
+                        system controller, cannot prestage for software deploy."
+                    .into(),
+            );
+        }
+    } else {
+        let versions = lookups.versions();
+        if !versions.contains(&version) {
+            return Err(format!(
+                "Error: invalid release version parameter. {version} is not a supported \
+                 release version ({})",
+                versions.join(", ")
+            ));
+        }
+        if !own
+            && !states
+                .iter()
+                .any(|s| matches!(s.as_str(), "available" | "deployed" | "committed"))
+        {
+            return Err("The requested release is not ready to be installed.".into());
+        }
+    }
+    if lookups.deploy_in_progress() {
+        return Err(
+            "Prestage operations are not allowed while system controller has a \
+                    software deployment in progress."
+                .into(),
+        );
+    }
+    let Some(password) = text(body, "sysadmin_password") else {
+        return Err("subcloud sysadmin_password required".into());
+    };
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(password) {
+        Ok(bytes) if std::str::from_utf8(&bytes).is_ok() => {}
+        _ => {
+            return Err(
+                "Failed to decode subcloud sysadmin_password, verify the password is \
+                        base64 encoded"
+                    .into(),
+            );
+        }
+    }
+    Ok(PrestageAsk {
+        sw_version: version,
+        for_sw_deploy,
+        force: boolean(body, "force")?,
+        sysadmin_password: password.to_string(),
     })
 }
 
@@ -248,6 +382,25 @@ mod tests {
         }
         fn release_deployed(&self, release_id: &str) -> bool {
             release_id == "REL_1"
+        }
+        fn sc_version(&self) -> String {
+            "25.09".into()
+        }
+        fn release_version(&self, release_id: &str) -> Option<String> {
+            (release_id == "REL_1").then(|| "25.09".into())
+        }
+        fn version_states(&self, version: &str) -> Vec<String> {
+            match version {
+                "25.09" => vec!["deployed".into()],
+                "26.03" => vec!["available".into()],
+                _ => vec![],
+            }
+        }
+        fn versions(&self) -> Vec<String> {
+            vec!["25.09".into(), "26.03".into()]
+        }
+        fn deploy_in_progress(&self) -> bool {
+            false
         }
     }
 
@@ -317,6 +470,72 @@ mod tests {
         for (body, message) in cases {
             assert_eq!(check(body.clone()).unwrap_err(), message, "{body}");
         }
+    }
+
+    #[test]
+    fn prestage_refusals_in_the_originals_order_including_seed_003s_curl_cases() {
+        let cases = [
+            // Seed 003: missing mandatory parameter, unencoded password, invalid force.
+            (
+                json!({"type": "prestage"}),
+                "subcloud sysadmin_password required",
+            ),
+            (
+                json!({"type": "prestage", "sysadmin_password": "abc"}),
+                "Failed to decode subcloud sysadmin_password, verify the password is base64 encoded",
+            ),
+            (
+                json!({"type": "prestage", "sysadmin_password": "TGk2OW51eCo=", "force": "abc"}),
+                "Invalid value 'abc' for force - must be True/False or 'true'/'false'",
+            ),
+            (
+                json!({"type": "prestage", "max-parallel-subclouds": 251, "sysadmin_password": "TGk2OW51eCo="}),
+                "Invalid max-parallel-subclouds value: 251. For prestage, the value must be between 1 and 250.",
+            ),
+            (
+                json!({"type": "prestage", "release": "25.9", "sysadmin_password": "TGk2OW51eCo="}),
+                "Specified release format is not supported. Version format must be MM.mm.",
+            ),
+            (
+                json!({"type": "prestage", "release": "24.09", "sysadmin_password": "TGk2OW51eCo="}),
+                "Error: invalid release version parameter. 24.09 is not a supported release version (25.09, 26.03)",
+            ),
+            (
+                json!({"type": "prestage", "release": "22.12", "for_sw_deploy": "true", "sysadmin_password": "TGk2OW51eCo="}),
+                "The requested software version is not supported, cannot prestage for software deploy.",
+            ),
+            (
+                json!({"type": "prestage", "release": "26.03", "for_sw_deploy": "true", "sysadmin_password": "TGk2OW51eCo="}),
+                "The requested software version not found or not deployed in the system controller, cannot prestage for software deploy.",
+            ),
+            (
+                json!({"type": "prestage", "sysadmin_password": "TGk2OW51eCo=", "stop-on-failure": "yes"}),
+                "stop-on-failure invalid",
+            ),
+        ];
+        for (body, message) in cases {
+            assert_eq!(check(body.clone()).unwrap_err(), message, "{body}");
+        }
+        // Seed 003's create: force and max-parallel as strings; `group` is not a field the
+        // original reads, so it is ignored.
+        let ok = check(json!({"type": "prestage", "sysadmin_password": "TGk2OW51eCo=", "force": "true", "max-parallel-subclouds": "50", "group": "Default"})).unwrap();
+        assert_eq!(ok.max_parallel, 50);
+        assert_eq!(
+            ok.prestage,
+            Some(PrestageAsk {
+                sw_version: "25.09".into(),
+                for_sw_deploy: false,
+                force: true,
+                sysadmin_password: "TGk2OW51eCo=".into(),
+            })
+        );
+        let install = check(
+            json!({"type": "prestage", "release": "26.03", "sysadmin_password": "TGk2OW51eCo="}),
+        )
+        .unwrap();
+        assert_eq!(install.prestage.unwrap().sw_version, "26.03");
+        let with = check(json!({"type": "sw-deploy", "release_id": "REL_1", "with_prestage": true, "sysadmin_password": "TGk2OW51eCo="})).unwrap();
+        assert!(with.prestage.unwrap().for_sw_deploy);
     }
 
     #[test]

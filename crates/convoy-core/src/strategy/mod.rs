@@ -26,6 +26,9 @@ pub enum StrategyKind {
     /// The System Controller's sw-deploy strategy over subclouds (dcmanager's `sw-deploy`).
     #[serde(rename = "sw-deploy")]
     DcSwDeploy,
+    /// The System Controller's prestage strategy over subclouds (dcmanager's `prestage`).
+    #[serde(rename = "prestage")]
+    DcPrestage,
 }
 
 named_enum!(StrategyKind, field = "type", {
@@ -33,14 +36,22 @@ named_enum!(StrategyKind, field = "type", {
     SwPatch => "sw-patch",
     SwUpgrade => "sw-upgrade",
     DcSwDeploy => "sw-deploy",
+    DcPrestage => "prestage",
 });
 
 impl StrategyKind {
+    /// Whether the System Controller runs it over subclouds.
+    pub fn over_subclouds(self) -> bool {
+        matches!(self, StrategyKind::DcSwDeploy | StrategyKind::DcPrestage)
+    }
+
     /// The software-update strategy this kind is, if it is one.
     pub fn sw_update(self) -> Option<crate::sw_update::options::SwUpdateKind> {
         use crate::sw_update::options::SwUpdateKind;
         match self {
-            StrategyKind::RollingMaintenance | StrategyKind::DcSwDeploy => None,
+            StrategyKind::RollingMaintenance
+            | StrategyKind::DcSwDeploy
+            | StrategyKind::DcPrestage => None,
             StrategyKind::SwPatch => Some(SwUpdateKind::SwPatch),
             StrategyKind::SwUpgrade => Some(SwUpdateKind::SwUpgrade),
         }

@@ -9,8 +9,8 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, alarm_from, conflict, insert_alarm_event, millis, opt_time, parse, time};
 use crate::subclouds::{
-    AuditWrite, GroupChanges, GroupDeletion, GroupRecord, NewGroup, NewSubcloud, SubcloudChanges,
-    SubcloudDeletion, SubcloudRecord, SubcloudStore,
+    AuditWrite, GroupChanges, GroupDeletion, GroupRecord, NewGroup, NewSubcloud, PrestageWrite,
+    SubcloudChanges, SubcloudDeletion, SubcloudRecord, SubcloudStore,
 };
 use crate::{Result, StoreError};
 
@@ -56,6 +56,9 @@ fn subcloud_from(row: &SqliteRow, endpoints: Vec<(String, SyncStatus)>) -> Resul
         created_at: time(T, row.try_get("created_at")?)?,
         updated_at: opt_time(T, row.try_get("updated_at")?)?,
         endpoints,
+        prestage_status: row.try_get("prestage_status")?,
+        prestage_versions: row.try_get("prestage_versions")?,
+        prestage_request: row.try_get("prestage_request")?,
     })
 }
 
@@ -324,6 +327,23 @@ impl SubcloudStore for SqliteStore {
         }
         tx.commit().await?;
         self.subcloud_written(id).await.map(Some)
+    }
+
+    async fn set_prestage(&self, id: i64, write: &PrestageWrite) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE subclouds SET prestage_status = $2, \
+               prestage_versions = COALESCE($3, prestage_versions), prestage_request = $4 \
+             WHERE id = $1 AND ($5 = 0 OR prestage_status IS $6)",
+        )
+        .bind(id)
+        .bind(&write.status)
+        .bind(&write.versions)
+        .bind(&write.request)
+        .bind(write.when.is_some())
+        .bind(write.when.clone().flatten())
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_subcloud(

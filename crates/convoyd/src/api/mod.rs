@@ -12,6 +12,7 @@ mod identity;
 mod identity_sync;
 mod openapi;
 mod patches;
+mod prestage;
 mod site;
 mod software;
 mod strategies;
@@ -22,7 +23,7 @@ mod vim;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 pub use error::ApiError;
 
@@ -120,6 +121,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/software/deploy/hosts", get(software::deploy_hosts))
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
+        .route("/v1/prestage", get(prestage::show))
+        .route("/v1/prestage/chunks/missing", post(prestage::missing))
+        .route(
+            "/v1/prestage/chunks/{sha256}",
+            put(prestage::put_chunk).layer(DefaultBodyLimit::max(
+                convoy_api::prestage::MAX_CHUNK_BYTES as usize,
+            )),
+        )
+        .route("/v1/prestage/releases", post(prestage::import_release))
         .route("/v1/site", get(site::audit))
         .route("/v1/identity/sync", post(identity_sync::sync))
         .route_layer(middleware::from_fn_with_state(

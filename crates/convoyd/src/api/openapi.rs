@@ -15,8 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 
 use super::{
-    agent, alarms, clusters, enrol_tokens, hosts, identity, identity_sync, patches, site, software,
-    strategies, users, vim,
+    agent, alarms, clusters, enrol_tokens, hosts, identity, identity_sync, patches, prestage, site,
+    software, strategies, users, vim,
 };
 
 #[derive(OpenApi)]
@@ -89,6 +89,10 @@ use super::{
         software::show,
         software::deploy,
         software::deploy_hosts,
+        prestage::show,
+        prestage::missing,
+        prestage::put_chunk,
+        prestage::import_release,
         patches::bundle,
         agent::enrol,
         agent::heartbeat,
@@ -108,6 +112,7 @@ use super::{
         (name = "strategies", description = "Rolling maintenance and strategy steps"),
         (name = "patches", description = "The patch repository and installs on hosts"),
         (name = "software", description = "Releases and the site's software deploy (USM's views of the one repository)"),
+        (name = "prestage", description = "What a System Controller's prestage sends a site: chunks by digest, then releases assembled from them"),
         (name = "sw-update", description = "The VIM software-update strategy API in StarlingX's shape (/api/orchestration)"),
         (name = "agents", description = "The agent protocol (host credentials)"),
     )

@@ -32,6 +32,29 @@ const DEFAULT_TIMEOUT_SECONDS: u64 = 1800;
 const MAX_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 const MAX_PAYLOAD_BYTES: usize = 4096;
 
+/// Masks every credential a strategy's options hold (a prestage's sysadmin password), so
+/// that no reader sees it.
+fn redacted(mut options: serde_json::Value) -> serde_json::Value {
+    match &mut options {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if key == "sysadmin_password" && !value.is_null() {
+                    *value = serde_json::Value::from("******");
+                } else {
+                    *value = redacted(value.take());
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                *item = redacted(item.take());
+            }
+        }
+        _ => {}
+    }
+    options
+}
+
 fn view(record: &StrategyRecord) -> Result<Strategy, ApiError> {
     Ok(Strategy {
         id: record.id.clone(),
@@ -39,7 +62,7 @@ fn view(record: &StrategyRecord) -> Result<Strategy, ApiError> {
         state: record.state,
         max_parallel: record.max_parallel,
         stop_on_failure: record.stop_on_failure,
-        options: serde_json::from_str(&record.options).map_err(ApiError::internal)?,
+        options: redacted(serde_json::from_str(&record.options).map_err(ApiError::internal)?),
         details: record.details.clone(),
         created_at: record.created_at,
         updated_at: record.updated_at,

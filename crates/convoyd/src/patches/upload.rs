@@ -19,9 +19,23 @@ use crate::clock;
 use crate::state::AppState;
 
 /// A file being received; removed on drop unless kept.
-struct Incoming {
-    path: PathBuf,
+pub struct Incoming {
+    pub path: PathBuf,
     keep: bool,
+}
+
+impl Incoming {
+    /// A new file name in the repository's `incoming` directory.
+    pub async fn new(state: &AppState) -> Result<Incoming, ApiError> {
+        let incoming_dir = state.patch_dir.join("incoming");
+        tokio::fs::create_dir_all(&incoming_dir)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(Incoming {
+            path: incoming_dir.join(format!("{}.part", uuid::Uuid::new_v4())),
+            keep: false,
+        })
+    }
 }
 
 impl Drop for Incoming {
@@ -38,16 +52,21 @@ pub async fn upload(state: &AppState, file_name: &str, body: Body) -> Result<Out
     let id =
         PatchId::from_file_name(file_name).map_err(|e| ApiError::invalid("file_name", e.reason))?;
 
-    let incoming_dir = state.patch_dir.join("incoming");
-    tokio::fs::create_dir_all(&incoming_dir)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut incoming = Incoming {
-        path: incoming_dir.join(format!("{}.part", uuid::Uuid::new_v4())),
-        keep: false,
-    };
+    let incoming = Incoming::new(state).await?;
     let (size, sha256) = receive(body, &incoming.path, state.max_patch_bytes).await?;
+    import(state, &id, incoming, size, sha256).await
+}
 
+/// Verifies the received bundle `incoming` (`size` bytes, `sha256`) as patch `id` and imports
+/// it; a refusal removes the file.
+pub async fn import(
+    state: &AppState,
+    id: &PatchId,
+    mut incoming: Incoming,
+    size: u64,
+    sha256: String,
+) -> Result<Outcome, ApiError> {
+    let id = id.clone();
     let trusted = state.trusted_keys.clone();
     let limits = state.bundle_limits.clone();
     let path = incoming.path.clone();

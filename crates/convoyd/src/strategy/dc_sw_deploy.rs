@@ -16,38 +16,22 @@
 //! asked again.
 
 use convoy_api::hosts::CommandOutcome;
-use convoy_api::{Client, ClientError};
 use convoy_core::command::CommandKind;
-use convoy_core::dc_strategy::DcStrategyType;
 use convoy_core::dc_strategy::sw_deploy::{
     SwDeployPhase, SwDeployResult, SwDeployRules, progress_details, sw_deploy_rules,
 };
-use convoy_core::subcloud::{ApplyType, Availability, Management, Reference};
+use convoy_core::subcloud::{Availability, Management};
 use convoy_core::sw_update::options::{AlarmRestrictions, SwUpdateKind, SwUpgradeOptions};
 use convoy_store::subclouds::{SubcloudChanges, SubcloudRecord};
 use convoy_store::{StepRecord, StrategyRecord};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::site_kind::SiteKind;
+use super::subcloud_call::{
+    DcStrategyRecord, Trouble, call, client, failed, show_progress, subcloud,
+};
 use crate::state::AppState;
-use crate::subclouds::connection::token_refused;
-
-/// What a System Controller strategy keeps (the strategy record's options).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DcStrategyRecord {
-    #[serde(rename = "type")]
-    pub kind: DcStrategyType,
-    pub apply_type: Option<ApplyType>,
-    pub cloud_name: Option<String>,
-    pub group: Option<String>,
-    pub release_id: Option<String>,
-    /// The subclouds' deploy records are deleted once deployed.
-    pub delete: bool,
-    /// The step time scale the timeouts were set with.
-    pub time_scale: f64,
-}
 
 /// Deploy statuses the steps set on a subcloud.
 pub const DEPLOY_IN_PROGRESS: &str = "sw-deploy-in-progress";
@@ -89,55 +73,7 @@ impl DcSwDeploySite {
     }
 }
 
-/// A call's failure: the check is asked again (None), or the step fails with a reason.
-enum Trouble {
-    Retry,
-    Fail(String),
-}
-
-fn failed(reason: impl Into<String>) -> Trouble {
-    Trouble::Fail(reason.into())
-}
-
-/// A subcloud call bounded by the audit timeout; a refused token is forgotten and retried.
-async fn call<T>(
-    app: &AppState,
-    subcloud: &SubcloudRecord,
-    call: impl std::future::Future<Output = Result<T, ClientError>>,
-) -> Result<T, Trouble> {
-    match tokio::time::timeout(app.dc.audit_timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) if token_refused(&e) => {
-            app.sessions.forget(subcloud.id);
-            Err(Trouble::Retry)
-        }
-        Ok(Err(ClientError::Api {
-            status, message, ..
-        })) if status < 500 => Err(failed(message)),
-        // Unreachable, a 5xx, or no answer in time: transient, asked again until the
-        // phase's timeout.
-        Ok(Err(e)) => {
-            tracing::debug!(subcloud = subcloud.name, "subcloud call failed: {e}");
-            Err(Trouble::Retry)
-        }
-        Err(_) => Err(Trouble::Retry),
-    }
-}
-
 impl DcSwDeploySite {
-    async fn subcloud(&self, app: &AppState, name: &str) -> Result<SubcloudRecord, Trouble> {
-        let found = app
-            .subclouds
-            .subcloud(&Reference::Name(name.to_string()))
-            .await
-            .map_err(|e| failed(format!("cannot read the subcloud: {e}")))?;
-        found.ok_or_else(|| failed(format!("Subcloud {name} does not exist")))
-    }
-
-    async fn client(&self, app: &AppState, subcloud: &SubcloudRecord) -> Result<Client, Trouble> {
-        call(app, subcloud, app.sessions.client(&app.dc, subcloud)).await
-    }
-
     async fn set_deploy_status(
         &self,
         app: &AppState,
@@ -170,7 +106,7 @@ impl DcSwDeploySite {
         if subcloud.availability != Availability::Online {
             return Err(failed(format!("Subcloud {} is offline.", subcloud.name)));
         }
-        let client = self.client(app, subcloud).await?;
+        let client = client(app, subcloud).await?;
         let release = self.release();
         let shown = match call(app, subcloud, client.release(release)).await {
             Ok(shown) => shown,
@@ -218,7 +154,7 @@ impl DcSwDeploySite {
         app: &AppState,
         subcloud: &SubcloudRecord,
     ) -> Result<SwDeployResult, Trouble> {
-        let client = self.client(app, subcloud).await?;
+        let client = client(app, subcloud).await?;
         let kind = SwUpdateKind::SwUpgrade;
         let existing = call(app, subcloud, client.sw_update_strategy(kind)).await?;
         let strategy = &existing["strategy"];
@@ -278,7 +214,7 @@ impl DcSwDeploySite {
         step: &StepRecord,
         subcloud: &SubcloudRecord,
     ) -> Result<Option<SwDeployResult>, Trouble> {
-        let client = self.client(app, subcloud).await?;
+        let client = client(app, subcloud).await?;
         let kind = SwUpdateKind::SwUpgrade;
         let shown = call(app, subcloud, client.sw_update_strategy(kind)).await?;
         let strategy = &shown["strategy"];
@@ -300,13 +236,13 @@ impl DcSwDeploySite {
                 let percent = strategy["current-phase-completion-percentage"]
                     .as_u64()
                     .unwrap_or(0);
-                let details = progress_details(phase, percent);
-                if step.details != details {
-                    let _ = app
-                        .store
-                        .set_step_details(&self.strategy_id, &step.target, &step.state, &details)
-                        .await;
-                }
+                show_progress(
+                    app,
+                    &self.strategy_id,
+                    step,
+                    &progress_details(phase, percent),
+                )
+                .await;
                 Ok(None)
             }
             "applied" => Ok(Some(SwDeployResult::Next)),
@@ -328,7 +264,7 @@ impl DcSwDeploySite {
         app: &AppState,
         subcloud: &SubcloudRecord,
     ) -> Result<SwDeployResult, Trouble> {
-        let client = self.client(app, subcloud).await?;
+        let client = client(app, subcloud).await?;
         match call(
             app,
             subcloud,
@@ -394,7 +330,7 @@ impl SiteKind for DcSwDeploySite {
         _now: Timestamp,
     ) -> anyhow::Result<Option<SwDeployResult>> {
         let step = &steps[index];
-        let subcloud = match self.subcloud(app, &step.target).await {
+        let subcloud = match subcloud(app, &step.target).await {
             Ok(subcloud) => subcloud,
             Err(Trouble::Fail(reason)) => return Ok(Some(SwDeployResult::Failed(reason))),
             Err(Trouble::Retry) => return Ok(None),

@@ -32,11 +32,13 @@ use convoy_store::{
 use jiff::Timestamp;
 use tracing::{debug, error, info};
 
-use super::dc_sw_deploy::{DcStrategyRecord, DcSwDeploySite};
+use super::dc_prestage::DcPrestageSite;
+use super::dc_sw_deploy::DcSwDeploySite;
 use super::inbox::Offer;
 use super::outcome_effects::host_effects;
 use super::rolling_maintenance::RollingMaintenanceSite;
 use super::site_kind::{SiteKind, TickEnd};
+use super::subcloud_call::DcStrategyRecord;
 use super::sw_update::{SwUpdateRecord, SwUpdateSite};
 use crate::clock;
 use crate::polls::Waiting;
@@ -147,6 +149,14 @@ async fn tick(
             let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
             let kind = DcSwDeploySite::new(record, &strategy.id, app);
+            Driver::new(app, &kind)
+                .run(&mut strategy, now, cached, offers)
+                .await?
+        }
+        StrategyKind::DcPrestage => {
+            let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
+                .context("the strategy's options are unreadable")?;
+            let kind = DcPrestageSite::new(record, &strategy.id, app)?;
             Driver::new(app, &kind)
                 .run(&mut strategy, now, cached, offers)
                 .await?

@@ -45,12 +45,7 @@ impl Sessions {
         if let Some(client) = self.clients.lock().unwrap().get(&subcloud.id) {
             return Ok(client.clone());
         }
-        let client = match (&settings.subcloud_ca, &subcloud.tls_fingerprint) {
-            (None, Some(pinned)) => {
-                Client::with_trust(&subcloud.address, &trust(settings, Some(pinned))?)?
-            }
-            _ => self.shared(settings)?.with_base(&subcloud.address),
-        };
+        let client = self.anonymous(settings, subcloud)?;
         let token = client
             .login(&subcloud.service_user, &subcloud.service_password)
             .await?;
@@ -60,6 +55,20 @@ impl Sessions {
             .unwrap()
             .insert(subcloud.id, client.clone());
         Ok(client)
+    }
+
+    /// A client for the subcloud, not logged in.
+    fn anonymous(
+        &self,
+        settings: &DcSettings,
+        subcloud: &SubcloudRecord,
+    ) -> Result<Client, ClientError> {
+        match (&settings.subcloud_ca, &subcloud.tls_fingerprint) {
+            (None, Some(pinned)) => {
+                Client::with_trust(&subcloud.address, &trust(settings, Some(pinned))?)
+            }
+            _ => Ok(self.shared(settings)?.with_base(&subcloud.address)),
+        }
     }
 
     /// The client every subcloud trusted by CA (or reached over plain HTTP) shares.
@@ -72,6 +81,25 @@ impl Sessions {
         let client = Client::with_trust("http://localhost", &trust(settings, None)?)?;
         *shared = Some(client.clone());
         Ok(client)
+    }
+
+    /// Whether the subcloud accepts `password` for its sysadmin (`admin`): a login, whose
+    /// token is revoked at once. Err when the subcloud could not say.
+    pub async fn verify_sysadmin(
+        &self,
+        settings: &DcSettings,
+        subcloud: &SubcloudRecord,
+        password: &str,
+    ) -> Result<bool, ClientError> {
+        let client = self.anonymous(settings, subcloud)?;
+        match client.login(super::registration::SYSADMIN, password).await {
+            Ok(token) => {
+                let _ = client.with_token(token.clone()).revoke_token(&token).await;
+                Ok(true)
+            }
+            Err(e) if e.status() == Some(401) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Forgets a subcloud's client and token (refused, or the subcloud is gone).

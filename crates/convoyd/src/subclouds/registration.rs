@@ -32,7 +32,7 @@ pub enum AttachError {
 }
 
 /// The sysadmin account of a Convoy site.
-const SYSADMIN: &str = "admin";
+pub(crate) const SYSADMIN: &str = "admin";
 
 pub async fn attach(
     settings: &DcSettings,

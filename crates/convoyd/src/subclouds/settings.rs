@@ -25,6 +25,13 @@ pub struct DcArgs {
     /// [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub subcloud_poll_interval: Option<f64>,
+    /// MiB a second that one subcloud's prestage transfer may send (decimals allowed; 0: no
+    /// cap) [default: 0]
+    #[arg(long, value_name = "MIB_PER_SEC")]
+    pub prestage_bandwidth_per_subcloud: Option<f64>,
+    /// MiB a second that all prestage transfers together may send (0: no cap) [default: 0]
+    #[arg(long, value_name = "MIB_PER_SEC")]
+    pub prestage_bandwidth_total: Option<f64>,
     /// PEM file of the CA certificates that issue subclouds' certificates. Without it, a
     /// subcloud's certificate is pinned by fingerprint when the subcloud is added.
     #[arg(long, value_name = "FILE")]
@@ -38,6 +45,9 @@ pub struct DcSettings {
     pub audit_concurrency: usize,
     pub audit_timeout: Duration,
     pub poll_interval: Duration,
+    /// Prestage bandwidth caps in bytes a second (0: none).
+    pub prestage_per_subcloud: u64,
+    pub prestage_total: u64,
     /// The CA subclouds' certificates are checked against; None: pin at add time.
     pub subcloud_ca: Option<Trust>,
 }
@@ -79,7 +89,25 @@ impl DcSettings {
                     ));
                 }
             },
+            prestage_per_subcloud: mib_per_sec(
+                args.prestage_bandwidth_per_subcloud,
+                "prestage-bandwidth-per-subcloud",
+            )?,
+            prestage_total: mib_per_sec(args.prestage_bandwidth_total, "prestage-bandwidth-total")?,
             subcloud_ca,
         })
+    }
+}
+
+/// A cap given in MiB a second, in bytes a second.
+fn mib_per_sec(value: Option<f64>, flag: &str) -> Result<u64, String> {
+    match value {
+        None => Ok(0),
+        Some(v) if v.is_finite() && (0.0..=1_000_000.0).contains(&v) => {
+            Ok((v * (1u64 << 20) as f64) as u64)
+        }
+        Some(v) => Err(format!(
+            "--{flag}: {v} is out of range; give MiB a second from 0 (no cap) to 1000000"
+        )),
     }
 }

@@ -22,6 +22,10 @@ pub enum DcCommand {
     /// `sw-deploy-strategy`).
     #[command(subcommand)]
     SwDeployStrategy(strategy::DeployStrategyCommand),
+    /// Ship a release to the subclouds ahead of its deploy (dcmanager's
+    /// `prestage-strategy`).
+    #[command(subcommand)]
+    PrestageStrategy(strategy::PrestageStrategyCommand),
     /// The steps of the System Controller's strategy, one per subcloud.
     #[command(subcommand)]
     StrategyStep(strategy::StepCommand),
@@ -33,6 +37,7 @@ impl DcCommand {
             DcCommand::Subcloud(command) => command.run(connection, out).await,
             DcCommand::SubcloudGroup(command) => command.run(connection, out).await,
             DcCommand::SwDeployStrategy(command) => command.run(connection, out).await,
+            DcCommand::PrestageStrategy(command) => command.run(connection, out).await,
             DcCommand::StrategyStep(command) => command.run(connection, out).await,
         }
     }

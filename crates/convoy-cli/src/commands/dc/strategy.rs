@@ -1,8 +1,10 @@
-//! `convoy dc sw-deploy-strategy ...` and `convoy dc strategy-step ...`: dcmanager's strategy
-//! commands and columns, over `/v1.0/sw-update-strategy`.
+//! `convoy dc sw-deploy-strategy ...`, `convoy dc prestage-strategy ...` and `convoy dc
+//! strategy-step ...`: dcmanager's strategy commands and columns, over
+//! `/v1.0/sw-update-strategy`.
 
 use std::time::Duration;
 
+use base64::Engine;
 use clap::{Args, Subcommand};
 use convoy_api::Client;
 use serde_json::{Map, Value, json};
@@ -52,6 +54,61 @@ pub enum DeployStrategyCommand {
     Delete,
 }
 
+/// `prestage-strategy create`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PrestageCreateArgs {
+    /// One subcloud only.
+    pub subcloud: Option<String>,
+    /// Prestage for a later install: the release's bundles go to each subcloud's prestage
+    /// store, by software version (the default).
+    #[arg(long, conflicts_with = "for_sw_deploy")]
+    pub for_install: bool,
+    /// Prestage for a software deploy: the release's bundles go to each subcloud's
+    /// repository, available to deploy.
+    #[arg(long)]
+    pub for_sw_deploy: bool,
+    /// The software version to prestage, MM.mm [default: the System Controller's].
+    #[arg(long)]
+    pub release: Option<String>,
+    /// The subclouds' sysadmin (admin) password, checked by each subcloud; asked twice
+    /// (not echoed) when not given.
+    #[arg(long, env = "CONVOY_SYSADMIN_PASSWORD", hide_env_values = true)]
+    pub sysadmin_password: Option<String>,
+    /// Prestage even with management-affecting alarms on a subcloud.
+    #[arg(long)]
+    pub force: bool,
+    /// parallel or serial (not with --group).
+    #[arg(long)]
+    pub subcloud_apply_type: Option<String>,
+    /// Subclouds prestaged at once (1..250; not with --group).
+    #[arg(long)]
+    pub max_parallel_subclouds: Option<u32>,
+    /// Stop starting subclouds once one fails.
+    #[arg(long)]
+    pub stop_on_failure: bool,
+    /// The subclouds of this group, with its apply type and max parallel.
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrestageStrategyCommand {
+    /// Create a prestage strategy: one step per managed, online subcloud that may be
+    /// prestaged.
+    Create(PrestageCreateArgs),
+    /// The strategy.
+    Show,
+    /// Apply it; --wait follows it with a live table of steps until it ends.
+    Apply {
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Abort it: running steps finish, the others are aborted.
+    Abort,
+    /// Delete it (not while it applies or aborts).
+    Delete,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum StepCommand {
     /// Every step: cloud, stage, state, details, started_at, finished_at.
@@ -60,9 +117,11 @@ pub enum StepCommand {
     Show { cloud: String },
 }
 
-const KIND: &str = "sw-deploy";
+const SW_DEPLOY: &str = "sw-deploy";
+const PRESTAGE: &str = "prestage";
 
-/// dcmanager's ShowOne rows of a sw-deploy strategy.
+/// dcmanager's ShowOne rows of a strategy: a sw-deploy's options, or a prestage's software
+/// version, before its state.
 fn strategy_rows(s: &Value) -> Map<String, Value> {
     let extra = &s["extra-args"];
     let shown = |v: &Value| match v {
@@ -81,6 +140,18 @@ fn strategy_rows(s: &Value) -> Map<String, Value> {
         shown(&s["max-parallel-subclouds"]),
     );
     rows.insert("stop on failure".into(), shown(&s["stop-on-failure"]));
+    if s["type"] == PRESTAGE {
+        if !extra["prestage-software-version"].is_null() {
+            rows.insert(
+                "prestage software version".into(),
+                shown(&extra["prestage-software-version"]),
+            );
+        }
+        rows.insert("state".into(), shown(&s["state"]));
+        rows.insert("created_at".into(), shown(&s["created-at"]));
+        rows.insert("updated_at".into(), shown(&s["updated-at"]));
+        return rows;
+    }
     rows.insert("release_id".into(), shown(&extra["release_id"]));
     rows.insert("snapshot".into(), shown(&extra["snapshot"]));
     rows.insert("rollback".into(), shown(&extra["rollback"]));
@@ -90,7 +161,12 @@ fn strategy_rows(s: &Value) -> Map<String, Value> {
         json!("None")
     };
     rows.insert("delete_option".into(), delete);
-    rows.insert("with_prestage".into(), json!("None"));
+    let with_prestage = if extra["with_prestage"] == true {
+        json!("with_prestage")
+    } else {
+        json!("None")
+    };
+    rows.insert("with_prestage".into(), with_prestage);
     rows.insert("kube_upgrade".into(), shown(&extra["kube_upgrade"]));
     rows.insert("state".into(), shown(&s["state"]));
     rows.insert("created_at".into(), shown(&s["created-at"]));
@@ -117,46 +193,158 @@ fn step_rows(step: &Value, detail: bool) -> Map<String, Value> {
     rows
 }
 
+/// Sets each field that has a value.
+fn set_fields(body: &mut Value, fields: Vec<(&str, Option<Value>)>) {
+    for (key, value) in fields {
+        if let Some(value) = value {
+            body[key] = value;
+        }
+    }
+}
+
+/// The fields of the scope and pace every create takes.
+fn scope_fields(
+    subcloud: Option<String>,
+    apply_type: Option<String>,
+    max_parallel: Option<u32>,
+    group: Option<String>,
+    stop_on_failure: bool,
+) -> Vec<(&'static str, Option<Value>)> {
+    vec![
+        ("cloud_name", subcloud.map(Value::from)),
+        ("subcloud-apply-type", apply_type.map(Value::from)),
+        ("max-parallel-subclouds", max_parallel.map(Value::from)),
+        ("subcloud_group", group.map(Value::from)),
+        // dcmanager's client sends these as strings, and only when set.
+        ("stop-on-failure", stop_on_failure.then(|| json!("true"))),
+    ]
+}
+
+/// The password given, or asked twice on the terminal without echo (dcmanager's prompt).
+fn sysadmin_password(given: Option<String>) -> Result<String, Failure> {
+    if let Some(password) = given {
+        return Ok(password);
+    }
+    let refused = |e: std::io::Error| {
+        Failure::bad_input(format!(
+            "--sysadmin-password: not given, and no terminal to ask on ({e}); give it or set \
+             CONVOY_SYSADMIN_PASSWORD"
+        ))
+    };
+    loop {
+        let password = rpassword::prompt_password("Enter the sysadmin password for the subcloud: ")
+            .map_err(refused)?;
+        if password.is_empty() {
+            eprintln!("Password cannot be empty");
+            continue;
+        }
+        let confirm = rpassword::prompt_password("Re-enter sysadmin password to confirm: ")
+            .map_err(refused)?;
+        if password == confirm {
+            return Ok(password);
+        }
+        eprintln!("Passwords did not match");
+    }
+}
+
+/// The strategy actions every kind shares.
+async fn act(
+    client: &Client,
+    kind: &str,
+    action: SharedAction,
+    out: &Output,
+) -> Result<Option<Value>, Failure> {
+    Ok(Some(match action {
+        SharedAction::Show => client.dc_strategy(kind).await?,
+        SharedAction::Apply { wait } => {
+            let applied = client.dc_strategy_action(kind, "apply").await?;
+            if wait {
+                follow(client, kind, out).await?;
+                return Ok(None);
+            }
+            applied
+        }
+        SharedAction::Abort => client.dc_strategy_action(kind, "abort").await?,
+        SharedAction::Delete => client.dc_delete_strategy(kind).await?,
+    }))
+}
+
+enum SharedAction {
+    Show,
+    Apply { wait: bool },
+    Abort,
+    Delete,
+}
+
+impl PrestageStrategyCommand {
+    pub async fn run(self, connection: &ConnectionArgs, out: &Output) -> Result<(), Failure> {
+        let action = match self {
+            PrestageStrategyCommand::Create(a) => {
+                let password = sysadmin_password(a.sysadmin_password)?;
+                let client = connection.authenticated().await?;
+                let mut body = json!({
+                    "type": PRESTAGE,
+                    "sysadmin_password": base64::engine::general_purpose::STANDARD.encode(password),
+                });
+                let mut fields = scope_fields(
+                    a.subcloud,
+                    a.subcloud_apply_type,
+                    a.max_parallel_subclouds,
+                    a.group,
+                    a.stop_on_failure,
+                );
+                fields.push(("release", a.release.map(Value::from)));
+                fields.push(("force", a.force.then(|| json!("true"))));
+                // As dcmanager's client: for_install unless for_sw_deploy.
+                if a.for_sw_deploy {
+                    fields.push(("for_sw_deploy", Some(json!("true"))));
+                } else {
+                    fields.push(("for_install", Some(json!("true"))));
+                }
+                set_fields(&mut body, fields);
+                let created = client.dc_create_strategy(&body).await?;
+                return out.one(&strategy_rows(&created));
+            }
+            PrestageStrategyCommand::Show => SharedAction::Show,
+            PrestageStrategyCommand::Apply { wait } => SharedAction::Apply { wait },
+            PrestageStrategyCommand::Abort => SharedAction::Abort,
+            PrestageStrategyCommand::Delete => SharedAction::Delete,
+        };
+        let client = connection.authenticated().await?;
+        match act(&client, PRESTAGE, action, out).await? {
+            Some(strategy) => out.one(&strategy_rows(&strategy)),
+            None => Ok(()),
+        }
+    }
+}
+
 impl DeployStrategyCommand {
     pub async fn run(self, connection: &ConnectionArgs, out: &Output) -> Result<(), Failure> {
         let client = connection.authenticated().await?;
-        let strategy = match self {
+        let action = match self {
             DeployStrategyCommand::Create(a) => {
-                let mut body = json!({ "type": KIND, "release_id": a.release_id });
-                let fields = [
-                    ("cloud_name", a.subcloud.map(Value::from)),
-                    (
-                        "subcloud-apply-type",
-                        a.subcloud_apply_type.map(Value::from),
-                    ),
-                    (
-                        "max-parallel-subclouds",
-                        a.max_parallel_subclouds.map(Value::from),
-                    ),
-                    ("subcloud_group", a.group.map(Value::from)),
-                    // dcmanager's client sends these as strings, and only when set.
-                    ("stop-on-failure", a.stop_on_failure.then(|| json!("true"))),
-                    ("delete", a.delete.then(|| json!("true"))),
-                ];
-                for (key, value) in fields {
-                    if let Some(value) = value {
-                        body[key] = value;
-                    }
-                }
-                client.dc_create_strategy(&body).await?
+                let mut body = json!({ "type": SW_DEPLOY, "release_id": a.release_id });
+                let mut fields = scope_fields(
+                    a.subcloud,
+                    a.subcloud_apply_type,
+                    a.max_parallel_subclouds,
+                    a.group,
+                    a.stop_on_failure,
+                );
+                fields.push(("delete", a.delete.then(|| json!("true"))));
+                set_fields(&mut body, fields);
+                let created = client.dc_create_strategy(&body).await?;
+                return out.one(&strategy_rows(&created));
             }
-            DeployStrategyCommand::Show => client.dc_strategy(KIND).await?,
-            DeployStrategyCommand::Apply { wait } => {
-                let applied = client.dc_strategy_action(KIND, "apply").await?;
-                if wait {
-                    return follow(&client, out).await;
-                }
-                applied
-            }
-            DeployStrategyCommand::Abort => client.dc_strategy_action(KIND, "abort").await?,
-            DeployStrategyCommand::Delete => client.dc_delete_strategy(KIND).await?,
+            DeployStrategyCommand::Show => SharedAction::Show,
+            DeployStrategyCommand::Apply { wait } => SharedAction::Apply { wait },
+            DeployStrategyCommand::Abort => SharedAction::Abort,
+            DeployStrategyCommand::Delete => SharedAction::Delete,
         };
-        out.one(&strategy_rows(&strategy))
+        match act(&client, SW_DEPLOY, action, out).await? {
+            Some(strategy) => out.one(&strategy_rows(&strategy)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -196,9 +384,9 @@ fn is_final(state: &str) -> bool {
 }
 
 /// Redraws the step table every second until the strategy ends, then shows it.
-async fn follow(client: &Client, out: &Output) -> Result<(), Failure> {
+async fn follow(client: &Client, kind: &str, out: &Output) -> Result<(), Failure> {
     loop {
-        let strategy = client.dc_strategy(KIND).await?;
+        let strategy = client.dc_strategy(kind).await?;
         let steps: Vec<Map<String, Value>> = client
             .dc_strategy_steps()
             .await?
@@ -209,7 +397,7 @@ async fn follow(client: &Client, out: &Output) -> Result<(), Failure> {
         if out.is_table() {
             // Clear the screen and draw the table again: a live view of the steps.
             crate::output::emit("\x1b[2J\x1b[H");
-            crate::output::emit(&format!("sw-deploy strategy: {state}\n"));
+            crate::output::emit(&format!("{kind} strategy: {state}\n"));
             out.list(
                 &steps,
                 &[

@@ -268,6 +268,11 @@ fn show_row(s: Subcloud, detail: bool) -> Map<String, Value> {
     put("group_id", json!(s.group_id));
     put("created_at", json!(s.created_at));
     put("updated_at", json!(or_none(s.updated_at)));
+    // As dcmanager's master client, once a prestage ran (seed 000's table has neither).
+    if s.prestage_status.is_some() {
+        put("prestage_status", json!(or_none(s.prestage_status)));
+        put("prestage_versions", json!(or_none(s.prestage_versions)));
+    }
     for endpoint in &s.endpoint_sync_status {
         put(
             &format!("{}_sync_status", endpoint.endpoint_type),

@@ -10,10 +10,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use convoy_core::dc_strategy::DcStrategyType;
+use convoy_core::dc_strategy::prestage::{PrestageResult, PrestageSubcloud, initial_validate};
 use convoy_core::dc_strategy::request::{self, CreateRequest, Lookups};
 use convoy_core::patch::PatchId;
 use convoy_core::strategy::{StrategyKind, StrategyState, Terminal};
 use convoy_core::subcloud::{ApplyType, Availability, Management, Reference, SyncStatus};
+use convoy_core::sw_update::release::DeployState;
 use convoy_core::sw_update::release::ReleaseState;
 use convoy_store::subclouds::{GroupRecord, SubcloudRecord};
 use convoy_store::{StepRecord, StoreError, StrategyRecord};
@@ -24,7 +26,7 @@ use super::DcError;
 use super::views::time;
 use crate::patches::repository::Site;
 use crate::state::AppState;
-use crate::strategy::dc_sw_deploy::DcStrategyRecord;
+use crate::strategy::subcloud_call::{DcStrategyRecord, PrestageRequest};
 
 /// The `type` of `?type=T`, if given.
 fn type_query(query: &Option<String>) -> Option<String> {
@@ -44,7 +46,7 @@ async fn current(
     let Some(strategy) = state.store.strategy().await? else {
         return Ok(None);
     };
-    if strategy.kind != StrategyKind::DcSwDeploy {
+    if !strategy.kind.over_subclouds() {
         return Ok(None);
     }
     let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
@@ -66,17 +68,43 @@ fn strategy_json(strategy: &StrategyRecord, record: &DcStrategyRecord) -> Value 
         "state": strategy.state.as_str(),
         "created-at": strategy.created_at.strftime("%Y-%m-%dT%H:%M:%S.%6f").to_string(),
         "updated-at": strategy.updated_at.strftime("%Y-%m-%dT%H:%M:%S.%6f").to_string(),
-        "extra-args": {
-            "release_id": record.release_id,
-            "delete": record.delete,
-            "rollback": false,
-            "snapshot": false,
-            "cleanup": false,
-            "with_prestage": false,
-            "sysadmin_password": null,
-            "kube_upgrade": null,
-        },
+        "extra-args": extra_args(record),
     })
+}
+
+/// `extra-args` (§3.1). The sysadmin password is shown masked: the original echoes it back
+/// base64-encoded in every response, which puts a credential in every reader's hands.
+fn extra_args(record: &DcStrategyRecord) -> Value {
+    let masked = record.prestage.as_ref().map(|_| "******");
+    match record.kind {
+        DcStrategyType::Prestage => {
+            let p = record.prestage.as_ref();
+            json!({
+                "sysadmin_password": masked,
+                "force": p.is_some_and(|p| p.force),
+                "prestage-software-version": p.map(|p| p.sw_version.clone()),
+                "for_sw_deploy": p.is_some_and(|p| p.for_sw_deploy),
+            })
+        }
+        DcStrategyType::SwDeploy => {
+            let mut args = json!({
+                "release_id": record.release_id,
+                "delete": record.delete,
+                "rollback": false,
+                "snapshot": false,
+                "cleanup": false,
+                "with_prestage": record.prestage.is_some(),
+                "sysadmin_password": masked,
+                "kube_upgrade": null,
+            });
+            if let Some(p) = &record.prestage {
+                args["for_sw_deploy"] = json!(true);
+                args["force"] = json!(p.force);
+                args["prestage-software-version"] = json!(p.sw_version);
+            }
+            args
+        }
+    }
 }
 
 /// A step (§3.6): `Create` before it starts, `Apply` while it runs, `Complete` once it ended
@@ -128,6 +156,30 @@ fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, DcE
 struct ScLookups {
     groups: Vec<GroupRecord>,
     releases: BTreeMap<PatchId, ReleaseState>,
+    /// Each release's software version.
+    versions: BTreeMap<PatchId, String>,
+    own_version: String,
+    deploying: bool,
+}
+
+impl ScLookups {
+    async fn read(state: &AppState) -> Result<ScLookups, DcError> {
+        let site = Site::load(state).await?;
+        Ok(ScLookups {
+            groups: state.subclouds.groups().await?,
+            releases: site.release_states(),
+            versions: site
+                .repo
+                .iter()
+                .map(|(id, e)| (id.clone(), e.metadata.sw_version.to_string()))
+                .collect(),
+            own_version: state.release.to_string(),
+            deploying: site
+                .deploy
+                .as_ref()
+                .is_some_and(|d| d.state != DeployState::Completed),
+        })
+    }
 }
 
 impl Lookups for ScLookups {
@@ -149,6 +201,36 @@ impl Lookups for ScLookups {
                 Some(ReleaseState::Deployed | ReleaseState::Committed)
             )
         })
+    }
+
+    fn sc_version(&self) -> String {
+        self.own_version.clone()
+    }
+
+    fn release_version(&self, release_id: &str) -> Option<String> {
+        let id = release_id.parse::<PatchId>().ok()?;
+        self.versions.get(&id).cloned()
+    }
+
+    fn version_states(&self, version: &str) -> Vec<String> {
+        self.versions
+            .iter()
+            .filter(|(_, v)| *v == version)
+            .filter_map(|(id, _)| self.releases.get(id))
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn versions(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.versions.values().cloned().collect();
+        all.push(self.own_version.clone());
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    fn deploy_in_progress(&self) -> bool {
+        self.deploying
     }
 }
 
@@ -197,23 +279,59 @@ fn candidates(
     Ok(scope)
 }
 
+/// The subclouds a prestage takes (§3.3): managed and online, in scope, any sync status;
+/// those the initial prestage validation refuses are left out, or refused by name for a
+/// single subcloud.
+fn prestage_candidates(
+    request: &CreateRequest,
+    subclouds: Vec<SubcloudRecord>,
+    group_id: Option<i64>,
+) -> Result<Vec<SubcloudRecord>, String> {
+    let mut scope: Vec<SubcloudRecord> = subclouds
+        .into_iter()
+        .filter(|s| group_id.is_none_or(|g| s.group_id == g))
+        .filter(|s| request.cloud_name.as_ref().is_none_or(|n| &s.name == n))
+        .collect();
+    let facts = |s: &SubcloudRecord| PrestageSubcloud {
+        name: s.name.clone(),
+        online: s.availability == Availability::Online,
+        managed: s.management == Management::Managed,
+        deploy_status: s.deploy_status.clone(),
+        prestage_status: s.prestage_status.clone(),
+        software_version: s.software_version.clone(),
+        management_affecting_alarms: false,
+    };
+    if let Some(name) = &request.cloud_name {
+        let Some(one) = scope.first() else {
+            return Err(format!("Subcloud {name} does not exist"));
+        };
+        if let Err(PrestageResult::Done(m) | PrestageResult::Failed(m)) =
+            initial_validate(&facts(one))
+        {
+            return Err(m);
+        }
+    }
+    scope.retain(|s| initial_validate(&facts(s)).is_ok());
+    scope.sort_by_key(|s| s.id);
+    if scope.is_empty() {
+        return Err("Strategy has no steps to apply".into());
+    }
+    Ok(scope)
+}
+
 pub async fn create(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, DcError> {
     let body = object(body)?;
-    let site = Site::load(&state).await?;
-    let lookups = ScLookups {
-        groups: state.subclouds.groups().await?,
-        releases: site.release_states(),
-    };
+    let lookups = ScLookups::read(&state).await?;
     let request = request::validate(&body, &lookups).map_err(DcError::bad_request)?;
     let kind_name = Some(request.kind.as_str());
-    if request.kind != DcStrategyType::SwDeploy {
+    if request.kind == DcStrategyType::SwDeploy && request.prestage.is_some() {
         return Err(bad(
             "create",
             kind_name,
-            "prestage strategies are not built yet; deploy releases present on the subclouds",
+            "with_prestage is not built yet; prestage the release first with a prestage strategy",
         ));
     }
     if let Some(existing) = state.store.strategy().await? {
@@ -234,8 +352,11 @@ pub async fn create(
         })
         .map(|g| g.id);
     let subclouds = state.subclouds.subclouds().await?;
-    let chosen = candidates(&request, subclouds, group_id)
-        .map_err(|message| bad("create", kind_name, message))?;
+    let chosen = match request.kind {
+        DcStrategyType::SwDeploy => candidates(&request, subclouds, group_id),
+        DcStrategyType::Prestage => prestage_candidates(&request, subclouds, group_id),
+    }
+    .map_err(|message| bad("create", kind_name, message))?;
     let now = crate::clock::now();
     let steps: Vec<StepRecord> = chosen
         .iter()
@@ -250,10 +371,19 @@ pub async fn create(
         release_id: request.release_id.clone(),
         delete: request.delete,
         time_scale: state.step_durations.step_time_scale,
+        prestage: request.prestage.as_ref().map(|p| PrestageRequest {
+            sw_version: p.sw_version.clone(),
+            for_sw_deploy: p.for_sw_deploy,
+            force: p.force,
+            sysadmin_password: p.sysadmin_password.clone(),
+        }),
     };
     let strategy = StrategyRecord {
         id: Uuid::new_v4().to_string(),
-        kind: StrategyKind::DcSwDeploy,
+        kind: match request.kind {
+            DcStrategyType::SwDeploy => StrategyKind::DcSwDeploy,
+            DcStrategyType::Prestage => StrategyKind::DcPrestage,
+        },
         state: StrategyState::Initial,
         max_parallel: request.max_parallel,
         stop_on_failure: request.stop_on_failure,
@@ -283,9 +413,11 @@ pub async fn create(
     }
     tracing::info!(
         strategy = strategy.id,
+        kind = record.kind.as_str(),
         subclouds = steps.len(),
         release = record.release_id,
-        "sw-deploy strategy created"
+        prestage_version = record.prestage.as_ref().map(|p| p.sw_version.as_str()),
+        "System Controller strategy created"
     );
     state.wakeups.strategy_changed();
     Ok(Json(strategy_json(&strategy, &record)))
@@ -367,7 +499,7 @@ pub async fn action(
     tracing::info!(
         strategy = strategy.id,
         action = verb,
-        "sw-deploy strategy action"
+        "System Controller strategy action"
     );
     state.wakeups.strategy_changed();
     let (strategy, record) = current(&state, shown_type)
@@ -417,7 +549,9 @@ pub async fn delete(
     let mut shown = strategy.clone();
     shown.state = StrategyState::Deleting;
     state.store.delete_strategy(&strategy.id).await?;
-    tracing::info!(strategy = strategy.id, "sw-deploy strategy deleted");
+    state.transfers.stop(&strategy.id, |_| false);
+    state.preparations.forget(&strategy.id);
+    tracing::info!(strategy = strategy.id, "System Controller strategy deleted");
     state.wakeups.strategy_changed();
     Ok(Json(strategy_json(&shown, &record)))
 }

@@ -1,0 +1,422 @@
+//! The System Controller's prestage strategy: each step ships the release to one subcloud
+//! through dcmanager's states (`convoy_core::dc_strategy::prestage`):
+//!
+//! - `prestage-precheck`: the original's subcloud checks and messages, room for the release
+//!   in the subcloud's store, and the sysadmin password, which the subcloud verifies (a
+//!   login as its `admin`, revoked at once); the subcloud's prestage status becomes
+//!   `prestaging`;
+//! - `prestage-preparing-packages`: the strategy's one preparation (the first step to get
+//!   here starts it, the others wait for it; once it failed, every later step fails at once);
+//! - `prestaging-packages`: the chunked transfer, its progress in the step's details;
+//! - `prestaging-images`: Convoy's releases carry no container images: nothing to send.
+//!
+//! The subcloud's prestage status ends `complete` (its versions gain the release's),
+//! `failed`, or cleared when the step was skipped.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use base64::Engine;
+use convoy_api::dc::SiteAudit;
+use convoy_api::hosts::CommandOutcome;
+use convoy_api::prestage::PrestageTarget;
+use convoy_core::command::CommandKind;
+use convoy_core::dc_strategy::prestage::{
+    Preparation, PrestagePhase, PrestageResult, PrestageRules, PrestageSubcloud, precheck,
+    preparation_result, prestage_rules, transfer_details,
+};
+use convoy_core::dc_strategy::rules::DcPhase;
+use convoy_core::strategy::Terminal;
+use convoy_core::subcloud::{Availability, Management};
+use convoy_store::subclouds::{PrestageWrite, SubcloudRecord};
+use convoy_store::{StepRecord, StrategyRecord};
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::site_kind::{SiteKind, TickEnd};
+use super::subcloud_call::{
+    DcStrategyRecord, PrestageRequest, Trouble, call, client, failed, show_progress, subcloud,
+};
+use crate::patches::repository::Site;
+use crate::prestage::preparation::{BundleFile, Prepared, bundles_of};
+use crate::prestage::transfer::{TransferError, TransferState};
+use crate::state::AppState;
+
+pub const PRESTAGING: &str = "prestaging";
+
+pub struct DcPrestageSite {
+    rules: PrestageRules,
+    request: PrestageRequest,
+    strategy_id: String,
+    parallel: usize,
+    poll_interval: std::time::Duration,
+    /// Failed steps whose subcloud's prestage status was already set `failed`.
+    reconciled: Mutex<BTreeSet<String>>,
+}
+
+impl DcPrestageSite {
+    pub fn new(
+        record: DcStrategyRecord,
+        strategy_id: &str,
+        app: &AppState,
+    ) -> anyhow::Result<DcPrestageSite> {
+        let request = record
+            .prestage
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("a prestage strategy without its request"))?;
+        Ok(DcPrestageSite {
+            rules: prestage_rules(record.time_scale),
+            request,
+            strategy_id: strategy_id.to_string(),
+            parallel: app.dc.audit_concurrency.max(1),
+            poll_interval: app.dc.poll_interval,
+            reconciled: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    fn target(&self) -> PrestageTarget {
+        if self.request.for_sw_deploy {
+            PrestageTarget::SwDeploy
+        } else {
+            PrestageTarget::Install
+        }
+    }
+
+    async fn bundles(&self, app: &AppState) -> Result<Vec<BundleFile>, Trouble> {
+        let site = Site::load(app).await.map_err(|_| Trouble::Retry)?;
+        Ok(bundles_of(
+            &site,
+            &app.patch_dir,
+            &self.request.sw_version,
+            self.request.for_sw_deploy,
+        ))
+    }
+}
+
+/// Sets the subcloud's prestage status; a failure to write is logged (the step goes on).
+pub async fn set_status(app: &AppState, subcloud: &SubcloudRecord, write: PrestageWrite) {
+    if let Err(e) = app.subclouds.set_prestage(subcloud.id, &write).await {
+        tracing::warn!(
+            subcloud = subcloud.name,
+            "cannot record the prestage status: {e}"
+        );
+    }
+}
+
+/// `24.09,25.09`: the versions with `version` added.
+pub fn with_version(versions: Option<&str>, version: &str) -> String {
+    let mut all: BTreeSet<&str> = versions
+        .unwrap_or("")
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .collect();
+    all.insert(version);
+    all.into_iter().collect::<Vec<_>>().join(",")
+}
+
+fn prestage_failed(subcloud: &str, details: impl std::fmt::Display) -> Trouble {
+    failed(format!("Prestage failed '{subcloud}': {details}"))
+}
+
+/// The checks of `prestage-precheck` for `request` on `subcloud`: the original's, room in
+/// its store for `bundles`, and its sysadmin password.
+pub async fn precheck_subcloud(
+    app: &AppState,
+    subcloud: &SubcloudRecord,
+    request: &PrestageRequest,
+    bundles: &[BundleFile],
+) -> Result<PrestageResult, Trouble> {
+    let alarms = subcloud
+        .audit
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<SiteAudit>(a).ok())
+        .is_some_and(|a| a.mgmt_affecting_alarms > 0);
+    let facts = PrestageSubcloud {
+        name: subcloud.name.clone(),
+        online: subcloud.availability == Availability::Online,
+        managed: subcloud.management == Management::Managed,
+        deploy_status: subcloud.deploy_status.clone(),
+        prestage_status: subcloud.prestage_status.clone(),
+        software_version: subcloud.software_version.clone(),
+        management_affecting_alarms: alarms,
+    };
+    // The store's free space is only asked of a subcloud that passes the other checks.
+    if let Err(refusal) = precheck(
+        &facts,
+        &request.sw_version,
+        request.for_sw_deploy,
+        request.force,
+        0,
+        0,
+    ) {
+        return Ok(refusal);
+    }
+    let client = client(app, subcloud).await?;
+    let store = call(app, subcloud, client.prestage_store()).await?;
+    let needed: u64 = bundles.iter().map(|b| b.size).sum();
+    if let Err(refusal) = precheck(
+        &facts,
+        &request.sw_version,
+        request.for_sw_deploy,
+        request.force,
+        needed,
+        store.free_bytes,
+    ) {
+        return Ok(refusal);
+    }
+    let password = base64::engine::general_purpose::STANDARD
+        .decode(&request.sysadmin_password)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| prestage_failed(&subcloud.name, "the sysadmin password does not decode"))?;
+    let accepted = call(
+        app,
+        subcloud,
+        app.sessions.verify_sysadmin(&app.dc, subcloud, &password),
+    )
+    .await?;
+    if !accepted {
+        return Err(prestage_failed(
+            &subcloud.name,
+            "the subcloud refused the sysadmin password; give the password of its admin",
+        ));
+    }
+    Ok(PrestageResult::Next)
+}
+
+impl DcPrestageSite {
+    async fn precheck(
+        &self,
+        app: &AppState,
+        subcloud: &SubcloudRecord,
+    ) -> Result<Option<PrestageResult>, Trouble> {
+        let bundles = self.bundles(app).await?;
+        let result = precheck_subcloud(app, subcloud, &self.request, &bundles).await?;
+        if result == PrestageResult::Next {
+            set_status(
+                app,
+                subcloud,
+                PrestageWrite {
+                    status: Some(PRESTAGING.into()),
+                    ..PrestageWrite::default()
+                },
+            )
+            .await;
+        }
+        Ok(Some(result))
+    }
+
+    async fn preparing(
+        &self,
+        app: &AppState,
+        subcloud: &SubcloudRecord,
+    ) -> Result<Option<PrestageResult>, Trouble> {
+        let preparation = match app.preparations.outcome(&self.strategy_id) {
+            Some(Prepared::Ready(_)) => Preparation::Ready,
+            Some(Prepared::Failed(reason)) => Preparation::Failed(reason),
+            None => {
+                let bundles = self.bundles(app).await?;
+                app.preparations.start(&self.strategy_id, bundles);
+                Preparation::Pending
+            }
+        };
+        Ok(preparation_result(&subcloud.name, &preparation))
+    }
+
+    async fn packages(
+        &self,
+        app: &AppState,
+        step: &StepRecord,
+        subcloud: &SubcloudRecord,
+    ) -> Result<Option<PrestageResult>, Trouble> {
+        let Some(Prepared::Ready(bundles)) = app.preparations.outcome(&self.strategy_id) else {
+            return Err(prestage_failed(
+                &subcloud.name,
+                "the strategy's preparation is gone; delete the strategy and create it again",
+            ));
+        };
+        match app.transfers.poll(&self.strategy_id, &subcloud.name) {
+            None => {
+                app.transfers
+                    .start(app, &self.strategy_id, subcloud, bundles, self.target());
+                Ok(None)
+            }
+            Some(TransferState::Running { done, total }) => {
+                show_progress(app, &self.strategy_id, step, &transfer_details(done, total)).await;
+                Ok(None)
+            }
+            Some(TransferState::Done(_)) => Ok(Some(PrestageResult::Next)),
+            // Started again at the next poll: the chunks received are kept.
+            Some(TransferState::Failed(TransferError::Transient(_))) => Ok(None),
+            Some(TransferState::Failed(TransferError::Refused(reason))) => {
+                Err(prestage_failed(&subcloud.name, reason))
+            }
+        }
+    }
+
+    async fn images(
+        &self,
+        app: &AppState,
+        subcloud: &SubcloudRecord,
+    ) -> Result<Option<PrestageResult>, Trouble> {
+        // Convoy's releases carry no container images: the phase completes the step.
+        set_status(
+            app,
+            subcloud,
+            PrestageWrite {
+                status: Some("complete".into()),
+                versions: Some(with_version(
+                    subcloud.prestage_versions.as_deref(),
+                    &self.request.sw_version,
+                )),
+                ..PrestageWrite::default()
+            },
+        )
+        .await;
+        Ok(Some(PrestageResult::Next))
+    }
+}
+
+impl SiteKind for DcPrestageSite {
+    type Rules = PrestageRules;
+    type TickCache = ();
+
+    fn rules(&self) -> &PrestageRules {
+        &self.rules
+    }
+
+    fn sweep_parallelism(&self, _strategy: &StrategyRecord) -> usize {
+        1
+    }
+
+    fn parallel_checks(&self) -> usize {
+        self.parallel
+    }
+
+    /// A transfer's progress is read every `--subcloud-poll-interval`.
+    fn recheck(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::try_from(self.poll_interval)
+            .unwrap_or(jiff::SignedDuration::from_secs(10))
+    }
+
+    fn command(&self, _action: PrestagePhase, _target: &str) -> Option<(CommandKind, Value)> {
+        None
+    }
+
+    fn result_of(
+        &self,
+        _phase: PrestagePhase,
+        _target: &str,
+        outcome: &CommandOutcome,
+    ) -> PrestageResult {
+        PrestageResult::Failed(outcome.message.clone())
+    }
+
+    async fn check(
+        &self,
+        app: &AppState,
+        action: PrestagePhase,
+        index: usize,
+        steps: &[StepRecord],
+        _cache: &mut (),
+        _now: Timestamp,
+    ) -> anyhow::Result<Option<PrestageResult>> {
+        let step = &steps[index];
+        let subcloud = match subcloud(app, &step.target).await {
+            Ok(subcloud) => subcloud,
+            Err(Trouble::Fail(reason)) => return Ok(Some(PrestageResult::Failed(reason))),
+            Err(Trouble::Retry) => return Ok(None),
+        };
+        let result = match action {
+            PrestagePhase::Precheck => self.precheck(app, &subcloud).await,
+            PrestagePhase::PreparingPackages => self.preparing(app, &subcloud).await,
+            PrestagePhase::PrestagingPackages => self.packages(app, step, &subcloud).await,
+            PrestagePhase::PrestagingImages => self.images(app, &subcloud).await,
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(Trouble::Retry) => None,
+            Err(Trouble::Fail(reason)) => Some(PrestageResult::Failed(reason)),
+        };
+        match &result {
+            // A skip leaves the subcloud as if never prestaged, as the original's.
+            Some(PrestageResult::Done(_)) => {
+                set_status(app, &subcloud, PrestageWrite::default()).await;
+            }
+            Some(PrestageResult::Failed(_)) => {
+                set_status(
+                    app,
+                    &subcloud,
+                    PrestageWrite {
+                        status: Some("failed".into()),
+                        ..PrestageWrite::default()
+                    },
+                )
+                .await;
+                self.reconciled
+                    .lock()
+                    .expect("reconciled lock")
+                    .insert(subcloud.name.clone());
+            }
+            _ => {}
+        }
+        Ok(result)
+    }
+
+    /// A step that failed without a check saying so (its phase timed out) leaves its
+    /// subcloud `failed` rather than `prestaging`; a transfer whose step ended stops.
+    async fn tick_written(
+        &self,
+        app: &AppState,
+        _strategy: &StrategyRecord,
+        steps: &[StepRecord],
+        settled: TickEnd,
+        _now: Timestamp,
+    ) -> anyhow::Result<()> {
+        if !settled.changed {
+            return Ok(());
+        }
+        let transferring: BTreeSet<&str> = steps
+            .iter()
+            .filter(|s| s.state == PrestagePhase::PrestagingPackages.as_str())
+            .map(|s| s.target.as_str())
+            .collect();
+        app.transfers
+            .stop(&self.strategy_id, |name| transferring.contains(name));
+        let failed: Vec<&StepRecord> = {
+            let reconciled = self.reconciled.lock().expect("reconciled lock");
+            steps
+                .iter()
+                .filter(|s| Terminal::parse(&s.state) == Some(Terminal::Failed))
+                .filter(|s| !reconciled.contains(&s.target))
+                .collect()
+        };
+        for step in failed {
+            if let Ok(subcloud) = subcloud(app, &step.target).await {
+                let write = PrestageWrite {
+                    status: Some("failed".into()),
+                    when: Some(Some(PRESTAGING.into())),
+                    ..PrestageWrite::default()
+                };
+                let _ = app.subclouds.set_prestage(subcloud.id, &write).await;
+            }
+            self.reconciled
+                .lock()
+                .expect("reconciled lock")
+                .insert(step.target.clone());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_kept_sorted_and_once() {
+        assert_eq!(with_version(None, "25.09"), "25.09");
+        assert_eq!(with_version(Some("25.09"), "24.09"), "24.09,25.09");
+        assert_eq!(with_version(Some("24.09,25.09"), "25.09"), "24.09,25.09");
+    }
+}

@@ -1,0 +1,112 @@
+//! What the System Controller's strategy kinds share: the record a strategy keeps, and
+//! calling a subcloud's convoyd from a step's check, each call bounded by the audit timeout.
+
+use convoy_api::{Client, ClientError};
+use convoy_core::dc_strategy::DcStrategyType;
+use convoy_core::subcloud::{ApplyType, Reference};
+use convoy_store::subclouds::SubcloudRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+use crate::subclouds::connection::token_refused;
+
+/// What a System Controller strategy keeps (the strategy record's options).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DcStrategyRecord {
+    #[serde(rename = "type")]
+    pub kind: DcStrategyType,
+    pub apply_type: Option<ApplyType>,
+    pub cloud_name: Option<String>,
+    pub group: Option<String>,
+    pub release_id: Option<String>,
+    /// The subclouds' deploy records are deleted once deployed.
+    pub delete: bool,
+    /// The step time scale the timeouts were set with.
+    pub time_scale: f64,
+    /// For a prestage strategy, or a sw-deploy strategy with prestage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prestage: Option<PrestageRequest>,
+}
+
+/// What a prestage asks (a prestage strategy's, a sw-deploy strategy's with prestage, or
+/// one subcloud's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrestageRequest {
+    /// `MM.mm`.
+    pub sw_version: String,
+    /// Into the subclouds' repositories to deploy, else their prestage stores to install.
+    pub for_sw_deploy: bool,
+    /// Management-affecting alarms do not stop it.
+    pub force: bool,
+    /// The sysadmin password as sent (base64): a secret, never answered nor logged.
+    pub sysadmin_password: String,
+}
+
+/// A call's failure: the check is asked again (None), or the step fails with a reason.
+pub enum Trouble {
+    Retry,
+    Fail(String),
+}
+
+pub fn failed(reason: impl Into<String>) -> Trouble {
+    Trouble::Fail(reason.into())
+}
+
+/// A subcloud call bounded by the audit timeout; a refused token is forgotten and retried.
+pub async fn call<T>(
+    app: &AppState,
+    subcloud: &SubcloudRecord,
+    call: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, Trouble> {
+    match tokio::time::timeout(app.dc.audit_timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) if token_refused(&e) => {
+            app.sessions.forget(subcloud.id);
+            Err(Trouble::Retry)
+        }
+        Ok(Err(ClientError::Api {
+            status, message, ..
+        })) if status < 500 => Err(failed(message)),
+        // Unreachable, a 5xx, or no answer in time: transient, asked again until the
+        // phase's timeout.
+        Ok(Err(e)) => {
+            tracing::debug!(subcloud = subcloud.name, "subcloud call failed: {e}");
+            Err(Trouble::Retry)
+        }
+        Err(_) => Err(Trouble::Retry),
+    }
+}
+
+/// The subcloud a step is for.
+pub async fn subcloud(app: &AppState, name: &str) -> Result<SubcloudRecord, Trouble> {
+    let found = app
+        .subclouds
+        .subcloud(&Reference::Name(name.to_string()))
+        .await
+        .map_err(|e| failed(format!("cannot read the subcloud: {e}")))?;
+    found.ok_or_else(|| failed(format!("Subcloud {name} does not exist")))
+}
+
+/// The service account's client for the subcloud.
+pub async fn client(app: &AppState, subcloud: &SubcloudRecord) -> Result<Client, Trouble> {
+    call(app, subcloud, app.sessions.client(&app.dc, subcloud)).await
+}
+
+/// Shows a waiting step's progress in its details (while it is still in the state read).
+pub async fn show_progress(
+    app: &AppState,
+    strategy_id: &str,
+    step: &convoy_store::StepRecord,
+    details: &str,
+) {
+    if step.details == details {
+        return;
+    }
+    if let Err(e) = app
+        .store
+        .set_step_details(strategy_id, &step.target, &step.state, details)
+        .await
+    {
+        tracing::warn!(step = step.target, "cannot record the step's progress: {e}");
+    }
+}
