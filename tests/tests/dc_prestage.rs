@@ -441,3 +441,74 @@ async fn refusals_a_wrong_password_and_a_failed_preparation() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sw_deploy_with_prestage_ships_the_release_then_deploys_it() {
+    let (sc, keys) = system_controller().await;
+    let subs = [subcloud(&keys).await, subcloud(&keys).await];
+    big_release(&sc, &keys, "PRE_REL_3", 3).await;
+    register(&sc, &subs).await;
+    for name in ["subcloud-1", "subcloud-2"] {
+        wait_field(&sc, name, "identity_sync_status", "in-sync").await;
+        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
+    }
+    let password = sc.controller.admin_password().unwrap();
+
+    // Without prestage, the subclouds lack the release.
+    sc.convoy(&[
+        "dc",
+        "sw-deploy-strategy",
+        "create",
+        "PRE_REL_3",
+        "subcloud-1",
+    ])
+    .await
+    .ok();
+    sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+    wait_strategy(&sc, "sw-deploy", "failed").await;
+    assert_eq!(
+        step(&sc, "subcloud-1").await["details"],
+        "sw-deploy pre-check: Release PRE_REL_3 is not prestaged."
+    );
+    sc.convoy(&["dc", "sw-deploy-strategy", "delete"])
+        .await
+        .ok();
+
+    let created = sc
+        .convoy(&[
+            "-f",
+            "json",
+            "dc",
+            "sw-deploy-strategy",
+            "create",
+            "PRE_REL_3",
+            "--with-prestage",
+            "--sysadmin-password",
+            &password,
+            "--max-parallel-subclouds",
+            "2",
+        ])
+        .await
+        .json();
+    assert_eq!(created["with_prestage"], "with_prestage", "{created:#}");
+    let raw = sc.admin().dc_strategy("sw-deploy").await.unwrap();
+    assert_eq!(raw["extra-args"]["with_prestage"], true);
+    assert_eq!(raw["extra-args"]["for_sw_deploy"], true);
+    assert_eq!(raw["extra-args"]["prestage-software-version"], "25.09");
+    assert_eq!(raw["extra-args"]["sysadmin_password"], "******");
+    sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+    wait_strategy(&sc, "sw-deploy", "complete").await;
+    for name in ["subcloud-1", "subcloud-2"] {
+        wait_field(&sc, name, "software_sync_status", "in-sync").await;
+        let shown = show_subcloud(&sc, name).await;
+        // The prestage phases ran: the release was sent, then the subcloud's prestage
+        // completed.
+        assert_eq!(shown["prestage_status"], "complete", "{shown:#}");
+        assert_eq!(shown["deploy_status"], "complete");
+        let sent = transfers(&sc, name);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].1, sent[0].0, "{sent:?}");
+    }
+    let log = std::fs::read_to_string(sc.controller.log()).unwrap();
+    assert_eq!(log.matches("prestage preparation ready").count(), 1);
+}

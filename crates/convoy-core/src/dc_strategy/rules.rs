@@ -37,10 +37,12 @@ pub trait DcPhase: Copy + Eq + fmt::Debug + 'static {
     fn timed_out(self, subcloud: &str) -> String;
 }
 
-/// The rules of a System Controller kind: its phases, each with its timeout.
+/// The rules of a System Controller kind: its phases, each with its timeout, less those a
+/// strategy leaves out.
 #[derive(Debug, Clone)]
 pub struct DcRules<P> {
     timeouts: Vec<(P, Duration)>,
+    skipped: Vec<P>,
 }
 
 impl<P: DcPhase> DcRules<P> {
@@ -48,12 +50,23 @@ impl<P: DcPhase> DcRules<P> {
     pub fn new(timeouts: &[(P, Duration)]) -> DcRules<P> {
         DcRules {
             timeouts: timeouts.to_vec(),
+            skipped: Vec::new(),
         }
     }
 
-    fn next(phase: P) -> Option<P> {
+    /// The same rules without `phases`: a step goes from the phase before them to the one
+    /// after.
+    pub fn skipping(mut self, phases: &[P]) -> DcRules<P> {
+        self.skipped.extend_from_slice(phases);
+        self
+    }
+
+    fn next(&self, phase: P) -> Option<P> {
         let i = P::ALL.iter().position(|p| *p == phase)?;
-        P::ALL.get(i + 1).copied()
+        P::ALL[i + 1..]
+            .iter()
+            .copied()
+            .find(|p| !self.skipped.contains(p))
     }
 }
 
@@ -110,7 +123,7 @@ impl<P: DcPhase> Kind for DcRules<P> {
 
     fn after(&self, phase: P, result: DcStepResult, _cx: Context<'_>) -> Next<P> {
         match result {
-            DcStepResult::Next => match Self::next(phase) {
+            DcStepResult::Next => match self.next(phase) {
                 Some(next) => Next::Phase(next),
                 None => Next::End(Ending::new(Terminal::Complete, "")),
             },

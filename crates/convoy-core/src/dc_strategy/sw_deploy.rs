@@ -1,4 +1,5 @@
 //! A sw-deploy step on one subcloud (spec dcmanager-api.md §4.6): `sw-deploy pre-check` →
+//! (with prestage: `prestage-precheck` → `prestaging-packages` → `prestaging-images`) →
 //! `create VIM sw-deploy strategy` → `apply VIM sw-deploy strategy` → `finish sw-deploy
 //! strategy` → `complete`. Every phase is the System Controller's own work against the
 //! subcloud's REST API, re-entrant, so a step resumed in its stored state after a restart
@@ -14,6 +15,9 @@ pub use super::rules::DcStepResult as SwDeployResult;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SwDeployPhase {
     PreCheck,
+    PrestagePrecheck,
+    PrestagingPackages,
+    PrestagingImages,
     CreateVim,
     ApplyVim,
     Finish,
@@ -22,6 +26,9 @@ pub enum SwDeployPhase {
 impl DcPhase for SwDeployPhase {
     const ALL: &'static [SwDeployPhase] = &[
         SwDeployPhase::PreCheck,
+        SwDeployPhase::PrestagePrecheck,
+        SwDeployPhase::PrestagingPackages,
+        SwDeployPhase::PrestagingImages,
         SwDeployPhase::CreateVim,
         SwDeployPhase::ApplyVim,
         SwDeployPhase::Finish,
@@ -30,6 +37,9 @@ impl DcPhase for SwDeployPhase {
     fn as_str(self) -> &'static str {
         match self {
             SwDeployPhase::PreCheck => "sw-deploy pre-check",
+            SwDeployPhase::PrestagePrecheck => "prestage-precheck",
+            SwDeployPhase::PrestagingPackages => "prestaging-packages",
+            SwDeployPhase::PrestagingImages => "prestaging-images",
             SwDeployPhase::CreateVim => "create VIM sw-deploy strategy",
             SwDeployPhase::ApplyVim => "apply VIM sw-deploy strategy",
             SwDeployPhase::Finish => "finish sw-deploy strategy",
@@ -50,16 +60,32 @@ impl DcPhase for SwDeployPhase {
 /// The rules of a sw-deploy strategy's steps.
 pub type SwDeployRules = DcRules<SwDeployPhase>;
 
+/// The prestage phases, which only a strategy with prestage takes.
+pub const PRESTAGE_PHASES: [SwDeployPhase; 3] = [
+    SwDeployPhase::PrestagePrecheck,
+    SwDeployPhase::PrestagingPackages,
+    SwDeployPhase::PrestagingImages,
+];
+
 /// The rules with the original's timeouts (its poll counts times its poll intervals: create
-/// 180 × 10 s, apply 400 × 60 s) times `scale`.
-pub fn sw_deploy_rules(scale: f64) -> SwDeployRules {
+/// 180 × 10 s, apply 400 × 60 s; the prestage playbooks' 3600 s, 7200 s for images) times
+/// `scale`; without the prestage phases unless `with_prestage`.
+pub fn sw_deploy_rules(scale: f64, with_prestage: bool) -> SwDeployRules {
     let s = |secs: u64| Duration::from_secs(secs).mul_f64(scale.max(0.0));
-    DcRules::new(&[
+    let rules = DcRules::new(&[
         (SwDeployPhase::PreCheck, s(600)),
+        (SwDeployPhase::PrestagePrecheck, s(600)),
+        (SwDeployPhase::PrestagingPackages, s(3600)),
+        (SwDeployPhase::PrestagingImages, s(7200)),
         (SwDeployPhase::CreateVim, s(1800)),
         (SwDeployPhase::ApplyVim, s(400 * 60)),
         (SwDeployPhase::Finish, s(600)),
-    ])
+    ]);
+    if with_prestage {
+        rules
+    } else {
+        rules.skipping(&PRESTAGE_PHASES)
+    }
 }
 
 /// The progress the original shows in the step's details while the subcloud's strategy
@@ -99,28 +125,43 @@ mod tests {
         .change
     }
 
-    #[test]
-    fn a_step_goes_through_the_originals_states_in_order() {
-        let rules = sw_deploy_rules(1.0);
+    fn states(rules: &SwDeployRules) -> Vec<&'static str> {
         let mut phase = rules.first(1).unwrap();
         let mut seen = vec![phase.as_str()];
         loop {
-            match step(&rules, phase, SwDeployResult::Next, false) {
+            match step(rules, phase, SwDeployResult::Next, false) {
                 StepChange::Begin { phase: p, .. } => {
                     phase = p;
                     seen.push(p.as_str());
                 }
                 StepChange::End(ending) => {
                     assert_eq!(ending.state, Terminal::Complete);
-                    break;
+                    return seen;
                 }
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_step_goes_through_the_originals_states_in_order() {
+        let rules = sw_deploy_rules(1.0, false);
         assert_eq!(
-            seen,
+            states(&rules),
             [
                 "sw-deploy pre-check",
+                "create VIM sw-deploy strategy",
+                "apply VIM sw-deploy strategy",
+                "finish sw-deploy strategy"
+            ]
+        );
+        assert_eq!(
+            states(&sw_deploy_rules(1.0, true)),
+            [
+                "sw-deploy pre-check",
+                "prestage-precheck",
+                "prestaging-packages",
+                "prestaging-images",
                 "create VIM sw-deploy strategy",
                 "apply VIM sw-deploy strategy",
                 "finish sw-deploy strategy"
@@ -134,7 +175,7 @@ mod tests {
 
     #[test]
     fn failures_name_the_state_and_running_steps_are_not_stopped() {
-        let rules = sw_deploy_rules(1.0);
+        let rules = sw_deploy_rules(1.0, false);
         let failed = step(
             &rules,
             SwDeployPhase::PreCheck,

@@ -73,23 +73,166 @@ impl DcPrestageSite {
             reconciled: Mutex::new(BTreeSet::new()),
         })
     }
+}
 
-    fn target(&self) -> PrestageTarget {
-        if self.request.for_sw_deploy {
-            PrestageTarget::SwDeploy
-        } else {
-            PrestageTarget::Install
+/// The bundles `request` ships, from the System Controller's repository.
+pub async fn bundles_for(
+    app: &AppState,
+    request: &PrestageRequest,
+) -> Result<Vec<BundleFile>, Trouble> {
+    let site = Site::load(app).await.map_err(|_| Trouble::Retry)?;
+    Ok(bundles_of(
+        &site,
+        &app.patch_dir,
+        &request.sw_version,
+        request.for_sw_deploy,
+    ))
+}
+
+/// `prestage-precheck`: the checks, then the subcloud's prestage status `prestaging`.
+pub async fn precheck_and_begin(
+    app: &AppState,
+    subcloud: &SubcloudRecord,
+    request: &PrestageRequest,
+) -> Result<PrestageResult, Trouble> {
+    let bundles = bundles_for(app, request).await?;
+    let result = precheck_subcloud(app, subcloud, request, &bundles).await?;
+    if result == PrestageResult::Next {
+        set_status(
+            app,
+            subcloud,
+            PrestageWrite {
+                status: Some(PRESTAGING.into()),
+                ..PrestageWrite::default()
+            },
+        )
+        .await;
+    }
+    Ok(result)
+}
+
+/// `prestaging-packages`: the strategy's preparation (started here if no phase did), then
+/// the transfer, its progress in the step's details. None while either runs.
+pub async fn ship(
+    app: &AppState,
+    strategy_id: &str,
+    step: &StepRecord,
+    subcloud: &SubcloudRecord,
+    request: &PrestageRequest,
+) -> Result<Option<PrestageResult>, Trouble> {
+    let bundles = match app.preparations.outcome(strategy_id) {
+        Some(Prepared::Ready(bundles)) => bundles,
+        Some(Prepared::Failed(reason)) => {
+            return Ok(preparation_result(
+                &subcloud.name,
+                &Preparation::Failed(reason),
+            ));
+        }
+        None => {
+            app.preparations
+                .start(strategy_id, bundles_for(app, request).await?);
+            return Ok(None);
+        }
+    };
+    let target = if request.for_sw_deploy {
+        PrestageTarget::SwDeploy
+    } else {
+        PrestageTarget::Install
+    };
+    match app.transfers.poll(strategy_id, &subcloud.name) {
+        None => {
+            app.transfers
+                .start(app, strategy_id, subcloud, bundles, target);
+            Ok(None)
+        }
+        Some(TransferState::Running { done, total }) => {
+            show_progress(app, strategy_id, step, &transfer_details(done, total)).await;
+            Ok(None)
+        }
+        Some(TransferState::Done(_)) => Ok(Some(PrestageResult::Next)),
+        // Started again at the next poll: the chunks received are kept.
+        Some(TransferState::Failed(TransferError::Transient(_))) => Ok(None),
+        Some(TransferState::Failed(TransferError::Refused(reason))) => {
+            Err(prestage_failed(&subcloud.name, reason))
         }
     }
+}
 
-    async fn bundles(&self, app: &AppState) -> Result<Vec<BundleFile>, Trouble> {
-        let site = Site::load(app).await.map_err(|_| Trouble::Retry)?;
-        Ok(bundles_of(
-            &site,
-            &app.patch_dir,
-            &self.request.sw_version,
-            self.request.for_sw_deploy,
-        ))
+/// `prestaging-images`: Convoy's releases carry no container images; the subcloud's
+/// prestage is `complete` with the version added to its versions.
+pub async fn finish_prestage(app: &AppState, subcloud: &SubcloudRecord, version: &str) {
+    set_status(
+        app,
+        subcloud,
+        PrestageWrite {
+            status: Some("complete".into()),
+            versions: Some(with_version(subcloud.prestage_versions.as_deref(), version)),
+            ..PrestageWrite::default()
+        },
+    )
+    .await;
+}
+
+/// What a prestage phase's result leaves on the subcloud: a skip clears its prestage status
+/// (as if never prestaged, as the original's), a failure makes it `failed`.
+pub async fn record_result(
+    app: &AppState,
+    subcloud: &SubcloudRecord,
+    result: &Option<PrestageResult>,
+) {
+    let status = match result {
+        Some(PrestageResult::Done(_)) => None,
+        Some(PrestageResult::Failed(_)) => Some("failed".to_string()),
+        _ => return,
+    };
+    set_status(
+        app,
+        subcloud,
+        PrestageWrite {
+            status,
+            ..PrestageWrite::default()
+        },
+    )
+    .await;
+}
+
+/// After a tick that changed steps: stops the transfers of steps no longer shipping, and
+/// leaves a subcloud whose step failed without a check saying so (a timeout) `failed`
+/// rather than `prestaging`. `reconciled` remembers the steps already seen to.
+pub async fn settle_steps(
+    app: &AppState,
+    strategy_id: &str,
+    steps: &[StepRecord],
+    reconciled: &Mutex<BTreeSet<String>>,
+) {
+    let shipping: BTreeSet<&str> = steps
+        .iter()
+        .filter(|s| s.state == PrestagePhase::PrestagingPackages.as_str())
+        .map(|s| s.target.as_str())
+        .collect();
+    app.transfers
+        .stop(strategy_id, |name| shipping.contains(name));
+    let failed: Vec<&StepRecord> = {
+        let reconciled = reconciled.lock().expect("reconciled lock");
+        steps
+            .iter()
+            .filter(|s| Terminal::parse(&s.state) == Some(Terminal::Failed))
+            .filter(|s| !reconciled.contains(&s.target))
+            .collect()
+    };
+    for step in failed {
+        if let Ok(subcloud) = subcloud(app, &step.target).await {
+            let write = PrestageWrite {
+                status: Some("failed".into()),
+                when: Some(Some(PRESTAGING.into())),
+                ..PrestageWrite::default()
+            };
+            let _ = app.subclouds.set_prestage(subcloud.id, &write).await;
+        }
+        reconciled
+            .lock()
+            .expect("reconciled lock")
+            .insert(step.target.clone());
     }
 }
 
@@ -185,27 +328,6 @@ pub async fn precheck_subcloud(
 }
 
 impl DcPrestageSite {
-    async fn precheck(
-        &self,
-        app: &AppState,
-        subcloud: &SubcloudRecord,
-    ) -> Result<Option<PrestageResult>, Trouble> {
-        let bundles = self.bundles(app).await?;
-        let result = precheck_subcloud(app, subcloud, &self.request, &bundles).await?;
-        if result == PrestageResult::Next {
-            set_status(
-                app,
-                subcloud,
-                PrestageWrite {
-                    status: Some(PRESTAGING.into()),
-                    ..PrestageWrite::default()
-                },
-            )
-            .await;
-        }
-        Ok(Some(result))
-    }
-
     async fn preparing(
         &self,
         app: &AppState,
@@ -215,65 +337,12 @@ impl DcPrestageSite {
             Some(Prepared::Ready(_)) => Preparation::Ready,
             Some(Prepared::Failed(reason)) => Preparation::Failed(reason),
             None => {
-                let bundles = self.bundles(app).await?;
+                let bundles = bundles_for(app, &self.request).await?;
                 app.preparations.start(&self.strategy_id, bundles);
                 Preparation::Pending
             }
         };
         Ok(preparation_result(&subcloud.name, &preparation))
-    }
-
-    async fn packages(
-        &self,
-        app: &AppState,
-        step: &StepRecord,
-        subcloud: &SubcloudRecord,
-    ) -> Result<Option<PrestageResult>, Trouble> {
-        let Some(Prepared::Ready(bundles)) = app.preparations.outcome(&self.strategy_id) else {
-            return Err(prestage_failed(
-                &subcloud.name,
-                "the strategy's preparation is gone; delete the strategy and create it again",
-            ));
-        };
-        match app.transfers.poll(&self.strategy_id, &subcloud.name) {
-            None => {
-                app.transfers
-                    .start(app, &self.strategy_id, subcloud, bundles, self.target());
-                Ok(None)
-            }
-            Some(TransferState::Running { done, total }) => {
-                show_progress(app, &self.strategy_id, step, &transfer_details(done, total)).await;
-                Ok(None)
-            }
-            Some(TransferState::Done(_)) => Ok(Some(PrestageResult::Next)),
-            // Started again at the next poll: the chunks received are kept.
-            Some(TransferState::Failed(TransferError::Transient(_))) => Ok(None),
-            Some(TransferState::Failed(TransferError::Refused(reason))) => {
-                Err(prestage_failed(&subcloud.name, reason))
-            }
-        }
-    }
-
-    async fn images(
-        &self,
-        app: &AppState,
-        subcloud: &SubcloudRecord,
-    ) -> Result<Option<PrestageResult>, Trouble> {
-        // Convoy's releases carry no container images: the phase completes the step.
-        set_status(
-            app,
-            subcloud,
-            PrestageWrite {
-                status: Some("complete".into()),
-                versions: Some(with_version(
-                    subcloud.prestage_versions.as_deref(),
-                    &self.request.sw_version,
-                )),
-                ..PrestageWrite::default()
-            },
-        )
-        .await;
-        Ok(Some(PrestageResult::Next))
     }
 }
 
@@ -327,38 +396,29 @@ impl SiteKind for DcPrestageSite {
             Err(Trouble::Fail(reason)) => return Ok(Some(PrestageResult::Failed(reason))),
             Err(Trouble::Retry) => return Ok(None),
         };
+        let request = &self.request;
         let result = match action {
-            PrestagePhase::Precheck => self.precheck(app, &subcloud).await,
+            PrestagePhase::Precheck => precheck_and_begin(app, &subcloud, request).await.map(Some),
             PrestagePhase::PreparingPackages => self.preparing(app, &subcloud).await,
-            PrestagePhase::PrestagingPackages => self.packages(app, step, &subcloud).await,
-            PrestagePhase::PrestagingImages => self.images(app, &subcloud).await,
+            PrestagePhase::PrestagingPackages => {
+                ship(app, &self.strategy_id, step, &subcloud, request).await
+            }
+            PrestagePhase::PrestagingImages => {
+                finish_prestage(app, &subcloud, &request.sw_version).await;
+                Ok(Some(PrestageResult::Next))
+            }
         };
         let result = match result {
             Ok(result) => result,
             Err(Trouble::Retry) => None,
             Err(Trouble::Fail(reason)) => Some(PrestageResult::Failed(reason)),
         };
-        match &result {
-            // A skip leaves the subcloud as if never prestaged, as the original's.
-            Some(PrestageResult::Done(_)) => {
-                set_status(app, &subcloud, PrestageWrite::default()).await;
-            }
-            Some(PrestageResult::Failed(_)) => {
-                set_status(
-                    app,
-                    &subcloud,
-                    PrestageWrite {
-                        status: Some("failed".into()),
-                        ..PrestageWrite::default()
-                    },
-                )
-                .await;
-                self.reconciled
-                    .lock()
-                    .expect("reconciled lock")
-                    .insert(subcloud.name.clone());
-            }
-            _ => {}
+        record_result(app, &subcloud, &result).await;
+        if matches!(result, Some(PrestageResult::Failed(_))) {
+            self.reconciled
+                .lock()
+                .expect("reconciled lock")
+                .insert(subcloud.name.clone());
         }
         Ok(result)
     }
@@ -373,37 +433,8 @@ impl SiteKind for DcPrestageSite {
         settled: TickEnd,
         _now: Timestamp,
     ) -> anyhow::Result<()> {
-        if !settled.changed {
-            return Ok(());
-        }
-        let transferring: BTreeSet<&str> = steps
-            .iter()
-            .filter(|s| s.state == PrestagePhase::PrestagingPackages.as_str())
-            .map(|s| s.target.as_str())
-            .collect();
-        app.transfers
-            .stop(&self.strategy_id, |name| transferring.contains(name));
-        let failed: Vec<&StepRecord> = {
-            let reconciled = self.reconciled.lock().expect("reconciled lock");
-            steps
-                .iter()
-                .filter(|s| Terminal::parse(&s.state) == Some(Terminal::Failed))
-                .filter(|s| !reconciled.contains(&s.target))
-                .collect()
-        };
-        for step in failed {
-            if let Ok(subcloud) = subcloud(app, &step.target).await {
-                let write = PrestageWrite {
-                    status: Some("failed".into()),
-                    when: Some(Some(PRESTAGING.into())),
-                    ..PrestageWrite::default()
-                };
-                let _ = app.subclouds.set_prestage(subcloud.id, &write).await;
-            }
-            self.reconciled
-                .lock()
-                .expect("reconciled lock")
-                .insert(step.target.clone());
+        if settled.changed {
+            settle_steps(app, &self.strategy_id, steps, &self.reconciled).await;
         }
         Ok(())
     }

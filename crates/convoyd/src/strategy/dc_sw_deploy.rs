@@ -3,8 +3,12 @@
 //! convoyd as its service account:
 //!
 //! - `sw-deploy pre-check`: the subcloud is managed and online; the release is in its
-//!   repository (else `Release <id> is not prestaged.`), and done if already deployed there;
+//!   repository (else `Release <id> is not prestaged.`, unless the strategy prestages it),
+//!   and done if already deployed there;
 //!   no other strategy runs there (a finished sw-deploy strategy left there is deleted);
+//! - with prestage (`--with-prestage`): `prestage-precheck`, `prestaging-packages` and
+//!   `prestaging-images` as a prestage strategy's steps (`super::dc_prestage`), the
+//!   preparation made by the first step to need it;
 //! - `create VIM sw-deploy strategy`: the subcloud's `/api/orchestration/sw-upgrade/strategy`
 //!   for the release, reused if it is already there for it, replaced if it ended;
 //! - `apply VIM sw-deploy strategy`: applies it and follows it, the step's details showing
@@ -18,7 +22,8 @@
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::dc_strategy::sw_deploy::{
-    SwDeployPhase, SwDeployResult, SwDeployRules, progress_details, sw_deploy_rules,
+    PRESTAGE_PHASES, SwDeployPhase, SwDeployResult, SwDeployRules, progress_details,
+    sw_deploy_rules,
 };
 use convoy_core::subcloud::{Availability, Management};
 use convoy_core::sw_update::options::{AlarmRestrictions, SwUpdateKind, SwUpgradeOptions};
@@ -27,7 +32,8 @@ use convoy_store::{StepRecord, StrategyRecord};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::site_kind::SiteKind;
+use super::dc_prestage::{finish_prestage, precheck_and_begin, record_result, settle_steps, ship};
+use super::site_kind::{SiteKind, TickEnd};
 use super::subcloud_call::{
     DcStrategyRecord, Trouble, call, client, failed, show_progress, subcloud,
 };
@@ -55,16 +61,19 @@ pub struct DcSwDeploySite {
     parallel: usize,
     /// How often a waiting step reads its subcloud again.
     poll_interval: std::time::Duration,
+    /// With prestage: failed steps whose subcloud's prestage status was seen to.
+    reconciled: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl DcSwDeploySite {
     pub fn new(record: DcStrategyRecord, strategy_id: &str, app: &AppState) -> DcSwDeploySite {
         DcSwDeploySite {
-            rules: sw_deploy_rules(record.time_scale),
+            rules: sw_deploy_rules(record.time_scale, record.prestage.is_some()),
             record,
             strategy_id: strategy_id.to_string(),
             parallel: app.dc.audit_concurrency.max(1),
             poll_interval: app.dc.poll_interval,
+            reconciled: std::sync::Mutex::default(),
         }
     }
 
@@ -109,13 +118,17 @@ impl DcSwDeploySite {
         let client = client(app, subcloud).await?;
         let release = self.release();
         let shown = match call(app, subcloud, client.release(release)).await {
-            Ok(shown) => shown,
+            Ok(shown) => Some(shown),
+            // With prestage, the prestage phases bring it.
+            Err(Trouble::Fail(_)) if self.record.prestage.is_some() => None,
             Err(Trouble::Fail(_)) => {
                 return Err(failed(format!("Release {release} is not prestaged.")));
             }
             Err(retry) => return Err(retry),
         };
-        if matches!(shown.state.as_str(), "deployed" | "committed") {
+        if let Some(shown) = shown
+            && matches!(shown.state.as_str(), "deployed" | "committed")
+        {
             self.set_deploy_status(app, subcloud, "complete", Some(shown.sw_version))
                 .await;
             return Ok(SwDeployResult::Done(format!(
@@ -335,16 +348,63 @@ impl SiteKind for DcSwDeploySite {
             Err(Trouble::Fail(reason)) => return Ok(Some(SwDeployResult::Failed(reason))),
             Err(Trouble::Retry) => return Ok(None),
         };
+        let prestage = || {
+            self.record
+                .prestage
+                .as_ref()
+                .ok_or_else(|| failed("a prestage phase in a strategy without prestage"))
+        };
         let result = match action {
             SwDeployPhase::PreCheck => self.pre_check(app, &subcloud).await.map(Some),
+            SwDeployPhase::PrestagePrecheck => match prestage() {
+                Ok(request) => precheck_and_begin(app, &subcloud, request).await.map(Some),
+                Err(e) => Err(e),
+            },
+            SwDeployPhase::PrestagingPackages => match prestage() {
+                Ok(request) => ship(app, &self.strategy_id, step, &subcloud, request).await,
+                Err(e) => Err(e),
+            },
+            SwDeployPhase::PrestagingImages => match prestage() {
+                Ok(request) => {
+                    finish_prestage(app, &subcloud, &request.sw_version).await;
+                    Ok(Some(SwDeployResult::Next))
+                }
+                Err(e) => Err(e),
+            },
             SwDeployPhase::CreateVim => self.create_vim(app, &subcloud).await.map(Some),
             SwDeployPhase::ApplyVim => self.apply_vim(app, step, &subcloud).await,
             SwDeployPhase::Finish => self.finish(app, &subcloud).await.map(Some),
         };
-        Ok(match result {
+        let result = match result {
             Ok(result) => result,
             Err(Trouble::Retry) => None,
             Err(Trouble::Fail(reason)) => Some(SwDeployResult::Failed(reason)),
-        })
+        };
+        if PRESTAGE_PHASES.contains(&action) {
+            record_result(app, &subcloud, &result).await;
+            if matches!(result, Some(SwDeployResult::Failed(_))) {
+                self.reconciled
+                    .lock()
+                    .expect("reconciled lock")
+                    .insert(subcloud.name.clone());
+            }
+        }
+        Ok(result)
+    }
+
+    /// With prestage: transfers of steps no longer shipping stop, and a prestage phase that
+    /// timed out leaves its subcloud `failed`.
+    async fn tick_written(
+        &self,
+        app: &AppState,
+        _strategy: &StrategyRecord,
+        steps: &[StepRecord],
+        settled: TickEnd,
+        _now: Timestamp,
+    ) -> anyhow::Result<()> {
+        if self.record.prestage.is_some() && settled.changed {
+            settle_steps(app, &self.strategy_id, steps, &self.reconciled).await;
+        }
+        Ok(())
     }
 }

@@ -35,6 +35,14 @@ pub struct DeployCreateArgs {
     /// Delete each subcloud's deploy record once deployed.
     #[arg(long)]
     pub delete: bool,
+    /// Prestage the release on each subcloud first (the chunked transfer of a prestage
+    /// strategy), so it need not be there already.
+    #[arg(long)]
+    pub with_prestage: bool,
+    /// With --with-prestage: the subclouds' sysadmin (admin) password, checked by each
+    /// subcloud; asked twice (not echoed) when not given.
+    #[arg(long, env = "CONVOY_SYSADMIN_PASSWORD", hide_env_values = true)]
+    pub sysadmin_password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -332,6 +340,16 @@ impl DeployStrategyCommand {
                     a.stop_on_failure,
                 );
                 fields.push(("delete", a.delete.then(|| json!("true"))));
+                if a.with_prestage {
+                    let password = sysadmin_password(a.sysadmin_password)?;
+                    fields.push(("with_prestage", Some(json!("true"))));
+                    fields.push((
+                        "sysadmin_password",
+                        Some(json!(
+                            base64::engine::general_purpose::STANDARD.encode(password)
+                        )),
+                    ));
+                }
                 set_fields(&mut body, fields);
                 let created = client.dc_create_strategy(&body).await?;
                 return out.one(&strategy_rows(&created));

@@ -327,13 +327,6 @@ pub async fn create(
     let lookups = ScLookups::read(&state).await?;
     let request = request::validate(&body, &lookups).map_err(DcError::bad_request)?;
     let kind_name = Some(request.kind.as_str());
-    if request.kind == DcStrategyType::SwDeploy && request.prestage.is_some() {
-        return Err(bad(
-            "create",
-            kind_name,
-            "with_prestage is not built yet; prestage the release first with a prestage strategy",
-        ));
-    }
     if let Some(existing) = state.store.strategy().await? {
         return Err(bad(
             "create",
@@ -353,6 +346,11 @@ pub async fn create(
         .map(|g| g.id);
     let subclouds = state.subclouds.subclouds().await?;
     let chosen = match request.kind {
+        DcStrategyType::SwDeploy if request.prestage.is_some() && request.cloud_name.is_some() => {
+            // With prestage, one subcloud passes the prestage validation first.
+            prestage_candidates(&request, subclouds.clone(), group_id)
+                .and_then(|_| candidates(&request, subclouds, group_id))
+        }
         DcStrategyType::SwDeploy => candidates(&request, subclouds, group_id),
         DcStrategyType::Prestage => prestage_candidates(&request, subclouds, group_id),
     }
