@@ -163,6 +163,23 @@ async fn a_prestage_ships_only_missing_chunks_resumes_after_a_restart_and_the_re
     .await
     .unwrap();
     assert!(progress.ends_with("GiB)"), "{progress}");
+    // A subcloud's own prestage is refused while the strategy applies.
+    let alone = sc
+        .convoy(&[
+            "dc",
+            "subcloud",
+            "prestage",
+            "subcloud-2",
+            "--sysadmin-password",
+            &password,
+        ])
+        .await;
+    assert!(
+        alone.fails(2).contains(
+            "Prestage failed 'subcloud-2': a prestage strategy that prestages subclouds is applying"
+        ),
+        "{alone:?}"
+    );
     sc.controller.kill();
     // What each subcloud holds now that nothing sends to it.
     let mut had = Vec::new();
@@ -386,6 +403,44 @@ async fn refusals_a_wrong_password_and_a_failed_preparation() {
         assert_eq!(show_subcloud(&sc, name).await["prestage_status"], "failed");
     }
     sc.convoy(&["dc", "prestage-strategy", "delete"]).await.ok();
+
+    // One subcloud alone: a wrong password is refused at once, the right one prestages it in
+    // the background.
+    let wrong = sc
+        .convoy(&[
+            "dc",
+            "subcloud",
+            "prestage",
+            "subcloud-2",
+            "--sysadmin-password",
+            "nope",
+        ])
+        .await;
+    assert!(
+        wrong
+            .fails(2)
+            .contains("Prestage failed 'subcloud-2': the subcloud refused the sysadmin password"),
+        "{wrong:?}"
+    );
+    let started = sc
+        .convoy(&[
+            "-f",
+            "json",
+            "dc",
+            "subcloud",
+            "prestage",
+            "subcloud-2",
+            "--sysadmin-password",
+            &password,
+        ])
+        .await
+        .json();
+    assert_eq!(started["prestage_status"], "prestaging", "{started:#}");
+    assert_eq!(started["prestage_software_version"], "25.09");
+    let done = wait_field(&sc, "subcloud-2", "prestage_status", "complete").await;
+    assert_eq!(done["prestage_versions"], "25.09");
+    let store = subs[1].admin().prestage_store().await.unwrap();
+    assert_eq!(store.versions[0].releases, ["PRE_REL_2"], "{store:?}");
 
     // The release's bundle is damaged on the System Controller: the first subcloud's step
     // fails preparing it, and the next fails at once, without preparing it again.

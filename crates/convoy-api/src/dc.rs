@@ -51,6 +51,13 @@ pub struct Subcloud {
     pub prestage_status: Option<String>,
     #[serde(rename = "prestage-versions", default)]
     pub prestage_versions: Option<String>,
+    /// Only in the answer to a prestage of this subcloud: the version it prestages.
+    #[serde(
+        rename = "prestage-software-version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub prestage_software_version: Option<String>,
     #[serde(rename = "systemcontroller-gateway-ip", default)]
     pub systemcontroller_gateway_ip: Option<String>,
     #[serde(default)]
@@ -405,6 +412,20 @@ impl Client {
     ) -> Result<serde_json::Value, ClientError> {
         self.dc_call(Method::POST, "/sw-update-strategy/", DcBody::Value(body))
             .await
+    }
+
+    /// Prestages one subcloud (`PATCH /subclouds/<ref>/prestage`) with dcmanager's body.
+    pub async fn dc_prestage_subcloud(
+        &self,
+        reference: &str,
+        body: &serde_json::Value,
+    ) -> Result<Subcloud, ClientError> {
+        self.dc_call(
+            Method::PATCH,
+            &format!("/subclouds/{}/prestage", segment(reference)),
+            DcBody::Value(body),
+        )
+        .await
     }
 
     /// The strategy of `kind` (`sw-deploy`, `prestage`).

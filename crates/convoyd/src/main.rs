@@ -103,6 +103,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     strategy::driver::spawn(state.clone());
     alarms::spawn(state.clone());
     subclouds::audit::spawn(state.clone());
+    subclouds::prestage::resume(&state).await;
     let app = api::router(state, &settings);
     let tls = tls::prepare(&settings)?;
     match &tls {

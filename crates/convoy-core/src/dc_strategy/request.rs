@@ -237,7 +237,7 @@ pub fn validate(
                 .as_deref()
                 .and_then(|id| lookups.release_version(id))
                 .unwrap_or_else(|| lookups.sc_version());
-            prestage = Some(prestage_checks(body, lookups, version, true)?);
+            prestage = Some(prestage_checks(body, lookups, version, true, false)?);
         }
     }
     // 6.
@@ -253,7 +253,14 @@ pub fn validate(
                 "Specified release format is not supported. Version format must be MM.mm.".into(),
             );
         }
-        prestage = Some(prestage_checks(body, lookups, version, for_sw_deploy)?);
+        let force = boolean(body, "force")?;
+        prestage = Some(prestage_checks(
+            body,
+            lookups,
+            version,
+            for_sw_deploy,
+            force,
+        )?);
     }
     // 7.
     let stop_on_failure = match body.get("stop-on-failure") {
@@ -305,6 +312,7 @@ fn prestage_checks(
     lookups: &dyn Lookups,
     version: String,
     for_sw_deploy: bool,
+    force: bool,
 ) -> Result<PrestageAsk, Refusal> {
     let states = lookups.version_states(&version);
     let own = version == lookups.sc_version();
@@ -364,9 +372,45 @@ fn prestage_checks(
     Ok(PrestageAsk {
         sw_version: version,
         for_sw_deploy,
-        force: boolean(body, "force")?,
+        force,
         sysadmin_password: password.to_string(),
     })
+}
+
+/// `PATCH /v1.0/subclouds/<ref>/prestage`'s body (spec §5): the password first, then the
+/// options (`true`/`false`/`t`/`f`), then the release as a prestage strategy's, with that
+/// route's messages.
+pub fn validate_subcloud_prestage(
+    body: &Map<String, Value>,
+    lookups: &dyn Lookups,
+) -> Result<PrestageAsk, Refusal> {
+    if text(body, "sysadmin_password").is_none() {
+        return Err("sysadmin_password is required.".into());
+    }
+    let flag = |key: &str| -> Result<bool, Refusal> {
+        match body.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if matches!(s.to_lowercase().as_str(), "true" | "t") => Ok(true),
+            Some(Value::String(s)) if matches!(s.to_lowercase().as_str(), "false" | "f") => {
+                Ok(false)
+            }
+            Some(other) => Err(format!("Invalid value for {key} option: {}", shown(other))),
+        }
+    };
+    let force = flag("force")?;
+    flag("for_install")?;
+    let for_sw_deploy = flag("for_sw_deploy")?;
+    let version = match body.get("release") {
+        None | Some(Value::Null) => lookups.sc_version(),
+        Some(v) => shown(v),
+    };
+    if !is_mm_mm(&version) {
+        return Err(
+            "Specified release format is not supported. Version format must be MM.mm.".into(),
+        );
+    }
+    prestage_checks(body, lookups, version, for_sw_deploy, force)
 }
 
 #[cfg(test)]
@@ -536,6 +580,32 @@ mod tests {
         assert_eq!(install.prestage.unwrap().sw_version, "26.03");
         let with = check(json!({"type": "sw-deploy", "release_id": "REL_1", "with_prestage": true, "sysadmin_password": "TGk2OW51eCo="})).unwrap();
         assert!(with.prestage.unwrap().for_sw_deploy);
+    }
+
+    #[test]
+    fn a_single_subclouds_prestage_has_its_own_messages() {
+        let check = |body: Value| validate_subcloud_prestage(body.as_object().unwrap(), &Sc);
+        assert_eq!(
+            check(json!({})).unwrap_err(),
+            "sysadmin_password is required."
+        );
+        assert_eq!(
+            check(json!({"sysadmin_password": "cGFzcw==", "force": "maybe"})).unwrap_err(),
+            "Invalid value for force option: maybe"
+        );
+        assert_eq!(
+            check(json!({"sysadmin_password": "cGFzcw==", "for_sw_deploy": 2})).unwrap_err(),
+            "Invalid value for for_sw_deploy option: 2"
+        );
+        assert_eq!(
+            check(json!({"sysadmin_password": "abc"})).unwrap_err(),
+            "Failed to decode subcloud sysadmin_password, verify the password is base64 encoded"
+        );
+        let ok =
+            check(json!({"sysadmin_password": "cGFzcw==", "force": "t", "for_sw_deploy": "T"}))
+                .unwrap();
+        assert!(ok.force && ok.for_sw_deploy);
+        assert_eq!(ok.sw_version, "25.09");
     }
 
     #[test]

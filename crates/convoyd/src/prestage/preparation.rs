@@ -40,6 +40,19 @@ pub struct BundleFile {
 pub struct PreparedBundle {
     pub file: BundleFile,
     pub chunks: Vec<ChunkRef>,
+    /// The file's modification time when it was cut (nanoseconds since the epoch): a file
+    /// changed since is cut again.
+    #[serde(default)]
+    pub modified: u128,
+}
+
+/// A file's modification time, in nanoseconds since the epoch (0 if unknown).
+fn modified(path: &Path) -> u128 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
 }
 
 impl PreparedBundle {
@@ -119,6 +132,7 @@ pub fn prepare_bundle(file: &BundleFile) -> Result<PreparedBundle, PreparationEr
         path: file.path.display().to_string(),
         error,
     };
+    let when = modified(&file.path);
     let reader = std::fs::File::open(&file.path).map_err(read_error)?;
     let mut whole = Sha256::new();
     let mut chunks = Vec::new();
@@ -145,6 +159,7 @@ pub fn prepare_bundle(file: &BundleFile) -> Result<PreparedBundle, PreparationEr
     Ok(PreparedBundle {
         file: file.clone(),
         chunks,
+        modified: when,
     })
 }
 
@@ -245,7 +260,9 @@ impl Preparations {
                 if let Some(prepared) = std::fs::read(&cached)
                     .ok()
                     .and_then(|t| serde_json::from_slice::<PreparedBundle>(&t).ok())
-                    .filter(|p| p.file.path == file.path && file.path.is_file())
+                    .filter(|p| {
+                        p.file == *file && p.modified != 0 && p.modified == modified(&file.path)
+                    })
                 {
                     return Ok(prepared);
                 }

@@ -267,12 +267,25 @@ async fn send_bundles(
             caps.total.wait(chunk.size).await;
             let path = bundle.file.path.clone();
             let size = chunk.size;
-            let bytes = tokio::task::spawn_blocking(move || read_chunk(&path, offset, size))
-                .await
-                .map_err(|e| TransferError::Transient(e.to_string()))?
-                .map_err(|e| {
-                    TransferError::Refused(format!("cannot read the bundle of {release}: {e}"))
-                })?;
+            // Read and hashed off the runtime; checked before it leaves, so that a bundle
+            // changed on disk since it was prepared is not sent as the release.
+            let (bytes, digest) = tokio::task::spawn_blocking(move || {
+                read_chunk(&path, offset, size).map(|bytes| {
+                    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                    (bytes, digest)
+                })
+            })
+            .await
+            .map_err(|e| TransferError::Transient(e.to_string()))?
+            .map_err(|e| {
+                TransferError::Refused(format!("cannot read the bundle of {release}: {e}"))
+            })?;
+            if digest != chunk.sha256 {
+                return Err(TransferError::Refused(format!(
+                    "the bundle of {release} changed on the System Controller since it was \
+                     prepared; upload it again, then delete the strategy and create it again"
+                )));
+            }
             client
                 .put_chunk(&chunk.sha256, bytes)
                 .await

@@ -111,12 +111,13 @@ pub async fn precheck_and_begin(
     Ok(result)
 }
 
-/// `prestaging-packages`: the strategy's preparation (started here if no phase did), then
-/// the transfer, its progress in the step's details. None while either runs.
+/// `prestaging-packages`: the preparation of `strategy_id` (started here if no phase did),
+/// then the transfer, its progress in the step's details (if a step runs it). None while
+/// either runs.
 pub async fn ship(
     app: &AppState,
     strategy_id: &str,
-    step: &StepRecord,
+    step: Option<&StepRecord>,
     subcloud: &SubcloudRecord,
     request: &PrestageRequest,
 ) -> Result<Option<PrestageResult>, Trouble> {
@@ -146,7 +147,9 @@ pub async fn ship(
             Ok(None)
         }
         Some(TransferState::Running { done, total }) => {
-            show_progress(app, strategy_id, step, &transfer_details(done, total)).await;
+            if let Some(step) = step {
+                show_progress(app, strategy_id, step, &transfer_details(done, total)).await;
+            }
             Ok(None)
         }
         Some(TransferState::Done(_)) => Ok(Some(PrestageResult::Next)),
@@ -401,7 +404,7 @@ impl SiteKind for DcPrestageSite {
             PrestagePhase::Precheck => precheck_and_begin(app, &subcloud, request).await.map(Some),
             PrestagePhase::PreparingPackages => self.preparing(app, &subcloud).await,
             PrestagePhase::PrestagingPackages => {
-                ship(app, &self.strategy_id, step, &subcloud, request).await
+                ship(app, &self.strategy_id, Some(step), &subcloud, request).await
             }
             PrestagePhase::PrestagingImages => {
                 finish_prestage(app, &subcloud, &request.sw_version).await;

@@ -361,7 +361,7 @@ impl SiteKind for DcSwDeploySite {
                 Err(e) => Err(e),
             },
             SwDeployPhase::PrestagingPackages => match prestage() {
-                Ok(request) => ship(app, &self.strategy_id, step, &subcloud, request).await,
+                Ok(request) => ship(app, &self.strategy_id, Some(step), &subcloud, request).await,
                 Err(e) => Err(e),
             },
             SwDeployPhase::PrestagingImages => match prestage() {

@@ -1,8 +1,9 @@
 //! The System Controller's side of subclouds: attaching a site controller as a subcloud,
-//! talking to it with the service account made then, and auditing it.
+//! talking to it with the service account made then, auditing it, and prestaging it alone.
 
 pub mod audit;
 pub mod connection;
+pub mod prestage;
 pub mod registration;
 pub mod settings;
 

@@ -229,7 +229,7 @@ fn scope_fields(
 }
 
 /// The password given, or asked twice on the terminal without echo (dcmanager's prompt).
-fn sysadmin_password(given: Option<String>) -> Result<String, Failure> {
+pub fn sysadmin_password(given: Option<String>) -> Result<String, Failure> {
     if let Some(password) = given {
         return Ok(password);
     }

@@ -74,6 +74,28 @@ pub enum SubcloudCommand {
     Unmanage { subcloud: String },
     /// Forget an unmanaged subcloud.
     Delete { subcloud: String },
+    /// Prestage one subcloud, outside a strategy: the release's bundles travel to it in the
+    /// background (see `subcloud show` for its prestage status). Refused while a strategy
+    /// that prestages applies.
+    Prestage {
+        subcloud: String,
+        /// Into the subcloud's prestage store, by software version (the default).
+        #[arg(long, conflicts_with = "for_sw_deploy")]
+        for_install: bool,
+        /// Into the subcloud's repository, available to deploy.
+        #[arg(long)]
+        for_sw_deploy: bool,
+        /// The software version to prestage, MM.mm [default: the System Controller's].
+        #[arg(long)]
+        release: Option<String>,
+        /// The subcloud's sysadmin (admin) password, checked by the subcloud; asked twice
+        /// (not echoed) when not given.
+        #[arg(long, env = "CONVOY_SYSADMIN_PASSWORD", hide_env_values = true)]
+        sysadmin_password: Option<String>,
+        /// Prestage even with management-affecting alarms on the subcloud.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl SubcloudCommand {
@@ -187,6 +209,34 @@ impl SubcloudCommand {
                     false,
                 ))
             }
+            SubcloudCommand::Prestage {
+                subcloud,
+                for_install: _,
+                for_sw_deploy,
+                release,
+                sysadmin_password,
+                force,
+            } => {
+                let password = super::strategy::sysadmin_password(sysadmin_password)?;
+                let mut body = json!({
+                    "sysadmin_password": base64::engine::general_purpose::STANDARD.encode(password),
+                    "force": if force { "true" } else { "false" },
+                });
+                // As dcmanager's client: for_install unless for_sw_deploy.
+                if for_sw_deploy {
+                    body["for_sw_deploy"] = json!("true");
+                } else {
+                    body["for_install"] = json!("true");
+                }
+                if let Some(release) = release {
+                    body["release"] = json!(release);
+                }
+                let client = connection.authenticated().await?;
+                out.one(&show_row(
+                    client.dc_prestage_subcloud(&subcloud, &body).await?,
+                    false,
+                ))
+            }
             SubcloudCommand::Delete { subcloud } => {
                 let client = connection.authenticated().await?;
                 client.dc_delete_subcloud(&subcloud).await?;
@@ -272,6 +322,9 @@ fn show_row(s: Subcloud, detail: bool) -> Map<String, Value> {
     if s.prestage_status.is_some() {
         put("prestage_status", json!(or_none(s.prestage_status)));
         put("prestage_versions", json!(or_none(s.prestage_versions)));
+    }
+    if let Some(version) = s.prestage_software_version {
+        put("prestage_software_version", json!(version));
     }
     for endpoint in &s.endpoint_sync_status {
         put(

@@ -40,6 +40,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/v1.0/subclouds/{reference}/detail",
             get(subclouds::show_detail),
         )
+        .route(
+            "/v1.0/subclouds/{reference}/prestage",
+            axum::routing::patch(subclouds::prestage),
+        )
         .route("/v1.0/subcloud-groups", get(groups::list).post(groups::add))
         .route(
             "/v1.0/subcloud-groups/",

@@ -153,7 +153,7 @@ fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, DcE
 }
 
 /// What validation reads of the System Controller.
-struct ScLookups {
+pub(super) struct ScLookups {
     groups: Vec<GroupRecord>,
     releases: BTreeMap<PatchId, ReleaseState>,
     /// Each release's software version.
@@ -163,7 +163,7 @@ struct ScLookups {
 }
 
 impl ScLookups {
-    async fn read(state: &AppState) -> Result<ScLookups, DcError> {
+    pub(super) async fn read(state: &AppState) -> Result<ScLookups, DcError> {
         let site = Site::load(state).await?;
         Ok(ScLookups {
             groups: state.subclouds.groups().await?,

@@ -7,12 +7,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 use convoy_api::dc::Subcloud;
+use convoy_core::dc_strategy::prestage::PrestageResult;
 use convoy_core::subcloud::{
     self as rules, DEFAULT_GROUP_ID, DEPLOY_COMPLETE, ENDPOINTS, Management, ManagementRefusal,
     Reference,
 };
 use convoy_store::StoreError;
-use convoy_store::subclouds::{NewSubcloud, SubcloudChanges, SubcloudDeletion, SubcloudRecord};
+use convoy_store::subclouds::{
+    NewSubcloud, PrestageWrite, SubcloudChanges, SubcloudDeletion, SubcloudRecord,
+};
 use tracing::{info, warn};
 
 use super::error::DcError;
@@ -20,6 +23,8 @@ use super::form::{self, FormFields};
 use super::views;
 use crate::api::extract::Caller;
 use crate::state::AppState;
+use crate::strategy::dc_prestage;
+use crate::strategy::subcloud_call::{DcStrategyRecord, PrestageRequest, Trouble};
 use crate::subclouds::registration::{self, AttachError};
 
 /// `{"subclouds": [...]}`, written one subcloud at a time: with thousands of subclouds the
@@ -386,4 +391,99 @@ pub async fn delete(
         "subcloud deleted; its service account stays on it until an admin there deletes it"
     );
     Ok(StatusCode::OK)
+}
+
+/// `PATCH /v1.0/subclouds/{reference}/prestage` (JSON): prestages one subcloud outside a
+/// strategy (spec §5). Checked here, the subcloud's own checks and its sysadmin password
+/// included (400 with the reason); then it runs in the background and the answer is the
+/// subcloud, `prestaging`, with the software version prestaged. Refused while a strategy
+/// that prestages applies.
+pub async fn prestage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Subcloud>, DcError> {
+    let body = body.map_err(body_refused)?;
+    let fields = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => return Err(DcError::bad_request("Request body is malformed.")),
+    };
+    let subcloud = find(&state, &reference).await?;
+    let lookups = super::strategy::ScLookups::read(&state).await?;
+    let ask = convoy_core::dc_strategy::request::validate_subcloud_prestage(&fields, &lookups)
+        .map_err(DcError::bad_request)?;
+    if let Some(running) = state.store.strategy().await?
+        && running.state.is_active()
+        && prestages(&running)
+    {
+        return Err(DcError::bad_request(format!(
+            "Prestage failed '{}': a {} strategy that prestages subclouds is {}; wait for it \
+             to end",
+            subcloud.name, running.kind, running.state
+        )));
+    }
+    let request = PrestageRequest {
+        sw_version: ask.sw_version,
+        for_sw_deploy: ask.for_sw_deploy,
+        force: ask.force,
+        sysadmin_password: ask.sysadmin_password,
+    };
+    let bundles = match dc_prestage::bundles_for(&state, &request).await {
+        Ok(bundles) => bundles,
+        Err(_) => return Err(unanswered(&subcloud.name)),
+    };
+    match dc_prestage::precheck_subcloud(&state, &subcloud, &request, &bundles).await {
+        Ok(PrestageResult::Next) => {}
+        Ok(PrestageResult::Done(reason) | PrestageResult::Failed(reason))
+        | Err(Trouble::Fail(reason)) => return Err(DcError::bad_request(reason)),
+        Err(Trouble::Retry) => return Err(unanswered(&subcloud.name)),
+    }
+    let marked = PrestageWrite {
+        status: Some(dc_prestage::PRESTAGING.into()),
+        request: Some(
+            serde_json::to_string(&request)
+                .map_err(|e| DcError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+        ),
+        // Nothing else started a prestage of it since it was read.
+        when: Some(subcloud.prestage_status.clone()),
+        ..PrestageWrite::default()
+    };
+    if !state.subclouds.set_prestage(subcloud.id, &marked).await? {
+        return Err(DcError::bad_request(format!(
+            "Prestage skipped '{}': Subcloud {} current prestage_status is 'prestaging'. \
+             Please wait until it finishes before running this operation.",
+            subcloud.name, subcloud.name
+        )));
+    }
+    crate::subclouds::prestage::start(&state, &subcloud.name);
+    info!(
+        subcloud = subcloud.name,
+        version = request.sw_version,
+        for_sw_deploy = request.for_sw_deploy,
+        by = caller.name,
+        "subcloud prestage started"
+    );
+    let mut shown = views::subcloud(find(&state, &subcloud.name).await?);
+    shown.prestage_software_version = Some(request.sw_version);
+    Ok(Json(shown))
+}
+
+/// Whether a System Controller strategy prestages subclouds.
+fn prestages(strategy: &convoy_store::StrategyRecord) -> bool {
+    match strategy.kind {
+        convoy_core::strategy::StrategyKind::DcPrestage => true,
+        convoy_core::strategy::StrategyKind::DcSwDeploy => {
+            serde_json::from_str::<DcStrategyRecord>(&strategy.options)
+                .is_ok_and(|r| r.prestage.is_some())
+        }
+        _ => false,
+    }
+}
+
+fn unanswered(name: &str) -> DcError {
+    DcError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("Prestage failed '{name}': the subcloud did not answer; try again"),
+    )
 }

@@ -59,6 +59,7 @@ pub fn subcloud(record: SubcloudRecord) -> Subcloud {
         openstack_installed: false,
         prestage_status: record.prestage_status,
         prestage_versions: record.prestage_versions,
+        prestage_software_version: None,
         systemcontroller_gateway_ip: bootstrap_value(values, "systemcontroller_gateway_address"),
         data_install: None,
         data_upgrade: None,
