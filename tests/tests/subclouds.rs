@@ -834,7 +834,7 @@ async fn keystone_links_name_https_on_an_https_controller() {
 }
 
 #[tokio::test]
-async fn the_dc_demo_shows_three_subclouds_in_sync_and_deploys_a_release_to_them() {
+async fn the_dc_demo_shows_three_subclouds_in_sync_prestages_and_deploys_a_release_to_them() {
     let binaries = convoy_e2e::convoy_launch::Binaries::locate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = tokio::time::timeout(
@@ -868,11 +868,21 @@ async fn the_dc_demo_shows_three_subclouds_in_sync_and_deploys_a_release_to_them
             "{name} not online and in sync in {stdout}"
         );
     }
-    // The release went out to every subcloud with the sw-deploy strategy.
+    // The release was prestaged to every subcloud, then deployed with the sw-deploy
+    // strategy: each subcloud's step completed in both.
+    assert!(
+        stdout.contains("$ convoy dc prestage-strategy apply --wait"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| prestage_status             | complete"), "{stdout}");
+    let (prestage, deploy) = stdout
+        .split_once("==> Deploying it on the subclouds")
+        .expect("a deploy after the prestage");
     for name in ["subcloud-1", "subcloud-2", "subcloud-3"] {
+        let done = format!("  {name}  complete");
         assert!(
-            stdout.contains(&format!("  {name}  complete")),
-            "{name}'s step did not complete in {stdout}"
+            prestage.contains(&done) && deploy.contains(&done),
+            "{name}'s steps did not complete in {stdout}"
         );
     }
     assert!(stdout.contains("export CONVOY_URL="), "{stdout}");

@@ -205,7 +205,9 @@ pub async fn run(
     )?;
     step.done();
 
-    deploy_release(&sc_client, &subclouds, root, &key, steps, &table).await?;
+    // After identity sync, the System Controller's admin password is every subcloud's.
+    let sc_password = system_controller.admin_password().map_err(failed)?;
+    deploy_release(&sc_client, &sc_password, root, &key, steps, &table).await?;
 
     let bin_dir = binaries
         .convoy
@@ -252,11 +254,12 @@ async fn list(client: &Client, table: &crate::output::Output) -> Result<(), Fail
     crate::commands::dc::subcloud::print_list(table, client.dc_subclouds().await?)
 }
 
-/// The release's story: built and deployed on the System Controller, shipped to each
-/// subcloud, then deployed there by a sw-deploy strategy, two subclouds at a time.
+/// The release's story: built and deployed on the System Controller, prestaged to every
+/// subcloud by a prestage strategy, then deployed there by a sw-deploy strategy, two
+/// subclouds at a time.
 async fn deploy_release(
     sc: &Client,
-    subclouds: &[(&str, ControllerProcess, Client)],
+    sysadmin_password: &str,
     root: &Path,
     key: &super::DemoKey,
     steps: &Steps,
@@ -281,11 +284,6 @@ async fn deploy_release(
     sc.patch_operation("apply", &apply).await?;
     println!("$ convoy software list");
     table.list(&sc.releases(None).await?, &["release", "rr", "state"])?;
-    // Prestage strategies are not built yet: the release is uploaded to each subcloud.
-    for (name, _, client) in subclouds {
-        println!("$ convoy --url <{name}> software upload {}", file.display());
-        client.upload_patch(&file).await?;
-    }
     wait_until(
         Deadline::after(Duration::from_secs(60)),
         "every subcloud out of sync",
@@ -301,6 +299,32 @@ async fn deploy_release(
     .map_err(failed)?;
     println!("\n$ convoy dc subcloud list");
     list(sc, table).await?;
+    step.done();
+
+    println!();
+    let step = steps.begin(
+        "Prestaging it: its bundles travel to every subcloud as verified chunks, ahead of the deploy",
+        Output::Own,
+    );
+    println!(
+        "$ convoy dc prestage-strategy create --for-sw-deploy --release 25.09 \\\n    \
+         --max-parallel-subclouds 3 --sysadmin-password ****"
+    );
+    sc.dc_create_strategy(&serde_json::json!({
+        "type": "prestage",
+        "for_sw_deploy": "true",
+        "release": "25.09",
+        "max-parallel-subclouds": 3,
+        "sysadmin_password": base64::engine::general_purpose::STANDARD.encode(sysadmin_password),
+    }))
+    .await?;
+    println!("$ convoy dc prestage-strategy apply --wait");
+    sc.dc_strategy_action("prestage", "apply").await?;
+    follow(sc, "prestage").await?;
+    println!("$ convoy dc prestage-strategy delete");
+    sc.dc_delete_strategy("prestage").await?;
+    println!("$ convoy dc subcloud show subcloud-1");
+    crate::commands::dc::subcloud::print_show(table, sc.dc_subcloud("subcloud-1", false).await?)?;
     step.done();
 
     println!();
@@ -322,10 +346,33 @@ async fn deploy_release(
     .await?;
     println!("$ convoy dc sw-deploy-strategy apply --wait");
     sc.dc_strategy_action("sw-deploy", "apply").await?;
+    follow(sc, "sw-deploy").await?;
+    wait_until(
+        Deadline::after(Duration::from_secs(60)),
+        "every subcloud in sync again",
+        || async {
+            let listed = sc.dc_subclouds().await.ok()?;
+            listed
+                .iter()
+                .all(|s| s.sync_status.as_deref() == Some("in-sync"))
+                .then_some(())
+        },
+    )
+    .await
+    .map_err(failed)?;
+    println!("$ convoy dc subcloud list");
+    list(sc, table).await?;
+    step.done();
+    Ok(())
+}
+
+/// Prints the strategy's steps each time they change, until it ends; fails unless it
+/// completes within five minutes.
+async fn follow(sc: &Client, kind: &str) -> Result<(), Failure> {
     let mut last = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let state = loop {
-        let strategy = sc.dc_strategy("sw-deploy").await?;
+        let strategy = sc.dc_strategy(kind).await?;
         let rows: Vec<String> = sc
             .dc_strategy_steps()
             .await?
@@ -349,30 +396,14 @@ async fn deploy_release(
             break state;
         }
         if std::time::Instant::now() > deadline {
-            return Err(failed(
-                "the sw-deploy strategy did not end within 5 minutes",
-            ));
+            return Err(failed(format!(
+                "the {kind} strategy did not end within 5 minutes"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     if state != "complete" {
-        return Err(failed(format!("the sw-deploy strategy ended {state}")));
+        return Err(failed(format!("the {kind} strategy ended {state}")));
     }
-    wait_until(
-        Deadline::after(Duration::from_secs(60)),
-        "every subcloud in sync again",
-        || async {
-            let listed = sc.dc_subclouds().await.ok()?;
-            listed
-                .iter()
-                .all(|s| s.sync_status.as_deref() == Some("in-sync"))
-                .then_some(())
-        },
-    )
-    .await
-    .map_err(failed)?;
-    println!("$ convoy dc subcloud list");
-    list(sc, table).await?;
-    step.done();
     Ok(())
 }
