@@ -1,7 +1,8 @@
 //! `convoy demo --dc`: a System Controller and three subclouds (each its own convoyd with two
 //! agents) on this machine, the subclouds registered, managed and audited until they are
-//! online and in sync; then a release deployed on the System Controller and rolled out to the
-//! subclouds by a sw-deploy strategy, two at a time, with a live table of its steps.
+//! online and in sync; then a release deployed on the System Controller, prestaged to the
+//! subclouds by a prestage strategy and rolled out by a sw-deploy strategy, two at a time,
+//! each with a live table of its steps.
 
 use std::path::Path;
 use std::time::Duration;

@@ -35,9 +35,10 @@ pub struct DemoArgs {
     once: bool,
     /// Run a distributed cloud instead: a System Controller and three subclouds (each its own
     /// convoyd with two agents), registered, managed and audited until they are online and in
-    /// sync; then a signed release deployed on the System Controller, uploaded to each
-    /// subcloud, and deployed there by a sw-deploy strategy two subclouds at a time, with a
-    /// live table of its steps, until every subcloud is in sync again.
+    /// sync; then a signed release deployed on the System Controller, prestaged to every
+    /// subcloud by a prestage strategy, and deployed there by a sw-deploy strategy two
+    /// subclouds at a time, each with a live table of its steps, until every subcloud is in
+    /// sync again.
     #[arg(long)]
     dc: bool,
 }
