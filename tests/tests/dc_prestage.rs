@@ -355,6 +355,34 @@ async fn refusals_a_wrong_password_and_a_failed_preparation() {
         assert_eq!(error["description"], message, "{body}");
     }
     assert!(sc.admin().dc_strategy_steps().await.unwrap().is_empty());
+    // As curl sends it (`Accept: */*`): dcmanager's HTML, byte for byte, which its CLI
+    // scrapes; JSON when asked for.
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let post = |accept: &'static str| {
+        http.post(format!("{}/v1.0/sw-update-strategy", sc.url()))
+            .header("X-Auth-Token", admin)
+            .header("Content-Type", "application/json")
+            .header("Accept", accept)
+            .body(r#"{"type": "prestage"}"#)
+            .send()
+    };
+    let html = post("*/*").await.unwrap();
+    assert_eq!(html.status(), 400);
+    assert_eq!(
+        html.text().await.unwrap(),
+        "<html>\n <head>\n  <title>400 Bad Request</title>\n </head>\n <body>\n  <h1>400 Bad \
+         Request</h1>\n  The server could not comply with the request since\r\nit is either \
+         malformed or otherwise incorrect.\r\n<br /><br />\nsubcloud sysadmin_password \
+         required\n\n\n </body>\n</html>"
+    );
+    let json = post("application/json").await.unwrap();
+    assert_eq!(
+        json.text().await.unwrap(),
+        r#"{"code":400,"title":"Bad Request","description":"subcloud sysadmin_password required"}"#
+    );
 
     // A single unmanaged subcloud: the orchestrator's 422 with the skip message.
     sc.convoy(&["dc", "subcloud", "unmanage", "subcloud-3"])

@@ -384,6 +384,26 @@ async fn creates_are_refused_with_the_originals_status_and_message_and_store_not
         Some(404)
     );
 
+    // A single subcloud that is unmanaged (or offline) is no step: nothing to apply.
+    sc.convoy(&["dc", "subcloud", "unmanage", "subcloud-2"])
+        .await
+        .ok();
+    let (got, error) = create_raw(
+        &sc,
+        admin,
+        r#"{"type": "sw-deploy", "release_id": "DC_MSG_1", "cloud_name": "subcloud-2"}"#,
+    )
+    .await;
+    assert_eq!(got, 422, "{error}");
+    assert_eq!(
+        error["description"],
+        unable("Strategy has no steps to apply")
+    );
+    sc.convoy(&["dc", "subcloud", "manage", "subcloud-2"])
+        .await
+        .ok();
+    wait_field(&sc, "subcloud-2", "software_sync_status", "out-of-sync").await;
+
     // A group takes its own apply type and maximum; only the out-of-sync subcloud is a step.
     let (got, created) = create_raw(
         &sc,

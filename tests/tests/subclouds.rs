@@ -874,7 +874,10 @@ async fn the_dc_demo_shows_three_subclouds_in_sync_prestages_and_deploys_a_relea
         stdout.contains("$ convoy dc prestage-strategy apply --wait"),
         "{stdout}"
     );
-    assert!(stdout.contains("| prestage_status             | complete"), "{stdout}");
+    assert!(
+        stdout.contains("| prestage_status             | complete"),
+        "{stdout}"
+    );
     let (prestage, deploy) = stdout
         .split_once("==> Deploying it on the subclouds")
         .expect("a deploy after the prestage");
