@@ -142,6 +142,9 @@ async fn a_prestage_ships_only_missing_chunks_resumes_after_a_restart_and_the_re
     let raw = sc.admin().dc_strategy("prestage").await.unwrap();
     assert_eq!(raw["extra-args"]["sysadmin_password"], "******", "{raw:#}");
     assert_eq!(raw["extra-args"]["for_sw_deploy"], true);
+    // The System Controller's own step (the legacy patch strategy's) is not one of these.
+    let own = sc.admin().dc_strategy_step("SystemController").await;
+    assert_eq!(own.unwrap_err().status(), Some(404));
 
     let applied_at = Instant::now();
     sc.convoy(&["dc", "prestage-strategy", "apply"]).await.ok();

@@ -549,6 +549,21 @@ async fn stop_on_failure_stops_at_a_subcloud_whose_install_fails() {
     assert!(details.contains("injected failure"), "{details}");
     let shown = show_subcloud(&sc, "subcloud-1").await;
     assert_eq!(shown["deploy_status"], "sw-deploy-apply-strategy-failed");
+    // Its error description is the step's failure, as the original's; the others have none.
+    let described = wait_until_every(
+        Deadline::after(LONG),
+        Duration::from_millis(100),
+        "subcloud-1's error description",
+        || async {
+            let s = sc.admin().dc_subcloud("subcloud-1", false).await.ok()?;
+            (s.error_description != "No errors present").then_some(s.error_description)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(described, details);
+    let other = sc.admin().dc_subcloud("subcloud-2", false).await.unwrap();
+    assert_eq!(other.error_description, "No errors present");
     // Nothing happened on the others.
     assert_eq!(
         subs[1].admin().releases(None).await.unwrap()[0].state,

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CHUNK_BYTES: u64 = 16 << 20;
 /// The most chunks one request may name.
 pub const MAX_CHUNKS_PER_REQUEST: usize = 65_536;
+/// The body limit of the requests that list chunks: room for the most chunks one may name
+/// (a bundle of 256 GiB at the average chunk), above the API's default limit.
+pub const MAX_CHUNK_LIST_BYTES: usize = 8 << 20;
 
 /// `GET /v1/prestage`: the subcloud's prestage store.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

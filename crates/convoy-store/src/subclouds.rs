@@ -73,6 +73,8 @@ pub struct SubcloudRecord {
     pub created_at: Timestamp,
     pub updated_at: Option<Timestamp>,
     pub endpoints: Vec<(String, SyncStatus)>,
+    /// Why the last strategy step on it failed; None: no errors present.
+    pub error_description: Option<String>,
     /// `prestaging`, `complete` or `failed`; None until a prestage runs (or after a skip).
     pub prestage_status: Option<String>,
     /// The software versions prestaged, `24.09,25.09`.
@@ -195,6 +197,10 @@ pub trait SubcloudStore: Send + Sync + 'static {
         alarm_entity: &str,
         now: Timestamp,
     ) -> Result<SubcloudDeletion>;
+    /// Sets the error description of the subcloud named `name` (None clears it).
+    async fn set_error_description(&self, name: &str, description: Option<&str>) -> Result<()>;
+    /// Clears the error description of every subcloud named, in one statement.
+    async fn clear_error_descriptions(&self, names: &[String]) -> Result<()>;
     /// Writes a subcloud's prestage fields; false if it is gone or `write.when` did not hold.
     async fn set_prestage(&self, id: i64, write: &PrestageWrite) -> Result<bool>;
     /// Writes an audit's result; false if the subcloud is gone.

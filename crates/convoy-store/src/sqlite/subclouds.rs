@@ -56,6 +56,7 @@ fn subcloud_from(row: &SqliteRow, endpoints: Vec<(String, SyncStatus)>) -> Resul
         created_at: time(T, row.try_get("created_at")?)?,
         updated_at: opt_time(T, row.try_get("updated_at")?)?,
         endpoints,
+        error_description: row.try_get("error_description")?,
         prestage_status: row.try_get("prestage_status")?,
         prestage_versions: row.try_get("prestage_versions")?,
         prestage_request: row.try_get("prestage_request")?,
@@ -327,6 +328,30 @@ impl SubcloudStore for SqliteStore {
         }
         tx.commit().await?;
         self.subcloud_written(id).await.map(Some)
+    }
+
+    async fn set_error_description(&self, name: &str, description: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE subclouds SET error_description = $2 WHERE name = $1")
+            .bind(name)
+            .bind(description)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_error_descriptions(&self, names: &[String]) -> Result<()> {
+        let names = serde_json::to_string(names).map_err(|e| StoreError::Corrupt {
+            table: "subclouds",
+            reason: e.to_string(),
+        })?;
+        sqlx::query(
+            "UPDATE subclouds SET error_description = NULL \
+             WHERE name IN (SELECT value FROM json_each($1))",
+        )
+        .bind(names)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     async fn set_prestage(&self, id: i64, write: &PrestageWrite) -> Result<bool> {

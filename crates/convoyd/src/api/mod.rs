@@ -122,14 +122,24 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/strategy-steps", get(strategies::steps))
         .route("/v1/strategy-steps/{target}", get(strategies::step))
         .route("/v1/prestage", get(prestage::show))
-        .route("/v1/prestage/chunks/missing", post(prestage::missing))
+        .route(
+            "/v1/prestage/chunks/missing",
+            post(prestage::missing).layer(DefaultBodyLimit::max(
+                convoy_api::prestage::MAX_CHUNK_LIST_BYTES,
+            )),
+        )
         .route(
             "/v1/prestage/chunks/{sha256}",
             put(prestage::put_chunk).layer(DefaultBodyLimit::max(
                 convoy_api::prestage::MAX_CHUNK_BYTES as usize,
             )),
         )
-        .route("/v1/prestage/releases", post(prestage::import_release))
+        .route(
+            "/v1/prestage/releases",
+            post(prestage::import_release).layer(DefaultBodyLimit::max(
+                convoy_api::prestage::MAX_CHUNK_LIST_BYTES,
+            )),
+        )
         .route("/v1/site", get(site::audit))
         .route("/v1/identity/sync", post(identity_sync::sync))
         .route_layer(middleware::from_fn_with_state(

@@ -50,7 +50,7 @@ pub struct DcPrestageSite {
     strategy_id: String,
     parallel: usize,
     poll_interval: std::time::Duration,
-    /// Failed steps whose subcloud's prestage status was already set `failed`.
+    /// Failed steps whose subcloud was seen to (`settle_steps`).
     reconciled: Mutex<BTreeSet<String>>,
 }
 
@@ -199,32 +199,47 @@ pub async fn record_result(
     .await;
 }
 
-/// After a tick that changed steps: stops the transfers of steps no longer shipping, and
-/// leaves a subcloud whose step failed without a check saying so (a timeout) `failed`
-/// rather than `prestaging`. `reconciled` remembers the steps already seen to.
+/// After a tick that changed steps: each subcloud whose step failed gets the step's details
+/// as its error description (as the original's), once; with `prestage`, the transfers of
+/// steps no longer shipping stop, and a subcloud whose step failed without a check saying
+/// so (a timeout) is left `failed` rather than `prestaging`. `seen` remembers the failed
+/// steps already seen to.
 pub async fn settle_steps(
     app: &AppState,
     strategy_id: &str,
     steps: &[StepRecord],
-    reconciled: &Mutex<BTreeSet<String>>,
+    seen: &Mutex<BTreeSet<String>>,
+    prestage: bool,
 ) {
-    let shipping: BTreeSet<&str> = steps
-        .iter()
-        .filter(|s| s.state == PrestagePhase::PrestagingPackages.as_str())
-        .map(|s| s.target.as_str())
-        .collect();
-    app.transfers
-        .stop(strategy_id, |name| shipping.contains(name));
+    if prestage {
+        let shipping: BTreeSet<&str> = steps
+            .iter()
+            .filter(|s| s.state == PrestagePhase::PrestagingPackages.as_str())
+            .map(|s| s.target.as_str())
+            .collect();
+        app.transfers
+            .stop(strategy_id, |name| shipping.contains(name));
+    }
     let failed: Vec<&StepRecord> = {
-        let reconciled = reconciled.lock().expect("reconciled lock");
+        let seen = seen.lock().expect("seen lock");
         steps
             .iter()
             .filter(|s| Terminal::parse(&s.state) == Some(Terminal::Failed))
-            .filter(|s| !reconciled.contains(&s.target))
+            .filter(|s| !seen.contains(&s.target))
             .collect()
     };
     for step in failed {
-        if let Ok(subcloud) = subcloud(app, &step.target).await {
+        if let Err(e) = app
+            .subclouds
+            .set_error_description(&step.target, Some(&step.details))
+            .await
+        {
+            tracing::warn!(
+                subcloud = step.target,
+                "cannot record the error description: {e}"
+            );
+        }
+        if prestage && let Ok(subcloud) = subcloud(app, &step.target).await {
             let write = PrestageWrite {
                 status: Some("failed".into()),
                 when: Some(Some(PRESTAGING.into())),
@@ -232,10 +247,7 @@ pub async fn settle_steps(
             };
             let _ = app.subclouds.set_prestage(subcloud.id, &write).await;
         }
-        reconciled
-            .lock()
-            .expect("reconciled lock")
-            .insert(step.target.clone());
+        seen.lock().expect("seen lock").insert(step.target.clone());
     }
 }
 
@@ -417,12 +429,6 @@ impl SiteKind for DcPrestageSite {
             Err(Trouble::Fail(reason)) => Some(PrestageResult::Failed(reason)),
         };
         record_result(app, &subcloud, &result).await;
-        if matches!(result, Some(PrestageResult::Failed(_))) {
-            self.reconciled
-                .lock()
-                .expect("reconciled lock")
-                .insert(subcloud.name.clone());
-        }
         Ok(result)
     }
 
@@ -437,7 +443,7 @@ impl SiteKind for DcPrestageSite {
         _now: Timestamp,
     ) -> anyhow::Result<()> {
         if settled.changed {
-            settle_steps(app, &self.strategy_id, steps, &self.reconciled).await;
+            settle_steps(app, &self.strategy_id, steps, &self.reconciled, true).await;
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ pub struct DcSwDeploySite {
     parallel: usize,
     /// How often a waiting step reads its subcloud again.
     poll_interval: std::time::Duration,
-    /// With prestage: failed steps whose subcloud's prestage status was seen to.
+    /// Failed steps whose subcloud was seen to (`settle_steps`).
     reconciled: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
@@ -382,18 +382,13 @@ impl SiteKind for DcSwDeploySite {
         };
         if PRESTAGE_PHASES.contains(&action) {
             record_result(app, &subcloud, &result).await;
-            if matches!(result, Some(SwDeployResult::Failed(_))) {
-                self.reconciled
-                    .lock()
-                    .expect("reconciled lock")
-                    .insert(subcloud.name.clone());
-            }
         }
         Ok(result)
     }
 
-    /// With prestage: transfers of steps no longer shipping stop, and a prestage phase that
-    /// timed out leaves its subcloud `failed`.
+    /// A failed step's subcloud gets its error description; with prestage, transfers of
+    /// steps no longer shipping stop, and a prestage phase that timed out leaves its
+    /// subcloud `failed`.
     async fn tick_written(
         &self,
         app: &AppState,
@@ -402,8 +397,9 @@ impl SiteKind for DcSwDeploySite {
         settled: TickEnd,
         _now: Timestamp,
     ) -> anyhow::Result<()> {
-        if self.record.prestage.is_some() && settled.changed {
-            settle_steps(app, &self.strategy_id, steps, &self.reconciled).await;
+        if settled.changed {
+            let prestage = self.record.prestage.is_some();
+            settle_steps(app, &self.strategy_id, steps, &self.reconciled, prestage).await;
         }
         Ok(())
     }

@@ -432,6 +432,7 @@ mod tests {
             created_at: jiff::Timestamp::UNIX_EPOCH,
             updated_at: None,
             endpoints: vec![("software".into(), SyncStatus::Unknown)],
+            error_description: None,
             prestage_status: None,
             prestage_versions: None,
             prestage_request: None,

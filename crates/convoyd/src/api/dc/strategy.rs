@@ -417,6 +417,9 @@ pub async fn create(
         prestage_version = record.prestage.as_ref().map(|p| p.sw_version.as_str()),
         "System Controller strategy created"
     );
+    // As the original's create: each subcloud taken starts with no errors present.
+    let names: Vec<String> = steps.iter().map(|s| s.target.clone()).collect();
+    state.subclouds.clear_error_descriptions(&names).await?;
     state.wakeups.strategy_changed();
     Ok(Json(strategy_json(&strategy, &record)))
 }
@@ -568,6 +571,11 @@ pub async fn step(
     axum::extract::Path(cloud): axum::extract::Path<String>,
 ) -> Result<Json<Value>, DcError> {
     let not_found = || DcError::not_found("Strategy step not found");
+    // `SystemController` names the step without a subcloud, which only the original's legacy
+    // patch strategy had: there is none here, even if a subcloud bore that name.
+    if cloud == "SystemController" {
+        return Err(not_found());
+    }
     let (strategy, _) = current(&state, None).await?.ok_or_else(not_found)?;
     let step = state
         .store

@@ -51,7 +51,9 @@ pub fn subcloud(record: SubcloudRecord) -> Subcloud {
         deploy_status: record.deploy_status,
         backup_status: None,
         backup_datetime: None,
-        error_description: "No errors present".into(),
+        error_description: record
+            .error_description
+            .unwrap_or_else(|| "No errors present".into()),
         management_subnet: bootstrap_value(values, "management_subnet"),
         management_start_ip: bootstrap_value(values, "management_start_address"),
         management_end_ip: bootstrap_value(values, "management_end_address"),
