@@ -209,7 +209,9 @@ async fn a_prestage_ships_only_missing_chunks_resumes_after_a_restart_and_the_re
         total = all;
         assert!(all > 24 * MIB, "{resumed:?}");
         assert_eq!(sent + held, all, "{name}: {resumed:?}");
-        assert_eq!(held, had[i], "{name}: held {held}, had {}", had[i]);
+        // It held at least what it had when the System Controller died (a chunk already
+        // on its way may have landed since), and was sent only the rest.
+        assert!(held >= had[i], "{name}: held {held}, had {}", had[i]);
     }
     assert!(
         had[0] > 0 && had[0] < total,
