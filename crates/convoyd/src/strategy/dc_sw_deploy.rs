@@ -66,21 +66,22 @@ const VIM_OVER: [&str; 6] = [
 pub struct DcSwDeploySite {
     rules: SwDeployRules,
     record: DcStrategyRecord,
-    strategy_id: String,
     /// Subclouds called at once in a tick (the audit's concurrency).
     parallel: usize,
     /// How often a waiting step reads its subcloud again.
     poll_interval: std::time::Duration,
+    /// Progress seen by this tick's checks, by step index.
+    progress: std::sync::Mutex<Vec<(usize, String)>>,
 }
 
 impl DcSwDeploySite {
-    pub fn new(record: DcStrategyRecord, strategy_id: &str, app: &AppState) -> DcSwDeploySite {
+    pub fn new(record: DcStrategyRecord, app: &AppState) -> DcSwDeploySite {
         DcSwDeploySite {
             rules: sw_deploy_rules(record.time_scale),
             record,
-            strategy_id: strategy_id.to_string(),
             parallel: app.dc.audit_concurrency.max(1),
             poll_interval: app.dc.poll_interval,
+            progress: std::sync::Mutex::default(),
         }
     }
 
@@ -275,6 +276,7 @@ impl DcSwDeploySite {
     async fn apply_vim(
         &self,
         app: &AppState,
+        index: usize,
         step: &StepRecord,
         subcloud: &SubcloudRecord,
     ) -> Result<Option<SwDeployResult>, Trouble> {
@@ -302,10 +304,7 @@ impl DcSwDeploySite {
                     .unwrap_or(0);
                 let details = progress_details(phase, percent);
                 if step.details != details {
-                    let _ = app
-                        .store
-                        .set_step_details(&self.strategy_id, &step.target, &step.state, &details)
-                        .await;
+                    self.progress.lock().unwrap().push((index, details));
                 }
                 Ok(None)
             }
@@ -371,6 +370,10 @@ impl SiteKind for DcSwDeploySite {
             .unwrap_or(jiff::SignedDuration::from_secs(10))
     }
 
+    fn progress(&self) -> Vec<(usize, String)> {
+        std::mem::take(&mut *self.progress.lock().unwrap())
+    }
+
     fn command(&self, _action: SwDeployPhase, _target: &str) -> Option<(CommandKind, Value)> {
         None
     }
@@ -402,7 +405,7 @@ impl SiteKind for DcSwDeploySite {
         let result = match action {
             SwDeployPhase::PreCheck => self.pre_check(app, &subcloud).await.map(Some),
             SwDeployPhase::CreateVim => self.create_vim(app, &subcloud).await.map(Some),
-            SwDeployPhase::ApplyVim => self.apply_vim(app, step, &subcloud).await,
+            SwDeployPhase::ApplyVim => self.apply_vim(app, index, step, &subcloud).await,
             SwDeployPhase::Finish => self.finish(app, &subcloud).await.map(Some),
         };
         Ok(match result {

@@ -146,7 +146,7 @@ async fn tick(
         StrategyKind::DcSwDeploy => {
             let record: DcStrategyRecord = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
-            let kind = DcSwDeploySite::new(record, &strategy.id, app);
+            let kind = DcSwDeploySite::new(record, app);
             Driver::new(app, &kind)
                 .run(&mut strategy, now, cached, offers)
                 .await?
@@ -344,6 +344,17 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         } else {
             HashMap::new()
         };
+        // Progress of steps still in their phase goes in with the tick's writes, so the
+        // driver's copy stays the step as stored.
+        for (i, details) in self.kind.progress() {
+            if let Some(step) = steps.get_mut(i)
+                && step.details != details
+            {
+                step.details = details;
+                step.updated_at = now;
+                self.write(step, None, None, None)?;
+            }
+        }
 
         // 1. Feed every finished phase into the kind's rules.
         for i in 0..steps.len() {
