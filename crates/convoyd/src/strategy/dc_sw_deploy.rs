@@ -15,6 +15,8 @@
 //! Every call is bounded by the audit timeout. A refused token is forgotten and the check
 //! asked again.
 
+use std::collections::HashMap;
+
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::{Client, ClientError};
 use convoy_core::command::CommandKind;
@@ -22,9 +24,10 @@ use convoy_core::dc_strategy::DcStrategyType;
 use convoy_core::dc_strategy::sw_deploy::{
     SwDeployPhase, SwDeployResult, SwDeployRules, progress_details, sw_deploy_rules,
 };
+use convoy_core::strategy::kind::Kind;
 use convoy_core::subcloud::{ApplyType, Availability, Management, Reference};
 use convoy_core::sw_update::options::{AlarmRestrictions, SwUpdateKind, SwUpgradeOptions};
-use convoy_store::subclouds::{SubcloudChanges, SubcloudRecord};
+use convoy_store::subclouds::SubcloudRecord;
 use convoy_store::{StepRecord, StrategyRecord};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -70,6 +73,9 @@ pub struct DcSwDeploySite {
     parallel: usize,
     /// How often a waiting step reads its subcloud again.
     poll_interval: std::time::Duration,
+    /// The subclouds of the steps in a phase, read once for the tick (the site lives for
+    /// one tick): a thousand checks at once cost one read, not a thousand.
+    subclouds: tokio::sync::OnceCell<HashMap<String, SubcloudRecord>>,
     /// Progress seen by this tick's checks, by step index.
     progress: std::sync::Mutex<Vec<(usize, String)>>,
 }
@@ -81,6 +87,7 @@ impl DcSwDeploySite {
             record,
             parallel: app.dc.audit_concurrency.max(1),
             poll_interval: app.dc.poll_interval,
+            subclouds: tokio::sync::OnceCell::new(),
             progress: std::sync::Mutex::default(),
         }
     }
@@ -126,7 +133,30 @@ async fn call<T>(
 }
 
 impl DcSwDeploySite {
-    async fn subcloud(&self, app: &AppState, name: &str) -> Result<SubcloudRecord, Trouble> {
+    async fn subcloud(
+        &self,
+        app: &AppState,
+        name: &str,
+        steps: &[StepRecord],
+    ) -> Result<SubcloudRecord, Trouble> {
+        let loaded = self
+            .subclouds
+            .get_or_try_init(|| async {
+                let names: Vec<String> = steps
+                    .iter()
+                    .filter(|s| self.rules.parse_phase(s.stage, &s.state).is_some())
+                    .map(|s| s.target.clone())
+                    .collect();
+                let found = app.subclouds.subclouds_named(&names).await?;
+                Ok::<_, convoy_store::StoreError>(
+                    found.into_iter().map(|s| (s.name.clone(), s)).collect(),
+                )
+            })
+            .await;
+        if let Ok(Some(subcloud)) = loaded.map(|all| all.get(name)) {
+            return Ok(subcloud.clone());
+        }
+        // Not read with the others (or that read failed): on its own.
         let found = app
             .subclouds
             .subcloud(&Reference::Name(name.to_string()))
@@ -146,13 +176,13 @@ impl DcSwDeploySite {
         status: &str,
         version: Option<String>,
     ) {
-        let changes = SubcloudChanges {
-            deploy_status: Some(status.to_string()),
-            software_version: version,
-            updated_at: Some(crate::clock::now()),
-            ..SubcloudChanges::default()
-        };
-        if let Err(e) = app.subclouds.update_subcloud(subcloud.id, &changes).await {
+        let set = app.subclouds.set_deploy_status(
+            subcloud.id,
+            status,
+            version.as_deref(),
+            crate::clock::now(),
+        );
+        if let Err(e) = set.await {
             tracing::warn!(
                 subcloud = subcloud.name,
                 "cannot record the deploy status: {e}"
@@ -397,7 +427,7 @@ impl SiteKind for DcSwDeploySite {
         _now: Timestamp,
     ) -> anyhow::Result<Option<SwDeployResult>> {
         let step = &steps[index];
-        let subcloud = match self.subcloud(app, &step.target).await {
+        let subcloud = match self.subcloud(app, &step.target, steps).await {
             Ok(subcloud) => subcloud,
             Err(Trouble::Fail(reason)) => return Ok(Some(SwDeployResult::Failed(reason))),
             Err(Trouble::Retry) => return Ok(None),
