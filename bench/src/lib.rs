@@ -189,3 +189,137 @@ pub async fn wait_all_available(
     )
     .await
 }
+
+/// Resident memory of a process in MiB, from `/proc/<pid>/status`; 0 if it is gone.
+pub fn resident_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Runs jobs `0..count`, `concurrency` at a time; the first error ends the run.
+pub async fn in_parallel<F, Fut, E>(count: usize, concurrency: usize, job: F) -> Result<(), E>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+    E: Send + 'static,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let job = Arc::new(job);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (job, next) = (job.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok(());
+                }
+                job(i).await?;
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        match done {
+            Ok(result) => result?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    Ok(())
+}
+
+/// Standard base64 without a dependency (the benches encode one password).
+pub fn base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Adds virtual subclouds `0..n` of `sim` to the System Controller as `subcloud-<i>`,
+/// `concurrency` requests at a time.
+pub async fn add_subclouds(
+    client: &convoy_api::Client,
+    sim: &simulator::Running,
+    n: usize,
+    concurrency: usize,
+) -> Result<(), convoy_api::ClientError> {
+    let password = base64(&sim.sysadmin_password());
+    let (client, sim) = (client.clone(), sim.clone());
+    in_parallel(n, concurrency, move |i| {
+        let (client, password, url) = (client.clone(), password.clone(), sim.url(i));
+        async move {
+            let form = convoy_api::dc::Form::new()
+                .text("name", format!("subcloud-{i}"))
+                .text("bootstrap-address", url)
+                .text("sysadmin_password", password);
+            client.dc_add_subcloud(&form).await.map(|_| ())
+        }
+    })
+    .await
+}
+
+/// Manages `subcloud-0..n`, `concurrency` requests at a time.
+pub async fn manage_subclouds(
+    client: &convoy_api::Client,
+    n: usize,
+    concurrency: usize,
+) -> Result<(), convoy_api::ClientError> {
+    let client = client.clone();
+    in_parallel(n, concurrency, move |i| {
+        let client = client.clone();
+        async move {
+            let form = convoy_api::dc::Form::new()
+                .text("management-state", "managed")
+                .text("force", "true");
+            client
+                .dc_update_subcloud(&format!("subcloud-{i}"), &form)
+                .await
+                .map(|_| ())
+        }
+    })
+    .await
+}
+
+/// Waits until all `n` subclouds show the overall sync status `status` (`in-sync`,
+/// `out-of-sync`), listing them every 2 s.
+pub async fn wait_subclouds_sync(
+    client: &convoy_api::Client,
+    n: usize,
+    status: &str,
+    within: std::time::Duration,
+) -> Result<(), convoy_launch::LaunchError> {
+    convoy_launch::wait_until_every(
+        convoy_launch::Deadline::after(within),
+        std::time::Duration::from_secs(2),
+        &format!("all {n} subclouds {status}"),
+        || async {
+            let subclouds = client.dc_subclouds().await.ok()?;
+            let matching = subclouds
+                .iter()
+                .filter(|s| s.sync_status.as_deref() == Some(status))
+                .count();
+            (matching == n).then_some(())
+        },
+    )
+    .await
+}

@@ -5,13 +5,11 @@
 //! `cargo run --release -p convoy-bench --bin subclouds [-- --subclouds 10000 --concurrency 32
 //! --audit-concurrency 64 --latency-ms 0 --fail-percent 0]`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use base64_free::encode;
 use convoy_api::Client;
-use convoy_api::dc::Form;
+use convoy_bench::resident_mib;
 use convoy_bench::simulator::{self, Behaviour};
 use convoy_launch::{Binaries, ControllerOptions, ControllerProcess, free_port};
 
@@ -52,66 +50,6 @@ fn options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Standard base64 without a dependency (the bench encodes one password).
-mod base64_free {
-    pub fn encode(text: &str) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in text.as_bytes().chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-}
-
-/// Runs `count` jobs, `concurrency` at a time.
-async fn in_parallel<F, Fut>(count: usize, concurrency: usize, job: F) -> anyhow::Result<()>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let job = Arc::new(job);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (job, next) = (job.clone(), next.clone());
-        workers.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= count {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                job(i).await?;
-            }
-        });
-    }
-    while let Some(done) = workers.join_next().await {
-        done??;
-    }
-    Ok(())
-}
-
-fn resident_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// The `wall_ms` of each "audit cycle complete" line in the log, in order.
 fn cycles_logged(log: &std::path::Path) -> Vec<(u64, usize)> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -146,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
             fail_percent: options.fail_percent,
             deployed: vec![],
             software_version: "25.09".into(),
+            release: None,
+            vim_delay: Duration::ZERO,
         },
     )
     .await?;
@@ -178,29 +118,15 @@ async fn main() -> anyhow::Result<()> {
     let token = client.login("admin", &controller.admin_password()?).await?;
     let client: Client = client.with_token(token);
     println!(
-        "{n} simulated subclouds at http://{sim}/sc/<n>; convoyd pid {pid}, RSS {:.1} MiB",
+        "{n} simulated subclouds at http://{}/sc/<n>; convoyd pid {pid}, RSS {:.1} MiB",
+        sim.addr,
         resident_mib(pid)
     );
 
     // Registration.
     let started = Instant::now();
     let cpu_before = convoy_bench::cpu_seconds(pid);
-    let password = encode("sysadmin-password");
-    {
-        let client = client.clone();
-        in_parallel(n, options.concurrency, move |i| {
-            let (client, password) = (client.clone(), password.clone());
-            async move {
-                let form = Form::new()
-                    .text("name", format!("subcloud-{i}"))
-                    .text("bootstrap-address", simulator::subcloud_url(sim, i))
-                    .text("sysadmin_password", password);
-                client.dc_add_subcloud(&form).await?;
-                Ok(())
-            }
-        })
-        .await?;
-    }
+    convoy_bench::add_subclouds(&client, &sim, n, options.concurrency).await?;
     let register = started.elapsed();
     let register_cpu = convoy_bench::cpu_seconds(pid) - cpu_before;
     println!(
@@ -213,38 +139,9 @@ async fn main() -> anyhow::Result<()> {
 
     // Manage every subcloud, then wait until every one is online and in sync.
     let started = Instant::now();
-    {
-        let client = client.clone();
-        in_parallel(n, options.concurrency, move |i| {
-            let client = client.clone();
-            async move {
-                let form = Form::new()
-                    .text("management-state", "managed")
-                    .text("force", "true");
-                client
-                    .dc_update_subcloud(&format!("subcloud-{i}"), &form)
-                    .await?;
-                Ok(())
-            }
-        })
-        .await?;
-    }
+    convoy_bench::manage_subclouds(&client, n, options.concurrency).await?;
     println!("managed {n} in {:.1} s", started.elapsed().as_secs_f64());
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let subclouds = client.dc_subclouds().await?;
-        let in_sync = subclouds
-            .iter()
-            .filter(|s| s.sync_status.as_deref() == Some("in-sync"))
-            .count();
-        if in_sync == n {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("only {in_sync} of {n} subclouds in sync after 600 s");
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    convoy_bench::wait_subclouds_sync(&client, n, "in-sync", Duration::from_secs(600)).await?;
     println!(
         "all {n} online and in-sync {:.1} s after the first manage; RSS {:.1} MiB",
         started.elapsed().as_secs_f64(),

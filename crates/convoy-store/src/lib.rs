@@ -178,15 +178,6 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a driver tick in one transaction: the outcomes it took (each recorded once) and
     /// the steps' changes with the phase records and commands they imply.
     async fn write_steps(&self, strategy_id: &str, batch: &StepBatch) -> Result<()>;
-    /// Sets a step's details while it is still in `state` (progress shown during a long
-    /// phase); false if it has moved on.
-    async fn set_step_details(
-        &self,
-        strategy_id: &str,
-        target: &str,
-        state: &str,
-        details: &str,
-    ) -> Result<bool>;
     /// Removes the strategy with its steps and phases; false if there was none.
     async fn delete_strategy(&self, strategy_id: &str) -> Result<bool>;
 

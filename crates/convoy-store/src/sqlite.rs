@@ -1075,25 +1075,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn set_step_details(
-        &self,
-        strategy_id: &str,
-        target: &str,
-        state: &str,
-        details: &str,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE strategy_steps SET details = $4 WHERE strategy_id = $1 AND target = $2 AND state = $3",
-        )
-        .bind(strategy_id)
-        .bind(target)
-        .bind(state)
-        .bind(details)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
     async fn deploy(&self) -> Result<Option<DeployRecord>> {
         let row = sqlx::query("SELECT * FROM software_deploy WHERE id = 1")
             .fetch_optional(&self.reader)

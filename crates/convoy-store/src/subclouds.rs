@@ -178,6 +178,8 @@ pub trait SubcloudStore: Send + Sync + 'static {
     /// Every subcloud, by id.
     async fn subclouds(&self) -> Result<Vec<SubcloudRecord>>;
     async fn subcloud(&self, reference: &Reference) -> Result<Option<SubcloudRecord>>;
+    /// The subclouds of these names that exist, by id: one read for many.
+    async fn subclouds_named(&self, names: &[String]) -> Result<Vec<SubcloudRecord>>;
     /// Subclouds of one group, by id.
     async fn subclouds_in_group(&self, group_id: i64) -> Result<Vec<SubcloudRecord>>;
     /// Registers a subcloud, `unmanaged` and `offline`, with its endpoints `unknown`. Fails
@@ -189,6 +191,16 @@ pub trait SubcloudStore: Send + Sync + 'static {
         id: i64,
         changes: &SubcloudChanges,
     ) -> Result<Option<SubcloudRecord>>;
+    /// Sets a subcloud's deploy status, and its software version if given, at `at`: one
+    /// statement, nothing read back (a strategy step sets them on thousands of subclouds).
+    /// False if there is no such subcloud.
+    async fn set_deploy_status(
+        &self,
+        id: i64,
+        deploy_status: &str,
+        software_version: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool>;
     /// Deletes an unmanaged subcloud and clears (by `convoy`, at `now`) every alarm about it
     /// (`alarm_entity` and every entity below it), in one transaction.
     async fn delete_subcloud(

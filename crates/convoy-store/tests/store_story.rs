@@ -568,26 +568,6 @@ async fn strategy_story(store: &dyn Store) {
         .collect();
     assert_eq!(targets, ["worker-0", "b"]);
 
-    // A step's details change only while it is in the state the writer saw.
-    assert!(
-        !store
-            .set_step_details("s1", "b", "applying", "late")
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_step_details("s1", "b", "initial", "43% done")
-            .await
-            .unwrap()
-    );
-    let b = store.step("s1", "b").await.unwrap().unwrap();
-    assert_eq!(b.details, "43% done");
-    store
-        .set_step_details("s1", "b", "initial", "")
-        .await
-        .unwrap();
-
     // State changes are compare-and-set.
     assert!(
         store

@@ -235,6 +235,16 @@ impl SubcloudStore for SqliteStore {
         self.select_subclouds("", None).await
     }
 
+    async fn subclouds_named(&self, names: &[String]) -> Result<Vec<SubcloudRecord>> {
+        let names = serde_json::Value::from(names.to_vec()).to_string();
+        // The names travel as one JSON array (bound as text): any number in one statement.
+        self.select_subclouds(
+            "WHERE name IN (SELECT value FROM json_each($1))",
+            Some(ReferenceValue::Name(names)),
+        )
+        .await
+    }
+
     async fn subcloud(&self, reference: &Reference) -> Result<Option<SubcloudRecord>> {
         let (clause, value) = reference_clause(reference);
         Ok(self
@@ -369,6 +379,27 @@ impl SubcloudStore for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_deploy_status(
+        &self,
+        id: i64,
+        deploy_status: &str,
+        software_version: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE subclouds SET deploy_status = $2, \
+               software_version = COALESCE($3, software_version), updated_at = $4 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(deploy_status)
+        .bind(software_version)
+        .bind(millis(at))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn delete_subcloud(

@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use super::site_kind::{SiteKind, TickEnd};
 use super::subcloud_call::{
-    DcStrategyRecord, PrestageRequest, Trouble, call, client, failed, show_progress, subcloud,
+    DcStrategyRecord, PrestageRequest, Trouble, call, client, failed, subcloud,
 };
 use crate::patches::repository::Site;
 use crate::prestage::preparation::{BundleFile, Prepared, bundles_of};
@@ -52,6 +52,8 @@ pub struct DcPrestageSite {
     poll_interval: std::time::Duration,
     /// Failed steps whose subcloud was seen to (`settle_steps`).
     reconciled: Mutex<BTreeSet<String>>,
+    /// Progress seen by this tick's checks, by step index (the driver writes it).
+    progress: Mutex<Vec<(usize, String)>>,
 }
 
 impl DcPrestageSite {
@@ -71,6 +73,7 @@ impl DcPrestageSite {
             parallel: app.dc.audit_concurrency.max(1),
             poll_interval: app.dc.poll_interval,
             reconciled: Mutex::new(BTreeSet::new()),
+            progress: Mutex::default(),
         })
     }
 }
@@ -112,12 +115,12 @@ pub async fn precheck_and_begin(
 }
 
 /// `prestaging-packages`: the preparation of `strategy_id` (started here if no phase did),
-/// then the transfer, its progress in the step's details (if a step runs it). None while
+/// then the transfer, its progress given to `progress` (a step's details). None while
 /// either runs.
 pub async fn ship(
     app: &AppState,
     strategy_id: &str,
-    step: Option<&StepRecord>,
+    progress: &(dyn Fn(String) + Sync),
     subcloud: &SubcloudRecord,
     request: &PrestageRequest,
 ) -> Result<Option<PrestageResult>, Trouble> {
@@ -147,9 +150,7 @@ pub async fn ship(
             Ok(None)
         }
         Some(TransferState::Running { done, total }) => {
-            if let Some(step) = step {
-                show_progress(app, strategy_id, step, &transfer_details(done, total)).await;
-            }
+            progress(transfer_details(done, total));
             Ok(None)
         }
         Some(TransferState::Done(_)) => Ok(Some(PrestageResult::Next)),
@@ -383,6 +384,10 @@ impl SiteKind for DcPrestageSite {
             .unwrap_or(jiff::SignedDuration::from_secs(10))
     }
 
+    fn progress(&self) -> Vec<(usize, String)> {
+        std::mem::take(&mut *self.progress.lock().expect("progress lock"))
+    }
+
     fn command(&self, _action: PrestagePhase, _target: &str) -> Option<(CommandKind, Value)> {
         None
     }
@@ -416,7 +421,15 @@ impl SiteKind for DcPrestageSite {
             PrestagePhase::Precheck => precheck_and_begin(app, &subcloud, request).await.map(Some),
             PrestagePhase::PreparingPackages => self.preparing(app, &subcloud).await,
             PrestagePhase::PrestagingPackages => {
-                ship(app, &self.strategy_id, Some(step), &subcloud, request).await
+                let progress = |details: String| {
+                    if step.details != details {
+                        self.progress
+                            .lock()
+                            .expect("progress lock")
+                            .push((index, details));
+                    }
+                };
+                ship(app, &self.strategy_id, &progress, &subcloud, request).await
             }
             PrestagePhase::PrestagingImages => {
                 finish_prestage(app, &subcloud, &request.sw_version).await;

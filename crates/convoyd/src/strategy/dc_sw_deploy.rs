@@ -19,24 +19,25 @@
 //! Every call is bounded by the audit timeout. A refused token is forgotten and the check
 //! asked again.
 
+use std::collections::HashMap;
+
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::dc_strategy::sw_deploy::{
     PRESTAGE_PHASES, SwDeployPhase, SwDeployResult, SwDeployRules, progress_details,
     sw_deploy_rules,
 };
-use convoy_core::subcloud::{Availability, Management};
+use convoy_core::strategy::kind::Kind;
+use convoy_core::subcloud::{Availability, Management, Reference};
 use convoy_core::sw_update::options::{AlarmRestrictions, SwUpdateKind, SwUpgradeOptions};
-use convoy_store::subclouds::{SubcloudChanges, SubcloudRecord};
+use convoy_store::subclouds::SubcloudRecord;
 use convoy_store::{StepRecord, StrategyRecord};
 use jiff::Timestamp;
 use serde_json::Value;
 
 use super::dc_prestage::{finish_prestage, precheck_and_begin, record_result, settle_steps, ship};
 use super::site_kind::{SiteKind, TickEnd};
-use super::subcloud_call::{
-    DcStrategyRecord, Trouble, call, client, failed, show_progress, subcloud,
-};
+use super::subcloud_call::{DcStrategyRecord, Trouble, call, client, failed};
 use crate::state::AppState;
 
 /// Deploy statuses the steps set on a subcloud.
@@ -56,6 +57,7 @@ const VIM_OVER: [&str; 6] = [
 pub struct DcSwDeploySite {
     rules: SwDeployRules,
     record: DcStrategyRecord,
+    /// Keys the strategy's prestage preparation and transfers.
     strategy_id: String,
     /// Subclouds called at once in a tick (the audit's concurrency).
     parallel: usize,
@@ -63,6 +65,11 @@ pub struct DcSwDeploySite {
     poll_interval: std::time::Duration,
     /// Failed steps whose subcloud was seen to (`settle_steps`).
     reconciled: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The subclouds of the steps in a phase, read once for the tick (the site lives for
+    /// one tick): a thousand checks at once cost one read, not a thousand.
+    subclouds: tokio::sync::OnceCell<HashMap<String, SubcloudRecord>>,
+    /// Progress seen by this tick's checks, by step index.
+    progress: std::sync::Mutex<Vec<(usize, String)>>,
 }
 
 impl DcSwDeploySite {
@@ -74,6 +81,8 @@ impl DcSwDeploySite {
             parallel: app.dc.audit_concurrency.max(1),
             poll_interval: app.dc.poll_interval,
             reconciled: std::sync::Mutex::default(),
+            subclouds: tokio::sync::OnceCell::new(),
+            progress: std::sync::Mutex::default(),
         }
     }
 
@@ -83,6 +92,38 @@ impl DcSwDeploySite {
 }
 
 impl DcSwDeploySite {
+    async fn subcloud(
+        &self,
+        app: &AppState,
+        name: &str,
+        steps: &[StepRecord],
+    ) -> Result<SubcloudRecord, Trouble> {
+        let loaded = self
+            .subclouds
+            .get_or_try_init(|| async {
+                let names: Vec<String> = steps
+                    .iter()
+                    .filter(|s| self.rules.parse_phase(s.stage, &s.state).is_some())
+                    .map(|s| s.target.clone())
+                    .collect();
+                let found = app.subclouds.subclouds_named(&names).await?;
+                Ok::<_, convoy_store::StoreError>(
+                    found.into_iter().map(|s| (s.name.clone(), s)).collect(),
+                )
+            })
+            .await;
+        if let Ok(Some(subcloud)) = loaded.map(|all| all.get(name)) {
+            return Ok(subcloud.clone());
+        }
+        // Not read with the others (or that read failed): on its own.
+        let found = app
+            .subclouds
+            .subcloud(&Reference::Name(name.to_string()))
+            .await
+            .map_err(|e| failed(format!("cannot read the subcloud: {e}")))?;
+        found.ok_or_else(|| failed(format!("Subcloud {name} does not exist")))
+    }
+
     async fn set_deploy_status(
         &self,
         app: &AppState,
@@ -90,13 +131,13 @@ impl DcSwDeploySite {
         status: &str,
         version: Option<String>,
     ) {
-        let changes = SubcloudChanges {
-            deploy_status: Some(status.to_string()),
-            software_version: version,
-            updated_at: Some(crate::clock::now()),
-            ..SubcloudChanges::default()
-        };
-        if let Err(e) = app.subclouds.update_subcloud(subcloud.id, &changes).await {
+        let set = app.subclouds.set_deploy_status(
+            subcloud.id,
+            status,
+            version.as_deref(),
+            crate::clock::now(),
+        );
+        if let Err(e) = set.await {
             tracing::warn!(
                 subcloud = subcloud.name,
                 "cannot record the deploy status: {e}"
@@ -224,6 +265,7 @@ impl DcSwDeploySite {
     async fn apply_vim(
         &self,
         app: &AppState,
+        index: usize,
         step: &StepRecord,
         subcloud: &SubcloudRecord,
     ) -> Result<Option<SwDeployResult>, Trouble> {
@@ -249,13 +291,13 @@ impl DcSwDeploySite {
                 let percent = strategy["current-phase-completion-percentage"]
                     .as_u64()
                     .unwrap_or(0);
-                show_progress(
-                    app,
-                    &self.strategy_id,
-                    step,
-                    &progress_details(phase, percent),
-                )
-                .await;
+                let details = progress_details(phase, percent);
+                if step.details != details {
+                    self.progress
+                        .lock()
+                        .expect("progress lock")
+                        .push((index, details));
+                }
                 Ok(None)
             }
             "applied" => Ok(Some(SwDeployResult::Next)),
@@ -320,6 +362,10 @@ impl SiteKind for DcSwDeploySite {
             .unwrap_or(jiff::SignedDuration::from_secs(10))
     }
 
+    fn progress(&self) -> Vec<(usize, String)> {
+        std::mem::take(&mut *self.progress.lock().unwrap())
+    }
+
     fn command(&self, _action: SwDeployPhase, _target: &str) -> Option<(CommandKind, Value)> {
         None
     }
@@ -343,7 +389,7 @@ impl SiteKind for DcSwDeploySite {
         _now: Timestamp,
     ) -> anyhow::Result<Option<SwDeployResult>> {
         let step = &steps[index];
-        let subcloud = match subcloud(app, &step.target).await {
+        let subcloud = match self.subcloud(app, &step.target, steps).await {
             Ok(subcloud) => subcloud,
             Err(Trouble::Fail(reason)) => return Ok(Some(SwDeployResult::Failed(reason))),
             Err(Trouble::Retry) => return Ok(None),
@@ -361,7 +407,17 @@ impl SiteKind for DcSwDeploySite {
                 Err(e) => Err(e),
             },
             SwDeployPhase::PrestagingPackages => match prestage() {
-                Ok(request) => ship(app, &self.strategy_id, Some(step), &subcloud, request).await,
+                Ok(request) => {
+                    let progress = |details: String| {
+                        if step.details != details {
+                            self.progress
+                                .lock()
+                                .expect("progress lock")
+                                .push((index, details));
+                        }
+                    };
+                    ship(app, &self.strategy_id, &progress, &subcloud, request).await
+                }
                 Err(e) => Err(e),
             },
             SwDeployPhase::PrestagingImages => match prestage() {
@@ -372,7 +428,7 @@ impl SiteKind for DcSwDeploySite {
                 Err(e) => Err(e),
             },
             SwDeployPhase::CreateVim => self.create_vim(app, &subcloud).await.map(Some),
-            SwDeployPhase::ApplyVim => self.apply_vim(app, step, &subcloud).await,
+            SwDeployPhase::ApplyVim => self.apply_vim(app, index, step, &subcloud).await,
             SwDeployPhase::Finish => self.finish(app, &subcloud).await.map(Some),
         };
         let result = match result {

@@ -91,7 +91,14 @@ struct Loaded {
     /// [`Wakeups::strategy_changes`](crate::wakeups::Wakeups::strategy_changes) when the
     /// strategy was read: an operator's change since then means reading it again.
     changes: u64,
+    cached: Cached,
+}
+
+/// What the driver keeps of a strategy between ticks: its steps as it last wrote them, and
+/// when its last round of controller checks began and ended.
+struct Cached {
     steps: Vec<StepRecord>,
+    checks: Option<(Timestamp, Timestamp)>,
 }
 
 /// One pass over the strategy, as of `now`. Returns how soon to look again (None: only when
@@ -111,15 +118,17 @@ async fn tick(
         Some(Loaded {
             strategy: Some(strategy),
             changes: seen,
-            steps,
+            cached,
             ..
         }) if seen == changes => {
             let id = strategy.id.clone();
-            (Some(strategy), Some((id, steps)))
+            (Some(strategy), Some((id, cached)))
         }
         Some(Loaded {
-            strategy_id, steps, ..
-        }) => (app.store.strategy().await?, Some((strategy_id, steps))),
+            strategy_id,
+            cached,
+            ..
+        }) => (app.store.strategy().await?, Some((strategy_id, cached))),
         None => (app.store.strategy().await?, None),
     };
     let Some(mut strategy) = strategy else {
@@ -135,8 +144,8 @@ async fn tick(
     }
     let cached = cached
         .filter(|(id, _)| *id == strategy.id)
-        .map(|(_, steps)| steps);
-    let (wait, steps, current) = match strategy.kind {
+        .map(|(_, cached)| cached);
+    let (wait, cached, current) = match strategy.kind {
         StrategyKind::RollingMaintenance => {
             let options: RollingMaintenanceOptions = serde_json::from_str(&strategy.options)
                 .context("the strategy's options are unreadable")?;
@@ -175,7 +184,7 @@ async fn tick(
         strategy_id: strategy.id.clone(),
         strategy: current.then_some(strategy),
         changes,
-        steps,
+        cached,
     });
     Ok(wait)
 }
@@ -266,6 +275,34 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             .collect()
     }
 
+    /// Whether this tick makes the side-by-side checks (`checks`: when the last round began
+    /// and ended): for a step new in its phase (begun since the last round began), for one at
+    /// its phase's deadline, or once the recheck interval has passed since the last round
+    /// ended. Other wake-ups (the idle safety net, an operator's action) read no subcloud, so
+    /// a waiting step is read once per interval however often the driver wakes.
+    fn checks_due(
+        &self,
+        steps: &[StepRecord],
+        checks: Option<(Timestamp, Timestamp)>,
+        now: Timestamp,
+    ) -> bool {
+        let Some((began, ended)) = checks else {
+            return true;
+        };
+        if now >= ended + self.kind.recheck() {
+            return true;
+        }
+        let rules = self.rules();
+        steps.iter().any(|s| {
+            let Some(phase) = rules.parse_phase(s.stage, &s.state) else {
+                return false;
+            };
+            matches!(rules.effect(phase, &s.target), Effect::Controller(_))
+                && (s.phase_started_at.is_none_or(|at| at >= began)
+                    || now >= deadline(rules, phase, &facts(s, None), now))
+        })
+    }
+
     fn new(app: &'a AppState, kind: &'a K) -> Self {
         Driver {
             app,
@@ -302,34 +339,34 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         }
     }
 
-    /// The tick: returns how soon to look again, the steps as written, and whether the
-    /// strategy record is still current.
+    /// The tick: returns how soon to look again, what to keep for the next tick, and whether
+    /// the strategy record is still current.
     async fn run(
         &self,
         strategy: &mut StrategyRecord,
         now: Timestamp,
-        cached: Option<Vec<StepRecord>>,
+        cached: Option<Cached>,
         offers: Vec<Offer>,
-    ) -> anyhow::Result<(Option<Duration>, Vec<StepRecord>, bool)> {
-        let (wait, steps) = self.tick(strategy, now, cached, offers).await?;
-        Ok((wait, steps, !self.stale.load(Ordering::SeqCst)))
+    ) -> anyhow::Result<(Option<Duration>, Cached, bool)> {
+        let (wait, cached) = self.tick(strategy, now, cached, offers).await?;
+        Ok((wait, cached, !self.stale.load(Ordering::SeqCst)))
     }
 
     async fn tick(
         &self,
         strategy: &mut StrategyRecord,
         now: Timestamp,
-        cached: Option<Vec<StepRecord>>,
+        cached: Option<Cached>,
         offers: Vec<Offer>,
-    ) -> anyhow::Result<(Option<Duration>, Vec<StepRecord>)> {
+    ) -> anyhow::Result<(Option<Duration>, Cached)> {
         let store = &self.app.store;
         let inbox = &self.app.inbox;
         let rules = self.rules();
         // Cleared before the store is read, so an outcome stored meanwhile is read next time.
         let stored_elsewhere = inbox.take_stored();
-        let (mut steps, fresh) = match cached {
-            Some(steps) => (steps, false),
-            None => (store.steps(&strategy.id).await?, true),
+        let (mut steps, fresh, mut checks) = match cached {
+            Some(Cached { steps, checks }) => (steps, false, checks),
+            None => (store.steps(&strategy.id).await?, true, None),
         };
         let waiting_on: Vec<String> = steps.iter().filter_map(|s| s.command_id.clone()).collect();
         if fresh {
@@ -349,11 +386,28 @@ impl<'a, K: SiteKind> Driver<'a, K> {
 
         // Checks a kind makes side by side: each step's first check of the tick, at once.
         let parallel = self.kind.parallel_checks();
-        let mut prefetched = if parallel > 1 {
-            self.checks_side_by_side(&steps, parallel, now).await?
+        let mut prefetched = if parallel > 1 && self.checks_due(&steps, checks, now) {
+            let started = std::time::Instant::now();
+            let checked = self.checks_side_by_side(&steps, parallel, now).await?;
+            // Counted from the checks' end: the next round reads each subcloud at least the
+            // recheck interval after this one did.
+            let took = jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default();
+            checks = Some((now, now + took));
+            checked
         } else {
             HashMap::new()
         };
+        // Progress of steps still in their phase goes in with the tick's writes, so the
+        // driver's copy stays the step as stored.
+        for (i, details) in self.kind.progress() {
+            if let Some(step) = steps.get_mut(i)
+                && step.details != details
+            {
+                step.details = details;
+                step.updated_at = now;
+                self.write(step, None, None, None)?;
+            }
+        }
 
         // 1. Feed every finished phase into the kind's rules.
         for i in 0..steps.len() {
@@ -474,7 +528,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                             // Changed under us (an API action): look again at once. The steps
                             // were just written, so they stay loaded.
                             self.stale.store(true, Ordering::SeqCst);
-                            return Ok((Some(Duration::ZERO), steps));
+                            return Ok((Some(Duration::ZERO), Cached { steps, checks }));
                         }
                         info!(strategy = strategy.id, from = %strategy.state, to = %next, "strategy state");
                         strategy.state = next;
@@ -498,11 +552,12 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             .await?;
 
         inbox.await_commands(steps.iter().filter_map(|s| s.command_id.clone()));
-        let wait = self.next_deadline(&steps, now).map(|at| {
+        let next_round = checks.map(|(_, ended)| ended + self.kind.recheck());
+        let wait = self.next_deadline(&steps, now, next_round).map(|at| {
             let left = at.duration_since(now);
             Duration::from_millis(left.as_millis().max(0) as u64)
         });
-        Ok((wait, steps))
+        Ok((wait, Cached { steps, checks }))
     }
 
     /// Takes the reports of commands the steps wait for: their outcomes are recorded with
@@ -554,8 +609,14 @@ impl<'a, K: SiteKind> Driver<'a, K> {
     }
 
     /// The earliest moment a step's phase runs out of time, among the steps waiting for one,
-    /// or a controller check that has not settled is asked again.
-    fn next_deadline(&self, steps: &[StepRecord], now: Timestamp) -> Option<Timestamp> {
+    /// or a controller check that has not settled is asked again (at `next_round` for checks
+    /// made side by side; else a recheck interval from now).
+    fn next_deadline(
+        &self,
+        steps: &[StepRecord],
+        now: Timestamp,
+        next_round: Option<Timestamp>,
+    ) -> Option<Timestamp> {
         let rules = self.rules();
         steps
             .iter()
@@ -565,7 +626,9 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 Some(match rules.effect(phase, &s.target) {
                     // A check begun in this tick is made at once, in the next.
                     Effect::Controller(_) if s.phase_started_at == Some(now) => now,
-                    Effect::Controller(_) => due.min(now + self.kind.recheck()),
+                    Effect::Controller(_) => {
+                        due.min(next_round.unwrap_or(now + self.kind.recheck()))
+                    }
                     Effect::Command(_) | Effect::Wait => due,
                 })
             })

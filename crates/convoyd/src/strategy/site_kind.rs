@@ -84,6 +84,12 @@ pub trait SiteKind: Send + Sync {
         1
     }
 
+    /// Details the tick's checks found for steps still in their phase (a long phase's
+    /// progress), by step index: the driver writes them with the tick's other changes.
+    fn progress(&self) -> Vec<(usize, String)> {
+        Vec::new()
+    }
+
     /// Called when the step's stage starts it, before its first phase is written.
     fn stage_starting(
         &self,

@@ -91,22 +91,3 @@ pub async fn subcloud(app: &AppState, name: &str) -> Result<SubcloudRecord, Trou
 pub async fn client(app: &AppState, subcloud: &SubcloudRecord) -> Result<Client, Trouble> {
     call(app, subcloud, app.sessions.client(&app.dc, subcloud)).await
 }
-
-/// Shows a waiting step's progress in its details (while it is still in the state read).
-pub async fn show_progress(
-    app: &AppState,
-    strategy_id: &str,
-    step: &convoy_store::StepRecord,
-    details: &str,
-) {
-    if step.details == details {
-        return;
-    }
-    if let Err(e) = app
-        .store
-        .set_step_details(strategy_id, &step.target, &step.state, details)
-        .await
-    {
-        tracing::warn!(step = step.target, "cannot record the step's progress: {e}");
-    }
-}

@@ -69,7 +69,7 @@ async fn run(app: AppState, name: String) {
         if tokio::time::Instant::now() > deadline {
             break (subcloud, "the prestage timed out".to_string());
         }
-        match ship(&app, &key, None, &subcloud, &request).await {
+        match ship(&app, &key, &|_| {}, &subcloud, &request).await {
             Ok(Some(PrestageResult::Next)) => {
                 finish_prestage(&app, &subcloud, &request.sw_version).await;
                 tracing::info!(
