@@ -133,9 +133,16 @@ pub async fn wait_strategy(sc: &Site, kind: &str, wanted: &str) -> Value {
     }
 }
 
-/// Builds `id` for workers, deploys it on the System Controller and uploads it to `subs`.
-pub async fn release_everywhere(sc: &Site, keys: &PatchKeys, subs: &[Site], id: &str) {
-    let source = sc.source(&format!("{id}.source"), "w\n");
+/// Builds worker release `id` for 25.09 carrying `source` at `install_path`, uploads it to
+/// the System Controller and applies it there (it has no hosts: it is deployed at once).
+/// Returns the bundle.
+pub async fn release_on_system_controller(
+    sc: &Site,
+    keys: &PatchKeys,
+    id: &str,
+    source: &std::path::Path,
+    install_path: &str,
+) -> std::path::PathBuf {
     let bundle = sc
         .build_patch(
             keys,
@@ -146,13 +153,22 @@ pub async fn release_everywhere(sc: &Site, keys: &PatchKeys, subs: &[Site], id: 
                 "--reboot-required",
                 "N",
                 "--worker",
-                &format!("{}=etc/{id}.conf", source.display()),
+                &format!("{}={install_path}", source.display()),
             ],
         )
         .await;
     let file = bundle.display().to_string();
     sc.convoy(&["software", "upload", &file]).await.ok();
     sc.convoy(&["patch", "apply", id]).await.ok();
+    bundle
+}
+
+/// Builds `id` for workers, deploys it on the System Controller and uploads it to `subs`.
+pub async fn release_everywhere(sc: &Site, keys: &PatchKeys, subs: &[Site], id: &str) {
+    let source = sc.source(&format!("{id}.source"), "w\n");
+    let bundle =
+        release_on_system_controller(sc, keys, id, &source, &format!("etc/{id}.conf")).await;
+    let file = bundle.display().to_string();
     for sub in subs {
         sub.convoy(&["software", "upload", &file]).await.ok();
     }

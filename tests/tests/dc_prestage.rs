@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use convoy_e2e::convoy_launch::{Deadline, wait_until_every};
 use convoy_e2e::dc::{
-    LONG, create_raw, register, show_subcloud, subcloud, system_controller, wait_field,
-    wait_strategy,
+    LONG, create_raw, register, release_on_system_controller, show_subcloud, subcloud,
+    system_controller, wait_field, wait_strategy,
 };
 use convoy_e2e::{PatchKeys, Site};
 use serde_json::Value;
@@ -29,24 +29,7 @@ async fn big_release(sc: &Site, keys: &PatchKeys, id: &str, mib: u64) -> std::pa
         })
         .collect();
     std::fs::write(&source, bytes).unwrap();
-    let bundle = sc
-        .build_patch(
-            keys,
-            id,
-            &[
-                "--status",
-                "REL",
-                "--reboot-required",
-                "N",
-                "--worker",
-                &format!("{}=opt/{id}.bin", source.display()),
-            ],
-        )
-        .await;
-    let file = bundle.display().to_string();
-    sc.convoy(&["software", "upload", &file]).await.ok();
-    sc.convoy(&["patch", "apply", id]).await.ok();
-    bundle
+    release_on_system_controller(sc, keys, id, &source, &format!("opt/{id}.bin")).await
 }
 
 /// A System Controller whose transfers to one subcloud are capped at `mib_per_sec`.

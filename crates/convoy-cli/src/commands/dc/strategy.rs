@@ -13,17 +13,13 @@ use crate::connection::ConnectionArgs;
 use crate::failure::Failure;
 use crate::output::Output;
 
-/// `sw-deploy-strategy create`'s arguments.
+/// How a strategy takes its subclouds, for every type.
 #[derive(Debug, Clone, Args)]
-pub struct DeployCreateArgs {
-    /// The release to deploy; deployed on the System Controller already.
-    pub release_id: String,
-    /// One subcloud only (it must need the release).
-    pub subcloud: Option<String>,
+pub struct ScopeArgs {
     /// parallel or serial (not with --group).
     #[arg(long)]
     pub subcloud_apply_type: Option<String>,
-    /// Subclouds deployed at once (1..5000; not with --group).
+    /// Subclouds at once (sw-deploy 1..5000, prestage 1..250; not with --group).
     #[arg(long)]
     pub max_parallel_subclouds: Option<u32>,
     /// Stop starting subclouds once one fails.
@@ -32,6 +28,17 @@ pub struct DeployCreateArgs {
     /// The subclouds of this group, with its apply type and max parallel.
     #[arg(long)]
     pub group: Option<String>,
+}
+
+/// `sw-deploy-strategy create`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DeployCreateArgs {
+    /// The release to deploy; deployed on the System Controller already.
+    pub release_id: String,
+    /// One subcloud only (it must need the release).
+    pub subcloud: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Delete each subcloud's deploy record once deployed.
     #[arg(long)]
     pub delete: bool,
@@ -85,18 +92,8 @@ pub struct PrestageCreateArgs {
     /// Prestage even with management-affecting alarms on a subcloud.
     #[arg(long)]
     pub force: bool,
-    /// parallel or serial (not with --group).
-    #[arg(long)]
-    pub subcloud_apply_type: Option<String>,
-    /// Subclouds prestaged at once (1..250; not with --group).
-    #[arg(long)]
-    pub max_parallel_subclouds: Option<u32>,
-    /// Stop starting subclouds once one fails.
-    #[arg(long)]
-    pub stop_on_failure: bool,
-    /// The subclouds of this group, with its apply type and max parallel.
-    #[arg(long)]
-    pub group: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,20 +208,23 @@ fn set_fields(body: &mut Value, fields: Vec<(&str, Option<Value>)>) {
 }
 
 /// The fields of the scope and pace every create takes.
-fn scope_fields(
-    subcloud: Option<String>,
-    apply_type: Option<String>,
-    max_parallel: Option<u32>,
-    group: Option<String>,
-    stop_on_failure: bool,
-) -> Vec<(&'static str, Option<Value>)> {
+fn scope_fields(subcloud: Option<String>, scope: ScopeArgs) -> Vec<(&'static str, Option<Value>)> {
     vec![
         ("cloud_name", subcloud.map(Value::from)),
-        ("subcloud-apply-type", apply_type.map(Value::from)),
-        ("max-parallel-subclouds", max_parallel.map(Value::from)),
-        ("subcloud_group", group.map(Value::from)),
+        (
+            "subcloud-apply-type",
+            scope.subcloud_apply_type.map(Value::from),
+        ),
+        (
+            "max-parallel-subclouds",
+            scope.max_parallel_subclouds.map(Value::from),
+        ),
+        ("subcloud_group", scope.group.map(Value::from)),
         // dcmanager's client sends these as strings, and only when set.
-        ("stop-on-failure", stop_on_failure.then(|| json!("true"))),
+        (
+            "stop-on-failure",
+            scope.stop_on_failure.then(|| json!("true")),
+        ),
     ]
 }
 
@@ -294,13 +294,7 @@ impl PrestageStrategyCommand {
                     "type": PRESTAGE,
                     "sysadmin_password": base64::engine::general_purpose::STANDARD.encode(password),
                 });
-                let mut fields = scope_fields(
-                    a.subcloud,
-                    a.subcloud_apply_type,
-                    a.max_parallel_subclouds,
-                    a.group,
-                    a.stop_on_failure,
-                );
+                let mut fields = scope_fields(a.subcloud, a.scope);
                 fields.push(("release", a.release.map(Value::from)));
                 fields.push(("force", a.force.then(|| json!("true"))));
                 // As dcmanager's client: for_install unless for_sw_deploy.
@@ -332,13 +326,7 @@ impl DeployStrategyCommand {
         let action = match self {
             DeployStrategyCommand::Create(a) => {
                 let mut body = json!({ "type": SW_DEPLOY, "release_id": a.release_id });
-                let mut fields = scope_fields(
-                    a.subcloud,
-                    a.subcloud_apply_type,
-                    a.max_parallel_subclouds,
-                    a.group,
-                    a.stop_on_failure,
-                );
+                let mut fields = scope_fields(a.subcloud, a.scope);
                 fields.push(("delete", a.delete.then(|| json!("true"))));
                 if a.with_prestage {
                     let password = sysadmin_password(a.sysadmin_password)?;
