@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use base64_free::encode;
 use convoy_api::Client;
 use convoy_api::dc::Form;
 use convoy_bench::simulator::{self, Behaviour};
@@ -50,30 +49,6 @@ fn options() -> anyhow::Result<Options> {
         }
     }
     Ok(options)
-}
-
-/// Standard base64 without a dependency (the bench encodes one password).
-mod base64_free {
-    pub fn encode(text: &str) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in text.as_bytes().chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Runs `count` jobs, `concurrency` at a time.
@@ -185,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
     // Registration.
     let started = Instant::now();
     let cpu_before = convoy_bench::cpu_seconds(pid);
-    let password = encode("sysadmin-password");
+    let password = convoy_bench::base64("sysadmin-password");
     {
         let client = client.clone();
         in_parallel(n, options.concurrency, move |i| {
