@@ -344,17 +344,27 @@ async fn run_prestage(
     let mut cpu_earlier = 0.0;
     let mut interruption = None;
     if interrupt {
-        let details = wait_until_every(
+        let seen = wait_until_every(
             Deadline::after(Duration::from_secs(1800)),
             Duration::from_millis(100),
             &format!("subcloud-1 {}% transferred", options.kill_at),
             || async {
                 let step = client.dc_strategy_step("subcloud-1").await.ok()?;
                 let details = step["details"].as_str()?.to_string();
-                (percent_of(&details)? >= options.kill_at).then_some(details)
+                if matches!(step["state"].as_str()?, "complete" | "failed" | "aborted") {
+                    return Some(Err(details));
+                }
+                (percent_of(&details)? >= options.kill_at).then_some(Ok(details))
             },
         )
         .await?;
+        let details = seen.map_err(|details| {
+            anyhow::anyhow!(
+                "subcloud-1's step ended ({details}) before its progress showed {}%: give a \
+                 larger --size-mib or a shorter --poll-interval",
+                options.kill_at
+            )
+        })?;
         let after = clock.elapsed();
         // Stopped first, so that what it wrote is read with nothing more in flight; then
         // SIGKILL, as a crash.
@@ -452,10 +462,13 @@ fn run_floor(bundle: &Path, dir: &Path, count: usize) -> anyhow::Result<Vec<Dura
     Ok(tries)
 }
 
-/// Checks that every subcloud holds the release, available to deploy.
-async fn check_prestaged(subclouds: &[ControllerProcess]) -> anyhow::Result<()> {
+/// Checks that every subcloud holds the release, available to deploy. `password` is the
+/// System Controller's admin password, every subcloud's since identity sync.
+async fn check_prestaged(subclouds: &[ControllerProcess], password: &str) -> anyhow::Result<()> {
     for (i, sub) in subclouds.iter().enumerate() {
-        let state = admin_client(sub).await?.release(RELEASE).await?.state;
+        let client = sub.client()?;
+        let token = client.login("admin", password).await?;
+        let state = client.with_token(token).release(RELEASE).await?.state;
         if state != "available" {
             bail!(
                 "{} holds {RELEASE} {state}, not available",
@@ -557,7 +570,7 @@ async fn main() -> anyhow::Result<()> {
         seconds_list(floor1.clone())
     );
     let run1 = run_prestage(&mut controller, &subclouds, &options, false).await?;
-    check_prestaged(&subclouds).await?;
+    check_prestaged(&subclouds, &controller.admin_password()?).await?;
     eprintln!("run 1: {:.3} s", run1.elapsed.as_secs_f64());
 
     // Fresh subclouds (new data directories: no chunk, no release) for run 2.
@@ -578,7 +591,7 @@ async fn main() -> anyhow::Result<()> {
         options.kill_at
     );
     let run2 = run_prestage(&mut controller, &subclouds, &options, true).await?;
-    check_prestaged(&subclouds).await?;
+    check_prestaged(&subclouds, &controller.admin_password()?).await?;
     eprintln!("run 2: {:.3} s", run2.elapsed.as_secs_f64());
     drop(subclouds);
     drop(controller);
