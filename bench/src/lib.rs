@@ -1,5 +1,8 @@
 //! Shared measuring helpers for the benchmarks.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 /// CPU seconds (user + system) a process and its reaped children have used, from
 /// `/proc/<pid>/stat`; 0 if the process is gone.
 pub fn cpu_seconds(pid: u32) -> f64 {
@@ -233,7 +236,84 @@ where
     Ok(())
 }
 
-/// Standard base64 without a dependency (the benches encode one password).
+/// Runs the `convoy` CLI (offline commands: keys, builds); fails with its output if it fails.
+pub fn convoy_cli(binaries: &convoy_launch::Binaries, args: &[&str]) -> std::io::Result<()> {
+    let output = Command::new(&binaries.convoy).args(args).output()?;
+    if !output.status.success() {
+        return Err(std::io::Error::other(format!(
+            "convoy {} failed ({}): {}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(())
+}
+
+/// A patch signing key made with the CLI in `dir`: (private, public) PEM files.
+pub fn generate_patch_key(
+    binaries: &convoy_launch::Binaries,
+    dir: &Path,
+) -> std::io::Result<(PathBuf, PathBuf)> {
+    convoy_cli(
+        binaries,
+        &["key", "generate", "--out", &dir.display().to_string()],
+    )?;
+    Ok((
+        dir.join("patch-signing.pem"),
+        dir.join("patch-signing.pub.pem"),
+    ))
+}
+
+/// Builds `<dir>/patches/<id>.patch` with the real CLI: released, in service, for workers,
+/// one file of `mib` MiB of pseudo-random bytes (from `seed`) installed at `install_path`.
+/// The payload's source file is removed afterwards (only the bundle is needed).
+pub fn build_payload_patch(
+    binaries: &convoy_launch::Binaries,
+    dir: &Path,
+    signing: &Path,
+    id: &str,
+    mib: u64,
+    seed: u64,
+    install_path: &str,
+) -> std::io::Result<PathBuf> {
+    let source = dir.join(format!("{id}.bin"));
+    write_payload(&source, mib, seed)?;
+    let out = dir.join("patches");
+    std::fs::create_dir_all(&out)?;
+    convoy_cli(
+        binaries,
+        &[
+            "patch",
+            "build",
+            "--id",
+            id,
+            "--release",
+            "25.09",
+            "--status",
+            "REL",
+            "--reboot-required",
+            "N",
+            "--worker",
+            &format!("{}={install_path}", source.display()),
+            "--key",
+            &signing.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ],
+    )?;
+    std::fs::remove_file(&source)?;
+    Ok(out.join(format!("{id}.patch")))
+}
+
+/// Writes back what earlier work left dirty in the page cache, so that a timed run does not
+/// pay for another's writes.
+pub fn settle_disk() {
+    let _ = Command::new("sync").status();
+}
+
+/// Standard base64 without a dependency (the benches encode a password or two).
 pub fn base64(text: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
@@ -322,4 +402,18 @@ pub async fn wait_subclouds_sync(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_pads_as_the_standard_alphabet_does() {
+        assert_eq!(super::base64("f"), "Zg==");
+        assert_eq!(super::base64("fo"), "Zm8=");
+        assert_eq!(super::base64("foo"), "Zm9v");
+        assert_eq!(
+            super::base64("sysadmin-password"),
+            "c3lzYWRtaW4tcGFzc3dvcmQ="
+        );
+    }
 }

@@ -12,8 +12,9 @@ use convoy_api::Client;
 use convoy_api::patches::PatchOperation;
 use convoy_api::strategies::Strategy;
 use convoy_bench::{
-    children_cpu_seconds, cpu_seconds, machine_busy_seconds, median_ratio, phase_breakdown,
-    processes_in_mode, seconds_list, write_payload,
+    build_payload_patch, children_cpu_seconds, cpu_seconds, generate_patch_key,
+    machine_busy_seconds, median_ratio, phase_breakdown, processes_in_mode, seconds_list,
+    settle_disk,
 };
 use convoy_core::host::Personality;
 use convoy_core::sw_update::options::{ApplyType, SwPatchOptions, SwUpdateKind};
@@ -76,30 +77,6 @@ fn install_path(run: usize) -> String {
     format!("opt/bench/payload-{run}.bin")
 }
 
-/// Runs the `convoy` CLI; fails with its output if it fails.
-fn convoy(binaries: &Binaries, args: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new(&binaries.convoy)
-        .args(args)
-        .output()
-        .context("cannot run convoy")?;
-    if !output.status.success() {
-        bail!(
-            "convoy {} failed ({}): {}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
-}
-
-/// Writes back what earlier runs left dirty in the page cache (3.2 GB a run at the defaults),
-/// so that neither side of a pair pays for the other's writes.
-fn settle_disk() {
-    let _ = Command::new("sync").status();
-}
-
 /// Checks that every root under `roots/<host>` has the run's payload, `size` bytes.
 fn check_installed(roots: &Path, hosts: usize, run: usize, size: u64) -> anyhow::Result<()> {
     for i in 0..hosts {
@@ -129,13 +106,7 @@ async fn main() -> anyhow::Result<()> {
         dir.disable_cleanup(true);
         eprintln!("keeping {}", dir.path().display());
     }
-    let keys = dir.path().join("keys");
-    convoy(
-        &binaries,
-        &["key", "generate", "--out", &keys.display().to_string()],
-    )?;
-    let signing = keys.join("patch-signing.pem");
-    let public = keys.join("patch-signing.pub.pem");
+    let (signing, public) = generate_patch_key(&binaries, &dir.path().join("keys"))?;
     // Step delays zero: system-stabilize waits nothing, other steps have no timeout.
     let config = dir.path().join("convoyd.toml");
     std::fs::write(
@@ -294,34 +265,15 @@ fn build_patch(
     options: &Options,
     run: usize,
 ) -> anyhow::Result<PathBuf> {
-    let id = format!("BENCH_{run:04}");
-    let source = dir.join(format!("payload-{run}.bin"));
-    write_payload(&source, options.size_mib, 0x5EED_0000 + run as u64)?;
-    let out = dir.join("patches");
-    std::fs::create_dir_all(&out)?;
-    convoy(
+    Ok(build_payload_patch(
         binaries,
-        &[
-            "patch",
-            "build",
-            "--id",
-            &id,
-            "--release",
-            "25.09",
-            "--status",
-            "REL",
-            "--reboot-required",
-            "N",
-            "--worker",
-            &format!("{}={}", source.display(), install_path(run)),
-            "--key",
-            &signing.display().to_string(),
-            "-o",
-            &out.display().to_string(),
-        ],
-    )?;
-    std::fs::remove_file(&source)?;
-    Ok(out.join(format!("{id}.patch")))
+        dir,
+        signing,
+        &format!("BENCH_{run:04}"),
+        options.size_mib,
+        0x5EED_0000 + run as u64,
+        &install_path(run),
+    )?)
 }
 
 /// One run of convoy: upload and apply the patch in the repository, create the strategy,

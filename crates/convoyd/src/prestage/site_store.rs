@@ -114,8 +114,10 @@ impl SiteStore {
         Ok(true)
     }
 
-    /// Writes the bundle made of `chunks` to `out`, checking every chunk's digest and the
-    /// whole against `sha256` and `size`.
+    /// Writes the bundle made of `chunks` to `out`, checking the whole against `sha256` and
+    /// `size`. Each chunk was checked when it arrived, so its digest is computed again only
+    /// when the whole does not match: a chunk damaged on disk since is dropped then, so that
+    /// the next transfer sends it again (one pass over the bundle instead of two).
     pub fn assemble(
         &self,
         chunks: &[ChunkRef],
@@ -137,19 +139,15 @@ impl SiteStore {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let actual = hex::encode(Sha256::digest(&buffer));
-            if actual != chunk.sha256 {
-                // Damaged on disk: dropped, so that the next transfer sends it again.
-                let _ = std::fs::remove_file(self.chunk(&chunk.sha256));
-                return Err(SiteStoreError::Missing(chunk.sha256.clone()));
-            }
             whole.update(&buffer);
             total += buffer.len() as u64;
             file.write_all(&buffer)?;
         }
-        file.sync_all()?;
         let actual = hex::encode(whole.finalize());
         if actual != sha256 || total != size {
+            if let Some(damaged) = self.drop_damaged(chunks)? {
+                return Err(SiteStoreError::Missing(damaged));
+            }
             return Err(SiteStoreError::BundleMismatch {
                 expected: sha256.to_string(),
                 actual,
@@ -157,7 +155,28 @@ impl SiteStore {
                 actual_size: total,
             });
         }
+        file.sync_all()?;
         Ok(())
+    }
+
+    /// Drops every chunk of `chunks` whose bytes no longer hash to its name; the first such,
+    /// if any.
+    fn drop_damaged(&self, chunks: &[ChunkRef]) -> Result<Option<String>, SiteStoreError> {
+        let mut first = None;
+        let mut seen = std::collections::HashSet::new();
+        for chunk in chunks.iter().filter(|c| seen.insert(&c.sha256)) {
+            let path = self.chunk(&chunk.sha256);
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if hex::encode(Sha256::digest(&bytes)) != chunk.sha256 {
+                let _ = std::fs::remove_file(&path);
+                first.get_or_insert_with(|| chunk.sha256.clone());
+            }
+        }
+        Ok(first)
     }
 
     /// Bytes held in chunks.
@@ -276,5 +295,20 @@ mod tests {
         ));
         assert_eq!(store.chunk_bytes(), 17);
         assert!(store.free_bytes() > 0);
+
+        // A chunk damaged on disk since it arrived: the bundle is refused, the chunk dropped
+        // (missing again, so the next transfer sends it), the other kept.
+        std::fs::write(store.chunk(&db), b"secxnd").unwrap();
+        assert!(matches!(
+            store.assemble(&refs, &whole, 17, &out),
+            Err(SiteStoreError::Missing(m)) if m == db
+        ));
+        assert_eq!(
+            store.missing(&[da.clone(), db.clone()]).unwrap(),
+            std::slice::from_ref(&db)
+        );
+        store.put(&db, b).unwrap();
+        store.assemble(&refs, &whole, 17, &out).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"first chunksecond");
     }
 }
