@@ -25,8 +25,6 @@ use crate::subclouds::connection::token_refused;
 pub struct Progress {
     pub done: AtomicU64,
     pub total: AtomicU64,
-    /// Bytes actually sent.
-    pub sent: AtomicU64,
 }
 
 /// What a finished transfer did.
@@ -291,7 +289,6 @@ async fn send_bundles(
                 .await
                 .map_err(guarded)?;
             report.sent += chunk.size;
-            progress.sent.fetch_add(chunk.size, Ordering::Relaxed);
             progress.done.fetch_add(chunk.size, Ordering::Relaxed);
         }
         let import = PrestageImport {

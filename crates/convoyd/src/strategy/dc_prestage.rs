@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use super::site_kind::{SiteKind, TickEnd};
 use super::subcloud_call::{
-    DcStrategyRecord, PrestageRequest, Trouble, call, client, failed, subcloud,
+    DcStrategyRecord, PrestageRequest, SubcloudPace, Trouble, call, client, failed, subcloud,
 };
 use crate::patches::repository::Site;
 use crate::prestage::preparation::{BundleFile, Prepared, bundles_of};
@@ -48,12 +48,9 @@ pub struct DcPrestageSite {
     rules: PrestageRules,
     request: PrestageRequest,
     strategy_id: String,
-    parallel: usize,
-    poll_interval: std::time::Duration,
+    pace: SubcloudPace,
     /// Failed steps whose subcloud was seen to (`settle_steps`).
     reconciled: Mutex<BTreeSet<String>>,
-    /// Progress seen by this tick's checks, by step index (the driver writes it).
-    progress: Mutex<Vec<(usize, String)>>,
 }
 
 impl DcPrestageSite {
@@ -70,10 +67,8 @@ impl DcPrestageSite {
             rules: prestage_rules(record.time_scale),
             request,
             strategy_id: strategy_id.to_string(),
-            parallel: app.dc.audit_concurrency.max(1),
-            poll_interval: app.dc.poll_interval,
+            pace: SubcloudPace::new(app),
             reconciled: Mutex::new(BTreeSet::new()),
-            progress: Mutex::default(),
         })
     }
 }
@@ -375,17 +370,16 @@ impl SiteKind for DcPrestageSite {
     }
 
     fn parallel_checks(&self) -> usize {
-        self.parallel
+        self.pace.parallel()
     }
 
     /// A transfer's progress is read every `--subcloud-poll-interval`.
     fn recheck(&self) -> jiff::SignedDuration {
-        jiff::SignedDuration::try_from(self.poll_interval)
-            .unwrap_or(jiff::SignedDuration::from_secs(10))
+        self.pace.recheck()
     }
 
     fn progress(&self) -> Vec<(usize, String)> {
-        std::mem::take(&mut *self.progress.lock().expect("progress lock"))
+        self.pace.take_progress()
     }
 
     fn command(&self, _action: PrestagePhase, _target: &str) -> Option<(CommandKind, Value)> {
@@ -421,14 +415,7 @@ impl SiteKind for DcPrestageSite {
             PrestagePhase::Precheck => precheck_and_begin(app, &subcloud, request).await.map(Some),
             PrestagePhase::PreparingPackages => self.preparing(app, &subcloud).await,
             PrestagePhase::PrestagingPackages => {
-                let progress = |details: String| {
-                    if step.details != details {
-                        self.progress
-                            .lock()
-                            .expect("progress lock")
-                            .push((index, details));
-                    }
-                };
+                let progress = |details: String| self.pace.report(index, step, details);
                 ship(app, &self.strategy_id, &progress, &subcloud, request).await
             }
             PrestagePhase::PrestagingImages => {

@@ -37,7 +37,7 @@ use serde_json::Value;
 
 use super::dc_prestage::{finish_prestage, precheck_and_begin, record_result, settle_steps, ship};
 use super::site_kind::{SiteKind, TickEnd};
-use super::subcloud_call::{DcStrategyRecord, Trouble, call, client, failed};
+use super::subcloud_call::{DcStrategyRecord, SubcloudPace, Trouble, call, client, failed};
 use crate::state::AppState;
 
 /// Deploy statuses the steps set on a subcloud.
@@ -59,17 +59,12 @@ pub struct DcSwDeploySite {
     record: DcStrategyRecord,
     /// Keys the strategy's prestage preparation and transfers.
     strategy_id: String,
-    /// Subclouds called at once in a tick (the audit's concurrency).
-    parallel: usize,
-    /// How often a waiting step reads its subcloud again.
-    poll_interval: std::time::Duration,
+    pace: SubcloudPace,
     /// Failed steps whose subcloud was seen to (`settle_steps`).
     reconciled: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The subclouds of the steps in a phase, read once for the tick (the site lives for
     /// one tick): a thousand checks at once cost one read, not a thousand.
     subclouds: tokio::sync::OnceCell<HashMap<String, SubcloudRecord>>,
-    /// Progress seen by this tick's checks, by step index.
-    progress: std::sync::Mutex<Vec<(usize, String)>>,
 }
 
 impl DcSwDeploySite {
@@ -78,11 +73,9 @@ impl DcSwDeploySite {
             rules: sw_deploy_rules(record.time_scale, record.prestage.is_some()),
             record,
             strategy_id: strategy_id.to_string(),
-            parallel: app.dc.audit_concurrency.max(1),
-            poll_interval: app.dc.poll_interval,
+            pace: SubcloudPace::new(app),
             reconciled: std::sync::Mutex::default(),
             subclouds: tokio::sync::OnceCell::new(),
-            progress: std::sync::Mutex::default(),
         }
     }
 
@@ -291,13 +284,8 @@ impl DcSwDeploySite {
                 let percent = strategy["current-phase-completion-percentage"]
                     .as_u64()
                     .unwrap_or(0);
-                let details = progress_details(phase, percent);
-                if step.details != details {
-                    self.progress
-                        .lock()
-                        .expect("progress lock")
-                        .push((index, details));
-                }
+                self.pace
+                    .report(index, step, progress_details(phase, percent));
                 Ok(None)
             }
             "applied" => Ok(Some(SwDeployResult::Next)),
@@ -351,19 +339,18 @@ impl SiteKind for DcSwDeploySite {
     }
 
     fn parallel_checks(&self) -> usize {
-        self.parallel
+        self.pace.parallel()
     }
 
     /// A subcloud's strategy is read again every `--subcloud-poll-interval` while it applies
     /// (dcmanager reads it every minute; 10 s keeps the step's progress current, and 10,000
     /// subclouds cost the System Controller 1,000 reads a second at most).
     fn recheck(&self) -> jiff::SignedDuration {
-        jiff::SignedDuration::try_from(self.poll_interval)
-            .unwrap_or(jiff::SignedDuration::from_secs(10))
+        self.pace.recheck()
     }
 
     fn progress(&self) -> Vec<(usize, String)> {
-        std::mem::take(&mut *self.progress.lock().unwrap())
+        self.pace.take_progress()
     }
 
     fn command(&self, _action: SwDeployPhase, _target: &str) -> Option<(CommandKind, Value)> {
@@ -408,14 +395,7 @@ impl SiteKind for DcSwDeploySite {
             },
             SwDeployPhase::PrestagingPackages => match prestage() {
                 Ok(request) => {
-                    let progress = |details: String| {
-                        if step.details != details {
-                            self.progress
-                                .lock()
-                                .expect("progress lock")
-                                .push((index, details));
-                        }
-                    };
+                    let progress = |details: String| self.pace.report(index, step, details);
                     ship(app, &self.strategy_id, &progress, &subcloud, request).await
                 }
                 Err(e) => Err(e),

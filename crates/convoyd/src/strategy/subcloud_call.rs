@@ -91,3 +91,46 @@ pub async fn subcloud(app: &AppState, name: &str) -> Result<SubcloudRecord, Trou
 pub async fn client(app: &AppState, subcloud: &SubcloudRecord) -> Result<Client, Trouble> {
     call(app, subcloud, app.sessions.client(&app.dc, subcloud)).await
 }
+
+/// How a System Controller kind paces its steps, shared by every such kind: subclouds called
+/// at once in a tick (the audit's concurrency), how often a waiting step reads its subcloud
+/// again, and the progress the tick's checks saw, which the driver writes with the tick.
+pub struct SubcloudPace {
+    parallel: usize,
+    poll_interval: std::time::Duration,
+    progress: std::sync::Mutex<Vec<(usize, String)>>,
+}
+
+impl SubcloudPace {
+    pub fn new(app: &AppState) -> SubcloudPace {
+        SubcloudPace {
+            parallel: app.dc.audit_concurrency.max(1),
+            poll_interval: app.dc.poll_interval,
+            progress: std::sync::Mutex::default(),
+        }
+    }
+
+    pub fn parallel(&self) -> usize {
+        self.parallel
+    }
+
+    pub fn recheck(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::try_from(self.poll_interval)
+            .unwrap_or(jiff::SignedDuration::from_secs(10))
+    }
+
+    /// Shows `details` as the progress of `steps[index]`, if they differ from its own.
+    pub fn report(&self, index: usize, step: &convoy_store::StepRecord, details: String) {
+        if step.details != details {
+            self.progress
+                .lock()
+                .expect("progress lock")
+                .push((index, details));
+        }
+    }
+
+    /// The progress reported since the last call.
+    pub fn take_progress(&self) -> Vec<(usize, String)> {
+        std::mem::take(&mut *self.progress.lock().expect("progress lock"))
+    }
+}
