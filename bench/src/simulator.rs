@@ -145,6 +145,10 @@ pub async fn start(addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<Ru
         .route("/sc/{n}/v1/identity/sync", post(sync))
         .route("/sc/{n}/v1/software/releases/{id}", get(release))
         .route("/sc/{n}/api/orchestration/sw-patch/strategy", get(no_patch))
+        .route(
+            "/sc/{n}/api/orchestration/current-strategy/strategy",
+            get(current_strategy),
+        )
         .route(upgrade, get(show_vim).post(create_vim).delete(delete_vim))
         .route(&format!("{upgrade}/actions"), post(vim_action))
         .with_state(simulator.clone());
@@ -365,6 +369,25 @@ async fn release(
 async fn no_patch(State(sim): State<Shared>, Path(n): Path<usize>, headers: HeaderMap) -> Response {
     match sim.deploy_call(n, &headers).await {
         Ok(_) => Json(json!({"strategy": null})).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET /api/orchestration/current-strategy/strategy`: the sw-upgrade strategy's name and
+/// state, or null.
+async fn current_strategy(
+    State(sim): State<Shared>,
+    Path(n): Path<usize>,
+    headers: HeaderMap,
+) -> Response {
+    match sim.deploy_call(n, &headers).await {
+        Ok(subcloud) => {
+            let shown = subcloud.vim.as_ref().map(|v| {
+                let state = &sim.vim_json(v)["state"];
+                json!({"name": "sw-upgrade", "state": state})
+            });
+            Json(json!({ "strategy": shown })).into_response()
+        }
         Err(refusal) => refusal.into_response(),
     }
 }

@@ -377,6 +377,17 @@ impl Client {
             .await
     }
 
+    /// The strategy the site has, of any type: `{"strategy": {"name", "state"}}` or
+    /// `{"strategy": null}`.
+    pub async fn current_strategy(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::GET,
+            "/api/orchestration/current-strategy/strategy",
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `apply-all` or `abort`; with a stage, `apply-stage` or `abort-stage`.
     pub async fn sw_update_strategy_action(
         &self,

@@ -9,7 +9,7 @@ pub use records::{
     AlarmEvent, AlarmRecord, ClusterRecord, CommandCompletion, CommandRecord, DeployRecord,
     EnrolAuthority, HostEffects, HostEnrolToken, HostEnrolment, HostRecord, PatchChanges,
     PatchRecord, PhaseRecord, ReportedCommand, StepBatch, StepRecord, StepWrite, StrategyRecord,
-    TokenOwner, UserRecord,
+    SubcloudStepWrite, TokenOwner, UserRecord,
 };
 pub use sqlite::SqliteStore;
 pub use subclouds::SubcloudStore;

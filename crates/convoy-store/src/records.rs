@@ -214,16 +214,46 @@ pub struct CommandCompletion {
 }
 
 /// What one tick of the strategy driver writes, in one transaction: the outcomes it took and
-/// the step changes (with their phases and commands) they caused.
+/// the step changes (with their phases and commands) they caused, and what a System
+/// Controller strategy's steps change on their subclouds.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepBatch {
     pub completions: Vec<CommandCompletion>,
     pub steps: Vec<StepWrite>,
+    pub subclouds: Vec<SubcloudStepWrite>,
 }
 
 impl StepBatch {
     pub fn is_empty(&self) -> bool {
-        self.completions.is_empty() && self.steps.is_empty()
+        self.completions.is_empty() && self.steps.is_empty() && self.subclouds.is_empty()
+    }
+}
+
+/// What a System Controller strategy's step changes on its subcloud (by name), written with
+/// the tick that moves the step; a field left None is left as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubcloudStepWrite {
+    pub name: String,
+    pub deploy_status: Option<String>,
+    pub software_version: Option<String>,
+    pub error_description: Option<String>,
+    /// The subcloud's `updated_at` when its deploy status changes.
+    pub at: Timestamp,
+}
+
+impl SubcloudStepWrite {
+    /// Takes `later`'s fields that are set.
+    pub fn merge(&mut self, later: SubcloudStepWrite) {
+        if later.deploy_status.is_some() {
+            self.deploy_status = later.deploy_status;
+            self.at = later.at;
+        }
+        if later.software_version.is_some() {
+            self.software_version = later.software_version;
+        }
+        if later.error_description.is_some() {
+            self.error_description = later.error_description;
+        }
     }
 }
 

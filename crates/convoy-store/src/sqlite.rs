@@ -62,13 +62,18 @@ impl SqliteStore {
             // Controller listing 10,000 subclouds held tens of MiB of it. Reads that miss
             // the cache come from the kernel's page cache.
             .pragma("cache_size", format!("-{CACHE_KIB}"));
+        // No ping before each use: a connection to a file in this process does not go
+        // stale, and each ping is a round trip to the connection's worker thread (a thread
+        // wake-up each way), as much as the statement it would precede.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { reader, writer })
@@ -945,6 +950,7 @@ impl Store for SqliteStore {
             steps: &steps,
             phases: &phases,
             commands: &commands,
+            subclouds: &batch.subclouds,
         };
         // One round trip to the writer's thread: the transaction is in the query, and it is
         // rolled back if the query stops half-way.

@@ -623,6 +623,7 @@ async fn strategy_story(store: &dyn Store) {
         .write_steps(
             "s1",
             &StepBatch {
+                subclouds: vec![],
                 completions: vec![],
                 steps: vec![StepWrite {
                     step: running.clone(),
@@ -673,6 +674,7 @@ async fn strategy_story(store: &dyn Store) {
         },
     ];
     let batch = StepBatch {
+        subclouds: vec![],
         completions: vec![],
         steps,
     };
@@ -702,6 +704,7 @@ async fn strategy_story(store: &dyn Store) {
             .write_steps(
                 "s1",
                 &StepBatch {
+                    subclouds: vec![],
                     completions: vec![completion(outcome, at_ms)],
                     steps: vec![StepWrite {
                         step: swept.clone(),

@@ -174,6 +174,55 @@ async fn subclouds_and_groups_story() {
     assert_eq!(sc1_now.availability, Availability::Online);
     assert_eq!(sc1_now.endpoints[0].1, SyncStatus::OutOfSync);
     assert_eq!(store.alarms().await.unwrap().len(), 1);
+    let raised = store.alarms().await.unwrap().remove(0);
+    assert_eq!(raised.severity, Severity::Critical);
+    assert!(raised.mgmt_affecting);
+    assert_eq!(raised.raised_at, at(5));
+
+    // Raised again while active: no second alarm, no second event.
+    let again = audit(
+        Management::Managed,
+        SyncStatus::OutOfSync,
+        vec![alarm("280.002", "subcloud=sc1.resource=software")],
+    );
+    assert!(store.record_audit(sc1.id, &again).await.unwrap());
+    assert_eq!(store.alarms().await.unwrap(), vec![raised.clone()]);
+    assert_eq!(store.alarm_events(10).await.unwrap().len(), 1);
+
+    // A clear of an active alarm and of one that is not: one clear event, as raised.
+    let clearing = AuditWrite {
+        clear: vec![
+            ("280.002".into(), "subcloud=sc1.resource=software".into()),
+            ("280.001".into(), "subcloud=sc1".into()),
+        ],
+        ..audit(Management::Managed, SyncStatus::OutOfSync, vec![])
+    };
+    assert!(store.record_audit(sc1.id, &clearing).await.unwrap());
+    assert!(store.alarms().await.unwrap().is_empty());
+    let events = store.alarm_events(10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].state, "clear");
+    assert_eq!(events[0].alarm, raised);
+    assert_eq!(events[0].at, at(5));
+    assert_eq!(events[0].by, "convoy");
+    assert_eq!(events[1].state, "set");
+    assert_eq!(events[1].alarm, raised);
+    // Raised again for the rest of the story.
+    store
+        .record_audit(
+            sc1.id,
+            &audit(
+                Management::Managed,
+                SyncStatus::OutOfSync,
+                vec![alarm("280.002", "subcloud=sc1.resource=software")],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.alarms().await.unwrap().len(), 1);
+    // A subcloud that is gone: nothing written.
+    assert!(!store.record_audit(9999, &clearing).await.unwrap());
+    assert_eq!(store.alarms().await.unwrap().len(), 1);
 
     // An audit that assumed another management state writes no sync status.
     store

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::{Query, millis};
-use crate::{CommandCompletion, CommandRecord, PhaseRecord, StepRecord};
+use crate::{CommandCompletion, CommandRecord, PhaseRecord, StepRecord, SubcloudStepWrite};
 
 /// Records outcomes ($1; the first one of a command stays) and what they change on their
 /// hosts: the maintenance state they confirm, the patch state an install reported, and the
@@ -77,6 +77,19 @@ macro_rules! insert_commands {
     };
 }
 
+/// Sets what steps change on their subclouds ($6, one row a subcloud): each field given.
+macro_rules! update_subclouds {
+    () => {
+        "UPDATE subclouds SET \
+             deploy_status = COALESCE(j.value->>'deploy_status', deploy_status), \
+             software_version = COALESCE(j.value->>'software_version', software_version), \
+             error_description = COALESCE(j.value->>'error_description', error_description), \
+             updated_at = CASE WHEN j.value->>'deploy_status' IS NULL THEN updated_at \
+               ELSE j.value->>'at' END \
+           FROM json_each($6) AS j WHERE subclouds.name = j.value->>'name'"
+    };
+}
+
 /// Everything a driver tick writes, in a transaction of its own, all in one round trip.
 pub(super) const WRITE_TICK_TRANSACTION: &str = concat!(
     "BEGIN IMMEDIATE; ",
@@ -87,6 +100,8 @@ pub(super) const WRITE_TICK_TRANSACTION: &str = concat!(
     upsert_phases!(),
     "; ",
     insert_commands!(),
+    "; ",
+    update_subclouds!(),
     "; COMMIT"
 );
 pub(super) const UPSERT_STEPS: &str = upsert_steps!();
@@ -101,6 +116,7 @@ pub(super) struct Rows<'a> {
     pub steps: &'a [&'a StepRecord],
     pub phases: &'a [&'a PhaseRecord],
     pub commands: &'a [&'a CommandRecord],
+    pub subclouds: &'a [SubcloudStepWrite],
 }
 
 impl Rows<'_> {
@@ -124,6 +140,7 @@ impl Rows<'_> {
             .bind(array(self.steps, |s| step_row(s)))
             .bind(array(self.phases, |p| phase_row(p)))
             .bind(array(self.commands, |c| command_row(c)))
+            .bind(array(self.subclouds, subcloud_row))
     }
 }
 
@@ -136,6 +153,16 @@ fn completion_row(c: &CommandCompletion) -> Value {
         "maintenance": c.effects.maintenance,
         "software": c.effects.software.as_ref().and_then(|s| serde_json::to_string(s).ok()),
         "clear_interim": c.effects.clear_interim,
+    })
+}
+
+fn subcloud_row(s: &SubcloudStepWrite) -> Value {
+    json!({
+        "name": s.name,
+        "deploy_status": s.deploy_status,
+        "software_version": s.software_version,
+        "error_description": s.error_description,
+        "at": millis(s.at),
     })
 }
 

@@ -441,83 +441,51 @@ impl SubcloudStore for SqliteStore {
     }
 
     async fn record_audit(&self, id: i64, write: &AuditWrite) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let management: Option<String> =
-            sqlx::query("SELECT management FROM subclouds WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("management"))
-                .transpose()?;
-        let Some(management) = management else {
-            return Ok(false);
+        let endpoints: Vec<serde_json::Value> = write
+            .endpoints
+            .iter()
+            .map(|(endpoint, status)| {
+                serde_json::json!({"endpoint": endpoint, "status": status.as_str()})
+            })
+            .collect();
+        let raise: Vec<serde_json::Value> = write
+            .raise
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "uuid": a.uuid,
+                    "alarm_id": a.alarm_id,
+                    "entity": a.entity,
+                    "severity": a.severity.as_str(),
+                    "reason": a.reason,
+                    "mgmt_affecting": a.mgmt_affecting,
+                    "raised_at": millis(a.raised_at),
+                    "source": a.source,
+                })
+            })
+            .collect();
+        let clear: Vec<serde_json::Value> = write
+            .clear
+            .iter()
+            .map(|(alarm_id, entity)| serde_json::json!({"alarm_id": alarm_id, "entity": entity}))
+            .collect();
+        let query = sqlx::query(RECORD_AUDIT)
+            .bind(id)
+            .bind(write.availability.as_str())
+            .bind(i64::from(write.failed_audits))
+            .bind(write.software_version.clone())
+            .bind(write.audit.clone())
+            .bind(millis(write.audited_at))
+            .bind(serde_json::Value::Array(endpoints).to_string())
+            .bind(write.assumed_management.as_str())
+            .bind(serde_json::Value::Array(raise).to_string())
+            .bind(serde_json::Value::Array(clear).to_string());
+        let rows = super::on_writer(&self.writer, query, "ROLLBACK").await?;
+        let found: i64 = match rows.last() {
+            Some(row) => row.try_get("found")?,
+            None => 0,
         };
-        sqlx::query(
-            "UPDATE subclouds SET availability = $2, failed_audits = $3, \
-               software_version = COALESCE($4, software_version), audit = COALESCE($5, audit), \
-               audited_at = $6 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(write.availability.as_str())
-        .bind(i64::from(write.failed_audits))
-        .bind(&write.software_version)
-        .bind(&write.audit)
-        .bind(millis(write.audited_at))
-        .execute(&mut *tx)
-        .await?;
-        if management == write.assumed_management.as_str() {
-            for (endpoint, status) in &write.endpoints {
-                sqlx::query(
-                    "UPDATE subcloud_endpoints SET sync_status = $3 \
-                     WHERE subcloud_id = $1 AND endpoint_type = $2",
-                )
-                .bind(id)
-                .bind(endpoint)
-                .bind(status.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        for alarm in &write.raise {
-            let active = sqlx::query("SELECT 1 FROM alarms WHERE alarm_id = $1 AND entity = $2")
-                .bind(&alarm.alarm_id)
-                .bind(&alarm.entity)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            if active {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO alarms (uuid, alarm_id, entity, severity, reason, mgmt_affecting, \
-                   raised_at, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&alarm.uuid)
-            .bind(&alarm.alarm_id)
-            .bind(&alarm.entity)
-            .bind(alarm.severity.as_str())
-            .bind(&alarm.reason)
-            .bind(alarm.mgmt_affecting)
-            .bind(millis(alarm.raised_at))
-            .bind(&alarm.source)
-            .execute(&mut *tx)
-            .await?;
-            insert_alarm_event(&mut tx, alarm, "set", alarm.raised_at, &alarm.source).await?;
-        }
-        for (alarm_id, entity) in &write.clear {
-            let row =
-                sqlx::query("DELETE FROM alarms WHERE alarm_id = $1 AND entity = $2 RETURNING *")
-                    .bind(alarm_id)
-                    .bind(entity)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(row) = row {
-                let cleared = alarm_from(&row)?;
-                insert_alarm_event(&mut tx, &cleared, "clear", write.audited_at, "convoy").await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+        Ok(found == 1)
     }
 
     async fn sync_users(&self, users: &[crate::UserRecord]) -> Result<u32> {
@@ -587,3 +555,51 @@ impl SqliteStore {
         subcloud_from(&row, endpoints)
     }
 }
+
+/// An audit's result for subcloud $1, in one round trip to the writer's thread (a busy
+/// System Controller sees thousands a cycle when subclouds change): its availability ($2),
+/// failed audits ($3), software version ($4, if read), summary ($5, if read) at $6; its
+/// endpoints' statuses ($7: `[{endpoint, status}]`) only if its management is still $8 (an
+/// unmanage during the audit wins); the alarms to raise ($9), each with a `set` event unless
+/// already active; the alarms to clear ($10: `[{alarm_id, entity}]`), each that was active
+/// with a `clear` event. Nothing is written for a subcloud that is gone: `found` says which.
+const RECORD_AUDIT: &str = "BEGIN IMMEDIATE; \
+    UPDATE subclouds SET availability = $2, failed_audits = $3, \
+      software_version = COALESCE($4, software_version), audit = COALESCE($5, audit), \
+      audited_at = $6 WHERE id = $1; \
+    UPDATE subcloud_endpoints SET sync_status = j.value->>'status' \
+      FROM json_each($7) AS j \
+      WHERE subcloud_endpoints.subcloud_id = $1 \
+        AND subcloud_endpoints.endpoint_type = j.value->>'endpoint' \
+        AND (SELECT management FROM subclouds WHERE id = $1) = $8; \
+    INSERT INTO alarm_events (uuid, alarm_id, entity, severity, reason, mgmt_affecting, \
+        state, at, source) \
+      SELECT j.value->>'uuid', j.value->>'alarm_id', j.value->>'entity', \
+        j.value->>'severity', j.value->>'reason', j.value->>'mgmt_affecting', 'set', \
+        j.value->>'raised_at', j.value->>'source' \
+      FROM json_each($9) AS j \
+      WHERE EXISTS (SELECT 1 FROM subclouds WHERE id = $1) \
+        AND NOT EXISTS (SELECT 1 FROM alarms a \
+          WHERE a.alarm_id = j.value->>'alarm_id' AND a.entity = j.value->>'entity'); \
+    INSERT INTO alarms (uuid, alarm_id, entity, severity, reason, mgmt_affecting, \
+        raised_at, source) \
+      SELECT j.value->>'uuid', j.value->>'alarm_id', j.value->>'entity', \
+        j.value->>'severity', j.value->>'reason', j.value->>'mgmt_affecting', \
+        j.value->>'raised_at', j.value->>'source' \
+      FROM json_each($9) AS j \
+      WHERE EXISTS (SELECT 1 FROM subclouds WHERE id = $1) \
+        AND NOT EXISTS (SELECT 1 FROM alarms a \
+          WHERE a.alarm_id = j.value->>'alarm_id' AND a.entity = j.value->>'entity'); \
+    INSERT INTO alarm_events (uuid, alarm_id, entity, severity, reason, mgmt_affecting, \
+        state, at, source) \
+      SELECT a.uuid, a.alarm_id, a.entity, a.severity, a.reason, a.mgmt_affecting, \
+        'clear', $6, 'convoy' \
+      FROM json_each($10) AS j JOIN alarms a \
+        ON a.alarm_id = j.value->>'alarm_id' AND a.entity = j.value->>'entity' \
+      WHERE EXISTS (SELECT 1 FROM subclouds WHERE id = $1); \
+    DELETE FROM alarms \
+      WHERE EXISTS (SELECT 1 FROM json_each($10) AS j \
+          WHERE alarms.alarm_id = j.value->>'alarm_id' AND alarms.entity = j.value->>'entity') \
+        AND EXISTS (SELECT 1 FROM subclouds WHERE id = $1); \
+    SELECT EXISTS (SELECT 1 FROM subclouds WHERE id = $1) AS found; \
+    COMMIT";

@@ -29,7 +29,7 @@ use convoy_core::dc_strategy::rules::DcPhase;
 use convoy_core::strategy::Terminal;
 use convoy_core::subcloud::{Availability, Management};
 use convoy_store::subclouds::{PrestageWrite, SubcloudRecord};
-use convoy_store::{StepRecord, StrategyRecord};
+use convoy_store::{StepRecord, StrategyRecord, SubcloudStepWrite};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -49,7 +49,7 @@ pub struct DcPrestageSite {
     request: PrestageRequest,
     strategy_id: String,
     pace: SubcloudPace,
-    /// Failed steps whose subcloud was seen to (`settle_steps`).
+    /// Failed steps whose subcloud was seen to (`settle_prestage`).
     reconciled: Mutex<BTreeSet<String>>,
 }
 
@@ -195,27 +195,24 @@ pub async fn record_result(
     .await;
 }
 
-/// After a tick that changed steps: each subcloud whose step failed gets the step's details
-/// as its error description (as the original's), once; with `prestage`, the transfers of
-/// steps no longer shipping stop, and a subcloud whose step failed without a check saying
-/// so (a timeout) is left `failed` rather than `prestaging`. `seen` remembers the failed
-/// steps already seen to.
-pub async fn settle_steps(
+/// After a tick that changed steps of a strategy that prestages: the transfers of steps no
+/// longer shipping stop, and a subcloud whose step failed without a check saying so (a
+/// timeout) is left `failed` rather than `prestaging`. `seen` remembers the failed steps
+/// already seen to. (A failed step's error description is written with the tick that ends
+/// it: [`SubcloudPace::step_ended`].)
+pub async fn settle_prestage(
     app: &AppState,
     strategy_id: &str,
     steps: &[StepRecord],
     seen: &Mutex<BTreeSet<String>>,
-    prestage: bool,
 ) {
-    if prestage {
-        let shipping: BTreeSet<&str> = steps
-            .iter()
-            .filter(|s| s.state == PrestagePhase::PrestagingPackages.as_str())
-            .map(|s| s.target.as_str())
-            .collect();
-        app.transfers
-            .stop(strategy_id, |name| shipping.contains(name));
-    }
+    let shipping: BTreeSet<&str> = steps
+        .iter()
+        .filter(|s| s.state == PrestagePhase::PrestagingPackages.as_str())
+        .map(|s| s.target.as_str())
+        .collect();
+    app.transfers
+        .stop(strategy_id, |name| shipping.contains(name));
     let failed: Vec<&StepRecord> = {
         let seen = seen.lock().expect("seen lock");
         steps
@@ -225,17 +222,7 @@ pub async fn settle_steps(
             .collect()
     };
     for step in failed {
-        if let Err(e) = app
-            .subclouds
-            .set_error_description(&step.target, Some(&step.details))
-            .await
-        {
-            tracing::warn!(
-                subcloud = step.target,
-                "cannot record the error description: {e}"
-            );
-        }
-        if prestage && let Ok(subcloud) = subcloud(app, &step.target).await {
+        if let Ok(subcloud) = subcloud(app, &step.target).await {
             let write = PrestageWrite {
                 status: Some("failed".into()),
                 when: Some(Some(PRESTAGING.into())),
@@ -382,6 +369,14 @@ impl SiteKind for DcPrestageSite {
         self.pace.take_progress()
     }
 
+    fn subcloud_writes(&self) -> Vec<SubcloudStepWrite> {
+        self.pace.take_writes()
+    }
+
+    fn step_ended(&self, step: &StepRecord) {
+        self.pace.step_ended(step);
+    }
+
     fn command(&self, _action: PrestagePhase, _target: &str) -> Option<(CommandKind, Value)> {
         None
     }
@@ -443,7 +438,7 @@ impl SiteKind for DcPrestageSite {
         _now: Timestamp,
     ) -> anyhow::Result<()> {
         if settled.changed {
-            settle_steps(app, &self.strategy_id, steps, &self.reconciled, true).await;
+            settle_prestage(app, &self.strategy_id, steps, &self.reconciled).await;
         }
         Ok(())
     }

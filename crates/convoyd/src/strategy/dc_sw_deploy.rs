@@ -31,13 +31,17 @@ use convoy_core::strategy::kind::Kind;
 use convoy_core::subcloud::{Availability, Management, Reference};
 use convoy_core::sw_update::options::{AlarmRestrictions, SwUpdateKind, SwUpgradeOptions};
 use convoy_store::subclouds::SubcloudRecord;
-use convoy_store::{StepRecord, StrategyRecord};
+use convoy_store::{StepRecord, StrategyRecord, SubcloudStepWrite};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::dc_prestage::{finish_prestage, precheck_and_begin, record_result, settle_steps, ship};
+use super::dc_prestage::{
+    finish_prestage, precheck_and_begin, record_result, settle_prestage, ship,
+};
 use super::site_kind::{SiteKind, TickEnd};
-use super::subcloud_call::{DcStrategyRecord, SubcloudPace, Trouble, call, client, failed};
+use super::subcloud_call::{
+    DcStrategyRecord, SubcloudPace, Trouble, attempt, call, client, failed,
+};
 use crate::state::AppState;
 
 /// Deploy statuses the steps set on a subcloud.
@@ -60,7 +64,7 @@ pub struct DcSwDeploySite {
     /// Keys the strategy's prestage preparation and transfers.
     strategy_id: String,
     pace: SubcloudPace,
-    /// Failed steps whose subcloud was seen to (`settle_steps`).
+    /// Failed steps whose subcloud was seen to (`settle_prestage`).
     reconciled: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The subclouds of the steps in a phase, read once for the tick (the site lives for
     /// one tick): a thousand checks at once cost one read, not a thousand.
@@ -117,27 +121,13 @@ impl DcSwDeploySite {
         found.ok_or_else(|| failed(format!("Subcloud {name} does not exist")))
     }
 
-    async fn set_deploy_status(
-        &self,
-        app: &AppState,
-        subcloud: &SubcloudRecord,
-        status: &str,
-        version: Option<String>,
-    ) {
-        let set = app.subclouds.set_deploy_status(
-            subcloud.id,
-            status,
-            version.as_deref(),
-            crate::clock::now(),
-        );
-        if let Err(e) = set.await {
-            tracing::warn!(
-                subcloud = subcloud.name,
-                "cannot record the deploy status: {e}"
-            );
-        }
+    /// Records the subcloud's deploy status (and software version) with the tick's writes.
+    fn set_deploy_status(&self, subcloud: &SubcloudRecord, status: &str, version: Option<String>) {
+        self.pace.deploy_status(&subcloud.name, status, version);
     }
 
+    /// Two calls: the release, and the strategy the subcloud has (of any type); a third only
+    /// when a sw-upgrade strategy is still running there, to see whose it is.
     async fn pre_check(
         &self,
         app: &AppState,
@@ -163,20 +153,25 @@ impl DcSwDeploySite {
         if let Some(shown) = shown
             && matches!(shown.state.as_str(), "deployed" | "committed")
         {
-            self.set_deploy_status(app, subcloud, "complete", Some(shown.sw_version))
-                .await;
+            self.set_deploy_status(subcloud, "complete", Some(shown.sw_version));
             return Ok(SwDeployResult::Done(format!(
                 "Release {release} is already deployed on the subcloud."
             )));
         }
-        let patch = call(
-            app,
-            subcloud,
-            client.sw_update_strategy(SwUpdateKind::SwPatch),
-        )
-        .await?;
-        if !patch["strategy"].is_null() {
-            return Err(failed("Subcloud has a sw-patch strategy; delete it first"));
+        let current = call(app, subcloud, client.current_strategy()).await?;
+        let strategy = &current["strategy"];
+        if strategy.is_null() {
+            return Ok(SwDeployResult::Next);
+        }
+        let name = strategy["name"].as_str().unwrap_or("");
+        let state = strategy["state"].as_str().unwrap_or("");
+        if name != SwUpdateKind::SwUpgrade.as_str() {
+            return Err(failed(format!(
+                "Subcloud has a {name} strategy; delete it first"
+            )));
+        }
+        if VIM_OVER.contains(&state) {
+            return Ok(SwDeployResult::Next);
         }
         let existing = call(
             app,
@@ -184,18 +179,16 @@ impl DcSwDeploySite {
             client.sw_update_strategy(SwUpdateKind::SwUpgrade),
         )
         .await?;
-        let strategy = &existing["strategy"];
-        if !strategy.is_null() {
-            let state = strategy["state"].as_str().unwrap_or("");
-            if !VIM_OVER.contains(&state) && strategy["release"] != release {
-                return Err(failed(format!(
-                    "Subcloud has a sw-upgrade strategy in state {state} for another release"
-                )));
-            }
+        if existing["strategy"]["release"] != release {
+            return Err(failed(format!(
+                "Subcloud has a sw-upgrade strategy in state {state} for another release"
+            )));
         }
         Ok(SwDeployResult::Next)
     }
 
+    /// One call, the create; when the subcloud already has a sw-upgrade strategy (409), it is
+    /// read: reused if it is this release's and not over, replaced if it is over.
     async fn create_vim(
         &self,
         app: &AppState,
@@ -203,41 +196,46 @@ impl DcSwDeploySite {
     ) -> Result<SwDeployResult, Trouble> {
         let client = client(app, subcloud).await?;
         let kind = SwUpdateKind::SwUpgrade;
-        let existing = call(app, subcloud, client.sw_update_strategy(kind)).await?;
-        let strategy = &existing["strategy"];
-        if !strategy.is_null() {
-            let state = strategy["state"].as_str().unwrap_or("");
-            let ours = strategy["release"] == self.release();
-            if ours && matches!(state, "ready-to-apply" | "applying" | "applied") {
-                // Made by this step before a restart: reused.
-                return Ok(SwDeployResult::Next);
-            }
-            if !VIM_OVER.contains(&state) {
-                return Err(failed(format!(
-                    "the subcloud's sw-upgrade strategy is {state}; it cannot be replaced"
-                )));
-            }
-            call(app, subcloud, client.delete_sw_update_strategy(kind)).await?;
-        }
         let options = SwUpgradeOptions {
             release: vec![self.release().to_string()],
             delete: self.record.delete,
             alarm_restrictions: AlarmRestrictions::Relaxed,
             ..SwUpgradeOptions::default()
         };
-        let created = match call(
-            app,
-            subcloud,
-            client.create_sw_update_strategy(kind, &options),
-        )
-        .await
-        {
-            Err(Trouble::Fail(reason)) => {
-                self.set_deploy_status(app, subcloud, DEPLOY_STRATEGY_FAILED, None)
-                    .await;
-                return Err(failed(format!("Failed to create VIM strategy: {reason}")));
+        let create = || {
+            attempt(
+                app,
+                subcloud,
+                client.create_sw_update_strategy(kind, &options),
+            )
+        };
+        let created = match create().await? {
+            Ok(created) => created,
+            Err(refusal) if refusal.status == 409 => {
+                let existing = call(app, subcloud, client.sw_update_strategy(kind)).await?;
+                let strategy = &existing["strategy"];
+                if strategy.is_null() {
+                    // Another type's strategy.
+                    return Err(self.create_failed(subcloud, &refusal.message));
+                }
+                let state = strategy["state"].as_str().unwrap_or("");
+                let ours = strategy["release"] == self.release();
+                if ours && matches!(state, "ready-to-apply" | "applying" | "applied") {
+                    // Made by this step before a restart: reused.
+                    return Ok(SwDeployResult::Next);
+                }
+                if !VIM_OVER.contains(&state) {
+                    return Err(failed(format!(
+                        "the subcloud's sw-upgrade strategy is {state}; it cannot be replaced"
+                    )));
+                }
+                call(app, subcloud, client.delete_sw_update_strategy(kind)).await?;
+                match create().await? {
+                    Ok(created) => created,
+                    Err(refusal) => return Err(self.create_failed(subcloud, &refusal.message)),
+                }
             }
-            other => other?,
+            Err(refusal) => return Err(self.create_failed(subcloud, &refusal.message)),
         };
         let state = created["strategy"]["state"].as_str().unwrap_or("");
         if state == "ready-to-apply" {
@@ -247,11 +245,15 @@ impl DcSwDeploySite {
             .as_str()
             .unwrap_or("")
             .to_string();
-        self.set_deploy_status(app, subcloud, DEPLOY_STRATEGY_FAILED, None)
-            .await;
+        self.set_deploy_status(subcloud, DEPLOY_STRATEGY_FAILED, None);
         Err(failed(format!(
             "VIM strategy build failed: {reason} State: {state} Strategy: sw-upgrade"
         )))
+    }
+
+    fn create_failed(&self, subcloud: &SubcloudRecord, reason: &str) -> Trouble {
+        self.set_deploy_status(subcloud, DEPLOY_STRATEGY_FAILED, None);
+        failed(format!("Failed to create VIM strategy: {reason}"))
     }
 
     /// None while the subcloud's strategy applies.
@@ -269,8 +271,7 @@ impl DcSwDeploySite {
         let state = strategy["state"].as_str().unwrap_or("");
         match state {
             "ready-to-apply" => {
-                self.set_deploy_status(app, subcloud, DEPLOY_IN_PROGRESS, None)
-                    .await;
+                self.set_deploy_status(subcloud, DEPLOY_IN_PROGRESS, None);
                 call(
                     app,
                     subcloud,
@@ -291,8 +292,7 @@ impl DcSwDeploySite {
             "applied" => Ok(Some(SwDeployResult::Next)),
             "" => Err(failed("the subcloud's sw-upgrade strategy is gone")),
             other => {
-                self.set_deploy_status(app, subcloud, DEPLOY_STRATEGY_FAILED, None)
-                    .await;
+                self.set_deploy_status(subcloud, DEPLOY_STRATEGY_FAILED, None);
                 let reason = strategy["apply-phase"]["reason"].as_str().unwrap_or("");
                 Err(failed(format!(
                     "Failed for subcloud {}: {reason} State: {other} Strategy: sw-upgrade",
@@ -302,6 +302,8 @@ impl DcSwDeploySite {
         }
     }
 
+    /// One call, the delete: the software version the subcloud now runs is the release's,
+    /// as the System Controller's repository has it.
     async fn finish(
         &self,
         app: &AppState,
@@ -319,9 +321,15 @@ impl DcSwDeploySite {
             Ok(_) | Err(Trouble::Fail(_)) => {}
             Err(retry) => return Err(retry),
         }
-        let shown = call(app, subcloud, client.release(self.release())).await?;
-        self.set_deploy_status(app, subcloud, "complete", Some(shown.sw_version))
-            .await;
+        let version = match &self.record.release_version {
+            Some(version) => version.clone(),
+            None => {
+                call(app, subcloud, client.release(self.release()))
+                    .await?
+                    .sw_version
+            }
+        };
+        self.set_deploy_status(subcloud, "complete", Some(version));
         Ok(SwDeployResult::Next)
     }
 }
@@ -351,6 +359,14 @@ impl SiteKind for DcSwDeploySite {
 
     fn progress(&self) -> Vec<(usize, String)> {
         self.pace.take_progress()
+    }
+
+    fn subcloud_writes(&self) -> Vec<SubcloudStepWrite> {
+        self.pace.take_writes()
+    }
+
+    fn step_ended(&self, step: &StepRecord) {
+        self.pace.step_ended(step);
     }
 
     fn command(&self, _action: SwDeployPhase, _target: &str) -> Option<(CommandKind, Value)> {
@@ -422,9 +438,8 @@ impl SiteKind for DcSwDeploySite {
         Ok(result)
     }
 
-    /// A failed step's subcloud gets its error description; with prestage, transfers of
-    /// steps no longer shipping stop, and a prestage phase that timed out leaves its
-    /// subcloud `failed`.
+    /// With prestage, transfers of steps no longer shipping stop, and a prestage phase that
+    /// timed out leaves its subcloud `failed`.
     async fn tick_written(
         &self,
         app: &AppState,
@@ -433,9 +448,8 @@ impl SiteKind for DcSwDeploySite {
         settled: TickEnd,
         _now: Timestamp,
     ) -> anyhow::Result<()> {
-        if settled.changed {
-            let prestage = self.record.prestage.is_some();
-            settle_steps(app, &self.strategy_id, steps, &self.reconciled, prestage).await;
+        if settled.changed && self.record.prestage.is_some() {
+            settle_prestage(app, &self.strategy_id, steps, &self.reconciled).await;
         }
         Ok(())
     }

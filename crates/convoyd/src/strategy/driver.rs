@@ -20,7 +20,7 @@ use convoy_api::agent::{CommandDelivery, FollowedBy};
 use convoy_api::hosts::CommandOutcome;
 use convoy_api::strategies::RollingMaintenanceOptions;
 use convoy_core::command::CommandKind;
-use convoy_core::strategy::engine::{Decision, EngineView, StepView, decide};
+use convoy_core::strategy::engine::{Decision, EngineView, Progress, StepView, decide};
 use convoy_core::strategy::kind::{
     Effect, Effects, Kind, PhaseEnd, StepChange, StepFacts, begin_effects, deadline, progress,
     transition,
@@ -95,11 +95,15 @@ struct Loaded {
 }
 
 /// What the driver keeps of a strategy between ticks: its steps as it last wrote them, and
-/// when its last round of controller checks began and ended.
+/// for each step checked side by side, the phase it was checked in (its start) and when its
+/// last check ended.
 struct Cached {
     steps: Vec<StepRecord>,
-    checks: Option<(Timestamp, Timestamp)>,
+    checked: Checked,
 }
+
+/// By step index: the start of the phase a side-by-side check was made in, and its end.
+type Checked = HashMap<usize, (Option<Timestamp>, Timestamp)>;
 
 /// One pass over the strategy, as of `now`. Returns how soon to look again (None: only when
 /// woken). `loaded` is taken for the pass and given back only if the pass succeeds.
@@ -236,27 +240,16 @@ fn facts<'s>(step: &'s StepRecord, pending_end: Option<&'s Ending>) -> StepFacts
 }
 
 impl<'a, K: SiteKind> Driver<'a, K> {
-    /// The checks of every step whose phase is the controller's, at most `parallel` at a
-    /// time, each with a cache of its own; by step index.
+    /// The checks of `due` steps, at most `parallel` at a time, each with a cache of its own;
+    /// by step index.
     async fn checks_side_by_side(
         &self,
         steps: &[StepRecord],
+        due: Vec<(usize, <K::Rules as Kind>::Action)>,
         parallel: usize,
         now: Timestamp,
     ) -> anyhow::Result<HashMap<usize, Option<<K::Rules as Kind>::Result>>> {
         use futures_util::StreamExt;
-        let rules = self.rules();
-        let due: Vec<(usize, <K::Rules as Kind>::Action)> = steps
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let phase = rules.parse_phase(s.stage, &s.state)?;
-                match rules.effect(phase, &s.target) {
-                    Effect::Controller(action) => Some((i, action)),
-                    _ => None,
-                }
-            })
-            .collect();
         let checked: Vec<(usize, anyhow::Result<_>)> = futures_util::stream::iter(due)
             .map(|(i, action)| async move {
                 let mut cache = K::TickCache::default();
@@ -275,32 +268,36 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             .collect()
     }
 
-    /// Whether this tick makes the side-by-side checks (`checks`: when the last round began
-    /// and ended): for a step new in its phase (begun since the last round began), for one at
-    /// its phase's deadline, or once the recheck interval has passed since the last round
-    /// ended. Other wake-ups (the idle safety net, an operator's action) read no subcloud, so
-    /// a waiting step is read once per interval however often the driver wakes.
-    fn checks_due(
+    /// The steps whose side-by-side check is due (with the action to check): one new in its
+    /// phase (not yet checked in it), one at its phase's deadline, or one whose last check
+    /// ended the recheck interval ago. Each step keeps its own pace, so a step moving on does
+    /// not make the others' subclouds be read again, however often the driver wakes.
+    fn due_checks(
         &self,
         steps: &[StepRecord],
-        checks: Option<(Timestamp, Timestamp)>,
+        checked: &Checked,
         now: Timestamp,
-    ) -> bool {
-        let Some((began, ended)) = checks else {
-            return true;
-        };
-        if now >= ended + self.kind.recheck() {
-            return true;
-        }
+    ) -> Vec<(usize, <K::Rules as Kind>::Action)> {
         let rules = self.rules();
-        steps.iter().any(|s| {
-            let Some(phase) = rules.parse_phase(s.stage, &s.state) else {
-                return false;
-            };
-            matches!(rules.effect(phase, &s.target), Effect::Controller(_))
-                && (s.phase_started_at.is_none_or(|at| at >= began)
-                    || now >= deadline(rules, phase, &facts(s, None), now))
-        })
+        let recheck = self.kind.recheck();
+        steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let phase = rules.parse_phase(s.stage, &s.state)?;
+                let Effect::Controller(action) = rules.effect(phase, &s.target) else {
+                    return None;
+                };
+                let due = match checked.get(&i) {
+                    Some((in_phase, ended)) if *in_phase == s.phase_started_at => {
+                        now >= *ended + recheck
+                            || now >= deadline(rules, phase, &facts(s, None), now)
+                    }
+                    _ => true,
+                };
+                due.then_some((i, action))
+            })
+            .collect()
     }
 
     fn new(app: &'a AppState, kind: &'a K) -> Self {
@@ -318,13 +315,14 @@ impl<'a, K: SiteKind> Driver<'a, K> {
     }
 
     fn views(&self, steps: &[StepRecord]) -> Vec<StepView> {
-        steps
-            .iter()
-            .map(|s| StepView {
-                stage: s.stage,
-                progress: progress(self.rules(), s.stage, &s.state, s.swept),
-            })
-            .collect()
+        steps.iter().map(|s| self.view(s)).collect()
+    }
+
+    fn view(&self, step: &StepRecord) -> StepView {
+        StepView {
+            stage: step.stage,
+            progress: progress(self.rules(), step.stage, &step.state, step.swept),
+        }
     }
 
     fn engine_view<'v>(&self, strategy: &StrategyRecord, views: &'v [StepView]) -> EngineView<'v> {
@@ -364,9 +362,9 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         let rules = self.rules();
         // Cleared before the store is read, so an outcome stored meanwhile is read next time.
         let stored_elsewhere = inbox.take_stored();
-        let (mut steps, fresh, mut checks) = match cached {
-            Some(Cached { steps, checks }) => (steps, false, checks),
-            None => (store.steps(&strategy.id).await?, true, None),
+        let (mut steps, fresh, mut checked) = match cached {
+            Some(Cached { steps, checked }) => (steps, false, checked),
+            None => (store.steps(&strategy.id).await?, true, Checked::new()),
         };
         let waiting_on: Vec<String> = steps.iter().filter_map(|s| s.command_id.clone()).collect();
         if fresh {
@@ -386,16 +384,24 @@ impl<'a, K: SiteKind> Driver<'a, K> {
 
         // Checks a kind makes side by side: each step's first check of the tick, at once.
         let parallel = self.kind.parallel_checks();
-        let mut prefetched = if parallel > 1 && self.checks_due(&steps, checks, now) {
-            let started = std::time::Instant::now();
-            let checked = self.checks_side_by_side(&steps, parallel, now).await?;
-            // Counted from the checks' end: the next round reads each subcloud at least the
-            // recheck interval after this one did.
-            let took = jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default();
-            checks = Some((now, now + took));
-            checked
+        let due = if parallel > 1 {
+            self.due_checks(&steps, &checked, now)
         } else {
+            Vec::new()
+        };
+        let mut prefetched = if due.is_empty() {
             HashMap::new()
+        } else {
+            let started = std::time::Instant::now();
+            let indices: Vec<usize> = due.iter().map(|(i, _)| *i).collect();
+            let results = self.checks_side_by_side(&steps, due, parallel, now).await?;
+            // Counted from the checks' end: each subcloud is read again at least the recheck
+            // interval after this read.
+            let took = jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default();
+            for i in indices {
+                checked.insert(i, (steps[i].phase_started_at, now + took));
+            }
+            results
         };
         // Progress of steps still in their phase goes in with the tick's writes, so the
         // driver's copy stays the step as stored.
@@ -409,7 +415,13 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             }
         }
 
-        // 1. Feed every finished phase into the kind's rules.
+        // 1. Feed every finished phase into the kind's rules. The engine's view is kept as
+        // the steps move (one pass over the steps a tick, not one a transition); whether the
+        // strategy is stopping changes only once a step has failed.
+        let mut views = self.views(&steps);
+        let mut stopping = self.engine_view(strategy, &views).stopping();
+        let failed = |v: &StepView| v.progress == Progress::Done(Terminal::Failed);
+        let mut any_failed = views.iter().any(failed);
         for i in 0..steps.len() {
             while let Some(phase) = rules.parse_phase(steps[i].stage, &steps[i].state) {
                 let pending_end: Option<Ending> = steps[i]
@@ -462,12 +474,15 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                         serde_json::Value::Null,
                     ),
                 };
-                let views = self.views(&steps);
-                let stopping = self.engine_view(strategy, &views).stopping();
                 let step_facts = facts(&steps[i], pending_end.as_ref());
                 debug!(step = steps[i].target, phase = rules.phase_name(phase), result = ?result, "phase ended");
                 let moved = transition(rules, &step_facts, phase, result, stopping, now);
                 self.advance(&mut steps[i], moved, output, now)?;
+                views[i] = self.view(&steps[i]);
+                any_failed |= failed(&views[i]);
+                if any_failed {
+                    stopping = self.engine_view(strategy, &views).stopping();
+                }
             }
         }
 
@@ -528,7 +543,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                             // Changed under us (an API action): look again at once. The steps
                             // were just written, so they stay loaded.
                             self.stale.store(true, Ordering::SeqCst);
-                            return Ok((Some(Duration::ZERO), Cached { steps, checks }));
+                            return Ok((Some(Duration::ZERO), Cached { steps, checked }));
                         }
                         info!(strategy = strategy.id, from = %strategy.state, to = %next, "strategy state");
                         strategy.state = next;
@@ -552,12 +567,14 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             .await?;
 
         inbox.await_commands(steps.iter().filter_map(|s| s.command_id.clone()));
-        let next_round = checks.map(|(_, ended)| ended + self.kind.recheck());
-        let wait = self.next_deadline(&steps, now, next_round).map(|at| {
-            let left = at.duration_since(now);
-            Duration::from_millis(left.as_millis().max(0) as u64)
-        });
-        Ok((wait, Cached { steps, checks }))
+
+        let wait = self
+            .next_deadline(&steps, now, &checked, parallel > 1)
+            .map(|at| {
+                let left = at.duration_since(now);
+                Duration::from_millis(left.as_millis().max(0) as u64)
+            });
+        Ok((wait, Cached { steps, checked }))
     }
 
     /// Takes the reports of commands the steps wait for: their outcomes are recorded with
@@ -609,26 +626,34 @@ impl<'a, K: SiteKind> Driver<'a, K> {
     }
 
     /// The earliest moment a step's phase runs out of time, among the steps waiting for one,
-    /// or a controller check that has not settled is asked again (at `next_round` for checks
-    /// made side by side; else a recheck interval from now).
+    /// or a controller check that has not settled is asked again: for checks made side by
+    /// side (`side_by_side`), a recheck interval after the step's last check ended (at once if
+    /// not yet checked in its phase); else a recheck interval from now, or at once for a
+    /// check begun in this tick.
     fn next_deadline(
         &self,
         steps: &[StepRecord],
         now: Timestamp,
-        next_round: Option<Timestamp>,
+        checked: &Checked,
+        side_by_side: bool,
     ) -> Option<Timestamp> {
         let rules = self.rules();
+        let recheck = self.kind.recheck();
         steps
             .iter()
-            .filter_map(|s| {
+            .enumerate()
+            .filter_map(|(i, s)| {
                 let phase = rules.parse_phase(s.stage, &s.state)?;
                 let due = deadline(rules, phase, &facts(s, None), now);
                 Some(match rules.effect(phase, &s.target) {
-                    // A check begun in this tick is made at once, in the next.
+                    Effect::Controller(_) if side_by_side => match checked.get(&i) {
+                        Some((in_phase, ended)) if *in_phase == s.phase_started_at => {
+                            due.min(*ended + recheck)
+                        }
+                        _ => now,
+                    },
                     Effect::Controller(_) if s.phase_started_at == Some(now) => now,
-                    Effect::Controller(_) => {
-                        due.min(next_round.unwrap_or(now + self.kind.recheck()))
-                    }
+                    Effect::Controller(_) => due.min(now + recheck),
                     Effect::Command(_) | Effect::Wait => due,
                 })
             })
@@ -836,6 +861,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             step.finished_at = Some(now);
         }
         step.updated_at = now;
+        self.kind.step_ended(step);
         self.write(step, finished, None, None)
     }
 
@@ -901,7 +927,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
     /// on disk.
     async fn flush(&self, strategy: &StrategyRecord) -> anyhow::Result<()> {
         let Pending {
-            batch,
+            mut batch,
             wake,
             offers,
             mut handed,
@@ -909,6 +935,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
             // Each was taken by its carried command's record in the same pass.
             carried: _,
         } = std::mem::take(&mut *self.pending.lock().expect("pending writes lock"));
+        batch.subclouds = self.kind.subcloud_writes();
         // Awaited before they exist, so no report of them can miss the inbox.
         self.app.inbox.also_await(
             batch
@@ -920,6 +947,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         self.app.store.write_steps(&strategy.id, &batch).await?;
         debug!(
             steps = batch.steps.len(),
+            subclouds = batch.subclouds.len(),
             reports = offers.len(),
             polls = polled.len(),
             micros = writing.elapsed().as_micros(),

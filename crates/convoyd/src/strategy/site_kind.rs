@@ -10,7 +10,7 @@ use std::future::Future;
 use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::strategy::kind::Kind;
-use convoy_store::{StepRecord, StrategyRecord};
+use convoy_store::{StepRecord, StrategyRecord, SubcloudStepWrite};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::state::AppState;
@@ -89,6 +89,16 @@ pub trait SiteKind: Send + Sync {
     fn progress(&self) -> Vec<(usize, String)> {
         Vec::new()
     }
+
+    /// What the tick's checks and step endings change on the kind's subclouds: the driver
+    /// writes them with the tick's other changes, so a step's effect on its subcloud is on
+    /// disk exactly when the step's move is.
+    fn subcloud_writes(&self) -> Vec<SubcloudStepWrite> {
+        Vec::new()
+    }
+
+    /// Called when a step ends, before its end is written (`step` as it ends).
+    fn step_ended(&self, _step: &StepRecord) {}
 
     /// Called when the step's stage starts it, before its first phase is written.
     fn stage_starting(

@@ -1,9 +1,13 @@
 //! What the System Controller's strategy kinds share: the record a strategy keeps, and
 //! calling a subcloud's convoyd from a step's check, each call bounded by the audit timeout.
 
+use std::collections::BTreeMap;
+
 use convoy_api::{Client, ClientError};
 use convoy_core::dc_strategy::DcStrategyType;
+use convoy_core::strategy::Terminal;
 use convoy_core::subcloud::{ApplyType, Reference};
+use convoy_store::SubcloudStepWrite;
 use convoy_store::subclouds::SubcloudRecord;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +27,10 @@ pub struct DcStrategyRecord {
     pub delete: bool,
     /// The step time scale the timeouts were set with.
     pub time_scale: f64,
+    /// The release's software version (`MM.mm`), as the System Controller's repository has
+    /// it: what a deployed subcloud runs. Absent in records made before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_version: Option<String>,
     /// For a prestage strategy, or a sw-deploy strategy with prestage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prestage: Option<PrestageRequest>,
@@ -58,15 +66,32 @@ pub async fn call<T>(
     subcloud: &SubcloudRecord,
     call: impl std::future::Future<Output = Result<T, ClientError>>,
 ) -> Result<T, Trouble> {
+    attempt(app, subcloud, call)
+        .await?
+        .map_err(|refusal| failed(refusal.message))
+}
+
+/// A subcloud's 4xx answer (but a refused token).
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+}
+
+/// [`call`], with the subcloud's refusal given back to look at (a conflict, say).
+pub async fn attempt<T>(
+    app: &AppState,
+    subcloud: &SubcloudRecord,
+    call: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<Result<T, Refusal>, Trouble> {
     match tokio::time::timeout(app.dc.audit_timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
+        Ok(Ok(value)) => Ok(Ok(value)),
         Ok(Err(e)) if token_refused(&e) => {
             app.sessions.forget(subcloud.id);
             Err(Trouble::Retry)
         }
         Ok(Err(ClientError::Api {
             status, message, ..
-        })) if status < 500 => Err(failed(message)),
+        })) if status < 500 => Ok(Err(Refusal { status, message })),
         // Unreachable, a 5xx, or no answer in time: transient, asked again until the
         // phase's timeout.
         Ok(Err(e)) => {
@@ -99,6 +124,8 @@ pub struct SubcloudPace {
     parallel: usize,
     poll_interval: std::time::Duration,
     progress: std::sync::Mutex<Vec<(usize, String)>>,
+    /// What the tick's steps change on their subclouds, by subcloud.
+    writes: std::sync::Mutex<BTreeMap<String, SubcloudStepWrite>>,
 }
 
 impl SubcloudPace {
@@ -107,6 +134,7 @@ impl SubcloudPace {
             parallel: app.dc.audit_concurrency.max(1),
             poll_interval: app.dc.poll_interval,
             progress: std::sync::Mutex::default(),
+            writes: std::sync::Mutex::default(),
         }
     }
 
@@ -127,6 +155,45 @@ impl SubcloudPace {
                 .expect("progress lock")
                 .push((index, details));
         }
+    }
+
+    /// Sets the subcloud's deploy status (and software version) with the tick's writes.
+    pub fn deploy_status(&self, subcloud: &str, status: &str, version: Option<String>) {
+        self.record(SubcloudStepWrite {
+            name: subcloud.to_string(),
+            deploy_status: Some(status.to_string()),
+            software_version: version,
+            at: crate::clock::now(),
+            ..SubcloudStepWrite::default()
+        });
+    }
+
+    /// A step that ends failed leaves its reason as its subcloud's error description.
+    pub fn step_ended(&self, step: &convoy_store::StepRecord) {
+        if Terminal::parse(&step.state) == Some(Terminal::Failed) {
+            self.record(SubcloudStepWrite {
+                name: step.target.clone(),
+                error_description: Some(step.details.clone()),
+                ..SubcloudStepWrite::default()
+            });
+        }
+    }
+
+    fn record(&self, write: SubcloudStepWrite) {
+        let mut writes = self.writes.lock().expect("subcloud writes lock");
+        match writes.get_mut(&write.name) {
+            Some(earlier) => earlier.merge(write),
+            None => {
+                writes.insert(write.name.clone(), write);
+            }
+        }
+    }
+
+    /// The subcloud writes recorded since the last call.
+    pub fn take_writes(&self) -> Vec<SubcloudStepWrite> {
+        std::mem::take(&mut *self.writes.lock().expect("subcloud writes lock"))
+            .into_values()
+            .collect()
     }
 
     /// The progress reported since the last call.

@@ -367,6 +367,10 @@ pub async fn create(
         cloud_name: request.cloud_name.clone(),
         group: request.group.clone(),
         release_id: request.release_id.clone(),
+        release_version: request
+            .release_id
+            .as_deref()
+            .and_then(|id| lookups.release_version(id)),
         delete: request.delete,
         time_scale: state.step_durations.step_time_scale,
         prestage: request.prestage.as_ref().map(|p| PrestageRequest {
