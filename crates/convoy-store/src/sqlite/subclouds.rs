@@ -563,6 +563,8 @@ impl SqliteStore {
 /// unmanage during the audit wins); the alarms to raise ($9), each with a `set` event unless
 /// already active; the alarms to clear ($10: `[{alarm_id, entity}]`), each that was active
 /// with a `clear` event. Nothing is written for a subcloud that is gone: `found` says which.
+/// (Each statement looks alarms up by their `(alarm_id, entity)` index: a System Controller
+/// holds an alarm or two for every subcloud out of sync.)
 const RECORD_AUDIT: &str = "BEGIN IMMEDIATE; \
     UPDATE subclouds SET availability = $2, failed_audits = $3, \
       software_version = COALESCE($4, software_version), audit = COALESCE($5, audit), \
@@ -598,8 +600,8 @@ const RECORD_AUDIT: &str = "BEGIN IMMEDIATE; \
         ON a.alarm_id = j.value->>'alarm_id' AND a.entity = j.value->>'entity' \
       WHERE EXISTS (SELECT 1 FROM subclouds WHERE id = $1); \
     DELETE FROM alarms \
-      WHERE EXISTS (SELECT 1 FROM json_each($10) AS j \
-          WHERE alarms.alarm_id = j.value->>'alarm_id' AND alarms.entity = j.value->>'entity') \
+      WHERE (alarm_id, entity) IN \
+          (SELECT j.value->>'alarm_id', j.value->>'entity' FROM json_each($10) AS j) \
         AND EXISTS (SELECT 1 FROM subclouds WHERE id = $1); \
     SELECT EXISTS (SELECT 1 FROM subclouds WHERE id = $1) AS found; \
     COMMIT";
