@@ -94,9 +94,26 @@ pub fn progress_details(phase: &str, percent: u64) -> String {
     format!("{phase} phase is {percent}% complete")
 }
 
+/// Whether a step's details are the progress of a subcloud's strategy (what
+/// [`progress_details`] writes): the step has seen it applying.
+pub fn shows_progress(details: &str) -> bool {
+    details.contains(" phase is ") && details.ends_with("% complete")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_is_told_from_other_details() {
+        assert!(shows_progress(&progress_details("apply", 0)));
+        assert!(shows_progress(&progress_details("abort", 100)));
+        assert!(!shows_progress(""));
+        assert!(!shows_progress("prestaging-packages 100% (1.6/1.6 GiB)"));
+        assert!(!shows_progress(
+            "Release R is already deployed on the subcloud."
+        ));
+    }
     use crate::strategy::kind::{Kind, StepChange, StepFacts, transition};
     use crate::strategy::{Ending, Terminal};
 

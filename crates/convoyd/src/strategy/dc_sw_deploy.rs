@@ -4,17 +4,23 @@
 //!
 //! - `sw-deploy pre-check`: the subcloud is managed and online; the release is in its
 //!   repository (else `Release <id> is not prestaged.`, unless the strategy prestages it),
-//!   and done if already deployed there;
-//!   no other strategy runs there (a finished sw-deploy strategy left there is deleted);
+//!   and done if already deployed there; no strategy of another type, nor a sw-upgrade
+//!   strategy for another release still running, is there (its `current-strategy`);
 //! - with prestage (`--with-prestage`): `prestage-precheck`, `prestaging-packages` and
 //!   `prestaging-images` as a prestage strategy's steps (`super::dc_prestage`), the
 //!   preparation made by the first step to need it;
-//! - `create VIM sw-deploy strategy`: the subcloud's `/api/orchestration/sw-upgrade/strategy`
-//!   for the release, reused if it is already there for it, replaced if it ended;
+//! - `create VIM sw-deploy strategy`: creates the subcloud's
+//!   `/api/orchestration/sw-upgrade/strategy` for the release; on a conflict, reuses the one
+//!   there if it is for the release, replaces it if it ended;
 //! - `apply VIM sw-deploy strategy`: applies it and follows it, the step's details showing
 //!   `<phase> phase is <pct>% complete`; a failed read is retried until the phase's timeout;
 //! - `finish sw-deploy strategy`: deletes the subcloud's strategy and records the subcloud's
-//!   software version and deploy status `complete`.
+//!   software version (the release's, from the System Controller's repository) and deploy
+//!   status `complete`.
+//!
+//! In the normal path a step makes 7 calls and one more each poll interval while the
+//! subcloud applies. Deploy statuses and error descriptions are written with the tick that
+//! moves the step.
 //!
 //! Every call is bounded by the audit timeout. A refused token is forgotten and the check
 //! asked again.
@@ -25,7 +31,7 @@ use convoy_api::hosts::CommandOutcome;
 use convoy_core::command::CommandKind;
 use convoy_core::dc_strategy::sw_deploy::{
     PRESTAGE_PHASES, SwDeployPhase, SwDeployResult, SwDeployRules, progress_details,
-    sw_deploy_rules,
+    shows_progress, sw_deploy_rules,
 };
 use convoy_core::strategy::kind::Kind;
 use convoy_core::subcloud::{Availability, Management, Reference};
@@ -266,6 +272,16 @@ impl DcSwDeploySite {
     ) -> Result<Option<SwDeployResult>, Trouble> {
         let client = client(app, subcloud).await?;
         let kind = SwUpdateKind::SwUpgrade;
+        // Until the step has seen it applying, the check applies at once (one call); a
+        // refusal (applied before a restart, say) or a later check reads the strategy.
+        if !shows_progress(&step.details) {
+            let apply = client.sw_update_strategy_action(kind, "apply-all", None);
+            if let Ok(applied) = attempt(app, subcloud, apply).await? {
+                self.set_deploy_status(subcloud, DEPLOY_IN_PROGRESS, None);
+                self.report_progress(index, step, &applied["strategy"]);
+                return Ok(None);
+            }
+        }
         let shown = call(app, subcloud, client.sw_update_strategy(kind)).await?;
         let strategy = &shown["strategy"];
         let state = strategy["state"].as_str().unwrap_or("");
@@ -281,12 +297,7 @@ impl DcSwDeploySite {
                 Ok(None)
             }
             "applying" => {
-                let phase = strategy["current-phase"].as_str().unwrap_or("apply");
-                let percent = strategy["current-phase-completion-percentage"]
-                    .as_u64()
-                    .unwrap_or(0);
-                self.pace
-                    .report(index, step, progress_details(phase, percent));
+                self.report_progress(index, step, strategy);
                 Ok(None)
             }
             "applied" => Ok(Some(SwDeployResult::Next)),
@@ -300,6 +311,16 @@ impl DcSwDeploySite {
                 )))
             }
         }
+    }
+
+    /// Shows the subcloud's strategy's progress as the step's details.
+    fn report_progress(&self, index: usize, step: &StepRecord, strategy: &Value) {
+        let phase = strategy["current-phase"].as_str().unwrap_or("apply");
+        let percent = strategy["current-phase-completion-percentage"]
+            .as_u64()
+            .unwrap_or(0);
+        self.pace
+            .report(index, step, progress_details(phase, percent));
     }
 
     /// One call, the delete: the software version the subcloud now runs is the release's,
