@@ -377,6 +377,15 @@ impl Client {
             .await
     }
 
+    /// [`Self::sw_update_strategy`], only what following its apply needs.
+    pub async fn sw_update_strategy_brief(
+        &self,
+        kind: SwUpdateKind,
+    ) -> Result<crate::strategies::VimStrategyShown, ClientError> {
+        self.call(Method::GET, &sw_update_path(kind), None::<&()>)
+            .await
+    }
+
     /// The strategy the site has, of any type: `{"strategy": {"name", "state"}}` or
     /// `{"strategy": null}`.
     pub async fn current_strategy(&self) -> Result<serde_json::Value, ClientError> {

@@ -192,3 +192,50 @@ pub struct Cluster {
 pub struct ClusterList {
     pub clusters: Vec<Cluster>,
 }
+
+/// A subcloud's VIM strategy as a System Controller follows it while it applies: the few
+/// fields of `{"strategy": ...}` it reads; the rest (phases, stages, steps) is skipped
+/// without being built.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VimStrategyShown {
+    pub strategy: Option<VimStrategyBrief>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct VimStrategyBrief {
+    pub state: String,
+    pub current_phase: String,
+    pub current_phase_completion_percentage: u64,
+    pub apply_phase: VimPhaseBrief,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VimPhaseBrief {
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vim_strategy_is_read_for_its_state_and_progress_only() {
+        let shown: VimStrategyShown = serde_json::from_str(
+            r#"{"strategy": {"name": "sw-upgrade", "state": "applying", "release": "R_1",
+                "current-phase": "apply", "current-phase-completion-percentage": 43,
+                "apply-phase": {"reason": "", "stages": [{"steps": [1, 2]}]},
+                "build-phase": {"reason": "x"}}}"#,
+        )
+        .unwrap();
+        let strategy = shown.strategy.unwrap();
+        assert_eq!(strategy.state, "applying");
+        assert_eq!(strategy.current_phase, "apply");
+        assert_eq!(strategy.current_phase_completion_percentage, 43);
+        assert_eq!(strategy.apply_phase.reason, "");
+        let none: VimStrategyShown = serde_json::from_str(r#"{"strategy": null}"#).unwrap();
+        assert_eq!(none.strategy, None);
+    }
+}

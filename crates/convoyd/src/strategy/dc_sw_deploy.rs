@@ -278,14 +278,16 @@ impl DcSwDeploySite {
             let apply = client.sw_update_strategy_action(kind, "apply-all", None);
             if let Ok(applied) = attempt(app, subcloud, apply).await? {
                 self.set_deploy_status(subcloud, DEPLOY_IN_PROGRESS, None);
-                self.report_progress(index, step, &applied["strategy"]);
+                let strategy = &applied["strategy"];
+                let phase = strategy["current-phase"].as_str().unwrap_or("apply");
+                let percent = strategy["current-phase-completion-percentage"].as_u64();
+                self.report_progress(index, step, phase, percent.unwrap_or(0));
                 return Ok(None);
             }
         }
-        let shown = call(app, subcloud, client.sw_update_strategy(kind)).await?;
-        let strategy = &shown["strategy"];
-        let state = strategy["state"].as_str().unwrap_or("");
-        match state {
+        let shown = call(app, subcloud, client.sw_update_strategy_brief(kind)).await?;
+        let strategy = shown.strategy.unwrap_or_default();
+        match strategy.state.as_str() {
             "ready-to-apply" => {
                 self.set_deploy_status(subcloud, DEPLOY_IN_PROGRESS, None);
                 call(
@@ -297,28 +299,25 @@ impl DcSwDeploySite {
                 Ok(None)
             }
             "applying" => {
-                self.report_progress(index, step, strategy);
+                let percent = strategy.current_phase_completion_percentage;
+                self.report_progress(index, step, &strategy.current_phase, percent);
                 Ok(None)
             }
             "applied" => Ok(Some(SwDeployResult::Next)),
             "" => Err(failed("the subcloud's sw-upgrade strategy is gone")),
             other => {
                 self.set_deploy_status(subcloud, DEPLOY_STRATEGY_FAILED, None);
-                let reason = strategy["apply-phase"]["reason"].as_str().unwrap_or("");
                 Err(failed(format!(
-                    "Failed for subcloud {}: {reason} State: {other} Strategy: sw-upgrade",
-                    subcloud.name
+                    "Failed for subcloud {}: {} State: {other} Strategy: sw-upgrade",
+                    subcloud.name, strategy.apply_phase.reason
                 )))
             }
         }
     }
 
     /// Shows the subcloud's strategy's progress as the step's details.
-    fn report_progress(&self, index: usize, step: &StepRecord, strategy: &Value) {
-        let phase = strategy["current-phase"].as_str().unwrap_or("apply");
-        let percent = strategy["current-phase-completion-percentage"]
-            .as_u64()
-            .unwrap_or(0);
+    fn report_progress(&self, index: usize, step: &StepRecord, phase: &str, percent: u64) {
+        let phase = if phase.is_empty() { "apply" } else { phase };
         self.pace
             .report(index, step, progress_details(phase, percent));
     }
