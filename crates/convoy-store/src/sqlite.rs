@@ -1442,5 +1442,20 @@ mod tests {
         assert_eq!(again.len(), 1);
         store.record_heartbeat("h", &facts, now).await.unwrap();
         assert_eq!(synchronous().await, 2);
+        // An audit's write too (of a subcloud that is gone: nothing is written).
+        use crate::subclouds::{AuditWrite, SubcloudStore};
+        let audit = AuditWrite {
+            availability: convoy_core::subcloud::Availability::Online,
+            failed_audits: 0,
+            software_version: None,
+            audit: None,
+            audited_at: now,
+            assumed_management: convoy_core::subcloud::Management::Managed,
+            endpoints: vec![],
+            raise: vec![],
+            clear: vec![],
+        };
+        assert!(!store.record_audit(1, &audit).await.unwrap());
+        assert_eq!(synchronous().await, 2);
     }
 }
