@@ -33,7 +33,6 @@ use convoy_core::dc_strategy::sw_deploy::{
     PRESTAGE_PHASES, SwDeployPhase, SwDeployResult, SwDeployRules, progress_details,
     shows_progress, sw_deploy_rules,
 };
-use convoy_core::strategy::kind::Kind;
 use convoy_core::subcloud::{Availability, Management, Reference};
 use convoy_core::sw_update::options::{AlarmRestrictions, SwUpdateKind, SwUpgradeOptions};
 use convoy_store::subclouds::SubcloudRecord;
@@ -72,9 +71,11 @@ pub struct DcSwDeploySite {
     pace: SubcloudPace,
     /// Failed steps whose subcloud was seen to (`settle_prestage`).
     reconciled: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    /// The subclouds of the steps in a phase, read once for the tick (the site lives for
-    /// one tick): a thousand checks at once cost one read, not a thousand.
+    /// The subclouds of the steps the tick checks, read once for the tick (the site lives
+    /// for one tick): a thousand checks at once cost one read, not a thousand.
     subclouds: tokio::sync::OnceCell<HashMap<String, SubcloudRecord>>,
+    /// The subclouds the tick's round of checks reads (`SiteKind::checks_due`).
+    due: std::sync::Mutex<Vec<String>>,
 }
 
 impl DcSwDeploySite {
@@ -86,6 +87,7 @@ impl DcSwDeploySite {
             pace: SubcloudPace::new(app),
             reconciled: std::sync::Mutex::default(),
             subclouds: tokio::sync::OnceCell::new(),
+            due: std::sync::Mutex::default(),
         }
     }
 
@@ -95,20 +97,11 @@ impl DcSwDeploySite {
 }
 
 impl DcSwDeploySite {
-    async fn subcloud(
-        &self,
-        app: &AppState,
-        name: &str,
-        steps: &[StepRecord],
-    ) -> Result<SubcloudRecord, Trouble> {
+    async fn subcloud(&self, app: &AppState, name: &str) -> Result<SubcloudRecord, Trouble> {
         let loaded = self
             .subclouds
             .get_or_try_init(|| async {
-                let names: Vec<String> = steps
-                    .iter()
-                    .filter(|s| self.rules.parse_phase(s.stage, &s.state).is_some())
-                    .map(|s| s.target.clone())
-                    .collect();
+                let names = std::mem::take(&mut *self.due.lock().expect("due lock"));
                 let found = app.subclouds.subclouds_named(&names).await?;
                 Ok::<_, convoy_store::StoreError>(
                     found.into_iter().map(|s| (s.name.clone(), s)).collect(),
@@ -381,6 +374,11 @@ impl SiteKind for DcSwDeploySite {
         self.pace.take_progress()
     }
 
+    fn checks_due(&self, due: &[usize], steps: &[StepRecord]) {
+        *self.due.lock().expect("due lock") =
+            due.iter().map(|&i| steps[i].target.clone()).collect();
+    }
+
     fn subcloud_writes(&self) -> Vec<SubcloudStepWrite> {
         self.pace.take_writes()
     }
@@ -412,7 +410,7 @@ impl SiteKind for DcSwDeploySite {
         _now: Timestamp,
     ) -> anyhow::Result<Option<SwDeployResult>> {
         let step = &steps[index];
-        let subcloud = match self.subcloud(app, &step.target, steps).await {
+        let subcloud = match self.subcloud(app, &step.target).await {
             Ok(subcloud) => subcloud,
             Err(Trouble::Fail(reason)) => return Ok(Some(SwDeployResult::Failed(reason))),
             Err(Trouble::Retry) => return Ok(None),

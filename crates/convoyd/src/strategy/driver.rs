@@ -394,6 +394,7 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         } else {
             let started = std::time::Instant::now();
             let indices: Vec<usize> = due.iter().map(|(i, _)| *i).collect();
+            self.kind.checks_due(&indices, &steps);
             let results = self.checks_side_by_side(&steps, due, parallel, now).await?;
             // Counted from the checks' end: each subcloud is read again at least the recheck
             // interval after this read.

@@ -84,6 +84,10 @@ pub trait SiteKind: Send + Sync {
         1
     }
 
+    /// Called before a round of side-by-side checks with the steps it checks (by index), so
+    /// that a kind can read what they need in one go.
+    fn checks_due(&self, _due: &[usize], _steps: &[StepRecord]) {}
+
     /// Details the tick's checks found for steps still in their phase (a long phase's
     /// progress), by step index: the driver writes them with the tick's other changes.
     fn progress(&self) -> Vec<(usize, String)> {
