@@ -279,7 +279,6 @@ impl<'a, K: SiteKind> Driver<'a, K> {
         now: Timestamp,
     ) -> Vec<(usize, <K::Rules as Kind>::Action)> {
         let rules = self.rules();
-        let recheck = self.kind.recheck();
         steps
             .iter()
             .enumerate()
@@ -288,16 +287,28 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 let Effect::Controller(action) = rules.effect(phase, &s.target) else {
                     return None;
                 };
-                let due = match checked.get(&i) {
-                    Some((in_phase, ended)) if *in_phase == s.phase_started_at => {
-                        now >= *ended + recheck
-                            || now >= deadline(rules, phase, &facts(s, None), now)
-                    }
-                    _ => true,
-                };
-                due.then_some((i, action))
+                (now >= self.next_check(i, s, phase, checked, now)).then_some((i, action))
             })
             .collect()
+    }
+
+    /// When a step checked side by side is checked next: at once if not yet checked in its
+    /// phase, else a recheck interval after its last check ended, or at its phase's deadline.
+    fn next_check(
+        &self,
+        i: usize,
+        step: &StepRecord,
+        phase: <K::Rules as Kind>::Phase,
+        checked: &Checked,
+        now: Timestamp,
+    ) -> Timestamp {
+        match checked.get(&i) {
+            Some((in_phase, ended)) if *in_phase == step.phase_started_at => {
+                deadline(self.rules(), phase, &facts(step, None), now)
+                    .min(*ended + self.kind.recheck())
+            }
+            _ => now,
+        }
     }
 
     fn new(app: &'a AppState, kind: &'a K) -> Self {
@@ -647,12 +658,9 @@ impl<'a, K: SiteKind> Driver<'a, K> {
                 let phase = rules.parse_phase(s.stage, &s.state)?;
                 let due = deadline(rules, phase, &facts(s, None), now);
                 Some(match rules.effect(phase, &s.target) {
-                    Effect::Controller(_) if side_by_side => match checked.get(&i) {
-                        Some((in_phase, ended)) if *in_phase == s.phase_started_at => {
-                            due.min(*ended + recheck)
-                        }
-                        _ => now,
-                    },
+                    Effect::Controller(_) if side_by_side => {
+                        self.next_check(i, s, phase, checked, now)
+                    }
                     Effect::Controller(_) if s.phase_started_at == Some(now) => now,
                     Effect::Controller(_) => due.min(now + recheck),
                     Effect::Command(_) | Effect::Wait => due,
