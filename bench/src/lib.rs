@@ -251,6 +251,26 @@ pub fn convoy_cli(binaries: &convoy_launch::Binaries, args: &[&str]) -> std::io:
     Ok(())
 }
 
+/// The bench's working directory, `PREFIX…` under `parent` (else the system's temporary
+/// directory); with `keep`, left in place after the run and named on stderr.
+pub fn work_dir(
+    prefix: &str,
+    parent: Option<&Path>,
+    keep: bool,
+) -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    let mut dir = match parent {
+        Some(parent) => builder.tempdir_in(parent)?,
+        None => builder.tempdir()?,
+    };
+    if keep {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
+    Ok(dir)
+}
+
 /// A patch signing key made with the CLI in `dir`: (private, public) PEM files.
 pub fn generate_patch_key(
     binaries: &convoy_launch::Binaries,

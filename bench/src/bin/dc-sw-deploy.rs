@@ -118,13 +118,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let binaries = Binaries::locate()?;
-    let mut dir = tempfile::Builder::new()
-        .prefix("convoy-bench-dc-sw-deploy-")
-        .tempdir()?;
-    if options.keep {
-        dir.disable_cleanup(true);
-        eprintln!("keeping {}", dir.path().display());
-    }
+    let dir = convoy_bench::work_dir("convoy-bench-dc-sw-deploy-", None, options.keep)?;
     let key = SigningKey::generate()?;
     let public = dir.path().join("patch-signing.pub.pem");
     key.public_key().write(&public)?;

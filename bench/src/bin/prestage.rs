@@ -484,16 +484,11 @@ async fn main() -> anyhow::Result<()> {
     convoy_api::install_crypto_provider();
     let options = options()?;
     let binaries = Binaries::locate()?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("convoy-bench-prestage-");
-    let mut dir = match &options.dir {
-        Some(parent) => builder.tempdir_in(parent)?,
-        None => builder.tempdir()?,
-    };
-    if options.keep {
-        dir.disable_cleanup(true);
-        eprintln!("keeping {}", dir.path().display());
-    }
+    let dir = convoy_bench::work_dir(
+        "convoy-bench-prestage-",
+        options.dir.as_deref(),
+        options.keep,
+    )?;
     let (signing, public) = generate_patch_key(&binaries, &dir.path().join("keys"))?;
 
     // The System Controller: audits every second (registration and identity sync are quick),

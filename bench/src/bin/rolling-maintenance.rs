@@ -86,11 +86,7 @@ async fn main() -> anyhow::Result<()> {
     convoy_api::install_crypto_provider();
     let options = options()?;
     let binaries = Binaries::locate()?;
-    let mut dir = tempfile::Builder::new().prefix("convoy-bench-").tempdir()?;
-    if options.keep {
-        dir.disable_cleanup(true);
-        eprintln!("keeping {}", dir.path().display());
-    }
+    let dir = convoy_bench::work_dir("convoy-bench-", None, options.keep)?;
     let hooks = dir.path().join("hooks");
     write_hooks(&hooks)?;
 
