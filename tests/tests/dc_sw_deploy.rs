@@ -570,3 +570,56 @@ async fn stop_on_failure_stops_at_a_subcloud_whose_install_fails() {
         "available"
     );
 }
+
+/// A subcloud that holds a strategy of another type fails its pre-check (seen through its
+/// `current-strategy`), with the reason as its error description, and keeps that strategy;
+/// the other subcloud deploys.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subcloud_holding_another_strategy_fails_its_pre_check_and_keeps_it() {
+    let (sc, keys) = system_controller().await;
+    let subs = [subcloud(&keys).await, subcloud(&keys).await];
+    register(&sc, &subs).await;
+    release_everywhere(&sc, &keys, &subs, "DC_OTHER_1").await;
+    for name in ["subcloud-1", "subcloud-2"] {
+        wait_field(&sc, name, "software_sync_status", "out-of-sync").await;
+    }
+    // A patch strategy stays on subcloud-2 until deleted, built or not.
+    subs[1].convoy(&["patch-strategy", "create"]).await.ok();
+    let held = || async {
+        subs[1]
+            .admin()
+            .sw_update_strategy(convoy_core::sw_update::options::SwUpdateKind::SwPatch)
+            .await
+            .unwrap()["strategy"]["uuid"]
+            .clone()
+    };
+    let before = held().await;
+    assert!(before.is_string(), "{before}");
+
+    sc.convoy(&["dc", "sw-deploy-strategy", "create", "DC_OTHER_1"])
+        .await
+        .ok();
+    sc.convoy(&["dc", "sw-deploy-strategy", "apply"]).await.ok();
+    wait_strategy(&sc, "sw-deploy", "failed").await;
+    let steps = sc.admin().dc_strategy_steps().await.unwrap();
+    let states: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| (s["cloud"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [("subcloud-1", "complete"), ("subcloud-2", "failed")]
+    );
+    let details = steps[1]["details"].as_str().unwrap();
+    assert_eq!(
+        details,
+        "sw-deploy pre-check: Subcloud has a sw-patch strategy; delete it first"
+    );
+    let described = sc.admin().dc_subcloud("subcloud-2", false).await.unwrap();
+    assert_eq!(described.error_description, details);
+    assert_eq!(held().await, before);
+    assert_eq!(
+        subs[1].admin().releases(None).await.unwrap()[0].state,
+        "available"
+    );
+}
